@@ -1,0 +1,26 @@
+"""odrun: re-run CERN Open Data analyses reproducibly.
+
+Python API::
+
+    import odrun
+    record = odrun.resolve("10.7483/OPENDATA.CMS.A342.9982")
+    print(record.title, record.file_count, record.total_size)
+"""
+
+__version__ = "0.1.0"
+
+from .errors import OdrunError  # noqa: E402
+from .records import FileFilter, Record, RecordFile, Resolver, parse_reference, resolve  # noqa: E402
+from .settings import Settings  # noqa: E402
+
+__all__ = [
+    "FileFilter",
+    "OdrunError",
+    "Record",
+    "RecordFile",
+    "Resolver",
+    "Settings",
+    "__version__",
+    "parse_reference",
+    "resolve",
+]

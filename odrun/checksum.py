@@ -1,0 +1,84 @@
+"""Checksums as ``"alg:hex"`` values: parsing the portal's messy strings, streaming hashers.
+
+Real records carry ``adler32:0a1b2c3d``, ``adler32:aa8c36a`` (not zero-padded),
+``sha1:<40 hex>`` and even the typo ``alder32:``. :func:`parse_checksum` accepts
+all of them and normalises to lower-case, zero-padded hex so that two spellings
+of one value compare equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MetadataError
+
+#: algorithm -> hex digits of its digest
+ALGORITHMS = {"adler32": 8, "sha1": 40, "sha256": 64, "md5": 32}
+_ALIASES = {"alder32": "adler32", "adler-32": "adler32", "sha-1": "sha1", "sha-256": "sha256"}
+_HEX = re.compile(r"^[0-9a-f]+$")
+BLOCK_SIZE = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, order=True)
+class Checksum:
+    algorithm: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.value}"
+
+
+def parse_checksum(text: str, *, where: str = "checksum") -> Checksum:
+    """Parse ``alg:hex`` leniently (aliases, missing zero padding); raise MetadataError."""
+    alg, sep, value = text.strip().partition(":")
+    alg = _ALIASES.get(alg.lower(), alg.lower())
+    value = value.strip().lower()
+    width = ALGORITHMS.get(alg)
+    if not sep or width is None or not value or not _HEX.match(value) or len(value) > width:
+        raise MetadataError(
+            f"{where} {text!r} is not a checksum: expected 'adler32:<hex>' or 'sha1:<hex>'"
+        )
+    return Checksum(alg, value.zfill(width))
+
+
+class Hasher:
+    """Incremental digest for one algorithm, fed block by block."""
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self._adler = 1
+        self._hash = None if algorithm == "adler32" else hashlib.new(algorithm)
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self._hash is None:
+            self._adler = zlib.adler32(data, self._adler)
+        else:
+            self._hash.update(data)
+
+    def checksum(self) -> Checksum:
+        if self._hash is None:
+            return Checksum("adler32", f"{self._adler & 0xFFFFFFFF:08x}")
+        return Checksum(self.algorithm, self._hash.hexdigest())
+
+
+def checksum_blocks(blocks: Iterable[bytes], algorithm: str = "adler32") -> Checksum:
+    hasher = Hasher(algorithm)
+    for block in blocks:
+        hasher.update(block)
+    return hasher.checksum()
+
+
+def checksum_file(path: Path, algorithm: str = "adler32") -> Checksum:
+    """Stream a file through the hasher; never holds more than one block in memory."""
+    hasher = Hasher(algorithm)
+    buf = bytearray(BLOCK_SIZE)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            hasher.update(view[:n])
+    return hasher.checksum()

@@ -1,0 +1,271 @@
+"""The ``odrun`` command line: parse, call one library function, render.
+
+All errors end up in :func:`main`, which maps them to one-line messages and
+exit codes (table in ``odrun --help`` and :mod:`odrun.errors`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__, render
+from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
+from .records import FileFilter, Resolver
+from .records.cite import cite as make_citation
+from .records.mirror import write_mirror
+from .settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_TABLE = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES)
+MAIN_HELP = f"""Re-run CERN Open Data analyses: resolve records, list and cite them.
+
+TARGET is a record reference: a DOI (10.7483/OPENDATA.CMS.A342.9982,
+doi:..., https://doi.org/...), a recid (5500, cms-5500) or a record URL
+(https://opendata.cern.ch/record/5500).
+
+\b
+Examples:
+  odrun info 10.7483/OPENDATA.CMS.A342.9982
+  odrun --portal file://workflows/mirror info 1
+  odrun files 5500 --protocol https --filter-name '*.py'
+  odrun cite 5500 --format bibtex
+
+\b
+Environment: ODRUN_PORTAL_URL, ODRUN_CACHE_DIR, ODRUN_OFFLINE, ODRUN_TIMEOUT,
+ODRUN_RETRIES, ODRUN_PROTOCOL_MAP, ODRUN_CONFIG (TOML config file).
+
+\b
+Exit codes:
+{EXIT_TABLE}
+"""
+
+
+@click.group(help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="odrun")
+@click.option("--portal", metavar="URL", help="Portal URL or file://DIR mirror [ODRUN_PORTAL_URL].")
+@click.option("--offline", is_flag=True, default=None, help="Use only cached metadata and mirrors.")
+@click.option("--refresh", is_flag=True, default=None, help="Ignore fresh cached metadata.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache folder [ODRUN_CACHE_DIR].")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    portal: str | None,
+    offline: bool | None,
+    refresh: bool | None,
+    cache_dir: Path | None,
+) -> None:
+    ctx.obj = {"portal_url": portal, "offline": offline, "refresh": refresh, "cache_dir": cache_dir}
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return Settings.load(ctx.find_root().obj or {})
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
+
+
+def filter_options(func: F) -> F:
+    func = click.option(
+        "--filter-range",
+        "ranges",
+        multiple=True,
+        metavar="A-B",
+        help="Keep files A..B (1-based, inclusive; comma-separated or repeated).",
+    )(func)
+    func = click.option(
+        "--filter-regexp", "regexp", metavar="RE", help="Keep files whose URI matches RE."
+    )(func)
+    return click.option(
+        "--filter-name",
+        "names",
+        multiple=True,
+        metavar="GLOB",
+        help="Keep files whose name matches GLOB (repeatable).",
+    )(func)
+
+
+@cli.command()
+@click.argument("target")
+@json_option
+@click.pass_context
+def info(ctx: click.Context, target: str, as_json: bool) -> None:
+    """Show a record: title, experiment, DOI, files (indices expanded), environment.
+
+    \b
+    Examples:
+      odrun info 5500
+      odrun info https://doi.org/10.7483/OPENDATA.CMS.A342.9982 --json
+    """
+    with Resolver(_settings(ctx)) as resolver:
+        record = resolver.resolve(target)
+    if as_json:
+        render.print_json(record.to_dict())
+    else:
+        render.record_info(render.stdout_console(), record)
+
+
+@cli.command()
+@click.argument("target")
+@click.option(
+    "--protocol",
+    type=click.Choice(["root", "https"]),
+    help="Rewrite EOS URIs to this protocol (ODRUN_PROTOCOL_MAP).",
+)
+@filter_options
+@json_option
+@click.pass_context
+def files(
+    ctx: click.Context,
+    target: str,
+    protocol: str | None,
+    names: tuple[str, ...],
+    regexp: str | None,
+    ranges: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """List a record's file locations, one per line (index files expanded).
+
+    \b
+    Examples:
+      odrun files 1 --filter-range 1-10
+      odrun files 5500 --protocol https --filter-name '*.py'
+      odrun files 1 --filter-regexp '/0000/' --json
+    """
+    settings = _settings(ctx)
+    chosen = FileFilter.build(names, regexp, ranges)
+    with Resolver(settings) as resolver:
+        record = resolver.resolve(target)
+    selected = chosen.apply(record.files)
+    pmap = settings.protocol_map
+    if protocol == "root":
+        uris = [pmap.rewrite(f.uri, "root") for f in selected]
+    elif protocol == "https":
+        uris = [pmap.rewrite(f.uri, "https") for f in selected]
+    else:
+        uris = [f.uri for f in selected]
+    if as_json:
+        docs = [dict(f.to_dict(), uri=uri) for f, uri in zip(selected, uris, strict=True)]
+        render.print_json(
+            {
+                "recid": record.recid,
+                "files_complete": record.files_complete,
+                "missing_indices": [i.name for i in record.missing_indices],
+                "files": docs,
+            }
+        )
+        return
+    render.file_lines(uris)
+    for index in record.missing_indices:
+        render.stderr_console().print(
+            f"[yellow]warning:[/] list incomplete: index {index.name} unavailable ({index.reason})"
+        )
+
+
+@cli.command()
+@click.argument("target")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "bibtex", "json"]),
+    default="text",
+    show_default=True,
+    help="Citation format (json is CSL-JSON).",
+)
+@click.pass_context
+def cite(ctx: click.Context, target: str, fmt: str) -> None:
+    """Print a citation for a record (DOI, authors or collaboration, title, year).
+
+    \b
+    Examples:
+      odrun cite 10.7483/OPENDATA.CMS.JKB8.RR42
+      odrun cite 5500 --format bibtex >> refs.bib
+    """
+    with Resolver(_settings(ctx)) as resolver:
+        record = resolver.resolve(target)
+    citation = make_citation(record, fmt)  # type: ignore[arg-type]
+    if isinstance(citation, dict):
+        render.print_json(citation)
+    else:
+        click.echo(citation)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option(
+    "--to",
+    "dest",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Mirror folder (created if missing).",
+)
+@json_option
+@click.pass_context
+def mirror(ctx: click.Context, targets: tuple[str, ...], dest: Path, as_json: bool) -> None:
+    """Write records' metadata to a folder usable as --portal file://DIR.
+
+    Each record becomes DIR/<recid>.json, the API document with file indices
+    expanded, so the mirror answers offline.
+
+    \b
+    Examples:
+      odrun mirror 1 5500 10.7483/OPENDATA.CMS.KYMN.CR5R --to ./mirror
+      odrun --portal file://./mirror info 5500
+    """
+    with Resolver(_settings(ctx)) as resolver:
+        entries = []
+        for entry in write_mirror(targets, dest, resolver):
+            entries.append(entry)
+            if not as_json:
+                state = "" if entry.files_complete else " (file list incomplete)"
+                click.echo(f"{entry.path}: record {entry.recid}, {entry.file_count} files{state}")
+    if as_json:
+        render.print_json(
+            [
+                {
+                    "recid": e.recid,
+                    "path": str(e.path),
+                    "file_count": e.file_count,
+                    "files_complete": e.files_complete,
+                }
+                for e in entries
+            ]
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, map every error to a one-line message and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="odrun", standalone_mode=False)
+    except OdrunError as exc:
+        _fail(f"{exc.label}: {exc}", exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
+    except Exception as exc:
+        if os.environ.get("ODRUN_DEBUG"):
+            raise
+        _fail(
+            f"unexpected error: {type(exc).__name__}: {exc} "
+            "(a bug: set ODRUN_DEBUG=1 for the traceback and report it)",
+            1,
+        )
+    sys.exit(0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"odrun: {message}", err=True)
+    sys.exit(code)

@@ -1,0 +1,112 @@
+"""Every error odrun raises, and the exit code each one maps to.
+
+Library code raises these; only the CLI catches them (in one place,
+``odrun.cli.main``) and turns them into a one-line message and an exit code.
+
+Hierarchy (exit code in brackets)::
+
+    OdrunError                      [1]  root; never raised directly
+    ├── UsageError                  [2]  the user's input is malformed
+    │   └── InvalidReferenceError   [2]  TARGET is not a DOI / recid / record URL
+    ├── NotFoundError               [3]  no such record, DOI or file
+    ├── ChecksumError               [4]  bytes did not match the declared size/checksum
+    ├── TransportError              [5]  portal or storage unreachable, timeouts, 5xx
+    │   └── OfflineError            [5]  --offline and the answer is not cached
+    ├── PartialError                [6]  some of many items failed, others succeeded
+    ├── WorkflowError               [7]  an analysis step failed
+    ├── ConfigError                 [8]  bad setting, config file or environment variable
+    └── MetadataError               [9]  record metadata is malformed or unsafe
+        └── UnsafeMetadataError     [9]  a path or URI that would escape its destination
+
+130 is used for an interrupted run (Ctrl-C), 0 for success.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERRUPTED = 130
+
+
+class OdrunError(Exception):
+    """Root of odrun's errors. ``str(err)`` is a complete one-line message."""
+
+    exit_code = 1
+    label = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(OdrunError):
+    exit_code = 2
+    label = "usage error"
+
+
+class InvalidReferenceError(UsageError):
+    label = "invalid reference"
+
+
+class NotFoundError(OdrunError):
+    exit_code = 3
+    label = "not found"
+
+
+class ChecksumError(OdrunError):
+    exit_code = 4
+    label = "checksum mismatch"
+
+
+class TransportError(OdrunError):
+    exit_code = 5
+    label = "transport error"
+
+
+class OfflineError(TransportError):
+    label = "offline"
+
+
+class PartialError(OdrunError):
+    exit_code = 6
+    label = "partial failure"
+
+
+class WorkflowError(OdrunError):
+    exit_code = 7
+    label = "workflow failed"
+
+
+class ConfigError(OdrunError):
+    exit_code = 8
+    label = "configuration error"
+
+
+class MetadataError(OdrunError):
+    exit_code = 9
+    label = "bad metadata"
+
+
+class UnsafeMetadataError(MetadataError):
+    label = "unsafe metadata"
+
+
+#: The table shown in ``odrun --help`` and the README.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "success"),
+    (OdrunError.exit_code, "unexpected error (a bug: please report it)"),
+    (UsageError.exit_code, "usage: bad option or malformed TARGET (e.g. not a DOI)"),
+    (NotFoundError.exit_code, "not found: no such record, DOI or file"),
+    (ChecksumError.exit_code, "checksum or size mismatch"),
+    (TransportError.exit_code, "transport: portal/storage unreachable, timeout, or offline"),
+    (PartialError.exit_code, "partial: some items failed, the rest succeeded"),
+    (WorkflowError.exit_code, "workflow step failed"),
+    (ConfigError.exit_code, "configuration: bad setting, config file or env variable"),
+    (MetadataError.exit_code, "record metadata malformed or unsafe"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)

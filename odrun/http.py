@@ -1,0 +1,77 @@
+"""One place for HTTP requests: timeouts, retries with backoff and jitter, error mapping.
+
+Transient failures (connection errors, timeouts, 5xx, 429) are retried
+``settings.retries`` times with exponential backoff; 404 becomes NotFoundError,
+other 4xx a TransportError at once. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from . import __version__
+from .errors import NotFoundError, TransportError
+from .settings import Settings
+
+USER_AGENT = f"odrun/{__version__}"
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def make_client(settings: Settings) -> httpx.Client:
+    timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
+    return httpx.Client(
+        timeout=timeout,
+        follow_redirects=True,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=True,
+    )
+
+
+def backoff_delay(attempt: int, base: float) -> float:
+    """Delay before retry ``attempt`` (1-based): base * 2**(attempt-1), +-25% jitter."""
+    delay: float = base * (2 ** (attempt - 1))
+    return delay * random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not crypto
+
+
+def get(
+    client: httpx.Client,
+    url: str,
+    settings: Settings,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    what: str = "resource",
+    sleep: Callable[[float], None] = time.sleep,
+) -> httpx.Response:
+    """GET ``url`` with retries; return a 2xx response or raise a typed error."""
+    last = ""
+    for attempt in range(settings.retries + 1):
+        if attempt:
+            sleep(backoff_delay(attempt, settings.retry_backoff))
+        try:
+            response = client.get(url, params=params, headers=headers)
+        except httpx.TimeoutException:
+            last = f"timed out after {settings.timeout:g} s"
+            continue
+        except httpx.TransportError as exc:
+            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            continue
+        if response.status_code in RETRY_STATUS:
+            last = f"HTTP {response.status_code}"
+            continue
+        if response.status_code == 404:
+            raise NotFoundError(f"{what} not found (HTTP 404 from {url})")
+        if response.status_code >= 400:
+            raise TransportError(
+                f"{what}: HTTP {response.status_code} from {url}",
+                hint="check the URL and your access rights",
+            )
+        return response
+    raise TransportError(
+        f"cannot get {what} from {url}: {last} (after {settings.retries + 1} attempts)",
+        hint="check the network or --portal / ODRUN_PORTAL_URL; --offline uses cached data",
+    )

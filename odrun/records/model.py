@@ -1,0 +1,197 @@
+"""Typed record metadata: :class:`Record`, :class:`RecordFile` and friends.
+
+These are what the rest of odrun works with; nothing downstream reads the
+portal's JSON. ``Record.to_dict()`` is the stable document behind ``--json``
+(schema: ``specs/record.schema.json``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..checksum import Checksum
+
+#: version of the ``odrun info --json`` document
+RECORD_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFile:
+    """One data file of a record (index files already expanded)."""
+
+    uri: str
+    size: int | None
+    checksum: Checksum | None
+    #: name as declared (basename of the URI unless the index says otherwise)
+    filename: str
+    #: safe, unique path relative to a download folder
+    path: str
+    #: the file index this entry came from; None for a file listed directly
+    index: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "size": self.size,
+            "checksum": str(self.checksum) if self.checksum else None,
+            "filename": self.filename,
+            "path": self.path,
+            "index": self.index,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FileIndex:
+    """A file index (``*_file_index.json``) of a record, and whether its entries are known."""
+
+    name: str
+    uri: str | None
+    declared_files: int | None
+    declared_size: int | None
+    available: bool
+    #: why the entries are missing, when they are
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "uri": self.uri,
+            "declared_files": self.declared_files,
+            "declared_size": self.declared_size,
+            "available": self.available,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerImage:
+    name: str
+    registry: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """What a record declares it needs to run (its ``system_details``)."""
+
+    release: str | None = None
+    global_tag: str | None = None
+    container_images: tuple[ContainerImage, ...] = ()
+    description: str | None = None
+    #: recid of a record describing the environment (e.g. a VM image)
+    recid: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "global_tag": self.global_tag,
+            "container_images": [
+                {"name": image.name, "registry": image.registry} for image in self.container_images
+            ],
+            "description": self.description,
+            "recid": self.recid,
+        }
+
+
+@dataclass(frozen=True)
+class Record:
+    """A CERN Open Data record, resolved."""
+
+    recid: str
+    doi: str | None
+    title: str
+    experiments: tuple[str, ...]
+    type_primary: str | None
+    type_secondary: tuple[str, ...]
+    files: tuple[RecordFile, ...]
+    indices: tuple[FileIndex, ...] = ()
+    collision_energy: str | None = None
+    collision_type: str | None = None
+    years: tuple[str, ...] = ()
+    date_published: str | None = None
+    license: str | None = None
+    authors: tuple[str, ...] = ()
+    collaboration: str | None = None
+    publisher: str | None = None
+    abstract: str | None = None
+    environment: Environment | None = None
+    source_code_url: str | None = None
+    declared_file_count: int | None = None
+    declared_size: int | None = None
+    #: portal bookkeeping, for pinning in lock files
+    revision: int | None = None
+    updated: str | None = None
+    portal_url: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def experiment(self) -> str | None:
+        return ", ".join(self.experiments) or None
+
+    @property
+    def file_count(self) -> int:
+        return len(self.files)
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+    @property
+    def missing_indices(self) -> tuple[FileIndex, ...]:
+        return tuple(index for index in self.indices if not index.available)
+
+    @property
+    def files_complete(self) -> bool:
+        return not self.missing_indices
+
+    @property
+    def record_url(self) -> str:
+        base = (self.portal_url or "https://opendata.cern.ch").rstrip("/")
+        if not base.startswith("http"):
+            base = "https://opendata.cern.ch"
+        return f"{base}/record/{self.recid}"
+
+    @property
+    def type(self) -> str | None:
+        if not self.type_primary:
+            return None
+        if self.type_secondary:
+            return f"{self.type_primary} / {', '.join(self.type_secondary)}"
+        return self.type_primary
+
+    def to_dict(self, *, with_files: bool = True) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "format_version": RECORD_FORMAT_VERSION,
+            "recid": self.recid,
+            "doi": self.doi,
+            "title": self.title,
+            "experiment": self.experiment,
+            "experiments": list(self.experiments),
+            "type": self.type,
+            "type_primary": self.type_primary,
+            "type_secondary": list(self.type_secondary),
+            "collision_energy": self.collision_energy,
+            "collision_type": self.collision_type,
+            "years": list(self.years),
+            "date_published": self.date_published,
+            "license": self.license,
+            "authors": list(self.authors),
+            "collaboration": self.collaboration,
+            "publisher": self.publisher,
+            "environment": self.environment.to_dict() if self.environment else None,
+            "source_code_url": self.source_code_url,
+            "file_count": self.file_count,
+            "total_size": self.total_size,
+            "declared_file_count": self.declared_file_count,
+            "declared_size": self.declared_size,
+            "files_complete": self.files_complete,
+            "indices": [index.to_dict() for index in self.indices],
+            "missing_indices": [index.name for index in self.missing_indices],
+            "notes": list(self.notes),
+            "revision": self.revision,
+            "updated": self.updated,
+            "record_url": self.record_url,
+        }
+        if with_files:
+            doc["files"] = [f.to_dict() for f in self.files]
+        return doc

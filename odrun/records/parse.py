@@ -1,0 +1,301 @@
+"""Turn a portal API document (``GET /api/records/<recid>``) into a :class:`Record`.
+
+The portal's JSON is untrusted, messy input. This module is the only place that
+reads it: it tolerates the known irregularities (string or list fields, missing
+distribution numbers, checksum spellings) and rejects what would be unsafe (file
+names escaping a folder, URIs with unexpected schemes).
+
+File indices come in two shapes: already expanded by the API into
+``metadata._file_indices[].files``, or as raw ``index.json`` / ``index.txt``
+entries in ``metadata.files``; the latter are read through ``load_index``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from ..checksum import Checksum, parse_checksum
+from ..errors import MetadataError, OdrunError, UnsafeMetadataError
+from ..urls import REMOTE_SCHEMES, scheme_of
+from .model import ContainerImage, Environment, FileIndex, Record, RecordFile
+
+#: reads the bytes of a raw index file entry; raises OdrunError when unavailable
+IndexLoader = Callable[[Mapping[str, Any]], bytes]
+
+INDEX_TYPES = ("index.json", "index.txt")
+
+
+def parse_record(
+    doc: Mapping[str, Any],
+    *,
+    portal_url: str | None = None,
+    load_index: IndexLoader | None = None,
+    allow_file_uris: bool = False,
+) -> Record:
+    """Build a :class:`Record` from an API envelope (or a bare metadata document)."""
+    meta = doc.get("metadata", doc) if isinstance(doc, Mapping) else None
+    if not isinstance(meta, Mapping):
+        raise MetadataError("record document has no 'metadata' object")
+    recid = _text(meta.get("recid")) or _text(doc.get("id"))
+    if not recid:
+        raise MetadataError("record document has no recid")
+    checker = _Checker(recid, allow_file_uris)
+
+    # direct files first, then index entries in index order
+    entries: list[tuple[Mapping[str, Any], str | None]] = []
+    index_entries: list[tuple[Mapping[str, Any], str | None]] = []
+    indices: list[FileIndex] = []
+    raw_files = _list(meta.get("files"), f"record {recid} 'files'")
+    expanded_names = set()
+    for idx in _list(meta.get("_file_indices"), f"record {recid} '_file_indices'"):
+        name = _index_name(_text(idx.get("key")) or _text(idx.get("description")) or "index")
+        expanded_names.add(name)
+        files = idx.get("files")
+        indices.append(
+            FileIndex(
+                name=name,
+                uri=_text(idx.get("uri")),
+                declared_files=_int(idx.get("number_files")),
+                declared_size=_int(idx.get("size")),
+                available=isinstance(files, list),
+                reason=None if isinstance(files, list) else "the portal listed no entries",
+            )
+        )
+        if isinstance(files, list):
+            index_entries.extend((item, name) for item in _list(files, f"index {name}"))
+
+    json_stems = {
+        _index_name(_basename(_text(f.get("uri")) or ""))
+        for f in raw_files
+        if f.get("type") == "index.json"
+    }
+    for raw in raw_files:
+        kind = raw.get("type")
+        if kind not in INDEX_TYPES:
+            entries.append((raw, None))
+            continue
+        uri = _text(raw.get("uri")) or ""
+        name = _index_name(_basename(uri))
+        if name in expanded_names or (kind == "index.txt" and name in json_stems):
+            continue  # the same index in another form
+        checker.uri(uri)
+        try:
+            if load_index is None:
+                raise MetadataError("the record lists a raw file index and no loader was given")
+            items = _parse_index(load_index(raw), kind, name)
+        except OdrunError as exc:
+            indices.append(_index_entry(raw, name, available=False, reason=str(exc)))
+            continue
+        indices.append(_index_entry(raw, name, available=True, reason=None))
+        index_entries.extend((item, name) for item in items)
+
+    files = _build_files(entries + index_entries, checker)
+    dist = meta.get("distribution") if isinstance(meta.get("distribution"), Mapping) else {}
+    declared_count, declared_size = _int(dist.get("number_files")), _int(dist.get("size"))
+    notes = []
+    complete = all(index.available for index in indices)
+    if complete and declared_count is not None and declared_count != len(files):
+        notes.append(f"record declares {declared_count} files but lists {len(files)}")
+    collision = meta.get("collision_information") or {}
+    rtype = meta.get("type") or {}
+    license_ = meta.get("license")
+    return Record(
+        recid=recid,
+        doi=_text(meta.get("doi")) or None,
+        title=_text(meta.get("title")) or "(untitled)",
+        experiments=_strings(meta.get("experiment")),
+        type_primary=_text(rtype.get("primary")) if isinstance(rtype, Mapping) else None,
+        type_secondary=_strings(rtype.get("secondary")) if isinstance(rtype, Mapping) else (),
+        files=files,
+        indices=tuple(indices),
+        collision_energy=_text(collision.get("energy")) if isinstance(collision, Mapping) else None,
+        collision_type=_text(collision.get("type")) if isinstance(collision, Mapping) else None,
+        years=_strings(meta.get("date_created")),
+        date_published=_text(meta.get("date_published")),
+        license=_text(license_.get("attribution")) if isinstance(license_, Mapping) else None,
+        authors=tuple(
+            name
+            for a in _list(meta.get("authors"), "authors")
+            if (name := _text(a.get("name")))
+        ),
+        collaboration=_nested_text(meta.get("collaboration"), "name"),
+        publisher=_text(meta.get("publisher")),
+        environment=_environment(meta.get("system_details")),
+        source_code_url=_nested_text(meta.get("source_code_repository"), "url"),
+        declared_file_count=declared_count,
+        declared_size=declared_size,
+        revision=_int(doc.get("revision")),
+        updated=_text(doc.get("updated")),
+        portal_url=portal_url,
+        notes=tuple(notes),
+    )
+
+
+class _Checker:
+    """Rejects URIs and names that are unsafe to act on."""
+
+    def __init__(self, recid: str, allow_file: bool) -> None:
+        self.recid = recid
+        self.allowed = REMOTE_SCHEMES | ({"file"} if allow_file else set())
+
+    def uri(self, uri: str) -> str:
+        scheme = scheme_of(uri)
+        if not uri or scheme not in self.allowed:
+            raise UnsafeMetadataError(
+                f"record {self.recid}: file URI {uri!r} has scheme {scheme or 'none'!r}; "
+                f"expected one of {', '.join(sorted(self.allowed))}"
+            )
+        return uri
+
+    def relpath(self, path: str, uri: str, *, plain: bool = False) -> str:
+        parts = path.split("/")
+        if (
+            not path
+            or (plain and len(parts) > 1)
+            or path.startswith("/")
+            or "\\" in path
+            or "\x00" in path
+            or any(part in ("", ".", "..") for part in parts)
+        ):
+            raise UnsafeMetadataError(
+                f"record {self.recid}: file name {path!r} (from {uri}) would escape the "
+                "download folder; refusing this record's metadata"
+            )
+        return path
+
+
+def _build_files(
+    entries: list[tuple[Mapping[str, Any], str | None]], checker: _Checker
+) -> tuple[RecordFile, ...]:
+    prepared = []
+    for raw, index in entries:
+        uri = checker.uri(_text(raw.get("uri")) or "")
+        filename = _text(raw.get("filename")) or _basename(uri)
+        checker.relpath(filename, uri, plain=True)
+        checksum = _checksum(raw.get("checksum"), checker.recid, uri)
+        prepared.append((uri, _int(raw.get("size")), checksum, filename, index))
+    names = [p[3] for p in prepared]
+    if len(set(names)) == len(names):
+        paths = names
+    else:
+        # names collide (e.g. every ALICE file is AO2D.root): keep the URI layout
+        # below the deepest folder all files share
+        dirs = [_uri_path(p[0]) for p in prepared]
+        common = posixpath.commonpath(["/" + posixpath.dirname(d) for d in dirs])
+        paths = [
+            posixpath.relpath("/" + posixpath.dirname(d), common) + "/" + p[3]
+            if posixpath.dirname(d)
+            else p[3]
+            for d, p in zip(dirs, prepared, strict=True)
+        ]
+        paths = [p.removeprefix("./") for p in paths]
+    return tuple(
+        RecordFile(uri, size, checksum, filename, checker.relpath(path, uri), index)
+        for (uri, size, checksum, filename, index), path in zip(prepared, paths, strict=True)
+    )
+
+
+def _parse_index(data: bytes, kind: str, name: str) -> list[Mapping[str, Any]]:
+    try:
+        if kind == "index.txt":
+            return [{"uri": line.strip()} for line in data.decode().splitlines() if line.strip()]
+        items = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MetadataError(f"file index {name} is not valid {kind}: {exc}") from None
+    if isinstance(items, Mapping) and isinstance(items.get("files"), list):
+        items = items["files"]  # the portal's /file_index/ form
+    return _list(items, f"file index {name}")
+
+
+def _index_entry(raw: Mapping[str, Any], name: str, *, available: bool, reason: str | None) -> FileIndex:
+    return FileIndex(
+        name=name,
+        uri=_text(raw.get("uri")),
+        declared_files=None,
+        declared_size=None,
+        available=available,
+        reason=reason,
+    )
+
+
+def _checksum(value: Any, recid: str, uri: str) -> Checksum | None:
+    if value in (None, ""):
+        return None
+    return parse_checksum(str(value), where=f"record {recid}: checksum of {uri}")
+
+
+def _environment(details: Any) -> Environment | None:
+    if not isinstance(details, Mapping):
+        return None
+    images = tuple(
+        ContainerImage(name, _text(image.get("registry")))
+        for image in _list(details.get("container_images"), "container_images")
+        if (name := _text(image.get("name")))
+    )
+    env = Environment(
+        release=_text(details.get("release")),
+        global_tag=_text(details.get("global_tag")),
+        container_images=images,
+        description=_text(details.get("description")),
+        recid=_text(details.get("recid")),
+    )
+    return env if env != Environment() else None
+
+
+def _index_name(filename: str) -> str:
+    for ext in (".json", ".txt"):
+        if filename.endswith(ext):
+            return filename[: -len(ext)]
+    return filename
+
+
+def _uri_path(uri: str) -> str:
+    path = unquote(urlsplit(uri).path)
+    return "/".join(part for part in path.split("/") if part)
+
+
+def _basename(uri: str) -> str:
+    return _uri_path(uri).rsplit("/", 1)[-1]
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+def _nested_text(value: Any, key: str) -> str | None:
+    return _text(value.get(key)) if isinstance(value, Mapping) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,) if value.strip() else ()
+    if isinstance(value, Iterable) and not isinstance(value, Mapping):
+        return tuple(t for v in value if (t := _text(v)))
+    return ()
+
+
+def _list(value: Any, what: str) -> list[Mapping[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise MetadataError(f"{what} is not a list of objects")
+    return value

@@ -1,0 +1,185 @@
+"""Where record metadata comes from: the portal's REST API, or a local ``file://`` mirror.
+
+Both speak one small protocol (:class:`Portal`): fetch the API document of a
+recid, and find the recid of a DOI. A mirror is a folder of ``<recid>.json``
+files, each exactly what ``GET /api/records/<recid>`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from .. import http
+from ..errors import ConfigError, MetadataError, NotFoundError
+from ..settings import Settings
+
+
+class Portal(Protocol):
+    url: str
+    #: True for local mirrors: no network, file:// URIs allowed in records
+    local: bool
+
+    def get_record(self, recid: str) -> bytes:
+        """The API document of ``recid`` as bytes; NotFoundError if there is none."""
+        ...
+
+    def find_doi(self, doi: str) -> str:
+        """The recid of the record with this DOI; NotFoundError if there is none."""
+        ...
+
+
+class HttpPortal:
+    local = False
+
+    def __init__(
+        self, url: str, settings: Settings, client: Callable[[], httpx.Client]
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> httpx.Client:
+        return self._client()
+
+    def get_record(self, recid: str) -> bytes:
+        try:
+            response = http.get(
+                self.client,
+                f"{self.url}/api/records/{recid}",
+                self.settings,
+                headers={"Accept": "application/json"},
+                what=f"record {recid}",
+            )
+        except NotFoundError:
+            raise NotFoundError(
+                f"record {recid} does not exist on {self.url}",
+                hint="check the recid, or the portal (--portal / ODRUN_PORTAL_URL)",
+            ) from None
+        return response.content
+
+    def find_doi(self, doi: str) -> str:
+        response = http.get(
+            self.client,
+            f"{self.url}/api/records",
+            self.settings,
+            params={"page": "1", "size": "1", "q": f'doi:"{doi}"'},
+            headers={"Accept": "application/json"},
+            what=f"search for DOI {doi}",
+        )
+        try:
+            body: Any = response.json()
+            hits = body["hits"]
+            total = hits["total"]
+            total = total["value"] if isinstance(total, dict) else int(total)
+            first = hits["hits"][0] if total else None
+        except (ValueError, KeyError, TypeError, IndexError):
+            raise MetadataError(
+                f"search for DOI {doi} on {self.url} returned an unexpected document"
+            ) from None
+        if first is not None:
+            meta = first.get("metadata") or {}
+            found_doi = str(meta.get("doi") or doi)
+            recid = str(meta.get("recid") or first.get("id") or "")
+            if recid and found_doi.lower() == doi.lower():
+                return recid
+        raise NotFoundError(
+            f"no record with DOI {doi} on {self.url}",
+            hint="check the DOI; records without a DOI can be given by recid",
+        )
+
+
+_NUMBERED = re.compile(r"^[a-z][a-z0-9]*-(\d+)$")
+
+
+class MirrorPortal:
+    """A folder of API documents named ``<recid>.json``."""
+
+    local = True
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = root.resolve().as_uri()
+
+    def _path(self, recid: str) -> Path | None:
+        for name in (recid, *(m.group(1) for m in [_NUMBERED.match(recid)] if m)):
+            path = self.root / f"{name}.json"
+            if path.is_file():
+                return path
+        return None
+
+    def get_record(self, recid: str) -> bytes:
+        path = self._path(recid)
+        if path is None:
+            raise NotFoundError(
+                f"record {recid} is not in the mirror {self.root}",
+                hint=f"add it with: odrun mirror {recid} --to {self.root}",
+            )
+        data = path.read_bytes()
+        match = _NUMBERED.match(recid)
+        if match and path.stem == match.group(1):
+            # cms-5500 may be stored as 5500.json: only if the experiment matches
+            experiment = recid.split("-", 1)[0]
+            if experiment not in _experiments(data):
+                raise NotFoundError(f"record {recid} is not in the mirror {self.root}")
+        return data
+
+    def find_doi(self, doi: str) -> str:
+        needle = re.compile(r'"doi"\s*:\s*"' + re.escape(doi) + '"', re.IGNORECASE)
+        for path in sorted(self.root.glob("*.json")):
+            data = path.read_bytes()
+            if needle.search(data.decode("utf-8", "replace")):
+                return path.stem
+        raise NotFoundError(
+            f"no record with DOI {doi} in the mirror {self.root}",
+            hint=f"add it with: odrun mirror {doi} --to {self.root}",
+        )
+
+
+def _experiments(data: bytes) -> set[str]:
+    try:
+        meta = json.loads(data).get("metadata", {})
+    except (ValueError, AttributeError):
+        return set()
+    value = meta.get("experiment") or []
+    values = [value] if isinstance(value, str) else value
+    return {str(v).lower() for v in values}
+
+
+def mirror_path(url: str) -> Path | None:
+    """The folder of a ``file://`` portal URL (absolute or relative), else None."""
+    if not url.startswith("file:"):
+        return None
+    rest = url[len("file:") :]
+    if rest.startswith("//"):
+        split = urlsplit(url)
+        rest = split.path if split.netloc in ("", "localhost") else split.netloc + split.path
+    return Path(unquote(rest))
+
+
+def open_portal(settings: Settings, client: Callable[[], httpx.Client]) -> Portal:
+    url = settings.portal_url
+    folder = mirror_path(url)
+    if folder is None and "://" not in url and Path(url).is_dir():
+        folder = Path(url)
+    if folder is not None:
+        if not folder.is_dir():
+            raise ConfigError(
+                f"portal mirror folder {folder} does not exist",
+                hint="give --portal file://DIR with DIR holding <recid>.json files",
+            )
+        return MirrorPortal(folder)
+    split = urlsplit(url)
+    if split.scheme not in ("http", "https") or not split.netloc:
+        raise ConfigError(
+            f"portal URL {url!r} is neither http(s)://HOST nor file://DIR",
+            hint="set --portal or ODRUN_PORTAL_URL, e.g. https://opendata.cern.ch",
+        )
+    return HttpPortal(url, settings, client)

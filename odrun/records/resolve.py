@@ -1,0 +1,181 @@
+"""Resolve a record reference to a :class:`Record`: portal, cache, offline rules, file indices.
+
+Cache policy: a cached response younger than ``settings.metadata_ttl`` is used
+without asking the portal; ``refresh`` always asks; ``offline`` never asks and
+uses any cached copy; if the portal is unreachable, a stale cached copy is used
+and the record carries a note saying so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
+
+from .. import http
+from ..checksum import checksum_blocks, parse_checksum
+from ..errors import ChecksumError, MetadataError, OfflineError, TransportError
+from ..settings import Settings
+from ..urls import scheme_of
+from .cache import MetadataCache
+from .model import Record
+from .parse import parse_record
+from .portal import Portal, open_portal
+from .refs import RecordRef, parse_reference
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A record with the raw API document it was built from."""
+
+    record: Record
+    document: Mapping[str, Any]
+
+
+class Resolver:
+    """Resolves many references with one HTTP client, portal and cache. Use as a context manager."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.load()
+        self._client: httpx.Client | None = None
+        self.portal: Portal = open_portal(self.settings, lambda: self.client)
+        self.cache = MetadataCache(self.settings.metadata_cache_dir, self.portal.url)
+        #: the first transport failure while reading index files; later ones fail fast
+        self._index_outage: TransportError | None = None
+
+    def __enter__(self) -> Resolver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client, created on first use (a mirror may never need one)."""
+        if self._client is None:
+            self._client = http.make_client(self.settings)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def resolve(self, target: str | RecordRef) -> Record:
+        return self.resolve_full(target).record
+
+    def resolve_full(self, target: str | RecordRef) -> Resolved:
+        ref = parse_reference(target) if isinstance(target, str) else target
+        recid = self.recid_of(ref)
+        data, note = self._record_bytes(recid)
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            raise MetadataError(
+                f"record {recid} from {self.portal.url} is not valid JSON"
+            ) from None
+        if not isinstance(doc, dict):
+            raise MetadataError(f"record {recid} from {self.portal.url} is not a JSON object")
+        record = parse_record(
+            doc,
+            portal_url=self.portal.url,
+            load_index=self._load_index,
+            allow_file_uris=self.portal.local,
+        )
+        if note:
+            record = _with_note(record, note)
+        return Resolved(record, doc)
+
+    # -- references -------------------------------------------------------------------
+    def recid_of(self, ref: RecordRef) -> str:
+        if ref.kind == "recid":
+            return ref.value
+        if self.portal.local:
+            return self.portal.find_doi(ref.value)
+        hit = self.cache.get_doi(ref.value)
+        if hit and (self.settings.offline or not self.settings.refresh):
+            return hit.data.decode()
+        if self.settings.offline:
+            raise _offline(f"DOI {ref.value}")
+        recid = self.portal.find_doi(ref.value)
+        self.cache.put_doi(ref.value, recid)
+        return recid
+
+    # -- record documents ---------------------------------------------------------------
+    def _record_bytes(self, recid: str) -> tuple[bytes, str | None]:
+        if self.portal.local:
+            return self.portal.get_record(recid), None
+        hit = self.cache.get_record(recid)
+        if hit and (
+            self.settings.offline
+            or (not self.settings.refresh and hit.age <= self.settings.metadata_ttl)
+        ):
+            return hit.data, None
+        if self.settings.offline:
+            raise _offline(f"record {recid}")
+        try:
+            data = self.portal.get_record(recid)
+        except TransportError as exc:
+            if hit is None:
+                raise
+            return hit.data, f"portal unreachable ({exc.message}); using metadata cached {hit.saved_at}"
+        self.cache.put_record(recid, data)
+        return data, None
+
+    # -- raw file indices -----------------------------------------------------------------
+    def _load_index(self, entry: Mapping[str, Any]) -> bytes:
+        """Bytes of a raw index file named in a record, verified against its declared checksum."""
+        uri = str(entry.get("uri") or "")
+        name = uri.rsplit("/", 1)[-1]
+        declared = entry.get("checksum")
+        checksum = parse_checksum(str(declared), where=f"index {name}") if declared else None
+        if checksum:
+            cached = self.cache.get_index(checksum)
+            if cached is not None:
+                return cached
+        if self.settings.offline:
+            raise OfflineError(f"index {name} is not cached and --offline is set")
+        if self._index_outage is not None:
+            raise self._index_outage
+        url = self.settings.protocol_map.rewrite(uri, "https")
+        if scheme_of(url) not in ("http", "https"):
+            raise TransportError(
+                f"index {name}: no HTTP form of {uri}",
+                hint="set ODRUN_PROTOCOL_MAP to map its root:// prefix",
+            )
+        try:
+            data = http.get(self.client, url, self.settings, what=f"index {name}").content
+        except TransportError as exc:
+            # one unreachable host: do not retry it for each of a record's indices
+            self._index_outage = TransportError(f"storage unreachable: {exc.message}")
+            raise
+        size = entry.get("size")
+        if isinstance(size, int) and size != len(data):
+            raise ChecksumError(f"index {name}: got {len(data)} bytes, record says {size}")
+        if checksum:
+            actual = checksum_blocks([data], checksum.algorithm)
+            if actual != checksum:
+                raise ChecksumError(f"index {name}: checksum {actual}, record says {checksum}")
+            self.cache.put_index(checksum, data)
+        return data
+
+
+def _offline(what: str) -> OfflineError:
+    return OfflineError(
+        f"{what} is not in the metadata cache and --offline is set",
+        hint="run once without --offline, or use a file:// mirror (odrun mirror)",
+    )
+
+
+def _with_note(record: Record, note: str) -> Record:
+    return replace(record, notes=(*record.notes, note))
+
+
+def resolve(target: str | RecordRef, settings: Settings | None = None) -> Record:
+    """Resolve a DOI, recid or record URL to a :class:`Record` (file indices expanded)."""
+    with Resolver(settings) as resolver:
+        return resolver.resolve(target)
+
+

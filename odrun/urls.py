@@ -1,0 +1,83 @@
+"""URI helpers: the root:// <-> http(s):// prefix map and scheme checks.
+
+EOS serves the same file as ``root://eospublic.cern.ch//eos/opendata/x`` and
+``https://eospublic.cern.ch//eos/opendata/x``. Which prefixes correspond is a
+setting (``ODRUN_PROTOCOL_MAP``), so tests and private mirrors can map a local
+xrootd server's root:// port to its HTTP port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_PROTOCOL_MAP = "root://eospublic.cern.ch=https://eospublic.cern.ch"
+
+Protocol = Literal["root", "https"]
+
+#: Schemes a record file URI may use. ``file`` only for local mirrors.
+REMOTE_SCHEMES = frozenset({"root", "http", "https"})
+
+
+def scheme_of(uri: str) -> str:
+    return urlsplit(uri).scheme.lower()
+
+
+@dataclass(frozen=True)
+class ProtocolMap:
+    """Ordered pairs of equivalent (root prefix, http prefix)."""
+
+    pairs: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> ProtocolMap:
+        pairs: list[tuple[str, str]] = []
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            root, sep, http = item.partition("=")
+            root, http = root.strip().rstrip("/"), http.strip().rstrip("/")
+            if (
+                not sep
+                or scheme_of(root) != "root"
+                or scheme_of(http) not in ("http", "https")
+                or not urlsplit(root).netloc
+                or not urlsplit(http).netloc
+            ):
+                raise ConfigError(
+                    f"ODRUN_PROTOCOL_MAP entry {item!r} is not ROOT_PREFIX=HTTP_PREFIX",
+                    hint="e.g. root://eospublic.cern.ch=https://eospublic.cern.ch",
+                )
+            pairs.append((root, http))
+        return cls(tuple(pairs))
+
+    def __str__(self) -> str:
+        return ",".join(f"{root}={http}" for root, http in self.pairs)
+
+    def to_http(self, uri: str) -> str | None:
+        """The http(s) form of a root:// URI, or None when no prefix maps it."""
+        return _swap(uri, self.pairs)
+
+    def to_root(self, uri: str) -> str | None:
+        """The root:// form of an http(s) URI, or None when no prefix maps it."""
+        return _swap(uri, ((h, r) for r, h in self.pairs))
+
+    def rewrite(self, uri: str, protocol: Protocol | None) -> str:
+        """``uri`` in the wanted protocol when a mapping exists, else unchanged."""
+        if protocol is None:
+            return uri
+        scheme = scheme_of(uri)
+        if protocol == "https" and scheme == "root":
+            return self.to_http(uri) or uri
+        if protocol == "root" and scheme in ("http", "https"):
+            return self.to_root(uri) or uri
+        return uri
+
+
+def _swap(uri: str, pairs: Iterable[tuple[str, str]]) -> str | None:
+    for src, dst in pairs:
+        if uri == src or uri.startswith(src + "/"):
+            return dst + uri[len(src) :]
+    return None
