@@ -9,9 +9,9 @@ Python API::
 
 __version__ = "0.1.0"
 
-from .errors import OdrunError  # noqa: E402
-from .records import FileFilter, Record, RecordFile, Resolver, parse_reference, resolve  # noqa: E402
-from .settings import Settings  # noqa: E402
+from .errors import OdrunError
+from .records import FileFilter, Record, RecordFile, Resolver, parse_reference, resolve
+from .settings import Settings
 
 __all__ = [
     "FileFilter",

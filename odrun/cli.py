@@ -52,7 +52,9 @@ Exit codes:
 @click.option("--portal", metavar="URL", help="Portal URL or file://DIR mirror [ODRUN_PORTAL_URL].")
 @click.option("--offline", is_flag=True, default=None, help="Use only cached metadata and mirrors.")
 @click.option("--refresh", is_flag=True, default=None, help="Ignore fresh cached metadata.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), help="Cache folder [ODRUN_CACHE_DIR].")
+@click.option(
+    "--cache-dir", type=click.Path(path_type=Path), help="Cache folder [ODRUN_CACHE_DIR]."
+)
 @click.pass_context
 def cli(
     ctx: click.Context,

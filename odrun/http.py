@@ -34,7 +34,7 @@ def make_client(settings: Settings) -> httpx.Client:
 def backoff_delay(attempt: int, base: float) -> float:
     """Delay before retry ``attempt`` (1-based): base * 2**(attempt-1), +-25% jitter."""
     delay: float = base * (2 ** (attempt - 1))
-    return delay * random.uniform(0.75, 1.25)  # noqa: S311 - jitter, not crypto
+    return delay * random.uniform(0.75, 1.25)
 
 
 def get(

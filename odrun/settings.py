@@ -25,7 +25,7 @@ from .urls import DEFAULT_PROTOCOL_MAP, ProtocolMap
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 DEFAULT_PORTAL = "https://opendata.cern.ch"
 ENV_PREFIX = "ODRUN_"
@@ -109,7 +109,7 @@ def _read_config_file(env: Mapping[str, str]) -> dict[str, Any]:
             )
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _KNOWN)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import portal_server
 import pytest
 
-import portal_server
 from odrun.cli import main
 
 RECIDS = portal_server.all_recids()

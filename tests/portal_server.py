@@ -46,7 +46,9 @@ def index_copy(recid: str, uri: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def to_api(source: dict[str, Any], base: str = "http://127.0.0.1", raw: bool = False) -> dict[str, Any]:
+def to_api(
+    source: dict[str, Any], base: str = "http://127.0.0.1", raw: bool = False
+) -> dict[str, Any]:
     """The API document the portal would serve for a fixture record."""
     meta = copy.deepcopy(source)
     recid = str(meta["recid"])
@@ -156,7 +158,7 @@ class PortalServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: PortalServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..checksum import Checksum
+from odrun.checksum import Checksum
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 

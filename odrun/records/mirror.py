@@ -28,7 +28,7 @@ class MirrorEntry:
 
 def mirror_document(resolved: Resolved) -> dict[str, Any]:
     """The API document of a record with every available file index expanded."""
-    doc = json.loads(json.dumps(resolved.document))  # deep copy, JSON types only
+    doc: dict[str, Any] = json.loads(json.dumps(resolved.document))  # deep copy
     meta = doc.setdefault("metadata", {}) if "metadata" in doc else doc
     record: Record = resolved.record
     by_index: dict[str, list[dict[str, Any]]] = {}
@@ -59,9 +59,7 @@ def mirror_document(resolved: Resolved) -> dict[str, Any]:
     return doc
 
 
-def write_mirror(
-    targets: Iterable[str], dest: Path, resolver: Resolver
-) -> Iterator[MirrorEntry]:
+def write_mirror(targets: Iterable[str], dest: Path, resolver: Resolver) -> Iterator[MirrorEntry]:
     """Resolve each target and write ``dest/<recid>.json``; yields one entry per record."""
     dest.mkdir(parents=True, exist_ok=True)
     for target in targets:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..checksum import Checksum
+from odrun.checksum import Checksum
 
 #: version of the ``odrun info --json`` document
 RECORD_FORMAT_VERSION = 1

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..checksum import Checksum, parse_checksum
-from ..errors import MetadataError, OdrunError, UnsafeMetadataError
-from ..urls import REMOTE_SCHEMES, scheme_of
+from odrun.checksum import Checksum, parse_checksum
+from odrun.errors import MetadataError, OdrunError, UnsafeMetadataError
+from odrun.urls import REMOTE_SCHEMES, scheme_of
+
 from .model import ContainerImage, Environment, FileIndex, Record, RecordFile
 
 #: reads the bytes of a raw index file entry; raises OdrunError when unavailable
@@ -94,7 +95,8 @@ def parse_record(
         index_entries.extend((item, name) for item in items)
 
     files = _build_files(entries + index_entries, checker)
-    dist = meta.get("distribution") if isinstance(meta.get("distribution"), Mapping) else {}
+    dist_value = meta.get("distribution")
+    dist: Mapping[str, Any] = dist_value if isinstance(dist_value, Mapping) else {}
     declared_count, declared_size = _int(dist.get("number_files")), _int(dist.get("size"))
     notes = []
     complete = all(index.available for index in indices)
@@ -118,9 +120,9 @@ def parse_record(
         date_published=_text(meta.get("date_published")),
         license=_text(license_.get("attribution")) if isinstance(license_, Mapping) else None,
         authors=tuple(
-            name
+            author
             for a in _list(meta.get("authors"), "authors")
-            if (name := _text(a.get("name")))
+            if (author := _text(a.get("name")))
         ),
         collaboration=_nested_text(meta.get("collaboration"), "name"),
         publisher=_text(meta.get("publisher")),
@@ -211,7 +213,9 @@ def _parse_index(data: bytes, kind: str, name: str) -> list[Mapping[str, Any]]:
     return _list(items, f"file index {name}")
 
 
-def _index_entry(raw: Mapping[str, Any], name: str, *, available: bool, reason: str | None) -> FileIndex:
+def _index_entry(
+    raw: Mapping[str, Any], name: str, *, available: bool, reason: str | None
+) -> FileIndex:
     return FileIndex(
         name=name,
         uri=_text(raw.get("uri")),

@@ -16,9 +16,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from .. import http
-from ..errors import ConfigError, MetadataError, NotFoundError
-from ..settings import Settings
+from odrun import http
+from odrun.errors import ConfigError, MetadataError, NotFoundError
+from odrun.settings import Settings
 
 
 class Portal(Protocol):
@@ -38,9 +38,7 @@ class Portal(Protocol):
 class HttpPortal:
     local = False
 
-    def __init__(
-        self, url: str, settings: Settings, client: Callable[[], httpx.Client]
-    ) -> None:
+    def __init__(self, url: str, settings: Settings, client: Callable[[], httpx.Client]) -> None:
         self.url = url.rstrip("/")
         self.settings = settings
         self._client = client

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from ..errors import InvalidReferenceError
+from odrun.errors import InvalidReferenceError
 
 _RECID = re.compile(r"^(?:\d+|[a-z][a-z0-9]*-\d+)$", re.IGNORECASE)
 _DOI = re.compile(r"^10\.\d{4,9}/\S+$")

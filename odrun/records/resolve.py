@@ -15,11 +15,12 @@ from typing import Any
 
 import httpx
 
-from .. import http
-from ..checksum import checksum_blocks, parse_checksum
-from ..errors import ChecksumError, MetadataError, OfflineError, TransportError
-from ..settings import Settings
-from ..urls import scheme_of
+from odrun import http
+from odrun.checksum import checksum_blocks, parse_checksum
+from odrun.errors import ChecksumError, MetadataError, OfflineError, TransportError
+from odrun.settings import Settings
+from odrun.urls import scheme_of
+
 from .cache import MetadataCache
 from .model import Record
 from .parse import parse_record
@@ -120,7 +121,10 @@ class Resolver:
         except TransportError as exc:
             if hit is None:
                 raise
-            return hit.data, f"portal unreachable ({exc.message}); using metadata cached {hit.saved_at}"
+            return (
+                hit.data,
+                f"portal unreachable ({exc.message}); using metadata cached {hit.saved_at}",
+            )
         self.cache.put_record(recid, data)
         return data, None
 
@@ -177,5 +181,3 @@ def resolve(target: str | RecordRef, settings: Settings | None = None) -> Record
     """Resolve a DOI, recid or record URL to a :class:`Record` (file indices expanded)."""
     with Resolver(settings) as resolver:
         return resolver.resolve(target)
-
-

@@ -13,7 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from odrun.errors import UsageError
+
 from .model import RecordFile
 
 
@@ -46,9 +47,7 @@ class FileFilter:
     def apply(self, files: Sequence[RecordFile]) -> list[RecordFile]:
         kept = list(files)
         if self.names:
-            kept = [
-                f for f in kept if any(fnmatch.fnmatchcase(f.filename, n) for n in self.names)
-            ]
+            kept = [f for f in kept if any(fnmatch.fnmatchcase(f.filename, n) for n in self.names)]
         if self.regexp:
             pattern = re.compile(self.regexp)
             kept = [f for f in kept if pattern.search(f.uri)]
