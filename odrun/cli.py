@@ -47,27 +47,61 @@ Exit codes:
 """
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Store a global option wherever it is given (before or after the command)."""
+    if value is not None and param.name:
+        ctx.find_root().ensure_object(dict)[param.name] = value
+
+
+def global_options(func: F) -> F:
+    for decorator in reversed(
+        (
+            click.option(
+                "--portal",
+                "portal_url",
+                metavar="URL",
+                expose_value=False,
+                callback=_remember,
+                help="Portal URL or file://DIR mirror [ODRUN_PORTAL_URL].",
+            ),
+            click.option(
+                "--offline",
+                is_flag=True,
+                default=None,
+                expose_value=False,
+                callback=_remember,
+                help="Use only cached metadata and mirrors [ODRUN_OFFLINE].",
+            ),
+            click.option(
+                "--refresh",
+                is_flag=True,
+                default=None,
+                expose_value=False,
+                callback=_remember,
+                help="Ask the portal again even if cached metadata is fresh.",
+            ),
+            click.option(
+                "--cache-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                expose_value=False,
+                callback=_remember,
+                help="Cache folder [ODRUN_CACHE_DIR].",
+            ),
+        )
+    ):
+        func = decorator(func)
+    return func
+
+
 @click.group(help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="odrun")
-@click.option("--portal", metavar="URL", help="Portal URL or file://DIR mirror [ODRUN_PORTAL_URL].")
-@click.option("--offline", is_flag=True, default=None, help="Use only cached metadata and mirrors.")
-@click.option("--refresh", is_flag=True, default=None, help="Ignore fresh cached metadata.")
-@click.option(
-    "--cache-dir", type=click.Path(path_type=Path), help="Cache folder [ODRUN_CACHE_DIR]."
-)
-@click.pass_context
-def cli(
-    ctx: click.Context,
-    portal: str | None,
-    offline: bool | None,
-    refresh: bool | None,
-    cache_dir: Path | None,
-) -> None:
-    ctx.obj = {"portal_url": portal, "offline": offline, "refresh": refresh, "cache_dir": cache_dir}
+@global_options
+def cli() -> None:
+    pass
 
 
 def _settings(ctx: click.Context) -> Settings:
-    return Settings.load(ctx.find_root().obj or {})
+    return Settings.load(ctx.find_root().ensure_object(dict))
 
 
 def json_option(func: F) -> F:
@@ -95,6 +129,7 @@ def filter_options(func: F) -> F:
 
 
 @cli.command()
+@global_options
 @click.argument("target")
 @json_option
 @click.pass_context
@@ -115,6 +150,7 @@ def info(ctx: click.Context, target: str, as_json: bool) -> None:
 
 
 @cli.command()
+@global_options
 @click.argument("target")
 @click.option(
     "--protocol",
@@ -172,6 +208,7 @@ def files(
 
 
 @cli.command()
+@global_options
 @click.argument("target")
 @click.option(
     "--format",
@@ -200,6 +237,7 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
 
 
 @cli.command()
+@global_options
 @click.argument("targets", nargs=-1, required=True)
 @click.option(
     "--to",

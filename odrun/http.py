@@ -10,18 +10,22 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-
-import httpx
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import NotFoundError, TransportError
 from .settings import Settings
+
+if TYPE_CHECKING:  # httpx costs ~0.1 s to import: only when a request is made
+    import httpx
 
 USER_AGENT = f"odrun/{__version__}"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 def make_client(settings: Settings) -> httpx.Client:
+    import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
+
     timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
     return httpx.Client(
         timeout=timeout,
@@ -48,6 +52,8 @@ def get(
     sleep: Callable[[float], None] = time.sleep,
 ) -> httpx.Response:
     """GET ``url`` with retries; return a 2xx response or raise a typed error."""
+    import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
+
     last = ""
     for attempt in range(settings.retries + 1):
         if attempt:

@@ -40,8 +40,8 @@ def stderr_console() -> Console:
 
 def record_info(console: Console, record: Record) -> None:
     table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
 
     def row(label: str, value: object) -> None:
         if value not in (None, "", ()):

@@ -24,7 +24,9 @@ REMOTE_SCHEMES = frozenset({"root", "http", "https"})
 
 
 def scheme_of(uri: str) -> str:
-    return urlsplit(uri).scheme.lower()
+    """Lower-cased scheme of ``uri`` ('' if none); cheap, as it runs once per file."""
+    scheme, sep, _ = uri.partition("://")
+    return scheme.lower() if sep and scheme.isascii() and scheme.isalnum() else ""
 
 
 @dataclass(frozen=True)

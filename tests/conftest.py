@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import portal_server
 import pytest
 
 from odrun.cli import main
+
+import portal_server
 
 RECIDS = portal_server.all_recids()
 

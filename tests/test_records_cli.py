@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import jsonschema
 import pytest
+
+from odrun.specs import load_spec
+
+import portal_server
 from conftest import RECIDS, expected
+
+RECORD_SCHEMA = jsonschema.Draft202012Validator(load_spec("record.schema.json"))
 
 PORTALS = ["http", "mirror"]
 
@@ -33,6 +40,7 @@ def test_info_json_matches_record(odrun, portal_url: str, recid: str) -> None:
         result = odrun("--portal", portal_url, "info", ref, "--json")
         assert result.code == 0, (ref, result.err)
         doc = result.json()
+        RECORD_SCHEMA.validate(doc)
         assert doc["recid"] == recid
         assert doc["doi"] == want.doi
         assert doc["file_count"] == len(want.uris)
@@ -139,3 +147,10 @@ def test_raw_index_listing_is_fetched_and_verified(odrun, raw_portal, monkeypatc
     # the index is now cached by checksum: offline still expands it
     offline = odrun("--portal", raw_portal.url, "--offline", "info", "9", "--json").json()
     assert offline["file_count"] == 325
+
+
+@pytest.mark.parametrize("recid", RECIDS)
+def test_test_portal_documents_follow_the_read_schema(recid: str) -> None:
+    validator = jsonschema.Draft202012Validator(load_spec("portal-record.schema.json"))
+    validator.validate(portal_server.to_api(portal_server.load_source(recid)))
+    validator.validate(portal_server.to_api(portal_server.load_source(recid), raw=True))

@@ -11,14 +11,15 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from odrun import http
 from odrun.errors import ConfigError, MetadataError, NotFoundError
 from odrun.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class Portal(Protocol):

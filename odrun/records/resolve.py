@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from odrun import http
 from odrun.checksum import checksum_blocks, parse_checksum
@@ -26,6 +24,9 @@ from .model import Record
 from .parse import parse_record
 from .portal import Portal, open_portal
 from .refs import RecordRef, parse_reference
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass(frozen=True)
