@@ -33,6 +33,7 @@ doi:..., https://doi.org/...), a recid (5500, cms-5500) or a record URL
 \b
 Examples:
   odrun info 10.7483/OPENDATA.CMS.A342.9982
+  odrun fetch 5500 --dest ./h4l --jobs 8
   odrun --portal file://workflows/mirror info 1
   odrun files 5500 --protocol https --filter-name '*.py'
   odrun cite 5500 --format bibtex
@@ -100,7 +101,7 @@ def cli() -> None:
     pass
 
 
-def _settings(ctx: click.Context) -> Settings:
+def settings_of(ctx: click.Context) -> Settings:
     return Settings.load(ctx.find_root().ensure_object(dict))
 
 
@@ -141,7 +142,7 @@ def info(ctx: click.Context, target: str, as_json: bool) -> None:
       odrun info 5500
       odrun info https://doi.org/10.7483/OPENDATA.CMS.A342.9982 --json
     """
-    with Resolver(_settings(ctx)) as resolver:
+    with Resolver(settings_of(ctx)) as resolver:
         record = resolver.resolve(target)
     if as_json:
         render.print_json(record.to_dict())
@@ -177,7 +178,7 @@ def files(
       odrun files 5500 --protocol https --filter-name '*.py'
       odrun files 1 --filter-regexp '/0000/' --json
     """
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     chosen = FileFilter.build(names, regexp, ranges)
     with Resolver(settings) as resolver:
         record = resolver.resolve(target)
@@ -227,7 +228,7 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
       odrun cite 10.7483/OPENDATA.CMS.JKB8.RR42
       odrun cite 5500 --format bibtex >> refs.bib
     """
-    with Resolver(_settings(ctx)) as resolver:
+    with Resolver(settings_of(ctx)) as resolver:
         record = resolver.resolve(target)
     citation = make_citation(record, fmt)  # type: ignore[arg-type]
     if isinstance(citation, dict):
@@ -259,7 +260,7 @@ def mirror(ctx: click.Context, targets: tuple[str, ...], dest: Path, as_json: bo
       odrun mirror 1 5500 10.7483/OPENDATA.CMS.KYMN.CR5R --to ./mirror
       odrun --portal file://./mirror info 5500
     """
-    with Resolver(_settings(ctx)) as resolver:
+    with Resolver(settings_of(ctx)) as resolver:
         entries = []
         for entry in write_mirror(targets, dest, resolver):
             entries.append(entry)
@@ -278,6 +279,12 @@ def mirror(ctx: click.Context, targets: tuple[str, ...], dest: Path, as_json: bo
                 for e in entries
             ]
         )
+
+
+# the data commands (fetch, verify-files, cache) register themselves on `cli`
+from odrun import cli_data  # noqa: E402
+
+__all__ = ["cli", "cli_data", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ Hierarchy (exit code in brackets)::
     ├── NotFoundError               [3]  no such record, DOI or file
     ├── ChecksumError               [4]  bytes did not match the declared size/checksum
     ├── TransportError              [5]  portal or storage unreachable, timeouts, 5xx
+    │   ├── TransientError          [5]  worth retrying: reset, timeout, 5xx, dropped body
     │   └── OfflineError            [5]  --offline and the answer is not cached
     ├── PartialError                [6]  some of many items failed, others succeeded
     ├── WorkflowError               [7]  an analysis step failed
@@ -66,6 +67,12 @@ class ChecksumError(OdrunError):
 class TransportError(OdrunError):
     exit_code = 5
     label = "transport error"
+
+
+class TransientError(TransportError):
+    """A failure that may go away on retry (connection reset, timeout, 5xx)."""
+
+    label = "transient transport error"
 
 
 class OfflineError(TransportError):

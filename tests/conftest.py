@@ -141,3 +141,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "network" in item.keywords:
             item.add_marker(skip)
+
+
+def api_doc(recid: str, files: list[tuple[str, bytes]], *, indexed: bool = False) -> dict[str, Any]:
+    """An API record document listing ``files`` (URI, content) with their real adler32."""
+    import zlib
+
+    entries = [
+        {"uri": uri, "size": len(data), "checksum": f"adler32:{zlib.adler32(data):08x}"}
+        for uri, data in files
+    ]
+    meta: dict[str, Any] = {
+        "recid": recid,
+        "title": f"generated test record {recid}",
+        "experiment": ["CMS"],
+        "type": {"primary": "Dataset", "secondary": ["Derived"]},
+        "files": [] if indexed else entries,
+        "_file_indices": [{"key": f"r{recid}_file_index", "files": entries}] if indexed else [],
+    }
+    return {"id": recid, "metadata": meta}
+
+
+def blob(seed: int, size: int) -> bytes:
+    import random
+
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.fixture(scope="session")
+def xrd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real xrootd daemon on loopback (root:// + HTTP), or a clear skip."""
+    import xrootd_server
+
+    reason = xrootd_server.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with xrootd_server.run_xrootd(tmp_path_factory.mktemp("xrootd")) as server:
+        yield server
+
+
+@pytest.fixture
+def faults() -> Iterator[Any]:
+    import fault_server
+
+    with fault_server.serve() as server:
+        yield server

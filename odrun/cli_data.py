@@ -1,0 +1,277 @@
+"""CLI commands that move or check bytes: fetch, verify-files, cache. Parse, call, render."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from odrun import render
+from odrun.cli import cli, filter_options, global_options, json_option, settings_of
+from odrun.errors import ChecksumError, NotFoundError, UsageError
+from odrun.progress import PlainProgress, RichProgress
+from odrun.records import FileFilter, Resolver
+from odrun.transfer import Fetcher, FileStore, State, Verdict, verify_files
+from odrun.transfer.fetch import DEFAULT_JOBS, fetch_error
+
+
+@cli.command()
+@global_options
+@click.argument("target")
+@click.option(
+    "--dest", type=click.Path(file_okay=False, path_type=Path), help="Folder [./<recid>]."
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["auto", "root", "https"]),
+    default="auto",
+    show_default=True,
+    help="auto: root:// when XRootD is available, falling back to HTTPS (and back).",
+)
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True)
+@filter_options
+@click.option("--dry-run", is_flag=True, help="Show what would be fetched; transfer nothing.")
+@json_option
+@click.pass_context
+def fetch(
+    ctx: click.Context,
+    target: str,
+    dest: Path | None,
+    protocol: str,
+    jobs: int,
+    names: tuple[str, ...],
+    regexp: str | None,
+    ranges: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Download a record's files, verified against size and checksum, via the shared cache.
+
+    Files go to DEST/<path>; each is written to a .part file in the cache,
+    verified while it arrives, then linked into place. Interrupted transfers
+    resume on the next run. Exit code 0: all files in place; 6: some failed;
+    3/4/5: nothing could be fetched (not found / checksum / transport).
+
+    \b
+    Examples:
+      odrun fetch 10.7483/OPENDATA.CMS.LVG5.QT81 --dest data/
+      odrun fetch 1 --filter-range 1-10 --jobs 8 --protocol https
+      odrun fetch 5500 --filter-name '*.py' --dry-run --json
+    """
+    settings = settings_of(ctx)
+    chosen = FileFilter.build(names, regexp, ranges)
+    with Resolver(settings) as resolver:
+        record = resolver.resolve(target)
+    files = chosen.apply(record.files)
+    if not record.files_complete:
+        render.stderr_console().print(
+            f"[yellow]warning:[/] record {record.recid}: file list incomplete "
+            f"({len(record.missing_indices)} index files unreadable); fetching the known files"
+        )
+    dest = dest or Path(record.recid)
+    total = sum(f.size or 0 for f in files)
+    err_console = render.stderr_console()
+    with Fetcher(settings, protocol) as fetcher:  # type: ignore[arg-type]
+        if dry_run or as_json or not files:
+            report = fetcher.fetch_files(
+                files, dest, jobs=jobs, dry_run=dry_run, recid=record.recid
+            )
+        elif err_console.is_terminal:
+            with RichProgress(err_console, len(files), total) as bar:
+                report = fetcher.fetch_files(
+                    files, dest, jobs=jobs, progress=bar, recid=record.recid
+                )
+        else:
+            with PlainProgress(sys.stderr) as lines:
+                report = fetcher.fetch_files(
+                    files, dest, jobs=jobs, progress=lines, recid=record.recid
+                )
+    if as_json:
+        render.print_json(dict(report.to_dict(), recid=record.recid))
+    else:
+        rate = report.bytes_transferred / report.seconds if report.seconds else 0.0
+        verb = "would fetch" if dry_run else "fetched"
+        click.echo(
+            f"{verb} {len(report.results)} files to {dest}: "
+            f"{report.count(State.DOWNLOADED)} downloaded, {report.count(State.CACHED)} cached, "
+            f"{report.count(State.PRESENT)} already present, {len(report.failed)} failed; "
+            f"{render.human_size(report.bytes_transferred)} in {report.seconds:.1f} s "
+            f"({render.human_size(int(rate))}/s)",
+            err=True,
+        )
+    error = fetch_error(report)
+    if error is not None:
+        raise error
+
+
+@cli.command("verify-files")
+@global_options
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("target")
+@filter_options
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True)
+@json_option
+@click.pass_context
+def verify_files_cmd(
+    ctx: click.Context,
+    directory: Path,
+    target: str,
+    names: tuple[str, ...],
+    regexp: str | None,
+    ranges: tuple[str, ...],
+    jobs: int,
+    as_json: bool,
+) -> None:
+    """Check files in DIRECTORY against the record's sizes and checksums (streaming).
+
+    Exit code 0 when every file matches, 4 on a size/checksum mismatch, 3 when
+    files are missing.
+
+    \b
+    Examples:
+      odrun verify-files ./5500 5500
+      odrun verify-files data/ 1 --filter-range 1-10 --json
+    """
+    with Resolver(settings_of(ctx)) as resolver:
+        record = resolver.resolve(target)
+    files = FileFilter.build(names, regexp, ranges).apply(record.files)
+    started = time.monotonic()
+    checks = []
+    for check in verify_files(directory, files, jobs):
+        checks.append(check)
+        if not as_json:
+            mark = "ok" if check.verdict in (Verdict.OK, Verdict.UNCHECKED) else "BAD"
+            detail = f": expected {check.expected}, got {check.actual}" if check.actual else ""
+            click.echo(f"{mark:3} {check.verdict.value:20} {check.path}{detail}")
+    seconds = time.monotonic() - started
+    bad = [c for c in checks if c.verdict in (Verdict.SIZE, Verdict.CHECKSUM)]
+    missing = [c for c in checks if c.verdict is Verdict.MISSING]
+    if as_json:
+        render.print_json(
+            {
+                "recid": record.recid,
+                "directory": str(directory),
+                "ok": not bad and not missing,
+                "seconds": round(seconds, 3),
+                "files": [c.to_dict() for c in checks],
+            }
+        )
+    if bad:
+        raise ChecksumError(f"{len(bad)} of {len(checks)} files do not match the record")
+    if missing:
+        raise NotFoundError(
+            f"{len(missing)} of {len(checks)} files are missing from {directory}",
+            hint=f"fetch them with: odrun fetch {target} --dest {directory}",
+        )
+
+
+@cli.group()
+def cache() -> None:
+    """Inspect and maintain the shared file cache (ODRUN_CACHE_DIR)."""
+
+
+@cache.command("path")
+@global_options
+@click.pass_context
+def cache_path(ctx: click.Context) -> None:
+    """Print the cache folder."""
+    click.echo(settings_of(ctx).cache_dir)
+
+
+@cache.command("ls")
+@global_options
+@json_option
+@click.pass_context
+def cache_ls(ctx: click.Context, as_json: bool) -> None:
+    """List cached files: key, size, where they came from."""
+    store = FileStore(settings_of(ctx).cache_dir)
+    entries = list(store.entries())
+    if as_json:
+        render.print_json(
+            [{**e.meta, "key": e.key, "size": e.size, "path": str(e.path)} for e in entries]
+        )
+        return
+    for e in entries:
+        click.echo(f"{e.key}\t{render.human_size(e.size)}\t{e.meta.get('uri', '?')}")
+    total = sum(e.size for e in entries)
+    click.echo(f"{len(entries)} files, {render.human_size(total)}", err=True)
+
+
+@cache.command("verify")
+@global_options
+@click.option("--remove-bad", is_flag=True, help="Delete entries that do not verify.")
+@json_option
+@click.pass_context
+def cache_verify(ctx: click.Context, remove_bad: bool, as_json: bool) -> None:
+    """Re-hash every cached file against its key. Exit code 4 if any is corrupt."""
+    store = FileStore(settings_of(ctx).cache_dir)
+    bad = []
+    count = 0
+    for entry in store.entries():
+        count += 1
+        problem = store.verify_entry(entry)
+        if problem:
+            bad.append({"key": entry.key, "problem": problem})
+            if remove_bad:
+                store.remove(entry.key)
+    if as_json:
+        render.print_json({"checked": count, "bad": bad, "removed": remove_bad})
+    else:
+        for item in bad:
+            click.echo(f"BAD {item['key']}: {item['problem']}")
+        click.echo(f"{count} files checked, {len(bad)} bad", err=True)
+    if bad and not remove_bad:
+        raise ChecksumError(
+            f"{len(bad)} cached files are corrupt", hint="odrun cache verify --remove-bad"
+        )
+
+
+@cache.command("gc")
+@global_options
+@click.option("--max-size", metavar="SIZE", help="Shrink the cache to SIZE (e.g. 50G), LRU first.")
+@click.option("--parts-older-than", type=float, default=7.0, show_default=True, metavar="DAYS")
+@json_option
+@click.pass_context
+def cache_gc(
+    ctx: click.Context, max_size: str | None, parts_older_than: float, as_json: bool
+) -> None:
+    """Remove stale part files and, with --max-size, least recently used entries.
+
+    \b
+    Examples:
+      odrun cache gc --max-size 100G
+    """
+    store = FileStore(settings_of(ctx).cache_dir)
+    removed: list[str] = []
+    for part in list(store.stale_parts(parts_older_than * 86400)):
+        part.unlink(missing_ok=True)
+        removed.append(str(part))
+    if max_size is not None:
+        limit = parse_size(max_size)
+        entries = sorted(store.entries(), key=lambda e: e.last_used)
+        total = sum(e.size for e in entries)
+        for entry in entries:
+            if total <= limit:
+                break
+            with store.lock(entry.key):
+                store.remove(entry.key)
+            total -= entry.size
+            removed.append(entry.key)
+    if as_json:
+        render.print_json({"removed": removed})
+    else:
+        click.echo(f"removed {len(removed)} items", err=True)
+
+
+def parse_size(text: str) -> int:
+    units = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    value = text.strip().upper().removesuffix("B")
+    unit = value[-1] if value and value[-1] in units else ""
+    try:
+        return int(float(value[: len(value) - len(unit)]) * units[unit])
+    except ValueError:
+        raise UsageError(
+            f"--max-size {text!r} is not a size: expected e.g. 500M, 50G, 2T"
+        ) from None

@@ -1,0 +1,148 @@
+"""An HTTP file server of the tests' own that misbehaves on request (127.0.0.1 only).
+
+Each path serves bytes with Range support; a ``Fault`` attached to a path makes
+it drop the connection mid-body, answer 503 a number of times, stall, send wrong
+bytes or a wrong length, or trickle slowly (for interrupt-and-resume tests).
+Every GET is counted per path.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Fault:
+    #: answer 503 this many times first
+    unavailable: int = 0
+    #: close the connection after this many body bytes, this many times
+    drop_after: int | None = None
+    drops: int = 1
+    #: stop sending after this many bytes until released (client times out)
+    stall_after: int | None = None
+    stalls: int = 1
+    #: serve these bytes instead of the real ones
+    wrong_bytes: bytes | None = None
+    #: ignore Range requests (always 200 from byte 0)
+    ignore_range: bool = False
+    #: bytes per second, for slow transfers
+    rate: int | None = None
+
+
+class FaultServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.files: dict[str, bytes] = {}
+        self.faults: dict[str, Fault] = {}
+        self.gets: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def add(self, path: str, data: bytes, fault: Fault | None = None) -> str:
+        self.files[path] = data
+        if fault:
+            self.faults[path] = fault
+        return f"{self.url}{path}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FaultServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        srv = self.server
+        path = self.path.split("?")[0]
+        with srv.lock:
+            srv.gets[path] += 1
+            fault = srv.faults.get(path, Fault())
+            data = srv.files.get(path)
+            unavailable = fault.unavailable > 0
+            if unavailable:
+                fault.unavailable -= 1
+        if data is None:
+            return self._status(404)
+        if unavailable:
+            return self._status(503)
+        body = fault.wrong_bytes if fault.wrong_bytes is not None else data
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if match and not fault.ignore_range:
+            start = int(match.group(1))
+            if start >= len(body):
+                return self._status(416)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self._body(body, start, fault)
+
+    def _body(self, body: bytes, start: int, fault: Fault) -> None:
+        sent = 0
+        pos = start
+        step = 64 * 1024
+        while pos < len(body):
+            with self.server.lock:
+                drop = fault.drop_after is not None and fault.drops > 0 and sent >= fault.drop_after
+                if drop:
+                    fault.drops -= 1
+                stall = (
+                    fault.stall_after is not None and fault.stalls > 0 and sent >= fault.stall_after
+                )
+                if stall:
+                    fault.stalls -= 1
+            if drop:
+                self.close_connection = True
+                return
+            if stall:
+                self.server.release.wait(30)
+                self.close_connection = True
+                return
+            chunk = body[pos : pos + step]
+            try:
+                self.wfile.write(chunk)
+                self.wfile.flush()
+            except OSError:
+                return
+            pos += len(chunk)
+            sent += len(chunk)
+            if fault.rate:
+                time.sleep(len(chunk) / fault.rate)  # throttling the server side
+
+    def _status(self, code: int) -> None:
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@contextmanager
+def serve() -> Iterator[FaultServer]:
+    server = FaultServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

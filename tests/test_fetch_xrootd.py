@@ -1,0 +1,156 @@
+"""odrun fetch against the real xrootd daemon: root:// (bindings and xrdcp) and its HTTP port."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+
+from conftest import api_doc, blob
+
+SIZES = [0, 1, 1000, 65_536, 1_000_003, 9 * 1024 * 1024 + 7]
+
+
+@pytest.fixture(scope="session")
+def dataset(xrd) -> list[tuple[str, bytes]]:
+    files = []
+    for i, size in enumerate(SIZES):
+        data = blob(i, size)
+        name = f"ds/run{i % 2}/file{i}.root"
+        xrd.add(name, data)
+        files.append((xrd.uri(name), data))
+    return files
+
+
+@pytest.fixture
+def record(fresh_portal, xrd, dataset, monkeypatch) -> str:
+    fresh_portal.overrides["777"] = api_doc("777", dataset, indexed=True)
+    monkeypatch.setenv("ODRUN_PORTAL_URL", fresh_portal.url)
+    monkeypatch.setenv("ODRUN_PROTOCOL_MAP", xrd.protocol_map)
+    return "777"
+
+
+def assert_fetched(dest: Path, dataset: list[tuple[str, bytes]]) -> None:
+    for uri, data in dataset:
+        path = dest / uri.rsplit("/", 1)[-1]
+        assert path.read_bytes() == data
+    assert not list(dest.rglob("*.part"))
+
+
+@pytest.mark.parametrize("protocol", ["root", "https", "auto"])
+def test_fetch_verifies_and_caches(
+    odrun, record, dataset, tmp_path, protocol, isolated_env
+) -> None:
+    dest = tmp_path / "d"
+    result = odrun("fetch", record, "--dest", str(dest), "--protocol", protocol, "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["downloaded"] == len(SIZES)
+    assert report["bytes_transferred"] == sum(SIZES)
+    expected_transport = {"root": "xrootd", "https": "https", "auto": "xrootd"}[protocol]
+    assert {r["transport"] for r in report["results"]} == {expected_transport}
+    assert_fetched(dest, dataset)
+    # again, elsewhere: everything comes from the shared cache as hard links
+    other = tmp_path / "other"
+    again = odrun("fetch", record, "--dest", str(other), "--json").json()
+    assert again["cached"] == len(SIZES)
+    assert again["bytes_transferred"] == 0
+    assert_fetched(other, dataset)
+    first = other / "file5.root"
+    assert os.stat(first).st_ino == os.stat(dest / "file5.root").st_ino
+    assert os.stat(first).st_nlink >= 3  # cache entry + two destinations
+
+
+def test_xrdcp_fallback_without_bindings(odrun, record, dataset, tmp_path, monkeypatch) -> None:
+    from odrun.transfer import xrootd
+
+    monkeypatch.setattr(xrootd, "bindings", lambda: None)
+    result = odrun("fetch", record, "--dest", str(tmp_path / "d"), "--protocol", "root", "--json")
+    assert result.code == 0, result.err
+    assert {r["transport"] for r in result.json()["results"]} == {"xrdcp"}
+    assert_fetched(tmp_path / "d", dataset)
+
+
+def test_auto_falls_back_to_https(odrun, fresh_portal, xrd, dataset, tmp_path, monkeypatch) -> None:
+    import xrootd_server
+
+    dead = f"root://127.0.0.1:{xrootd_server.free_port()}"
+    moved = [(uri.replace(xrd.root_url, dead), data) for uri, data in dataset[:3]]
+    fresh_portal.overrides["778"] = api_doc("778", moved)
+    monkeypatch.setenv("ODRUN_PROTOCOL_MAP", f"{dead}={xrd.http_url}")
+    monkeypatch.setenv("XRD_CONNECTIONRETRY", "1")
+    monkeypatch.setenv("XRD_CONNECTIONWINDOW", "2")
+    result = odrun("--portal", fresh_portal.url, "fetch", "778", "--dest", str(tmp_path), "--json")
+    assert result.code == 0, result.err
+    assert {r["transport"] for r in result.json()["results"]} == {"https"}
+
+
+def test_missing_file_fails_clearly(
+    odrun, fresh_portal, xrd, dataset, tmp_path, monkeypatch
+) -> None:
+    files = [*dataset[:2], (xrd.uri("ds/nope.root"), b"x")]
+    fresh_portal.overrides["779"] = api_doc("779", files)
+    monkeypatch.setenv("ODRUN_PROTOCOL_MAP", xrd.protocol_map)
+    result = odrun("--portal", fresh_portal.url, "fetch", "779", "--dest", str(tmp_path), "--json")
+    assert result.code == 6  # some failed, the rest are in place
+    states = {r["path"]: r["state"] for r in result.json()["results"]}
+    assert states["nope.root"] == "failed"
+    assert not (tmp_path / "nope.root").exists()
+    assert (tmp_path / "file0.root").exists()
+    only_missing = api_doc("780", [(xrd.uri("ds/nope.root"), b"x")])
+    fresh_portal.overrides["780"] = only_missing
+    result = odrun("--portal", fresh_portal.url, "fetch", "780", "--dest", str(tmp_path))
+    assert result.code == 3
+    assert "nothing could be fetched" in result.err
+
+
+def test_verify_files(odrun, record, dataset, tmp_path) -> None:
+    dest = tmp_path / "v"
+    assert odrun("fetch", record, "--dest", str(dest), "--protocol", "https").code == 0
+    ok = odrun("verify-files", str(dest), record, "--json")
+    assert ok.code == 0, ok.err
+    assert {f["verdict"] for f in ok.json()["files"]} == {"ok"}
+    victim = dest / "file4.root"
+    data = bytearray(victim.read_bytes())
+    data[100] ^= 0xFF
+    victim.unlink()  # break the hard link: the cache entry stays intact
+    victim.write_bytes(bytes(data))
+    bad = odrun("verify-files", str(dest), record)
+    assert bad.code == 4
+    assert "checksum mismatch" in bad.out
+    expected = f"adler32:{zlib.adler32(dataset[4][1]):08x}"
+    assert expected in bad.out
+    (dest / "file2.root").unlink()
+    victim.unlink()
+    missing = odrun("verify-files", str(dest), record)
+    assert missing.code == 3
+    cache_ok = odrun("cache", "verify")
+    assert cache_ok.code == 0, cache_ok.err
+
+
+def test_cache_commands(odrun, record, tmp_path, isolated_env) -> None:
+    assert odrun("fetch", record, "--dest", str(tmp_path / "c")).code == 0
+    listing = odrun("cache", "ls", "--json").json()
+    assert len(listing) == len(SIZES)
+    assert all(e["recid"] == record for e in listing)
+    assert odrun("cache", "path").out.strip() == str(isolated_env)
+    entry = Path(listing[0]["path"])
+    entry.chmod(0o644)
+    entry.write_bytes(b"corrupted")
+    bad = odrun("cache", "verify")
+    assert bad.code == 4
+    assert odrun("cache", "verify", "--remove-bad").code == 0
+    assert len(odrun("cache", "ls", "--json").json()) == len(SIZES) - 1
+    gc = odrun("cache", "gc", "--max-size", "2M", "--json")
+    assert gc.code == 0
+    remaining = odrun("cache", "ls", "--json").json()
+    assert sum(e["size"] for e in remaining) <= 2_000_000
+
+
+def test_dry_run_transfers_nothing(odrun, record, tmp_path) -> None:
+    result = odrun("fetch", record, "--dest", str(tmp_path / "dry"), "--dry-run", "--json")
+    assert result.code == 0
+    assert result.json()["planned"] == len(SIZES)
+    assert not (tmp_path / "dry").exists()
