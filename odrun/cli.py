@@ -287,6 +287,9 @@ from odrun import cli_data  # noqa: E402
 __all__ = ["cli", "cli_data", "main"]
 
 
+INTERRUPTED = "interrupted; finished files are kept and partial transfers resume on the next run"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, map every error to a one-line message and an exit code."""
     try:
@@ -294,11 +297,11 @@ def main(argv: list[str] | None = None) -> None:
     except OdrunError as exc:
         _fail(f"{exc.label}: {exc}", exc.exit_code)
     except click.exceptions.Abort:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _fail(INTERRUPTED, EXIT_INTERRUPTED)
     except click.ClickException as exc:
         _fail(exc.format_message(), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        _fail(INTERRUPTED, EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)

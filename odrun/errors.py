@@ -16,8 +16,9 @@ Hierarchy (exit code in brackets)::
     ├── PartialError                [6]  some of many items failed, others succeeded
     ├── WorkflowError               [7]  an analysis step failed
     ├── ConfigError                 [8]  bad setting, config file or environment variable
-    └── MetadataError               [9]  record metadata is malformed or unsafe
-        └── UnsafeMetadataError     [9]  a path or URI that would escape its destination
+    ├── MetadataError               [9]  record metadata is malformed or unsafe
+    │   └── UnsafeMetadataError     [9]  a path or URI that would escape its destination
+    └── CancelledError            [130]  stopped on request (Ctrl-C); work so far is kept
 
 130 is used for an interrupted run (Ctrl-C), 0 for success.
 """
@@ -117,3 +118,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (MetadataError.exit_code, "record metadata malformed or unsafe"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
+
+
+class CancelledError(OdrunError):
+    exit_code = EXIT_INTERRUPTED
+    label = "interrupted"

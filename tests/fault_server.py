@@ -96,6 +96,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self._body(body, start, fault)
 
+    def do_HEAD(self) -> None:
+        data = self.server.files.get(self.path.split("?")[0])
+        if data is None:
+            return self._status(404)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+
     def _body(self, body: bytes, start: int, fault: Fault) -> None:
         sent = 0
         pos = start

@@ -74,17 +74,21 @@ def test_xrdcp_fallback_without_bindings(odrun, record, dataset, tmp_path, monke
 
 
 def test_auto_falls_back_to_https(odrun, fresh_portal, xrd, dataset, tmp_path, monkeypatch) -> None:
-    import xrootd_server
+    import socket
 
-    dead = f"root://127.0.0.1:{xrootd_server.free_port()}"
-    moved = [(uri.replace(xrd.root_url, dead), data) for uri, data in dataset[:3]]
+    holder = socket.socket()  # bound, never listening: connections are refused
+    holder.bind(("127.0.0.1", 0))
+    request_cleanup = holder.close
+    dead = f"root://127.0.0.1:{holder.getsockname()[1]}"
+    moved = [(uri.replace(xrd.root_url, dead), data) for uri, data in dataset[1:4]]
     fresh_portal.overrides["778"] = api_doc("778", moved)
     monkeypatch.setenv("ODRUN_PROTOCOL_MAP", f"{dead}={xrd.http_url}")
     monkeypatch.setenv("XRD_CONNECTIONRETRY", "1")
     monkeypatch.setenv("XRD_CONNECTIONWINDOW", "2")
     result = odrun("--portal", fresh_portal.url, "fetch", "778", "--dest", str(tmp_path), "--json")
     assert result.code == 0, result.err
-    assert {r["transport"] for r in result.json()["results"]} == {"https"}
+    request_cleanup()
+    assert {r["transport"] for r in result.json()["results"]} == {"https"}, result.out
 
 
 def test_missing_file_fails_clearly(

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,10 +138,8 @@ def run_xrootd(workdir: Path) -> Iterator[XRootDServer]:
     try:
         yield XRootDServer(workdir, port, http_port, pid)
     finally:
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def _listening(port: int) -> bool:

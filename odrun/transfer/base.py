@@ -25,8 +25,12 @@ class Transport(Protocol):
         """Whether this transport can run here (bindings or binaries present)."""
         ...
 
-    def stream(self, uri: str, offset: int = 0) -> Iterator[bytes]:
-        """Yield the bytes of ``uri`` from ``offset`` to the end, in chunks."""
+    def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
+        """Yield the bytes of ``uri`` from ``offset`` to the end, in chunks.
+
+        ``size`` is the file's declared size when known; a transport may use it
+        to ask for an explicit byte range.
+        """
         ...
 
 

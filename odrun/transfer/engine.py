@@ -16,6 +16,7 @@ Rules, in order of precedence:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from odrun.checksum import BLOCK_SIZE, Hasher
-from odrun.errors import ChecksumError, NotFoundError, OdrunError, TransientError, TransportError
+from odrun.errors import (
+    CancelledError,
+    ChecksumError,
+    NotFoundError,
+    OdrunError,
+    TransientError,
+    TransportError,
+)
 from odrun.http import backoff_delay
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
@@ -58,6 +66,8 @@ class Engine:
         self.sleep = sleep
         #: servers (scheme://host:port) that failed transiently: tried last from then on
         self.demoted: set[str] = set()
+        #: set on Ctrl-C: transfers stop at the next chunk, keeping their part files
+        self.cancelled = threading.Event()
 
     def transport_for(self, uri: str) -> Transport:
         scheme = scheme_of(uri)
@@ -94,6 +104,8 @@ class Engine:
             last = None
             try:
                 return self._attempt(f, uri, part, on_position, meta, key)
+            except CancelledError:
+                raise
             except ChecksumError:
                 part.unlink(missing_ok=True)
                 if mismatch_restarted:
@@ -138,7 +150,10 @@ class Engine:
         received = 0
         try:
             with part.open("ab") as out:
-                for chunk in transport.stream(uri, offset):
+                chunks = () if offset == f.size else transport.stream(uri, offset, f.size)
+                for chunk in chunks:
+                    if self.cancelled.is_set():
+                        raise CancelledError(f"{f.path}: interrupted at {offset} bytes")
                     out.write(chunk)
                     hasher.update(chunk)
                     offset += len(chunk)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +239,10 @@ class Fetcher:
                 )
             return report
         for result in _bounded_map(
-            lambda f: self.fetch_one(f, dest, progress, recid), files, max(1, jobs)
+            lambda f: self.fetch_one(f, dest, progress, recid),
+            files,
+            max(1, jobs),
+            abort=self.engine.cancelled.set,
         ):
             report.results.append(result)
         report.results.sort(key=lambda r: r.path)
@@ -247,10 +250,17 @@ class Fetcher:
         return report
 
 
-def _bounded_map(fn: Any, items: Iterable[RecordFile], jobs: int) -> Iterator[FileResult]:
-    """Run ``fn`` over ``items`` with ``jobs`` threads and at most ``jobs * 4`` pending."""
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="odrun-fetch") as pool:
-        pending: set[Future[FileResult]] = set()
+def _bounded_map(
+    fn: Any, items: Iterable[RecordFile], jobs: int, abort: Callable[[], None]
+) -> Iterator[FileResult]:
+    """Run ``fn`` over ``items`` with ``jobs`` threads and at most ``jobs * 4`` pending.
+
+    On an exception here (Ctrl-C arrives in the main thread) ``abort`` tells the
+    running transfers to stop at their next chunk, keeping their part files.
+    """
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="odrun-fetch")
+    pending: set[Future[FileResult]] = set()
+    try:
         for item in items:
             pending.add(pool.submit(fn, item))
             if len(pending) >= jobs * 4:
@@ -259,6 +269,12 @@ def _bounded_map(fn: Any, items: Iterable[RecordFile], jobs: int) -> Iterator[Fi
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             yield from (fut.result() for fut in done)
+    except BaseException:
+        abort()
+        raise
+    finally:
+        # on an exception, queued files never start; running ones see `cancelled`
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fetch_error(report: FetchReport) -> OdrunError | None:

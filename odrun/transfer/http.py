@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from odrun import http as odrun_http
 from odrun.errors import NotFoundError, TransientError, TransportError
 from odrun.settings import Settings
-from odrun.transfer.base import CHUNK, skip_prefix
+from odrun.transfer.base import skip_prefix
 
 if TYPE_CHECKING:
     import httpx
@@ -42,21 +42,37 @@ class HttpTransport:
     def available(self) -> bool:
         return True
 
-    def stream(self, uri: str, offset: int = 0) -> Iterator[bytes]:
+    def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
         import httpx  # noqa: PLC0415 - lazy: costs ~0.1 s
 
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        headers = {}
         try:
+            if offset:
+                # explicit ranges: XrdHttp 5.5 answers an open-ended "bytes=N-" with no body
+                if size is None:
+                    size = self._length(uri)
+                if offset >= size:
+                    return
+                headers["Range"] = f"bytes={offset}-{size - 1}"
             with self.client.stream("GET", uri, headers=headers) as response:
                 # a server that ignores Range sends everything: drop what we have
                 skip = self._check(response, uri, offset)
-                yield from skip_prefix(response.iter_bytes(CHUNK), skip)
+                # chunks as they arrive: a dropped connection loses nothing received
+                yield from skip_prefix(response.iter_bytes(), skip)
         except httpx.TimeoutException:
             raise TransientError(
                 f"{uri}: timed out after {self.settings.timeout:g} s without data"
             ) from None
         except httpx.TransportError as exc:
             raise TransientError(f"{uri}: {type(exc).__name__}: {exc}") from None
+
+    def _length(self, uri: str) -> int:
+        response = self.client.head(uri)
+        self._check(response, uri, 0)
+        try:
+            return int(response.headers["content-length"])
+        except (KeyError, ValueError):
+            raise TransientError(f"{uri}: server did not say the file's length") from None
 
     @staticmethod
     def _check(response: httpx.Response, uri: str, offset: int) -> int:

@@ -24,7 +24,7 @@ class FileTransport:
     def available(self) -> bool:
         return True
 
-    def stream(self, uri: str, offset: int = 0) -> Iterator[bytes]:
+    def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
         path = file_path(uri)
         try:
             fh = path.open("rb")

@@ -62,7 +62,7 @@ class XRootDTransport:
     def available(self) -> bool:
         return self.client is not None
 
-    def stream(self, uri: str, offset: int = 0) -> Iterator[bytes]:
+    def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
         if self.client is None:
             raise TransportError(f"{uri}: no XRootD bindings", hint=INSTALL_HINT)
         from XRootD.client.flags import OpenFlags  # noqa: PLC0415 - optional dependency
@@ -106,7 +106,7 @@ class XrdcpTransport:
     def available(self) -> bool:
         return self.binary is not None
 
-    def stream(self, uri: str, offset: int = 0) -> Iterator[bytes]:
+    def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
         if self.binary is None:
             raise TransportError(f"{uri}: neither XRootD bindings nor xrdcp", hint=INSTALL_HINT)
         cmd = [self.binary, "--silent", "--nopbar", uri, "-"]
