@@ -18,7 +18,6 @@ from . import __version__, render
 from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
 from .records import FileFilter, Resolver
 from .records.cite import cite as make_citation
-from .records.mirror import write_mirror
 from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -237,51 +236,7 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
         click.echo(citation)
 
 
-@cli.command()
-@global_options
-@click.argument("targets", nargs=-1, required=True)
-@click.option(
-    "--to",
-    "dest",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Mirror folder (created if missing).",
-)
-@json_option
-@click.pass_context
-def mirror(ctx: click.Context, targets: tuple[str, ...], dest: Path, as_json: bool) -> None:
-    """Write records' metadata to a folder usable as --portal file://DIR.
-
-    Each record becomes DIR/<recid>.json, the API document with file indices
-    expanded, so the mirror answers offline.
-
-    \b
-    Examples:
-      odrun mirror 1 5500 10.7483/OPENDATA.CMS.KYMN.CR5R --to ./mirror
-      odrun --portal file://./mirror info 5500
-    """
-    with Resolver(settings_of(ctx)) as resolver:
-        entries = []
-        for entry in write_mirror(targets, dest, resolver):
-            entries.append(entry)
-            if not as_json:
-                state = "" if entry.files_complete else " (file list incomplete)"
-                click.echo(f"{entry.path}: record {entry.recid}, {entry.file_count} files{state}")
-    if as_json:
-        render.print_json(
-            [
-                {
-                    "recid": e.recid,
-                    "path": str(e.path),
-                    "file_count": e.file_count,
-                    "files_complete": e.files_complete,
-                }
-                for e in entries
-            ]
-        )
-
-
-# the data commands (fetch, verify-files, cache) register themselves on `cli`
+# the data commands (fetch, mirror, verify-files, cache) register themselves on `cli`
 from odrun import cli_data  # noqa: E402
 
 __all__ = ["cli", "cli_data", "main"]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from odrun import render
 from odrun.cli import cli, filter_options, global_options, json_option, settings_of
-from odrun.errors import ChecksumError, NotFoundError, UsageError
+from odrun.errors import ChecksumError, NotFoundError, PartialError, UsageError
+from odrun.mirror import write_mirror
 from odrun.progress import PlainProgress, RichProgress
 from odrun.records import FileFilter, Resolver
+from odrun.records.model import RecordFile
 from odrun.transfer import Fetcher, FileStore, State, Verdict, verify_files
 from odrun.transfer.fetch import DEFAULT_JOBS, fetch_error
 
@@ -104,6 +107,100 @@ def fetch(
     error = fetch_error(report)
     if error is not None:
         raise error
+
+
+def make_progress(
+    files: Sequence[RecordFile], *, quiet: bool
+) -> RichProgress | PlainProgress | None:
+    """Bars on a terminal, one line per file otherwise, nothing for --json / --dry-run."""
+    if quiet or not files:
+        return None
+    console = render.stderr_console()
+    if console.is_terminal:
+        return RichProgress(console, len(files), sum(f.size or 0 for f in files))
+    return PlainProgress(sys.stderr)
+
+
+@cli.command()
+@global_options
+@click.argument("targets", nargs=-1, required=True)
+@click.option(
+    "--to",
+    "dest",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Mirror folder (created if missing).",
+)
+@click.option("--with-files", is_flag=True, help="Also fetch the files, verified, into DIR/files/.")
+@click.option(
+    "--protocol", type=click.Choice(["auto", "root", "https"]), default="auto", show_default=True
+)
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True)
+@json_option
+@click.pass_context
+def mirror(
+    ctx: click.Context,
+    targets: tuple[str, ...],
+    dest: Path,
+    with_files: bool,
+    protocol: str,
+    jobs: int,
+    as_json: bool,
+) -> None:
+    """Write records (and with --with-files their data) to a folder usable as --portal file://DIR.
+
+    Each record becomes DIR/<recid>.json, the API document with file indices
+    expanded, so the mirror answers offline. With --with-files the files are
+    fetched and verified into DIR/files/<recid>/ and the record points at them
+    (relative file: URIs: the folder can be moved or copied to another machine).
+
+    \b
+    Examples:
+      odrun mirror 1 5500 10.7483/OPENDATA.CMS.KYMN.CR5R --to ./mirror
+      odrun mirror 3005 12361 --to /shared/od-mirror --with-files
+      odrun --portal file:///shared/od-mirror fetch 12361 --dest data/
+    """
+    settings = settings_of(ctx)
+    entries = []
+    failed = 0
+    with Resolver(settings) as resolver, Fetcher(settings, protocol) as fetcher:  # type: ignore[arg-type]
+        for entry in write_mirror(
+            targets,
+            dest,
+            resolver,
+            fetcher if with_files else None,
+            jobs=jobs,
+            progress=None if as_json else PlainProgress(sys.stderr),
+        ):
+            entries.append(entry)
+            failed += len(entry.report.failed) if entry.report else 0
+            if not as_json:
+                state = "" if entry.files_complete else " (file list incomplete)"
+                got = ""
+                if entry.report:
+                    local = entry.file_count - len(entry.report.failed)
+                    got = f", {local} stored under files/{entry.recid}/"
+                click.echo(
+                    f"{entry.path}: record {entry.recid}, {entry.file_count} files{got}{state}"
+                )
+    if as_json:
+        render.print_json(
+            [
+                {
+                    "recid": e.recid,
+                    "path": str(e.path),
+                    "file_count": e.file_count,
+                    "files_complete": e.files_complete,
+                    "fetch": e.report.to_dict() if e.report else None,
+                }
+                for e in entries
+            ]
+        )
+    if failed:
+        raise PartialError(
+            f"{failed} files could not be fetched; their records keep the remote URIs",
+            hint="run the same command again to retry them",
+        )
 
 
 @cli.command("verify-files")

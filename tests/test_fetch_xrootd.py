@@ -158,3 +158,25 @@ def test_dry_run_transfers_nothing(odrun, record, tmp_path) -> None:
     assert result.code == 0
     assert result.json()["planned"] == len(SIZES)
     assert not (tmp_path / "dry").exists()
+
+
+def test_mirror_with_files_is_a_movable_fetch_source(odrun, record, dataset, tmp_path) -> None:
+    mirror = tmp_path / "m"
+    made = odrun("mirror", record, "--to", str(mirror), "--with-files", "--json")
+    assert made.code == 0, made.err
+    assert made.json()[0]["fetch"]["downloaded"] == len(SIZES)
+    doc = (mirror / f"{record}.json").read_text()
+    assert '"uri": "file:files/777/' in doc
+    assert '"original_uri": "root://127.0.0.1:' in doc
+    moved = tmp_path / "elsewhere"
+    mirror.rename(moved)  # relative URIs: the mirror still works after a move
+    dest = tmp_path / "from-mirror"
+    result = odrun(
+        "--portal", f"file://{moved}", "--offline", "--cache-dir", str(tmp_path / "air-gapped"),
+        "fetch", record, "--dest", str(dest), "--json",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert {r["transport"] for r in result.json()["results"] if r["size"]} == {"file"}
+    assert_fetched(dest, dataset)
+    info = odrun("--portal", f"file://{moved}", "files", record).out.splitlines()
+    assert all(line.startswith(f"file://{moved}/files/777/") for line in info)

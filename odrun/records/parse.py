@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -35,7 +36,7 @@ def parse_record(
     *,
     portal_url: str | None = None,
     load_index: IndexLoader | None = None,
-    allow_file_uris: bool = False,
+    local_root: Path | None = None,
 ) -> Record:
     """Build a :class:`Record` from an API envelope (or a bare metadata document)."""
     meta = doc.get("metadata", doc) if isinstance(doc, Mapping) else None
@@ -44,7 +45,7 @@ def parse_record(
     recid = _text(meta.get("recid")) or _text(doc.get("id"))
     if not recid:
         raise MetadataError("record document has no recid")
-    checker = _Checker(recid, allow_file_uris)
+    checker = _Checker(recid, local_root)
 
     # direct files first, then index entries in index order
     entries: list[tuple[Mapping[str, Any], str | None]] = []
@@ -138,13 +139,22 @@ def parse_record(
 
 
 class _Checker:
-    """Rejects URIs and names that are unsafe to act on."""
+    """Rejects URIs and names that are unsafe to act on.
 
-    def __init__(self, recid: str, allow_file: bool) -> None:
+    ``file:`` URIs are accepted only from a local mirror (``local_root``); a
+    relative one (``file:files/1/x.root``) is resolved against the mirror folder,
+    so a mirror keeps working when it is moved.
+    """
+
+    def __init__(self, recid: str, local_root: Path | None) -> None:
         self.recid = recid
-        self.allowed = REMOTE_SCHEMES | ({"file"} if allow_file else set())
+        self.local_root = local_root
+        self.allowed = REMOTE_SCHEMES | ({"file"} if local_root else set())
 
     def uri(self, uri: str) -> str:
+        if self.local_root and uri.startswith("file:") and not uri.startswith("file:/"):
+            rel = unquote(uri[len("file:") :])
+            return (self.local_root / self.relpath(rel, uri)).resolve().as_uri()
         scheme = scheme_of(uri)
         if not uri or scheme not in self.allowed:
             raise UnsafeMetadataError(

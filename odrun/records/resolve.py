@@ -22,7 +22,7 @@ from odrun.urls import scheme_of
 from .cache import MetadataCache
 from .model import Record
 from .parse import parse_record
-from .portal import Portal, open_portal
+from .portal import MirrorPortal, Portal, open_portal
 from .refs import RecordRef, parse_reference
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Resolver:
             doc,
             portal_url=self.portal.url,
             load_index=self._load_index,
-            allow_file_uris=self.portal.local,
+            local_root=self.portal.root if isinstance(self.portal, MirrorPortal) else None,
         )
         if note:
             record = _with_note(record, note)
