@@ -9,9 +9,10 @@ of one value compare equal.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,18 @@ ALGORITHMS = {"adler32": 8, "sha1": 40, "sha256": 64, "md5": 32}
 _ALIASES = {"alder32": "adler32", "adler-32": "adler32", "sha-1": "sha1", "sha-256": "sha256"}
 _HEX = re.compile(r"^[0-9a-f]+$")
 BLOCK_SIZE = 4 * 1024 * 1024
+
+
+def _adler32_impl() -> Callable[[bytes | memoryview, int], int]:
+    """zlib-ng's SIMD adler32 (extra ``odrun[fast]``, ~5x faster) when installed, else zlib's."""
+    try:
+        from zlib_ng import zlib_ng  # noqa: PLC0415 - optional dependency
+    except ImportError:
+        return zlib.adler32
+    return zlib_ng.adler32
+
+
+adler32 = _adler32_impl()
 
 
 @dataclass(frozen=True, order=True)
@@ -56,7 +69,7 @@ class Hasher:
 
     def update(self, data: bytes | memoryview) -> None:
         if self._hash is None:
-            self._adler = zlib.adler32(data, self._adler)
+            self._adler = adler32(data, self._adler)
         else:
             self._hash.update(data)
 
@@ -76,9 +89,19 @@ def checksum_blocks(blocks: Iterable[bytes], algorithm: str = "adler32") -> Chec
 def checksum_file(path: Path, algorithm: str = "adler32") -> Checksum:
     """Stream a file through the hasher; never holds more than one block in memory."""
     hasher = Hasher(algorithm)
-    buf = bytearray(BLOCK_SIZE)
-    view = memoryview(buf)
+    feed_file(path, hasher)
+    return hasher.checksum()
+
+
+def feed_file(path: Path, hasher: Hasher) -> int:
+    """Stream a file into ``hasher`` block by block; return its length."""
     with path.open("rb", buffering=0) as fh:
+        # a block-sized buffer only for files that need it: small files are common
+        size = os.fstat(fh.fileno()).st_size
+        buf = bytearray(max(1, min(BLOCK_SIZE, size)))
+        view = memoryview(buf)
+        total = 0
         while n := fh.readinto(buf):
             hasher.update(view[:n])
-    return hasher.checksum()
+            total += n
+    return total

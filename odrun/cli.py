@@ -117,7 +117,7 @@ def filter_options(func: F) -> F:
         help="Keep files A..B (1-based, inclusive; comma-separated or repeated).",
     )(func)
     func = click.option(
-        "--filter-regexp", "regexp", metavar="RE", help="Keep files whose URI matches RE."
+        "--filter-regexp", "regexp", metavar="RE", help="Keep files whose name (path) matches RE."
     )(func)
     return click.option(
         "--filter-name",
@@ -175,7 +175,7 @@ def files(
     Examples:
       odrun files 1 --filter-range 1-10
       odrun files 5500 --protocol https --filter-name '*.py'
-      odrun files 1 --filter-regexp '/0000/' --json
+      odrun files 1 --filter-regexp '^00[0-9A-F]' --json
     """
     settings = settings_of(ctx)
     chosen = FileFilter.build(names, regexp, ranges)

@@ -2,8 +2,9 @@
 
 Semantics follow cernopendata-client's ``--filter-name/--filter-regexp/--filter-range``:
 the name glob matches a file's name, the regular expression is searched in its
-URI, and ranges (``A-B``, 1-based, inclusive, comma-separated) apply last, to
-the files the other filters kept.
+path (its name, or folder/name where a record's names collide), and ranges
+(``A-B``, 1-based, inclusive, comma-separated) apply last, to the files the
+other filters kept.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class FileFilter:
             kept = [f for f in kept if any(fnmatch.fnmatchcase(f.filename, n) for n in self.names)]
         if self.regexp:
             pattern = re.compile(self.regexp)
-            kept = [f for f in kept if pattern.search(f.uri)]
+            kept = [f for f in kept if pattern.search(f.path)]
         if self.ranges:
             chosen = sorted({i for a, b in self.ranges for i in range(a, b + 1)})
             kept = [kept[i - 1] for i in chosen if i <= len(kept)]

@@ -8,7 +8,9 @@ Part files, checksums, retries and caching live in :mod:`odrun.transfer.engine`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 #: bytes per chunk a transport yields (and the engine writes)
@@ -42,3 +44,71 @@ def skip_prefix(chunks: Iterable[bytes], skip: int) -> Iterator[bytes]:
             continue
         yield chunk[skip:] if skip else chunk
         skip = 0
+
+
+_DONE = object()
+
+
+def prefetch(
+    chunks: Iterator[bytes],
+    depth: int = 8,
+    coalesce: int = 256 * 1024,
+    digest: Callable[[bytes], None] | None = None,
+) -> Iterator[bytes]:
+    """Read ``chunks`` in a background thread, so network reads overlap disk writes.
+
+    Small chunks are joined up to ``coalesce`` bytes. ``digest`` (a hasher's
+    ``update``) sees every chunk, in order, in the reader thread, before the
+    consumer does: checksumming then costs the writer nothing. Errors from the
+    source are re-raised here, in order; closing this generator stops the reader.
+    """
+    buffer: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        if digest is not None and isinstance(item, bytes):
+            digest(item)
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        pending: list[bytes] = []
+        size = 0
+        try:
+            for chunk in chunks:
+                pending.append(chunk)
+                size += len(chunk)
+                if size >= coalesce:
+                    if not put(b"".join(pending)):
+                        return
+                    pending, size = [], 0
+            if pending and not put(b"".join(pending)):
+                return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            if pending:
+                put(b"".join(pending))
+            put(exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+
+    thread = threading.Thread(target=reader, name="odrun-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        thread.join(timeout=30)

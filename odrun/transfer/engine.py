@@ -15,7 +15,6 @@ Rules, in order of precedence:
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from odrun.checksum import BLOCK_SIZE, Hasher
+from odrun.checksum import Hasher, feed_file
 from odrun.errors import (
     CancelledError,
     ChecksumError,
@@ -35,7 +34,7 @@ from odrun.errors import (
 from odrun.http import backoff_delay
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
-from odrun.transfer.base import Transport
+from odrun.transfer.base import Transport, prefetch
 from odrun.transfer.store import FileStore
 from odrun.urls import scheme_of
 
@@ -141,7 +140,7 @@ class Engine:
     ) -> Transferred:
         transport = self.transport_for(uri)
         hasher = Hasher(f.checksum.algorithm if f.checksum else "adler32")
-        offset = _rehash(part, hasher) if part.exists() else 0
+        offset = feed_file(part, hasher) if part.exists() else 0
         if f.size is not None and offset > f.size:
             part.unlink()
             hasher, offset = Hasher(hasher.algorithm), 0
@@ -150,12 +149,15 @@ class Engine:
         received = 0
         try:
             with part.open("ab") as out:
-                chunks = () if offset == f.size else transport.stream(uri, offset, f.size)
+                chunks = (
+                    iter(())
+                    if offset == f.size
+                    else prefetch(transport.stream(uri, offset, f.size), digest=hasher.update)
+                )
                 for chunk in chunks:
                     if self.cancelled.is_set():
                         raise CancelledError(f"{f.path}: interrupted at {offset} bytes")
-                    out.write(chunk)
-                    hasher.update(chunk)
+                    out.write(chunk)  # already hashed by the reader thread
                     offset += len(chunk)
                     received += len(chunk)
                     on_position(offset)
@@ -164,8 +166,6 @@ class Engine:
                             f"{f.path}: more bytes than the record declares "
                             f"({offset} > {f.size}) from {uri}"
                         )
-                out.flush()
-                os.fsync(out.fileno())
         except ChecksumError:
             on_position(0)
             raise
@@ -179,18 +179,6 @@ class Engine:
             )
         entry = self.store.commit(part, key, dict(meta, uri=uri, checksum=str(actual)))
         return Transferred(entry, uri, transport.name, received, start)
-
-
-def _rehash(part: Path, hasher: Hasher) -> int:
-    """Feed an existing part file to ``hasher``; return its length."""
-    size = 0
-    buf = bytearray(BLOCK_SIZE)
-    view = memoryview(buf)
-    with part.open("rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            hasher.update(view[:n])
-            size += n
-    return size
 
 
 def _server(uri: str) -> str:

@@ -32,6 +32,7 @@ class HttpTransport:
         """One connection pool shared by all worker threads, made on first use."""
         with self._lock:
             if self._client is None:
+                _widen_reads()
                 self._client = odrun_http.make_client(self.settings)
             return self._client
 
@@ -45,7 +46,8 @@ class HttpTransport:
     def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
         import httpx  # noqa: PLC0415 - lazy: costs ~0.1 s
 
-        headers = {}
+        # identity: the bytes on the wire are the file's bytes (raw reads, no decoding)
+        headers = {"Accept-Encoding": "identity"}
         try:
             if offset:
                 # explicit ranges: XrdHttp 5.5 answers an open-ended "bytes=N-" with no body
@@ -58,7 +60,9 @@ class HttpTransport:
                 # a server that ignores Range sends everything: drop what we have
                 skip = self._check(response, uri, offset)
                 # chunks as they arrive: a dropped connection loses nothing received
-                yield from skip_prefix(response.iter_bytes(), skip)
+                encoded = response.headers.get("content-encoding", "identity") != "identity"
+                chunks = response.iter_bytes() if encoded else response.iter_raw()
+                yield from skip_prefix(chunks, skip)
         except httpx.TimeoutException:
             raise TransientError(
                 f"{uri}: timed out after {self.settings.timeout:g} s without data"
@@ -92,3 +96,22 @@ class HttpTransport:
                 raise TransientError(f"{uri}: server answered a different byte range")
             return 0
         return offset if offset else 0
+
+
+def _widen_reads() -> None:
+    """Let httpcore read 1 MiB per recv() instead of 64 KiB.
+
+    Measured on loopback (benchmarks/fetch.py): 64 KiB reads cap a download at
+    about 400 MB/s, a quarter of what curl or http.client reach; 1 MiB reads
+    match them. The attribute is httpcore's own knob; if a release drops it,
+    nothing breaks, downloads are only slower.
+    """
+    try:
+        from httpcore._sync import http11  # noqa: PLC0415 - only when downloading
+    except ImportError:  # pragma: no cover
+        return
+    if getattr(http11.HTTP11Connection, "READ_NUM_BYTES", 0) < CHUNK_READ:
+        http11.HTTP11Connection.READ_NUM_BYTES = CHUNK_READ
+
+
+CHUNK_READ = 1 << 20
