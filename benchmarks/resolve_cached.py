@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -114,6 +115,10 @@ def main() -> None:
             subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
 
         cli_times = timed(cli, max(3, args.repeat // 2))
+        dry = [sys.executable, "-m", "odrun", "--portal", url, "--offline", "fetch", "424242",
+               "--dry-run", "--json", "--dest", str(Path(cache) / "dest")]  # fmt: skip
+        subprocess.run(dry, env=env, check=True, stdout=subprocess.DEVNULL)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     server.shutdown()
     med = statistics.median
     print(f"record with {args.files} files, {len(body) / 1e6:.1f} MB of metadata")
@@ -124,6 +129,7 @@ def main() -> None:
     print(f"ratio cached-library / 1 s target  : {med(lib) / 1.0:.3f}  (<= 1 means met)")
     print(f"ratio cached-CLI / 1 s target      : {med(cli_times) / 1.0:.3f}")
     print(f"ratio cached-library / json floor  : {med(lib) / med(floor):.1f}x")
+    print(f"peak RSS of any CLI run (incl. fetch --dry-run --json): {peak_mb:.0f} MB")
 
 
 if __name__ == "__main__":
