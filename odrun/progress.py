@@ -6,6 +6,7 @@ import threading
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -70,7 +71,8 @@ class RichProgress:
         if result.state is not State.FAILED:
             self.progress.advance(self.overall, (f.size or 0) - before)
         else:
-            self.progress.console.print(f"[red]failed[/] {f.path}: {result.reason}")
+            reason = escape(f"{f.path}: {result.reason}")
+            self.progress.console.print(f"[red]failed[/] {reason}")
         self.progress.update(self.overall, description=self._label())
 
 

@@ -50,6 +50,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ODRUN_CACHE_DIR", str(cache))
     monkeypatch.setenv("ODRUN_RETRY_BACKOFF", "0.01")
     monkeypatch.setenv("ODRUN_TIMEOUT", "5")
+    # XRootD reads these once per process: the same values for every test, whatever the order
+    monkeypatch.setenv("XRD_CONNECTIONWINDOW", "2")
+    monkeypatch.setenv("XRD_CONNECTIONRETRY", "1")
     return cache
 
 

@@ -45,6 +45,8 @@ class FaultServer(ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.faults: dict[str, Fault] = {}
         self.gets: Counter[str] = Counter()
+        #: every Range header answered with 206
+        self.ranges: list[str] = []
         self.lock = threading.Lock()
         self.release = threading.Event()
 
@@ -82,16 +84,22 @@ class _Handler(BaseHTTPRequestHandler):
             return self._status(503)
         body = fault.wrong_bytes if fault.wrong_bytes is not None else data
         start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        end = len(body)
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
         if match and not fault.ignore_range:
             start = int(match.group(1))
-            if start >= len(body):
+            if match.group(2):
+                end = min(end, int(match.group(2)) + 1)
+            if start >= len(body) or start >= end:
                 return self._status(416)
+            with srv.lock:
+                srv.ranges.append(self.headers["Range"])
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(body)}")
         else:
             self.send_response(200)
-        self.send_header("Content-Length", str(len(body) - start))
+        body = body[:end]
+        self.send_header("Content-Length", str(end - start))
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         self._body(body, start, fault)

@@ -153,3 +153,45 @@ def test_malformed_record_document(fresh_portal, odrun) -> None:
     result = odrun("--portal", fresh_portal.url, "info", "3005")
     assert result.code == 9
     assert "not a list of objects" in result.err
+
+
+@pytest.mark.parametrize("recid", ["../../../tmp/escaped", "/root", "5500/../x", ""])
+def test_unsafe_recid_rejected(
+    fresh_portal, odrun, recid: str, tmp_path: Path, monkeypatch
+) -> None:
+    import portal_server
+
+    doc = portal_server.to_api(portal_server.load_source("3005"))
+    doc["metadata"]["recid"] = recid
+    doc["id"] = recid
+    fresh_portal.overrides["3005"] = doc
+    work = tmp_path / "deep" / "er" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    result = odrun("--portal", fresh_portal.url, "fetch", "3005")
+    assert result.code == 9, result.err
+    assert sorted(p.name for p in tmp_path.rglob("*") if "cache" not in p.parts) == [
+        "deep",
+        "er",
+        "work",
+    ]
+
+
+def test_mirror_file_uris_stay_inside_the_mirror(odrun, tmp_path: Path) -> None:
+    import json
+
+    import portal_server
+
+    mirror = tmp_path / "m"
+    mirror.mkdir()
+    (mirror / "files").symlink_to("/etc")
+    for n, uri in enumerate(["file:///etc/hostname", "file:files/hostname", "file:../x"]):
+        doc = portal_server.to_api(portal_server.load_source("3005"))
+        doc["metadata"]["files"][0]["uri"] = uri
+        (mirror / "3005.json").write_text(json.dumps(doc))
+        result = odrun(
+            "--portal", f"file://{mirror}", "fetch", "3005", "--dest", str(tmp_path / str(n))
+        )
+        assert result.code == 9, (uri, result.err)
+        assert "outside the mirror" in result.err or "escape" in result.err
+        assert not (tmp_path / str(n)).exists()

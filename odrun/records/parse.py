@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from .model import ContainerImage, Environment, FileIndex, Record, RecordFile
 IndexLoader = Callable[[Mapping[str, Any]], bytes]
 
 INDEX_TYPES = ("index.json", "index.txt")
+_RECID = re.compile(r"^(?:\d+|[A-Za-z][A-Za-z0-9]*-\d+)$")
 
 
 def parse_record(
@@ -45,6 +47,11 @@ def parse_record(
     recid = _text(meta.get("recid")) or _text(doc.get("id"))
     if not recid:
         raise MetadataError("record document has no recid")
+    if not _RECID.match(recid):
+        # the recid names folders (fetch's default destination, mirror files)
+        raise UnsafeMetadataError(
+            f"record document has recid {recid[:80]!r}: expected digits or <experiment>-<digits>"
+        )
     checker = _Checker(recid, local_root)
 
     # direct files first, then index entries in index order
@@ -149,12 +156,24 @@ class _Checker:
     def __init__(self, recid: str, local_root: Path | None) -> None:
         self.recid = recid
         self.local_root = local_root
-        self.allowed = REMOTE_SCHEMES | ({"file"} if local_root else set())
+        self.allowed = REMOTE_SCHEMES
+
+    def _mirror_file(self, uri: str) -> str:
+        """A mirror's ``file:files/...`` URI as an absolute one, if it stays inside the mirror."""
+        assert self.local_root is not None
+        rel = unquote(uri[len("file:") :])
+        root = self.local_root.resolve()
+        target = (root / self.relpath(rel, uri)).resolve() if not rel.startswith("/") else None
+        if target is None or not target.is_relative_to(root):
+            raise UnsafeMetadataError(
+                f"record {self.recid}: file URI {uri!r} points outside the mirror {root}; "
+                "a mirror may only use relative file:files/... URIs"
+            )
+        return target.as_uri()
 
     def uri(self, uri: str) -> str:
-        if self.local_root and uri.startswith("file:") and not uri.startswith("file:/"):
-            rel = unquote(uri[len("file:") :])
-            return (self.local_root / self.relpath(rel, uri)).resolve().as_uri()
+        if self.local_root and uri.startswith("file:"):
+            return self._mirror_file(uri)
         scheme = scheme_of(uri)
         if not uri or scheme not in self.allowed:
             raise UnsafeMetadataError(
@@ -184,8 +203,12 @@ def _build_files(
     entries: list[tuple[Mapping[str, Any], str | None]], checker: _Checker
 ) -> tuple[RecordFile, ...]:
     prepared = []
+    seen: set[str] = set()
     for raw, index in entries:
         uri = checker.uri(_text(raw.get("uri")) or "")
+        if uri in seen:
+            continue  # the same file listed twice (e.g. in two indices): keep it once
+        seen.add(uri)
         filename = _text(raw.get("filename")) or _basename(uri)
         checker.relpath(filename, uri, plain=True)
         checksum = _checksum(raw.get("checksum"), checker.recid, uri)
@@ -216,7 +239,7 @@ def _parse_index(data: bytes, kind: str, name: str) -> list[Mapping[str, Any]]:
         if kind == "index.txt":
             return [{"uri": line.strip()} for line in data.decode().splitlines() if line.strip()]
         items = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MetadataError(f"file index {name} is not valid {kind}: {exc}") from None
     if isinstance(items, Mapping) and isinstance(items.get("files"), list):
         items = items["files"]  # the portal's /file_index/ form
@@ -268,7 +291,10 @@ def _index_name(filename: str) -> str:
 
 
 def _uri_path(uri: str) -> str:
-    path = unquote(urlsplit(uri).path)
+    try:
+        path = unquote(urlsplit(uri).path)
+    except ValueError as exc:
+        raise MetadataError(f"file URI {uri[:200]!r} is malformed: {exc}") from None
     return "/".join(part for part in path.split("/") if part)
 
 

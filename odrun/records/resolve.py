@@ -74,7 +74,7 @@ class Resolver:
         data, note = self._record_bytes(recid)
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise MetadataError(
                 f"record {recid} from {self.portal.url} is not valid JSON"
             ) from None

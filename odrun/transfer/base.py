@@ -51,7 +51,7 @@ _DONE = object()
 
 def prefetch(
     chunks: Iterator[bytes],
-    depth: int = 8,
+    depth: int = 4,
     coalesce: int = 256 * 1024,
     digest: Callable[[bytes], None] | None = None,
 ) -> Iterator[bytes]:

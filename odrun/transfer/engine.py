@@ -16,7 +16,6 @@ Rules, in order of precedence:
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,12 +56,10 @@ class Engine:
         settings: Settings,
         store: FileStore,
         transports: Sequence[Transport],
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.store = store
         self.transports = [t for t in transports if t.available()]
-        self.sleep = sleep
         #: servers (scheme://host:port) that failed transiently: tried last from then on
         self.demoted: set[str] = set()
         #: set on Ctrl-C: transfers stop at the next chunk, keeping their part files
@@ -94,6 +91,8 @@ class Engine:
         failed: dict[str, OdrunError] = {}
         last: str | None = None
         while True:
+            if self.cancelled.is_set():
+                raise CancelledError(f"{f.path}: interrupted")
             live = [u for u in candidates if not isinstance(failed.get(u), NotFoundError)]
             live.sort(key=lambda u: _server(u) in self.demoted)  # stable: order kept otherwise
             if not live:
@@ -110,6 +109,7 @@ class Engine:
                 if mismatch_restarted:
                     raise
                 mismatch_restarted = True
+                last = uri  # a corrupt replica: try the other protocol if there is one
             except NotFoundError as exc:
                 failed[uri] = exc
             except TransientError as exc:
@@ -121,7 +121,7 @@ class Engine:
                     raise TransientError(
                         f"{exc.message} (gave up after {transient_failures} attempts)"
                     ) from None
-                self.sleep(backoff_delay(transient_failures, self.settings.retry_backoff))
+                self.cancelled.wait(backoff_delay(transient_failures, self.settings.retry_backoff))
                 last = uri
             except TransportError as exc:
                 failed[uri] = exc

@@ -190,12 +190,14 @@ class Fetcher:
         result = FileResult(f.path, f.uri, f.size, State.CACHED)
         progress.start(f)
         try:
-            with self.store.lock(key):
-                if not self.store.has(key) and _verified_at(target, f):
-                    result.state = State.PRESENT
-                elif self.store.has(key):
-                    if not self.store.same_file(key, target):
-                        self.store.link(key, target)
+            with self.store.lock(key, self.engine.cancelled):
+                cached = self.store.has(key) and self.store.intact(key)
+                if self.store.same_file(key, target) and cached:
+                    self.store.touch(key)
+                elif _verified_at(target, f):
+                    result.state = State.PRESENT  # e.g. a copy made across filesystems
+                elif cached:
+                    self.store.link(key, target)
                     self.store.touch(key)
                 else:
                     done = self.engine.download(
@@ -214,6 +216,9 @@ class Fetcher:
         except OSError as exc:
             result.state, result.reason = State.FAILED, f"{target}: {exc.strerror or exc}"
             result.exit_code = TransportError.exit_code
+        except Exception as exc:  # one file's bug must not abort the others' transfers
+            result.state, result.exit_code = State.FAILED, 1
+            result.reason = f"unexpected error: {type(exc).__name__}: {exc}"
         result.seconds = time.monotonic() - started
         progress.finish(f, result)
         return result
@@ -229,6 +234,7 @@ class Fetcher:
         recid: str | None = None,
     ) -> FetchReport:
         progress = progress or NoProgress()
+        self.engine.cancelled.clear()  # a Fetcher may be reused after an interrupt
         report = FetchReport(dest)
         started = time.monotonic()
         if dry_run:

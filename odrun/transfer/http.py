@@ -69,6 +69,8 @@ class HttpTransport:
             ) from None
         except httpx.TransportError as exc:
             raise TransientError(f"{uri}: {type(exc).__name__}: {exc}") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise TransportError(f"{uri}: {type(exc).__name__}: {exc}") from None
 
     def _length(self, uri: str) -> int:
         response = self.client.head(uri)
@@ -87,7 +89,10 @@ class HttpTransport:
         if status in odrun_http.RETRY_STATUS:
             raise TransientError(f"{uri}: HTTP {status}")
         if status == 416 and offset:
-            raise TransientError(f"{uri}: HTTP 416, the server has fewer bytes than the part file")
+            raise TransientError(
+                f"{uri}: HTTP 416, nothing from byte {offset} on: the file there is shorter "
+                "than the record declares"
+            )
         if status >= 400:
             raise TransportError(f"{uri}: HTTP {status}", hint="check access rights and the URL")
         if offset and status == 206:

@@ -17,18 +17,22 @@ get hard links to entries (or copies across filesystems).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from odrun.checksum import checksum_file
+from odrun.errors import CancelledError
 from odrun.records.cache import atomic_write
 from odrun.records.model import RecordFile
 
@@ -70,13 +74,25 @@ class FileStore:
         return self.entry(key).is_file()
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Exclusive lock on one key, across threads and processes (flock on its own fd)."""
+    def lock(self, key: str, cancelled: threading.Event | None = None) -> Iterator[None]:
+        """Exclusive lock on one key, across threads and processes (flock on its own fd).
+
+        Waiting polls, so that a Ctrl-C (``cancelled``) is not stuck behind another
+        process's transfer.
+        """
         path = self.root / f"{key}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if cancelled is not None and cancelled.wait(0.1):
+                        raise CancelledError(f"interrupted while waiting for {key}") from None
+                    if cancelled is None:
+                        time.sleep(0.1)  # another process holds the file: poll, bounded by it
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -87,8 +103,33 @@ class FileStore:
         entry = self.entry(key)
         os.chmod(part, 0o444)
         os.replace(part, entry)
-        self._write_meta(key, dict(meta, last_used=time.time()))
+        stat = entry.stat()
+        self._write_meta(
+            key, dict(meta, last_used=time.time(), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        )
         return entry
+
+    def intact(self, key: str) -> bool:
+        """Whether entry ``key`` is still what was committed (cheap: size and mtime).
+
+        A destination is a hard link to its entry: writing into it changes the
+        entry. Such an entry no longer counts as cached; it is verified again
+        (and dropped if it no longer matches its key).
+        """
+        entry = self.entry(key)
+        try:
+            stat = entry.stat()
+        except OSError:
+            return False
+        meta = self.read_meta(key)
+        if stat.st_size == meta.get("size") and stat.st_mtime_ns == meta.get("mtime_ns"):
+            return True
+        ok = self.verify_entry(CacheEntry(key, entry, stat.st_size, meta)) is None
+        if ok:
+            self._write_meta(key, dict(meta, size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+        else:
+            self.remove(key)
+        return ok
 
     def _write_meta(self, key: str, meta: dict[str, Any]) -> None:
         atomic_write(self.root / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
@@ -108,15 +149,21 @@ class FileStore:
     def link(self, key: str, dest: Path) -> LinkMode:
         """Make ``dest`` show the entry's bytes: a hard link, or a copy across filesystems."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.odrun-link")
-        tmp.unlink(missing_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.odrun-link")
         mode: LinkMode = "hardlink"
         try:
             os.link(self.entry(key), tmp)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+                raise
             mode = "copy"
-            shutil.copyfile(self.entry(key), tmp)
-        os.replace(tmp, dest)
+            with self.entry(key).open("rb") as src, open(tmp, "xb") as out:
+                shutil.copyfileobj(src, out, 4 << 20)
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return mode
 
     def same_file(self, key: str, dest: Path) -> bool:
