@@ -23,7 +23,7 @@ from .settings import Settings
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_TABLE = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES)
-MAIN_HELP = f"""Re-run CERN Open Data analyses: resolve records, list and cite them.
+MAIN_HELP = f"""Re-run CERN Open Data analyses: resolve, fetch, run, verify, cite.
 
 TARGET is a record reference: a DOI (10.7483/OPENDATA.CMS.A342.9982,
 doi:..., https://doi.org/...), a recid (5500, cms-5500) or a record URL
@@ -31,6 +31,7 @@ doi:..., https://doi.org/...), a recid (5500, cms-5500) or a record URL
 
 \b
 Examples:
+  odrun run workflows/dimuon-demo --verify
   odrun info 10.7483/OPENDATA.CMS.A342.9982
   odrun fetch 5500 --dest ./h4l --jobs 8
   odrun --portal file://workflows/mirror info 1
@@ -237,9 +238,9 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
 
 
 # the data commands (fetch, mirror, verify-files, cache) register themselves on `cli`
-from odrun import cli_data  # noqa: E402
+from odrun import cli_data, cli_run  # noqa: E402
 
-__all__ = ["cli", "cli_data", "main"]
+__all__ = ["cli", "cli_data", "cli_run", "main"]
 
 
 INTERRUPTED = "interrupted; finished files are kept and partial transfers resume on the next run"

@@ -16,6 +16,8 @@ Hierarchy (exit code in brackets)::
     ├── PartialError                [6]  some of many items failed, others succeeded
     ├── WorkflowError               [7]  an analysis step failed
     ├── ConfigError                 [8]  bad setting, config file or environment variable
+    ├── VerificationError          [10]  a run's outputs do not meet its expectations
+    ├── LockError                  [11]  --locked and the inputs drifted from odrun.lock
     ├── MetadataError               [9]  record metadata is malformed or unsafe
     │   └── UnsafeMetadataError     [9]  a path or URI that would escape its destination
     └── CancelledError            [130]  stopped on request (Ctrl-C); work so far is kept
@@ -116,8 +118,20 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (WorkflowError.exit_code, "workflow step failed"),
     (ConfigError.exit_code, "configuration: bad setting, config file or env variable"),
     (MetadataError.exit_code, "record metadata malformed or unsafe"),
+    (10, "verification: outputs do not meet the expectations (odrun verify)"),
+    (11, "lock drift: --locked and inputs differ from odrun.lock"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
+
+
+class VerificationError(OdrunError):
+    exit_code = 10
+    label = "verification failed"
+
+
+class LockError(OdrunError):
+    exit_code = 11
+    label = "lock drift"
 
 
 class CancelledError(OdrunError):

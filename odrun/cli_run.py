@@ -1,0 +1,204 @@
+"""CLI commands that run analyses: run, rerun, validate, verify. Parse, call, render."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from odrun import render
+from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.errors import UsageError, VerificationError
+from odrun.workflow import load_analysis, run_analysis, validate
+from odrun.workflow.expect import Check, evaluate, junit_xml
+from odrun.workflow.runner import RunResult
+from odrun.workflow.spec import SpecError
+
+
+def _say(message: str) -> None:
+    click.echo(f"odrun: {message}", err=True)
+
+
+def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
+    if junit is not None:
+        junit.write_bytes(junit_xml(result.analysis, result.checks))
+    if as_json:
+        render.print_json(json.loads((result.run_dir / "run.json").read_text()))
+    else:
+        click.echo(f"run {result.status}: {result.run_dir}")
+        for out in result.outputs:
+            state = "MISSING" if out.get("missing") else f"{out['size']} B  {out['checksum']}"
+            click.echo(f"  output {out['path']}: {state}")
+        _print_checks(result.checks)
+    failed = [c for c in result.checks if not c.ok]
+    if failed:
+        raise VerificationError(
+            f"{len(failed)} of {len(result.checks)} expectations do not hold; first: "
+            f"{failed[0].name}: {failed[0].detail}"
+        )
+
+
+def _print_checks(checks: list[Check]) -> None:
+    for check in checks:
+        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+
+
+@cli.command()
+@global_options
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option(
+    "--runtime",
+    type=click.Choice(["auto", "host"]),
+    default="auto",
+    show_default=True,
+    help="Where steps run. This release runs on the host (container runtimes: next).",
+)
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
+@click.option("--locked", is_flag=True, help="Refuse to run if inputs drifted from odrun.lock.")
+@click.option("--verify", "do_verify", is_flag=True, help="Check the expectations after the run.")
+@click.option("--from", "from_step", metavar="STEP", help="Serial: start at this step.")
+@click.option("--target", "target_step", metavar="STEP", help="Serial: stop after this step.")
+@click.option(
+    "--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML of the checks."
+)
+@json_option
+@click.pass_context
+def run(
+    ctx: click.Context,
+    path: Path,
+    runtime: str,
+    workdir: Path | None,
+    locked: bool,
+    do_verify: bool,
+    from_step: str | None,
+    target_step: str | None,
+    junit: Path | None,
+    as_json: bool,
+) -> None:
+    """Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.
+
+    Inputs are staged into a fresh workspace, the records odrun.yaml names are
+    fetched and verified through the cache, the steps run, and the run folder
+    gets run.json, odrun.lock and ro-crate-metadata.json. Exit code 0 only if
+    every step succeeded (and, with --verify, every expectation holds).
+
+    \b
+    Examples:
+      odrun run workflows/dimuon-demo --verify
+      odrun run my-analysis/reana.yaml --from fit --workdir /tmp/run1
+      odrun run . --locked --verify --junit results.xml
+    """
+    analysis = load_analysis(path)
+    result = run_analysis(
+        analysis,
+        settings_of(ctx),
+        workdir=workdir,
+        runtime="host",
+        locked=locked,
+        from_step=from_step,
+        target_step=target_step,
+        verify=do_verify,
+        say=_say,
+    )
+    _finish(result, as_json, junit)
+
+
+@cli.command()
+@global_options
+@click.argument(
+    "run_dir", metavar="RUN", type=click.Path(file_okay=False, exists=True, path_type=Path)
+)
+@json_option
+@click.pass_context
+def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
+    """Run again the analysis a recorded run (its run.json) ran, in a new run folder.
+
+    \b
+    Examples:
+      odrun rerun workflows/dimuon-demo/.odrun/runs/20261125T201500Z
+    """
+    record = _run_record(run_dir)
+    analysis = load_analysis(Path(str(record["analysis_path"])))
+    result = run_analysis(analysis, settings_of(ctx), verify=True, say=_say)
+    _finish(result, as_json, None)
+
+
+def _run_record(run_dir: Path) -> dict[str, object]:
+    try:
+        data: dict[str, object] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise UsageError(f"{run_dir} is not an odrun run folder (no readable run.json)") from None
+    return data
+
+
+@cli.command("validate")
+@global_options
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+def validate_cmd(path: Path, as_json: bool) -> None:
+    """Check an analysis without running it: schemas, parameters, inputs, image pins.
+
+    reana.yaml is checked against REANA's published schema (0.9); as in REANA,
+    unknown keys are warnings and every other problem an error (exit code 2).
+
+    \b
+    Examples:
+      odrun validate workflows/dimuon-demo
+    """
+    findings = validate(load_analysis(path))
+    if as_json:
+        render.print_json([f.__dict__ for f in findings])
+    else:
+        for finding in findings:
+            click.echo(str(finding))
+        errors = sum(1 for f in findings if f.level == "error")
+        click.echo(f"{errors} errors, {len(findings) - errors} warnings", err=True)
+    errors_found = [f for f in findings if f.level == "error"]
+    if errors_found:
+        raise SpecError(f"{len(errors_found)} errors in {path}; first: {errors_found[0]}")
+
+
+@cli.command("verify")
+@global_options
+@click.argument("target", metavar="RUN|PATH", type=click.Path(exists=True, path_type=Path))
+@click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML report.")
+@json_option
+def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
+    """Check a run's outputs against odrun.yaml's expectations (exit 10 if any fails).
+
+    RUN is a run folder; PATH an analysis, whose latest run is checked.
+
+    \b
+    Examples:
+      odrun verify workflows/dimuon-demo --junit verify.xml
+    """
+    run_dir = _latest_run(target)
+    spec = load_analysis(run_dir / "odrun.yaml") if (run_dir / "odrun.yaml").is_file() else None
+    expectations = spec.manifest.get("expect") if spec else None
+    if not expectations:
+        raise UsageError(f"{run_dir} has no expectations to verify (odrun.yaml 'expect')")
+    started = time.monotonic()
+    checks = evaluate(run_dir / "workspace", expectations)
+    if junit is not None:
+        junit.write_bytes(
+            junit_xml(spec.name if spec else "odrun", checks, time.monotonic() - started)
+        )
+    if as_json:
+        render.print_json({"run": str(run_dir), "checks": [c.to_dict() for c in checks]})
+    else:
+        click.echo(f"verify {run_dir}")
+        _print_checks(checks)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise VerificationError(f"{len(failed)} of {len(checks)} expectations do not hold")
+
+
+def _latest_run(target: Path) -> Path:
+    if (target / "run.json").is_file():
+        return target
+    runs = sorted((target / ".odrun" / "runs").glob("*/run.json"))
+    if not runs:
+        raise UsageError(f"{target} is neither a run folder nor an analysis that has run")
+    return runs[-1].parent

@@ -1,0 +1,104 @@
+"""Check a run's outputs against odrun.yaml ``expect``: file checksums, numbers with tolerances.
+
+Produces one :class:`Check` per expectation item; ``junit_xml`` renders them for CI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from odrun.checksum import checksum_file, parse_checksum
+from odrun.errors import MetadataError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def _lookup(doc: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
+            doc = doc[int(part)]
+        elif isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        else:
+            raise KeyError(dotted)
+    return doc
+
+
+def check_value(actual: float, want: dict[str, Any]) -> tuple[bool, str]:
+    value = float(want["value"])
+    tol = max(float(want.get("abs", 0.0)), float(want.get("rel", 0.0)) * abs(value))
+    ok = math.isfinite(actual) and abs(actual - value) <= tol
+    return ok, f"{actual:g} vs expected {value:g} ± {tol:g}"
+
+
+def evaluate(workspace: Path, expectations: list[dict[str, Any]]) -> list[Check]:
+    checks: list[Check] = []
+    for item in expectations:
+        rel = str(item["file"])
+        path = workspace / rel
+        label = str(item.get("name") or rel)
+        if not path.is_file():
+            checks.append(Check(label, False, f"{rel} was not produced"))
+            continue
+        if "checksum" in item:
+            try:
+                want = parse_checksum(str(item["checksum"]), where=f"expect {rel}")
+            except MetadataError as exc:
+                checks.append(Check(f"{label} checksum", False, str(exc)))
+            else:
+                digest = checksum_file(path, want.algorithm)
+                checks.append(
+                    Check(f"{label} checksum", digest == want, f"{digest} vs expected {want}")
+                )
+        values = item.get("values") or {}
+        if "checksum" not in item and not values:
+            checks.append(Check(label, True, f"{rel} present ({path.stat().st_size} bytes)"))
+        doc: Any = None
+        if values:
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                checks.append(Check(label, False, f"{rel} is not JSON: {exc}"))
+                continue
+        for key, want in values.items():
+            try:
+                actual = float(_lookup(doc, key))
+            except (KeyError, TypeError, ValueError):
+                checks.append(Check(f"{label} {key}", False, f"{key} missing or not a number"))
+                continue
+            ok, detail = check_value(actual, want)
+            checks.append(Check(f"{label} {key}", ok, detail))
+    return checks
+
+
+def junit_xml(suite: str, checks: list[Check], seconds: float = 0.0) -> bytes:
+    failures = sum(1 for c in checks if not c.ok)
+    root = ET.Element(
+        "testsuite",
+        name=suite,
+        tests=str(len(checks)),
+        failures=str(failures),
+        errors="0",
+        time=f"{seconds:.3f}",
+    )
+    for check in checks:
+        case = ET.SubElement(root, "testcase", classname=suite, name=check.name)
+        if not check.ok:
+            ET.SubElement(case, "failure", message=check.detail).text = check.detail
+        else:
+            ET.SubElement(case, "system-out").text = check.detail
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data

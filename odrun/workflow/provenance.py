@@ -1,0 +1,130 @@
+"""The provenance record of a run as an RO-Crate (Workflow Run Crate profile, process run).
+
+``<run>/ro-crate-metadata.json`` describes the run folder: the workflow spec,
+the records read (by DOI or record URL), input and output files with size and
+checksum, one CreateAction per command with its exit code and times, and the
+tools. No environment variables are recorded (they may hold secrets).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from odrun import __version__
+
+if TYPE_CHECKING:
+    from odrun.workflow.runner import RunResult
+    from odrun.workflow.spec import Analysis
+
+CONTEXT = "https://w3id.org/ro/crate/1.1/context"
+PROFILES = [
+    "https://w3id.org/ro/wfrun/process/0.5",
+    "https://w3id.org/ro/wfrun/workflow/0.5",
+    "https://w3id.org/workflowhub/workflow-ro-crate/1.0",
+]
+
+
+def _file(rel: str, entry: dict[str, Any]) -> dict[str, Any]:
+    node: dict[str, Any] = {"@id": rel, "@type": "File", "name": rel.rsplit("/", 1)[-1]}
+    if entry.get("size") is not None:
+        node["contentSize"] = str(entry["size"])
+    if entry.get("checksum"):
+        node["identifier"] = entry["checksum"]
+    return node
+
+
+def crate(result: RunResult, analysis: Analysis) -> dict[str, Any]:
+    spec = analysis.reana_path.name if analysis.reana_path else "odrun.yaml"
+    status = (
+        "http://schema.org/CompletedActionStatus"
+        if result.status == "finished"
+        else ("http://schema.org/FailedActionStatus")
+    )
+    inputs = [_file(f"workspace/{i['path']}", i) for i in result.inputs]
+    outputs = [_file(f"workspace/{o['path']}", o) for o in result.outputs if not o.get("missing")]
+    records = [
+        {
+            "@id": f"https://doi.org/{r.doi}" if r.doi else r.record_url,
+            "@type": "Dataset",
+            "name": r.title,
+            "identifier": r.doi or r.recid,
+            "url": r.record_url,
+        }
+        for r in result.records
+    ]
+    steps = [
+        {
+            "@id": f"#step-{n}",
+            "@type": "CreateAction",
+            "name": f"{s.name}: {s.command}",
+            "startTime": s.started,
+            "endTime": s.ended,
+            "exitCode": s.exit_code,
+            "actionStatus": "http://schema.org/CompletedActionStatus"
+            if s.exit_code == 0
+            else "http://schema.org/FailedActionStatus",
+            "instrument": {"@id": spec},
+        }
+        for n, s in enumerate(result.steps, 1)
+    ]
+    run = {
+        "@id": "#run",
+        "@type": "CreateAction",
+        "name": f"odrun run of {result.analysis}",
+        "startTime": result.started,
+        "endTime": result.ended,
+        "actionStatus": status,
+        "instrument": {"@id": spec},
+        "agent": {"@id": "#odrun"},
+        "object": [{"@id": x["@id"]} for x in inputs + records],
+        "result": [{"@id": x["@id"]} for x in outputs],
+    }
+    if result.error:
+        run["error"] = result.error
+    graph: list[dict[str, Any]] = [
+        {
+            "@id": "ro-crate-metadata.json",
+            "@type": "CreativeWork",
+            "conformsTo": [{"@id": "https://w3id.org/ro/crate/1.1"}],
+            "about": {"@id": "./"},
+        },
+        {
+            "@id": "./",
+            "@type": "Dataset",
+            "name": f"Run of {result.analysis}",
+            "datePublished": result.ended or result.started,
+            "license": {"@id": "https://spdx.org/licenses/CC0-1.0"},
+            "conformsTo": [{"@id": p} for p in PROFILES],
+            "mainEntity": {"@id": spec},
+            "hasPart": [{"@id": spec}] + [{"@id": x["@id"]} for x in inputs + outputs],
+            "mentions": [{"@id": "#run"}] + [{"@id": s["@id"]} for s in steps],
+        },
+        {
+            "@id": spec,
+            "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow"],
+            "name": spec,
+            "programmingLanguage": {"@id": f"#{analysis.workflow_type or 'odrun'}"},
+        },
+        {
+            "@id": f"#{analysis.workflow_type or 'odrun'}",
+            "@type": "ComputerLanguage",
+            "name": analysis.workflow_type or "odrun manifest",
+        },
+        {"@id": "#odrun", "@type": "SoftwareApplication", "name": "odrun", "version": __version__},
+        run,
+        *steps,
+        *records,
+        *inputs,
+        *outputs,
+        *({"@id": p, "@type": "CreativeWork", "name": p.rsplit("/", 2)[-2]} for p in PROFILES),
+    ]
+    return {"@context": CONTEXT, "@graph": graph}
+
+
+def write_crate(result: RunResult, analysis: Analysis) -> None:
+    for path in (analysis.reana_path, analysis.manifest_path):
+        if path is not None:  # the specs that ran, beside their record
+            (result.run_dir / path.name).write_bytes(path.read_bytes())
+    text = json.dumps(crate(result, analysis), indent=2)
+    (result.run_dir / "ro-crate-metadata.json").write_text(text + "\n", encoding="utf-8")

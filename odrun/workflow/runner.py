@@ -1,0 +1,386 @@
+"""Run an analysis: fresh workspace, staged inputs, fetched records, steps, outputs, record.
+
+A run lives in its own folder (default ``<analysis>/.odrun/runs/<UTC time>``)::
+
+    workspace/                 inputs copied in, records fetched (hard links), outputs
+    logs/NN-<step>.log         stdout+stderr of each command
+    run.json                   what ran: commands, exit codes, times, inputs, outputs, checks
+    odrun.lock                 records and files pinned (also written next to the analysis)
+    ro-crate-metadata.json     provenance (Workflow Run Crate)
+
+Everything is written even when a step fails: the run folder keeps the logs and
+the record of what happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from odrun import __version__
+from odrun.checksum import checksum_file
+from odrun.errors import OdrunError, PartialError, UsageError, WorkflowError
+from odrun.records import FileFilter, Resolver
+from odrun.records.model import Record, RecordFile
+from odrun.records.portal import mirror_path
+from odrun.settings import Settings
+from odrun.transfer.fetch import Fetcher, fetch_error
+from odrun.workflow import lock as lockfile
+from odrun.workflow.expect import Check, evaluate
+from odrun.workflow.spec import Analysis, SpecError, substitute, validate
+
+RUN_FORMAT_VERSION = 1
+Say = Callable[[str], None]
+
+
+@dataclass
+class StepRun:
+    name: str
+    command: str
+    exit_code: int
+    started: str
+    ended: str
+    log: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunResult:
+    analysis: str
+    run_dir: Path
+    analysis_path: str = ""
+    status: str = "created"
+    started: str = ""
+    ended: str = ""
+    runtime: str = "host"
+    steps: list[StepRun] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    ignored_images: list[str] = field(default_factory=list)
+    #: recid -> the files of that record the analysis selected
+    selected: dict[str, list[RecordFile]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def workspace(self) -> Path:
+        return self.run_dir / "workspace"
+
+    @property
+    def verified(self) -> bool | None:
+        return all(c.ok for c in self.checks) if self.checks else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": RUN_FORMAT_VERSION,
+            "analysis": self.analysis,
+            "analysis_path": self.analysis_path,
+            "run_dir": str(self.run_dir),
+            "status": self.status,
+            "started": self.started,
+            "ended": self.ended,
+            "runtime": self.runtime,
+            "ignored_images": self.ignored_images,
+            "records": [{"recid": r.recid, "doi": r.doi} for r in self.records],
+            "steps": [s.to_dict() for s in self.steps],
+            "inputs": self.inputs,
+            "outputs": self.outputs,
+            "checks": [c.to_dict() for c in self.checks],
+            "verified": self.verified,
+            "error": self.error,
+        }
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_dir(analysis: Analysis, workdir: Path | None) -> Path:
+    if workdir is not None:
+        if workdir.exists() and any(workdir.iterdir()):
+            raise UsageError(f"--workdir {workdir} is not empty", hint="give a new or empty folder")
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir.resolve()
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = analysis.root.resolve() / ".odrun" / "runs" / stamp
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def run_analysis(
+    analysis: Analysis,
+    settings: Settings,
+    *,
+    workdir: Path | None = None,
+    runtime: str = "host",
+    locked: bool = False,
+    from_step: str | None = None,
+    target_step: str | None = None,
+    verify: bool = False,
+    say: Say = lambda _: None,
+) -> RunResult:
+    """Run ``analysis``; returns the result, raising only after the run record is written."""
+    errors = [f for f in validate(analysis) if f.level == "error"]
+    if errors:
+        raise SpecError(f"{len(errors)} problem(s), first: {errors[0]}", hint="odrun validate PATH")
+    if analysis.workflow_type in ("cwl", "yadage"):
+        raise SpecError(
+            f"workflow.type {analysis.workflow_type} runs only on REANA",
+            hint="submit it with: odrun submit PATH",
+        )
+    result = RunResult(
+        analysis.name,
+        new_run_dir(analysis, workdir),
+        analysis_path=str(analysis.root.resolve()),
+        runtime=runtime,
+    )
+    result.started = now()
+    (result.run_dir / "logs").mkdir(exist_ok=True)
+    failure: OdrunError | None = None
+    try:
+        _stage_inputs(analysis, result)
+        _fetch_records(analysis, settings, result, say)
+        lock = lockfile.build(result, analysis)
+        if locked:
+            lockfile.check(analysis.root / lockfile.NAME, lock)
+        result.status = "running"
+        _run_workflow(analysis, result, from_step, target_step, say)
+        result.status = "finished"
+    except OdrunError as exc:
+        failure = exc
+        result.status = "failed"
+        result.error = str(exc)
+    finally:
+        result.ended = now()
+        result.outputs = _collect_outputs(analysis, result.workspace)
+        if failure is None or result.steps:
+            lock = lockfile.build(result, analysis)
+            lockfile.write(result.run_dir / lockfile.NAME, lock)
+            if failure is None and not locked:
+                lockfile.write(analysis.root / lockfile.NAME, lock)
+        if failure is None and (verify or analysis.manifest.get("expect")):
+            result.checks = evaluate(result.workspace, analysis.manifest.get("expect") or [])
+        from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
+
+        write_crate(result, analysis)
+        (result.run_dir / "run.json").write_text(
+            json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+    if failure is not None:
+        raise failure
+    return result
+
+
+def _safe_rel(rel: str, what: str) -> Path:
+    path = Path(rel)
+    if path.is_absolute() or ".." in path.parts:
+        raise SpecError(f"{what} {rel!r} must be a relative path inside the analysis")
+    return path
+
+
+def _stage_inputs(analysis: Analysis, result: RunResult) -> None:
+    ws = result.workspace
+    ws.mkdir(parents=True, exist_ok=True)
+    for kind in ("files", "directories"):
+        for rel in analysis.files_in("inputs", kind):
+            src = analysis.root / _safe_rel(rel, f"inputs.{kind} entry")
+            dst = ws / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, dst)
+            result.inputs.append({"path": rel, "kind": kind[:-1]})
+
+
+def _record_settings(analysis: Analysis, settings: Settings) -> Settings:
+    portal = analysis.manifest.get("portal")
+    if not portal:
+        return settings
+    folder = mirror_path(str(portal))
+    if folder is not None and not folder.is_absolute():
+        base = analysis.manifest_path.parent if analysis.manifest_path else analysis.root
+        portal = (base / folder).resolve().as_uri()
+    return settings.with_(portal_url=str(portal))
+
+
+def _fetch_records(analysis: Analysis, settings: Settings, result: RunResult, say: Say) -> None:
+    wanted = analysis.manifest.get("records") or []
+    if not wanted:
+        return
+    settings = _record_settings(analysis, settings)
+    with Resolver(settings) as resolver, Fetcher(settings) as fetcher:
+        for item in wanted:
+            record = resolver.resolve(str(item["ref"]))
+            ranges = [str(item["range"])] if item.get("range") else []
+            chosen = FileFilter.build(item.get("names") or [], item.get("regexp"), ranges)
+            files = chosen.apply(record.files)
+            dest_rel = str(item.get("dest") or f"data/{record.recid}")
+            dest = result.workspace / _safe_rel(dest_rel, "records dest")
+            say(f"fetching {len(files)} files of record {record.recid} into {dest_rel}/")
+            report = fetcher.fetch_files(files, dest, recid=record.recid)
+            error = fetch_error(report)
+            if error is not None:
+                raise error if not isinstance(error, PartialError) else PartialError(str(error))
+            result.records.append(record)
+            result.selected[record.recid] = files
+            result.inputs += [
+                {
+                    "path": f"{dest_rel}/{r.path}",
+                    "kind": "record-file",
+                    "recid": record.recid,
+                    "uri": r.uri,
+                    "size": r.size,
+                    "state": r.state.value,
+                }
+                for r in report.results
+            ]
+
+
+def _select_steps(
+    steps: list[dict[str, Any]], start: str | None, stop: str | None
+) -> list[dict[str, Any]]:
+    names = [str(s.get("name") or f"step{i + 1}") for i, s in enumerate(steps)]
+    for label, wanted in (("FROM", start), ("TARGET", stop)):
+        if wanted is not None and wanted not in names:
+            raise UsageError(f"{label} step {wanted!r} is not one of {', '.join(names)}")
+    first = names.index(start) if start else 0
+    last = names.index(stop) if stop else len(steps) - 1
+    return steps[first : last + 1]
+
+
+def _run_workflow(
+    analysis: Analysis, result: RunResult, start: str | None, stop: str | None, say: Say
+) -> None:
+    wtype = analysis.workflow_type
+    if wtype is None:
+        return  # odrun.yaml only: fetch and verify
+    if wtype == "snakemake":
+        _run_snakemake(analysis, result, say)
+        return
+    params = analysis.parameters
+    steps = _select_steps(analysis.steps, start, stop)
+    result.ignored_images = sorted({str(s["environment"]) for s in steps if s.get("environment")})
+    if result.ignored_images and result.runtime == "host":
+        say(f"warning: runtime host ignores the step images: {', '.join(result.ignored_images)}")
+    n = 0
+    for i, step in enumerate(steps):
+        name = str(step.get("name") or f"step{i + 1}")
+        for raw in step.get("commands") or []:
+            n += 1
+            command = substitute(str(raw), params, f"step {name}")
+            log = result.run_dir / "logs" / f"{n:02d}-{_slug(name)}.log"
+            say(f"[{name}] {command}")
+            started = now()
+            with log.open("wb") as out:
+                proc = subprocess.run(
+                    ["bash", "-c", f"cd {_quote(result.workspace)} && {command}"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=result.workspace,
+                    check=False,
+                )
+            step_run = StepRun(name, command, proc.returncode, started, now(), str(log))
+            result.steps.append(step_run)
+            if proc.returncode != 0:
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise WorkflowError(
+                    f"step {name} failed with exit code {proc.returncode}: {command}",
+                    hint=f"log: {log}" + (f"; last lines: {' | '.join(tail)}" if tail else ""),
+                )
+
+
+def _run_snakemake(analysis: Analysis, result: RunResult, say: Say) -> None:
+    exe = shutil.which("snakemake")
+    if exe is None:
+        raise WorkflowError(
+            "workflow.type snakemake needs Snakemake", hint="pip install 'odrun[snakemake]'"
+        )
+    snakefile = (analysis.reana or {}).get("workflow", {}).get("file") or "Snakefile"
+    config = result.run_dir / "config.yaml"
+    config.write_text(yaml.safe_dump(analysis.parameters), encoding="utf-8")
+    log = result.run_dir / "logs" / "01-snakemake.log"
+    cmd = [
+        exe,
+        "--snakefile",
+        str(result.workspace / snakefile),
+        "--configfile",
+        str(config),
+        "--directory",
+        str(result.workspace),
+        "--cores",
+        str(os.cpu_count() or 1),
+    ]
+    say(f"[snakemake] {' '.join(cmd[1:])}")
+    started = now()
+    with log.open("wb") as out:
+        proc = subprocess.run(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
+        )
+    result.steps.append(
+        StepRun("snakemake", " ".join(cmd), proc.returncode, started, now(), str(log))
+    )
+    if proc.returncode != 0:
+        raise WorkflowError(
+            f"snakemake failed with exit code {proc.returncode}", hint=f"log: {log}"
+        )
+
+
+def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:
+    out = []
+    paths: list[Path] = []
+    for rel in analysis.files_in("outputs", "files"):
+        paths.append(workspace / rel)
+    for rel in analysis.files_in("outputs", "directories"):
+        folder = workspace / rel
+        paths += (
+            sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [folder]
+        )
+    for path in paths:
+        rel = path.relative_to(workspace).as_posix()
+        if path.is_file():
+            out.append(
+                {"path": rel, "size": path.stat().st_size, "checksum": str(checksum_file(path))}
+            )
+        else:
+            out.append({"path": rel, "size": None, "checksum": None, "missing": True})
+    return out
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "step"
+
+
+def _quote(path: Path) -> str:
+    import shlex  # noqa: PLC0415
+
+    return shlex.quote(str(path))
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"odrun": __version__, "python": sys.version.split()[0]}
+    for tool in ("bash", "snakemake", "podman"):
+        exe = shutil.which(tool)
+        if exe:
+            try:
+                out = subprocess.run(
+                    [exe, "--version"], capture_output=True, text=True, timeout=10, check=False
+                )
+                versions[tool] = (out.stdout or out.stderr).strip().splitlines()[0][:80]
+            except (OSError, subprocess.SubprocessError, IndexError):
+                versions[tool] = "unknown"
+    return versions

@@ -1,0 +1,193 @@
+"""odrun run / validate / verify / rerun: the demo analysis and small serial specs, on the host."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A copy of the demo analysis and the bundled mirror (runs write into the analysis)."""
+    shutil.copytree(REPO / "workflows" / "dimuon-demo", tmp_path / "dimuon-demo",
+                    ignore=shutil.ignore_patterns(".odrun"))  # fmt: skip
+    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
+    return tmp_path / "dimuon-demo"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_demo_runs_verifies_and_is_reproducible(odrun, demo: Path) -> None:
+    first = odrun("run", str(demo), "--verify", "--json")
+    assert first.code == 0, first.err
+    doc = first.json()
+    assert doc["status"] == "finished"
+    assert doc["verified"] is True
+    assert [s["name"] for s in doc["steps"]] == ["select", "fit", "plot"]
+    assert all(s["exit_code"] == 0 for s in doc["steps"])
+    fit = json.loads((Path(doc["run_dir"]) / "workspace/results/fit.json").read_text())
+    assert abs(fit["mass"] - 91.1876) < 0.5
+    assert "runtime host ignores the step images" in first.err
+    second = odrun("run", str(demo), "--verify", "--json").json()
+    assert [i.get("state") for i in second["inputs"] if i["kind"] == "record-file"] == ["cached"]
+    assert [o["checksum"] for o in second["outputs"]] == [o["checksum"] for o in doc["outputs"]]
+    assert (demo / "odrun.lock").is_file()
+    verify = odrun("verify", str(demo), "--junit", str(demo / "junit.xml"))
+    assert verify.code == 0, verify.err
+    assert 'failures="0"' in (demo / "junit.xml").read_text()
+
+
+def test_provenance_is_an_ro_crate(odrun, demo: Path) -> None:
+    doc = odrun("run", str(demo), "--json").json()
+    crate = json.loads((Path(doc["run_dir"]) / "ro-crate-metadata.json").read_text())
+    assert crate["@context"] == "https://w3id.org/ro/crate/1.1/context"
+    graph = {node["@id"]: node for node in crate["@graph"]}
+    assert graph["ro-crate-metadata.json"]["about"] == {"@id": "./"}
+    root = graph["./"]
+    assert root["@type"] == "Dataset"
+    assert root["mainEntity"] == {"@id": "reana.yaml"}
+    assert {"@id": "https://w3id.org/ro/wfrun/process/0.5"} in root["conformsTo"]
+    run = graph["#run"]
+    assert run["@type"] == "CreateAction"
+    assert run["actionStatus"] == "http://schema.org/CompletedActionStatus"
+    for ref in run["result"] + root["hasPart"]:
+        assert ref["@id"] in graph  # every reference resolves inside the crate
+        if not ref["@id"].startswith(("http", "#")):
+            assert (Path(doc["run_dir"]) / ref["@id"]).exists()
+    assert len([n for n in crate["@graph"] if str(n["@id"]).startswith("#step-")]) == 3
+    assert "ODRUN_CACHE_DIR" not in json.dumps(crate)  # no environment recorded
+
+
+def test_locked_detects_changed_input(odrun, demo: Path) -> None:
+    assert odrun("run", str(demo)).code == 0
+    assert odrun("run", str(demo), "--locked").code == 0
+    record = demo.parent / "mirror" / "900001.json"
+    data_file = demo.parent / "mirror" / "files" / "900001" / "Dimuon_generated.csv"
+    changed = data_file.read_bytes().replace(b"195013,1000000,", b"195013,1000000,", 1) + b"\n"
+    data_file.write_bytes(changed)
+    doc = json.loads(record.read_text())
+    doc["metadata"]["files"][0]["checksum"] = f"adler32:{zlib.adler32(changed):08x}"
+    doc["metadata"]["files"][0]["size"] = len(changed)
+    record.write_text(json.dumps(doc))
+    result = odrun("run", str(demo), "--locked")
+    assert result.code == 11, result.err
+    assert "drifted from odrun.lock" in result.err
+    assert "Dimuon_generated.csv checksum" in result.err
+
+
+def serial_spec(root: Path, commands: dict[str, list[str]], params: dict[str, object] | None = None,
+                extra: str = "") -> Path:  # fmt: skip
+    steps = "\n".join(
+        f"      - name: {name}\n        environment: docker.io/library/busybox:1.36\n"
+        "        commands:\n" + "\n".join(f"          - {json.dumps(c)}" for c in cmds)
+        for name, cmds in commands.items()
+    )
+    params_yaml = "\n".join(f"    {k}: {json.dumps(v)}" for k, v in (params or {}).items())
+    write(root / "code" / "hello.txt", "hello\n")
+    params_yaml = params_yaml or "    {}"
+    return write(
+        root / "reana.yaml",
+        f"version: 0.9.0\ninputs:\n  files: [code/hello.txt]\n  parameters:\n{params_yaml}\n"
+        f"workflow:\n  type: serial\n  specification:\n    steps:\n{steps}\n"
+        f"outputs:\n  files: [out/result.txt]\n{extra}",
+    )
+
+
+def test_serial_parameters_inputs_outputs(odrun, tmp_path: Path) -> None:
+    serial_spec(tmp_path, {
+        "one": ["mkdir -p out && cat code/hello.txt > out/result.txt"],
+        "two": ["echo \"$greeting ${name} costs\" '$$5' >> out/result.txt"],
+    }, {"greeting": "hi", "name": "odrun"})  # fmt: skip
+    result = odrun("run", str(tmp_path), "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    out = Path(doc["run_dir"]) / "workspace" / "out" / "result.txt"
+    assert out.read_text() == "hello\nhi odrun costs $5\n"
+    assert doc["outputs"][0]["checksum"] == f"adler32:{zlib.adler32(out.read_bytes()):08x}"
+    assert doc["steps"][1]["command"] == "echo \"hi odrun costs\" '$5' >> out/result.txt"
+
+
+def test_failing_step_stops_and_keeps_logs(odrun, tmp_path: Path) -> None:
+    serial_spec(tmp_path, {
+        "ok": ["mkdir -p out && echo before > out/result.txt"],
+        "boom": ["echo about to fail; exit 3"],
+        "never": ["touch never-ran"],
+    })  # fmt: skip
+    result = odrun("run", str(tmp_path), "--workdir", str(tmp_path / "run1"))
+    assert result.code == 7
+    assert "step boom failed with exit code 3" in result.err
+    assert "about to fail" in result.err
+    record = json.loads((tmp_path / "run1" / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert [s["exit_code"] for s in record["steps"]] == [0, 3]
+    assert not (tmp_path / "run1" / "workspace" / "never-ran").exists()
+    assert (tmp_path / "run1" / "workspace" / "out" / "result.txt").read_text() == "before\n"
+    logs = sorted(p.name for p in (tmp_path / "run1" / "logs").iterdir())
+    assert logs == ["01-ok.log", "02-boom.log"]
+    assert (tmp_path / "run1" / "ro-crate-metadata.json").is_file()
+
+
+def test_from_and_target_select_steps(odrun, tmp_path: Path) -> None:
+    serial_spec(tmp_path, {"a": ["touch a"], "b": ["touch b"], "c": ["touch c"]})
+    result = odrun("run", str(tmp_path), "--from", "b", "--target", "b", "--json")
+    assert [s["name"] for s in result.json()["steps"]] == ["b"]
+    bad = odrun("run", str(tmp_path), "--from", "zz")
+    assert bad.code == 2
+    assert "'zz' is not one of a, b, c" in bad.err
+
+
+def test_validate_errors_and_warnings(odrun, tmp_path: Path) -> None:
+    serial_spec(tmp_path, {"a": ["echo $undefined"]}, extra="colour: blue\n")
+    result = odrun("validate", str(tmp_path))
+    assert result.code == 2
+    assert "error: reana.yaml step a: parameter $undefined is not defined" in result.out
+    assert "warning: reana.yaml: Additional properties are not allowed ('colour'" in result.out
+    run = odrun("run", str(tmp_path))
+    assert run.code == 2
+    assert not (tmp_path / ".odrun").exists()  # nothing ran
+
+
+def test_cwl_is_for_reana_only(odrun, tmp_path: Path) -> None:
+    write(tmp_path / "reana.yaml", "workflow:\n  type: cwl\n  file: workflow.cwl\n")
+    result = odrun("run", str(tmp_path))
+    assert result.code == 2
+    assert "runs only on REANA" in result.err
+    assert "odrun submit" in result.err
+
+
+def test_verification_failure_exit_code(odrun, demo: Path) -> None:
+    manifest = demo / "odrun.yaml"
+    manifest.write_text(
+        manifest.read_text().replace("value: 91.1876, abs: 0.5", "value: 80.0, abs: 0.5")
+    )
+    result = odrun("run", str(demo), "--verify")
+    assert result.code == 10
+    assert "FAIL Z peak fit mass" in result.out
+
+
+def test_bad_spec_input(odrun, tmp_path: Path) -> None:
+    assert odrun("run", str(tmp_path / "nope")).code == 2
+    write(tmp_path / "reana.yaml", "workflow: [not, a, mapping")
+    result = odrun("validate", str(tmp_path))
+    assert result.code == 2
+    assert "not readable YAML" in result.err
+
+
+def test_rerun_a_recorded_run(odrun, demo: Path) -> None:
+    first = odrun("run", str(demo), "--json").json()
+    again = odrun("rerun", first["run_dir"], "--json")
+    assert again.code == 0, again.err
+    doc = again.json()
+    assert doc["run_dir"] != first["run_dir"]
+    assert doc["verified"] is True
+    assert [o["checksum"] for o in doc["outputs"]] == [o["checksum"] for o in first["outputs"]]
