@@ -50,10 +50,11 @@ def _print_checks(checks: list[Check]) -> None:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option(
     "--runtime",
-    type=click.Choice(["auto", "host"]),
+    type=click.Choice(["auto", "podman", "docker", "apptainer", "host"]),
     default="auto",
     show_default=True,
-    help="Where steps run. This release runs on the host (container runtimes: next).",
+    help="Where steps run; auto: a container runtime when installed and its images are "
+    "available, else the host.",
 )
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--locked", is_flag=True, help="Refuse to run if inputs drifted from odrun.lock.")
@@ -95,7 +96,7 @@ def run(
         analysis,
         settings_of(ctx),
         workdir=workdir,
-        runtime="host",
+        runtime=runtime,
         locked=locked,
         from_step=from_step,
         target_step=target_step,
@@ -121,7 +122,8 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     """
     record = _run_record(run_dir)
     analysis = load_analysis(Path(str(record["analysis_path"])))
-    result = run_analysis(analysis, settings_of(ctx), verify=True, say=_say)
+    runtime = str(record.get("runtime") or "auto")  # where the recorded run ran
+    result = run_analysis(analysis, settings_of(ctx), runtime=runtime, verify=True, say=_say)
     _finish(result, as_json, None)
 
 

@@ -28,7 +28,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_demo_runs_verifies_and_is_reproducible(odrun, demo: Path) -> None:
-    first = odrun("run", str(demo), "--verify", "--json")
+    first = odrun("run", str(demo), "--runtime", "host", "--verify", "--json")
     assert first.code == 0, first.err
     doc = first.json()
     assert doc["status"] == "finished"
@@ -38,7 +38,7 @@ def test_demo_runs_verifies_and_is_reproducible(odrun, demo: Path) -> None:
     fit = json.loads((Path(doc["run_dir"]) / "workspace/results/fit.json").read_text())
     assert abs(fit["mass"] - 91.1876) < 0.5
     assert "runtime host ignores the step images" in first.err
-    second = odrun("run", str(demo), "--verify", "--json").json()
+    second = odrun("run", str(demo), "--runtime", "host", "--verify", "--json").json()
     assert [i.get("state") for i in second["inputs"] if i["kind"] == "record-file"] == ["cached"]
     assert [o["checksum"] for o in second["outputs"]] == [o["checksum"] for o in doc["outputs"]]
     assert (demo / "odrun.lock").is_file()
@@ -48,7 +48,7 @@ def test_demo_runs_verifies_and_is_reproducible(odrun, demo: Path) -> None:
 
 
 def test_provenance_is_an_ro_crate(odrun, demo: Path) -> None:
-    doc = odrun("run", str(demo), "--json").json()
+    doc = odrun("run", str(demo), "--runtime", "host", "--json").json()
     crate = json.loads((Path(doc["run_dir"]) / "ro-crate-metadata.json").read_text())
     assert crate["@context"] == "https://w3id.org/ro/crate/1.1/context"
     graph = {node["@id"]: node for node in crate["@graph"]}
@@ -69,8 +69,8 @@ def test_provenance_is_an_ro_crate(odrun, demo: Path) -> None:
 
 
 def test_locked_detects_changed_input(odrun, demo: Path) -> None:
-    assert odrun("run", str(demo)).code == 0
-    assert odrun("run", str(demo), "--locked").code == 0
+    assert odrun("run", str(demo), "--runtime", "host").code == 0
+    assert odrun("run", str(demo), "--runtime", "host", "--locked").code == 0
     record = demo.parent / "mirror" / "900001.json"
     data_file = demo.parent / "mirror" / "files" / "900001" / "Dimuon_generated.csv"
     changed = data_file.read_bytes().replace(b"195013,1000000,", b"195013,1000000,", 1) + b"\n"
@@ -79,7 +79,7 @@ def test_locked_detects_changed_input(odrun, demo: Path) -> None:
     doc["metadata"]["files"][0]["checksum"] = f"adler32:{zlib.adler32(changed):08x}"
     doc["metadata"]["files"][0]["size"] = len(changed)
     record.write_text(json.dumps(doc))
-    result = odrun("run", str(demo), "--locked")
+    result = odrun("run", str(demo), "--runtime", "host", "--locked")
     assert result.code == 11, result.err
     assert "drifted from odrun.lock" in result.err
     assert "Dimuon_generated.csv checksum" in result.err
@@ -108,7 +108,7 @@ def test_serial_parameters_inputs_outputs(odrun, tmp_path: Path) -> None:
         "one": ["mkdir -p out && cat code/hello.txt > out/result.txt"],
         "two": ["echo \"$greeting ${name} costs\" '$$5' >> out/result.txt"],
     }, {"greeting": "hi", "name": "odrun"})  # fmt: skip
-    result = odrun("run", str(tmp_path), "--json")
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--json")
     assert result.code == 0, result.err
     doc = result.json()
     out = Path(doc["run_dir"]) / "workspace" / "out" / "result.txt"
@@ -123,7 +123,7 @@ def test_failing_step_stops_and_keeps_logs(odrun, tmp_path: Path) -> None:
         "boom": ["echo about to fail; exit 3"],
         "never": ["touch never-ran"],
     })  # fmt: skip
-    result = odrun("run", str(tmp_path), "--workdir", str(tmp_path / "run1"))
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--workdir", str(tmp_path / "run1"))
     assert result.code == 7
     assert "step boom failed with exit code 3" in result.err
     assert "about to fail" in result.err
@@ -139,9 +139,11 @@ def test_failing_step_stops_and_keeps_logs(odrun, tmp_path: Path) -> None:
 
 def test_from_and_target_select_steps(odrun, tmp_path: Path) -> None:
     serial_spec(tmp_path, {"a": ["touch a"], "b": ["touch b"], "c": ["touch c"]})
-    result = odrun("run", str(tmp_path), "--from", "b", "--target", "b", "--json")
+    result = odrun(
+        "run", str(tmp_path), "--runtime", "host", "--from", "b", "--target", "b", "--json"
+    )
     assert [s["name"] for s in result.json()["steps"]] == ["b"]
-    bad = odrun("run", str(tmp_path), "--from", "zz")
+    bad = odrun("run", str(tmp_path), "--runtime", "host", "--from", "zz")
     assert bad.code == 2
     assert "'zz' is not one of a, b, c" in bad.err
 
@@ -152,14 +154,14 @@ def test_validate_errors_and_warnings(odrun, tmp_path: Path) -> None:
     assert result.code == 2
     assert "error: reana.yaml step a: parameter $undefined is not defined" in result.out
     assert "warning: reana.yaml: Additional properties are not allowed ('colour'" in result.out
-    run = odrun("run", str(tmp_path))
+    run = odrun("run", str(tmp_path), "--runtime", "host")
     assert run.code == 2
     assert not (tmp_path / ".odrun").exists()  # nothing ran
 
 
 def test_cwl_is_for_reana_only(odrun, tmp_path: Path) -> None:
     write(tmp_path / "reana.yaml", "workflow:\n  type: cwl\n  file: workflow.cwl\n")
-    result = odrun("run", str(tmp_path))
+    result = odrun("run", str(tmp_path), "--runtime", "host")
     assert result.code == 2
     assert "runs only on REANA" in result.err
     assert "odrun submit" in result.err
@@ -170,13 +172,13 @@ def test_verification_failure_exit_code(odrun, demo: Path) -> None:
     manifest.write_text(
         manifest.read_text().replace("value: 91.1876, abs: 0.5", "value: 80.0, abs: 0.5")
     )
-    result = odrun("run", str(demo), "--verify")
+    result = odrun("run", str(demo), "--runtime", "host", "--verify")
     assert result.code == 10
     assert "FAIL Z peak fit mass" in result.out
 
 
 def test_bad_spec_input(odrun, tmp_path: Path) -> None:
-    assert odrun("run", str(tmp_path / "nope")).code == 2
+    assert odrun("run", str(tmp_path / "nope"), "--runtime", "host").code == 2
     write(tmp_path / "reana.yaml", "workflow: [not, a, mapping")
     result = odrun("validate", str(tmp_path))
     assert result.code == 2
@@ -184,7 +186,7 @@ def test_bad_spec_input(odrun, tmp_path: Path) -> None:
 
 
 def test_rerun_a_recorded_run(odrun, demo: Path) -> None:
-    first = odrun("run", str(demo), "--json").json()
+    first = odrun("run", str(demo), "--runtime", "host", "--json").json()
     again = odrun("rerun", first["run_dir"], "--json")
     assert again.code == 0, again.err
     doc = again.json()

@@ -29,7 +29,7 @@ import yaml
 
 from odrun import __version__
 from odrun.checksum import checksum_file
-from odrun.errors import OdrunError, PartialError, UsageError, WorkflowError
+from odrun.errors import ConfigError, OdrunError, PartialError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
 from odrun.records.portal import mirror_path
@@ -37,6 +37,13 @@ from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
 from odrun.workflow.expect import Check, evaluate
+from odrun.workflow.runtime import (
+    HostRuntime,
+    Runtime,
+    check_cvmfs,
+    installed_container_runtime,
+    make_runtime,
+)
 from odrun.workflow.spec import Analysis, SpecError, substitute, validate
 
 RUN_FORMAT_VERSION = 1
@@ -65,6 +72,7 @@ class RunResult:
     started: str = ""
     ended: str = ""
     runtime: str = "host"
+    offline: bool = False
     steps: list[StepRun] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
     inputs: list[dict[str, Any]] = field(default_factory=list)
@@ -146,6 +154,7 @@ def run_analysis(
         new_run_dir(analysis, workdir),
         analysis_path=str(analysis.root.resolve()),
         runtime=runtime,
+        offline=settings.offline,
     )
     result.started = now()
     (result.run_dir / "logs").mkdir(exist_ok=True)
@@ -273,12 +282,12 @@ def _run_workflow(
         return
     params = analysis.parameters
     steps = _select_steps(analysis.steps, start, stop)
-    result.ignored_images = sorted({str(s["environment"]) for s in steps if s.get("environment")})
-    if result.ignored_images and result.runtime == "host":
-        say(f"warning: runtime host ignores the step images: {', '.join(result.ignored_images)}")
+    images = sorted({str(s["environment"]) for s in steps if s.get("environment")})
+    runtime = _choose_runtime(analysis, result, images, say)
     n = 0
     for i, step in enumerate(steps):
         name = str(step.get("name") or f"step{i + 1}")
+        image = str(step["environment"]) if step.get("environment") else None
         for raw in step.get("commands") or []:
             n += 1
             command = substitute(str(raw), params, f"step {name}")
@@ -287,7 +296,7 @@ def _run_workflow(
             started = now()
             with log.open("wb") as out:
                 proc = subprocess.run(
-                    ["bash", "-c", f"cd {_quote(result.workspace)} && {command}"],
+                    runtime.argv(image, result.workspace, command),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -302,6 +311,30 @@ def _run_workflow(
                     f"step {name} failed with exit code {proc.returncode}: {command}",
                     hint=f"log: {log}" + (f"; last lines: {' | '.join(tail)}" if tail else ""),
                 )
+
+
+def _choose_runtime(analysis: Analysis, result: RunResult, images: list[str], say: Say) -> Runtime:
+    """The runtime asked for; ``auto``: a container runtime if one is installed and has the
+    images, else the host (with a warning naming the images it ignores)."""
+    resources = (analysis.reana or {}).get("workflow", {}).get("resources") or {}
+    cvmfs = check_cvmfs([str(r) for r in resources.get("cvmfs") or []])
+    wanted = result.runtime
+    name = (installed_container_runtime() or "host") if wanted == "auto" else wanted
+    runtime = make_runtime(name, cvmfs, pull=not result.offline)
+    if name != "host":
+        try:
+            for image in images or [None]:  # type: ignore[list-item]
+                runtime.prepare(image)
+        except (ConfigError, UsageError) as exc:
+            if wanted != "auto":
+                raise
+            say(f"warning: --runtime auto: {exc}; running on the host instead")
+            runtime, name = HostRuntime(), "host"
+    result.runtime = name
+    if name == "host" and images:
+        result.ignored_images = images
+        say(f"warning: runtime host ignores the step images: {', '.join(images)}")
+    return runtime
 
 
 def _run_snakemake(analysis: Analysis, result: RunResult, say: Say) -> None:
@@ -363,12 +396,6 @@ def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "step"
-
-
-def _quote(path: Path) -> str:
-    import shlex  # noqa: PLC0415
-
-    return shlex.quote(str(path))
 
 
 def tool_versions() -> dict[str, str]:

@@ -1,0 +1,148 @@
+"""Where a step's command runs: the host, or a container (podman, docker, apptainer).
+
+Containers get ``--network=none``, the workspace bind-mounted at the same
+absolute path (so ``cd <workspace>`` means the same inside and out, as on
+REANA), and ``/cvmfs/<repo>`` read-only for each repository the spec lists in
+``workflow.resources.cvmfs``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from odrun.errors import ConfigError, UsageError
+
+CONTAINER_RUNTIMES = ("podman", "docker", "apptainer")
+CVMFS_ROOT = Path("/cvmfs")
+
+
+class Runtime(Protocol):
+    name: str
+
+    def prepare(self, image: str | None) -> None:
+        """Make sure ``image`` can run; raise ConfigError saying how to get it if not."""
+        ...
+
+    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
+        """The process to start for one step command."""
+        ...
+
+
+def _bash(workspace: Path, command: str) -> list[str]:
+    import shlex  # noqa: PLC0415
+
+    return ["bash", "-c", f"cd {shlex.quote(str(workspace))} && {command}"]
+
+
+class HostRuntime:
+    name = "host"
+
+    def prepare(self, image: str | None) -> None:
+        pass
+
+    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
+        return _bash(workspace, command)
+
+
+@dataclass
+class OciRuntime:
+    """podman or docker: the same command line."""
+
+    name: str
+    cvmfs: tuple[str, ...] = ()
+    #: pull missing images (not with --offline)
+    pull: bool = True
+
+    @property
+    def binary(self) -> str:
+        exe = shutil.which(self.name)
+        if exe is None:
+            raise ConfigError(f"{self.name} is not installed", hint="use --runtime host or auto")
+        return exe
+
+    def prepare(self, image: str | None) -> None:
+        if image is None:
+            raise UsageError(
+                f"a step has no 'environment' image to run in with {self.name}",
+                hint="add one, or use --runtime host",
+            )
+        exists = subprocess.run(
+            [self.binary, "image", "inspect", image],
+            capture_output=True,
+            check=False,
+        )
+        if exists.returncode == 0:
+            return
+        if not self.pull:
+            raise ConfigError(
+                f"image {image} is not available to {self.name} (--offline: not pulling)",
+                hint=f"build or load it ({self.name} load -i FILE), or run with --runtime host",
+            )
+        pulled = subprocess.run(
+            [self.binary, "pull", "-q", image], capture_output=True, text=True, check=False
+        )
+        if pulled.returncode != 0:
+            last = (pulled.stderr.strip().splitlines() or ["pull failed"])[-1]
+            raise ConfigError(
+                f"image {image} is not available to {self.name} and cannot be pulled: {last}",
+                hint=f"build or load it ({self.name} load -i FILE), or run with --runtime host",
+            )
+
+    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
+        argv = [self.binary, "run", "--rm", "--network=none", "-v", f"{workspace}:{workspace}"]
+        for repo in self.cvmfs:
+            argv += ["-v", f"{CVMFS_ROOT / repo}:{CVMFS_ROOT / repo}:ro"]
+        return [*argv, "-w", str(workspace), str(image), *_bash(workspace, command)]
+
+
+@dataclass
+class ApptainerRuntime:
+    cvmfs: tuple[str, ...] = ()
+    name: str = "apptainer"
+
+    def prepare(self, image: str | None) -> None:
+        if image is None:
+            raise UsageError("a step has no 'environment' image", hint="use --runtime host")
+
+    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
+        exe = shutil.which("apptainer") or shutil.which("singularity") or "apptainer"
+        binds = ",".join(
+            [str(workspace)] + [f"{CVMFS_ROOT / r}:{CVMFS_ROOT / r}:ro" for r in self.cvmfs]
+        )
+        options = ["--containall", "--net", "--network", "none", "--bind", binds]
+        bash = _bash(workspace, command)
+        return [exe, "exec", *options, "--pwd", str(workspace), f"docker://{image}", *bash]
+
+
+def check_cvmfs(repos: list[str]) -> tuple[str, ...]:
+    """The repositories to bind, each verified to be mounted here."""
+    missing = [r for r in repos if not (CVMFS_ROOT / r).is_dir()]
+    if missing:
+        raise ConfigError(
+            f"the analysis needs CVMFS repositories not mounted here: "
+            f"{', '.join(str(CVMFS_ROOT / r) for r in missing)}",
+            hint="mount them (cvmfs_config probe), use the odrun appliance, or submit to REANA",
+        )
+    return tuple(repos)
+
+
+def installed_container_runtime() -> str | None:
+    for name in CONTAINER_RUNTIMES:
+        exe = shutil.which(name) or (shutil.which("singularity") if name == "apptainer" else None)
+        if exe:
+            return name
+    return None
+
+
+def make_runtime(name: str, cvmfs: tuple[str, ...] = (), pull: bool = True) -> Runtime:
+    if name == "host":
+        return HostRuntime()
+    if name in ("podman", "docker"):
+        return OciRuntime(name, cvmfs, pull)
+    if name == "apptainer":
+        return ApptainerRuntime(cvmfs)
+    raise UsageError(f"--runtime {name!r}: expected auto, podman, docker, apptainer or host")
