@@ -172,15 +172,24 @@ def blob(seed: int, size: int) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def xrd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def xrd() -> Iterator[Any]:
     """The real xrootd daemon on loopback (root:// + HTTP), or a clear skip."""
+    import shutil
+    import tempfile
+
     import xrootd_server
 
     reason = xrootd_server.unavailable_reason()
     if reason:
         pytest.skip(reason)
-    with xrootd_server.run_xrootd(tmp_path_factory.mktemp("xrootd")) as server:
-        yield server
+    # not under pytest's basetemp: another pytest session resets that tree to mode 0700,
+    # and the daemon (its own user) must traverse every parent folder
+    base = Path(tempfile.mkdtemp(prefix="odrun-xrootd-", dir="/var/tmp"))
+    try:
+        with xrootd_server.run_xrootd(base / "srv") as server:
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

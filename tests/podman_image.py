@@ -42,12 +42,13 @@ def ensure_image() -> str | None:
             )  # fmt: skip
             if boot.returncode != 0:
                 return f"debootstrap failed: {(boot.stderr or boot.stdout).strip()[-300:]}"
-            tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-            imported = subprocess.run(
-                ["podman", "import", "-", IMAGE], stdin=tar.stdout, capture_output=True,
-                text=True, timeout=600, check=False,
-            )  # fmt: skip
-            tar.wait()
+            with subprocess.Popen(
+                ["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
+            ) as tar:
+                imported = subprocess.run(
+                    ["podman", "import", "-", IMAGE], stdin=tar.stdout, capture_output=True,
+                    text=True, timeout=600, check=False,
+                )  # fmt: skip
             if imported.returncode != 0:
                 return f"podman import failed: {imported.stderr.strip()[-300:]}"
     probe = _run("podman", "run", "--rm", "--network=none", IMAGE, "python3", "-c", "print(42)")

@@ -203,16 +203,24 @@ def _safe_rel(rel: str, what: str) -> Path:
 def _stage_inputs(analysis: Analysis, result: RunResult) -> None:
     ws = result.workspace
     ws.mkdir(parents=True, exist_ok=True)
+    workflow_file = (analysis.reana or {}).get("workflow", {}).get("file")
+    staged = [("files", str(workflow_file))] if workflow_file else []
+    params_file = analysis.parameters.get("input")
+    if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
+        staged.append(("files", params_file))
     for kind in ("files", "directories"):
-        for rel in analysis.files_in("inputs", kind):
-            src = analysis.root / _safe_rel(rel, f"inputs.{kind} entry")
-            dst = ws / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dst, dirs_exist_ok=True)
-            else:
-                shutil.copy2(src, dst)
-            result.inputs.append({"path": rel, "kind": kind[:-1]})
+        staged += [(kind, rel) for rel in analysis.files_in("inputs", kind)]
+    for kind, rel in dict.fromkeys(staged):  # the workflow file first, each path once
+        src = analysis.root / _safe_rel(rel, f"inputs.{kind} entry")
+        if not src.exists():
+            raise SpecError(f"input {rel} does not exist in {analysis.root}")
+        dst = ws / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+        result.inputs.append({"path": rel, "kind": kind[:-1]})
 
 
 def _record_settings(analysis: Analysis, settings: Settings) -> Settings:
@@ -345,7 +353,7 @@ def _run_snakemake(analysis: Analysis, result: RunResult, say: Say) -> None:
         )
     snakefile = (analysis.reana or {}).get("workflow", {}).get("file") or "Snakefile"
     config = result.run_dir / "config.yaml"
-    config.write_text(yaml.safe_dump(analysis.parameters), encoding="utf-8")
+    config.write_text(yaml.safe_dump(snakemake_config(analysis)), encoding="utf-8")
     log = result.run_dir / "logs" / "01-snakemake.log"
     cmd = [
         exe,
@@ -371,6 +379,23 @@ def _run_snakemake(analysis: Analysis, result: RunResult, say: Say) -> None:
         raise WorkflowError(
             f"snakemake failed with exit code {proc.returncode}", hint=f"log: {log}"
         )
+
+
+def snakemake_config(analysis: Analysis) -> dict[str, Any]:
+    """Snakemake's config, as REANA builds it: the YAML file named by ``inputs.parameters.input``
+    (reana-client loads it), else the parameters themselves."""
+    params = analysis.parameters
+    name = params.get("input")
+    if isinstance(name, str) and name.endswith((".yaml", ".yml")):
+        path = analysis.root / _safe_rel(name, "inputs.parameters.input")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SpecError(f"snakemake parameters file {name}: {exc}".splitlines()[0]) from None
+        if not isinstance(loaded, dict):
+            raise SpecError(f"snakemake parameters file {name} must hold a mapping")
+        return loaded
+    return params
 
 
 def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+../../dimuon-demo/analysis/dimuon.py
