@@ -74,7 +74,9 @@ def test_demo_in_podman(odrun, podman_ready: str, tmp_path: Path) -> None:
     assert doc["verified"] is True
     assert doc["ignored_images"] == []
     lock = json.loads((tmp_path / "dimuon-demo" / "odrun.lock").read_text())
-    assert lock["images"] == [{"name": podman_ready, "digest": None}]
+    (image,) = lock["images"]
+    assert image["name"] == podman_ready
+    assert image["digest"].startswith("sha256:")  # resolved by podman
 
 
 def test_missing_image(odrun, podman_ready: str, tmp_path: Path) -> None:

@@ -53,11 +53,15 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
         "analysis": analysis.name,
         "records": records,
         "images": [
-            {"name": name, "digest": name.split("@", 1)[1] if "@" in name else None}
+            {"name": name, "digest": result.image_digests.get(name) or _named_digest(name)}
             for name in images
         ],
         "tools": tool_versions(),
     }
+
+
+def _named_digest(image: str) -> str | None:
+    return image.split("@", 1)[1] if "@" in image else None
 
 
 def write(path: Path, lock: dict[str, Any]) -> None:

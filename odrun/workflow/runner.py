@@ -39,6 +39,7 @@ from odrun.workflow import lock as lockfile
 from odrun.workflow.expect import Check, evaluate
 from odrun.workflow.runtime import (
     HostRuntime,
+    OciRuntime,
     Runtime,
     check_cvmfs,
     installed_container_runtime,
@@ -79,6 +80,8 @@ class RunResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     ignored_images: list[str] = field(default_factory=list)
+    #: image -> content digest, where the container runtime could tell
+    image_digests: dict[str, str] = field(default_factory=dict)
     #: recid -> the files of that record the analysis selected
     selected: dict[str, list[RecordFile]] = field(default_factory=dict)
     error: str | None = None
@@ -339,6 +342,11 @@ def _choose_runtime(analysis: Analysis, result: RunResult, images: list[str], sa
             say(f"warning: --runtime auto: {exc}; running on the host instead")
             runtime, name = HostRuntime(), "host"
     result.runtime = name
+    if isinstance(runtime, OciRuntime):
+        for image in images:
+            digest = runtime.digest(image)
+            if digest:
+                result.image_digests[image] = digest
     if name == "host" and images:
         result.ignored_images = images
         say(f"warning: runtime host ignores the step images: {', '.join(images)}")

@@ -92,6 +92,17 @@ class OciRuntime:
                 hint=f"build or load it ({self.name} load -i FILE), or run with --runtime host",
             )
 
+    def digest(self, image: str) -> str | None:
+        """The image's content digest (``sha256:...``), for the lock file."""
+        out = subprocess.run(
+            [self.binary, "image", "inspect", "--format", "{{.Digest}}", image],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        value = out.stdout.strip()
+        return value if out.returncode == 0 and value.startswith("sha256:") else None
+
     def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
         argv = [self.binary, "run", "--rm", "--network=none", "-v", f"{workspace}:{workspace}"]
         for repo in self.cvmfs:
