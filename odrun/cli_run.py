@@ -11,8 +11,10 @@ import click
 from odrun import render
 from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import UsageError, VerificationError
+from odrun.records import parse_reference
 from odrun.workflow import load_analysis, run_analysis, validate
 from odrun.workflow.expect import Check, evaluate, junit_xml
+from odrun.workflow.fromrecord import fetch_analysis
 from odrun.workflow.runner import RunResult
 from odrun.workflow.spec import SpecError
 
@@ -47,7 +49,7 @@ def _print_checks(checks: list[Check]) -> None:
 
 @cli.command()
 @global_options
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", metavar="PATH|TARGET", type=click.Path(path_type=Path))
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "podman", "docker", "apptainer", "host"]),
@@ -80,6 +82,10 @@ def run(
 ) -> None:
     """Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.
 
+    PATH is a folder holding them, or a spec file; TARGET a record reference
+    (DOI, recid, URL) whose record ships an analysis (its spec files, or a code
+    archive), which is fetched into ./record-<recid>/ first.
+
     Inputs are staged into a fresh workspace, the records odrun.yaml names are
     fetched and verified through the cache, the steps run, and the run folder
     gets run.json, odrun.lock and ro-crate-metadata.json. Exit code 0 only if
@@ -90,11 +96,15 @@ def run(
       odrun run workflows/dimuon-demo --verify
       odrun run my-analysis/reana.yaml --from fit --workdir /tmp/run1
       odrun run . --locked --verify --junit results.xml
+      odrun run 10.7483/OPENDATA.CMS.XXXX.YYYY --verify
     """
+    settings = settings_of(ctx)
+    if not path.exists() and _is_reference(str(path)):
+        path = fetch_analysis(str(path), settings, Path.cwd(), _say)
     analysis = load_analysis(path)
     result = run_analysis(
         analysis,
-        settings_of(ctx),
+        settings,
         workdir=workdir,
         runtime=runtime,
         locked=locked,
@@ -125,6 +135,14 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     runtime = str(record.get("runtime") or "auto")  # where the recorded run ran
     result = run_analysis(analysis, settings_of(ctx), runtime=runtime, verify=True, say=_say)
     _finish(result, as_json, None)
+
+
+def _is_reference(text: str) -> bool:
+    try:
+        parse_reference(text)
+    except UsageError:
+        return False
+    return True
 
 
 def _run_record(run_dir: Path) -> dict[str, object]:

@@ -1,10 +1,15 @@
 """Check a run's outputs against odrun.yaml ``expect``: file checksums, numbers with tolerances.
 
+Numbers are addressed by dotted keys: ``a.b.0`` in JSON, ``<row>.<column>`` in CSV
+(rows counted from 0 after the header).
+
 Produces one :class:`Check` per expectation item; ``junit_xml`` renders them for CI.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -24,6 +29,14 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def _load_table(path: Path) -> Any:
+    """JSON as is; CSV as a list of rows (dicts by header), so keys read ``<row>.<column>``."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        return list(csv.DictReader(io.StringIO(text)))
+    return json.loads(text)
 
 
 def _lookup(doc: Any, dotted: str) -> Any:
@@ -69,9 +82,9 @@ def evaluate(workspace: Path, expectations: list[dict[str, Any]]) -> list[Check]
         doc: Any = None
         if values:
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                checks.append(Check(label, False, f"{rel} is not JSON: {exc}"))
+                doc = _load_table(path)
+            except (OSError, ValueError, csv.Error) as exc:
+                checks.append(Check(label, False, f"{rel} is not readable JSON/CSV: {exc}"))
                 continue
         for key, want in values.items():
             try:
