@@ -99,7 +99,8 @@ def run(
       odrun run 10.7483/OPENDATA.CMS.XXXX.YYYY --verify
     """
     settings = settings_of(ctx)
-    if not path.exists() and _is_reference(str(path)):
+    from_record = not path.exists() and _is_reference(str(path))
+    if from_record:
         path = fetch_analysis(str(path), settings, Path.cwd(), _say)
     analysis = load_analysis(path)
     result = run_analysis(
@@ -111,6 +112,7 @@ def run(
         from_step=from_step,
         target_step=target_step,
         verify=do_verify,
+        untrusted=from_record,
         say=_say,
     )
     _finish(result, as_json, junit)

@@ -193,3 +193,60 @@ def test_rerun_a_recorded_run(odrun, demo: Path) -> None:
     assert doc["run_dir"] != first["run_dir"]
     assert doc["verified"] is True
     assert [o["checksum"] for o in doc["outputs"]] == [o["checksum"] for o in first["outputs"]]
+
+
+def test_outputs_outside_the_workspace_are_not_read(odrun, tmp_path: Path) -> None:
+    spec = serial_spec(tmp_path, {"a": ["mkdir -p out && echo ok > out/result.txt"]})
+    escaping = "files: [out/result.txt, /etc/hostname, ../../../x]"
+    spec.write_text(spec.read_text().replace("files: [out/result.txt]", escaping))
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--json")
+    assert result.code == 0, result.err
+    outputs = {o["path"]: o for o in result.json()["outputs"]}
+    assert outputs["out/result.txt"]["size"] == 3
+    assert outputs["/etc/hostname"]["missing"] is True
+    assert outputs["../../../x"]["missing"] is True
+
+
+def test_staging_the_analysis_folder_skips_run_folders(odrun, tmp_path: Path) -> None:
+    spec = serial_spec(tmp_path, {"a": ["ls code > listing.txt"]})
+    spec.write_text(spec.read_text().replace("files: [code/hello.txt]", "directories: [.]"))
+    assert odrun("run", str(tmp_path), "--runtime", "host").code == 0
+    second = odrun("run", str(tmp_path), "--runtime", "host", "--json")
+    assert second.code == 0, second.err
+    assert not (Path(second.json()["run_dir"]) / "workspace" / ".odrun").exists()
+
+
+def test_from_reuses_an_earlier_run_and_target_skips_expectations(odrun, demo: Path) -> None:
+    run_dir = demo.parent / "run"
+    partial = odrun(
+        "run", str(demo), "--runtime", "host", "--target", "select", "--workdir", str(run_dir)
+    )
+    assert partial.code == 0, partial.err  # no expectations checked on a partial run
+    rest = odrun("run", str(demo), "--runtime", "host", "--from", "fit", "--workdir", str(run_dir),
+                 "--verify", "--json")  # fmt: skip
+    assert rest.code == 0, rest.err
+    assert [s["name"] for s in rest.json()["steps"]] == ["fit", "plot"]
+    assert rest.json()["verified"] is True
+
+
+def test_failed_runtime_keeps_the_lock(odrun, demo: Path) -> None:
+    assert odrun("run", str(demo), "--runtime", "host").code == 0
+    before = (demo / "odrun.lock").read_bytes()
+    result = odrun("run", str(demo), "--runtime", "apptainer")
+    assert result.code == 8
+    assert "apptainer is not installed" in result.err
+    assert (demo / "odrun.lock").read_bytes() == before
+
+
+def test_malformed_spec_and_lock(odrun, tmp_path: Path) -> None:
+    write(tmp_path / "reana.yaml", "inputs: [a]\nworkflow: serial\n")
+    assert odrun("validate", str(tmp_path)).code == 2
+    serial_spec(tmp_path, {"a": ["awk '{print $1}' code/hello.txt"]})
+    bad = odrun("validate", str(tmp_path))
+    assert bad.code == 2
+    assert "bad $ placeholder" in bad.out or "bad $ placeholder" in bad.err
+    serial_spec(tmp_path, {"a": ["true"]})
+    write(tmp_path / "odrun.lock", "[]")
+    locked = odrun("run", str(tmp_path), "--runtime", "host", "--locked")
+    assert locked.code == 11
+    assert "is not an odrun lock file" in locked.err

@@ -88,7 +88,11 @@ def test_missing_image(odrun, podman_ready: str, tmp_path: Path) -> None:
     fallback = odrun("--offline", "run", str(tmp_path), "--runtime", "auto", "--json")
     assert fallback.code == 0, fallback.err
     assert fallback.json()["runtime"] == "host"
-    assert "running on the host instead" in fallback.err
+    assert (
+        "--runtime auto: image localhost/odrun-test/does-not-exist:1 is not available"
+        in fallback.err
+    )
+    assert "running on the host" in fallback.err
 
 
 def test_cvmfs_required_but_missing(odrun, tmp_path: Path) -> None:

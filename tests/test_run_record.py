@@ -80,3 +80,15 @@ def test_record_without_analysis(odrun, publish) -> None:
     result = odrun("run", rec, "--runtime", "host")
     assert result.code == 3
     assert "record 904 ships no analysis" in result.err
+
+
+def test_record_analysis_never_falls_back_to_the_host_silently(
+    odrun, publish, tmp_path: Path, monkeypatch
+) -> None:
+    rec = publish("905", {"reana.yaml": REANA, "code.py": CODE})
+    (tmp_path / "no-containers").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-containers"))  # no podman/docker/apptainer
+    result = odrun("run", rec, "--runtime", "auto")
+    assert result.code == 8, result.err
+    assert "would run on the host" in result.err
+    assert "--runtime host" in result.err

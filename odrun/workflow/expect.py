@@ -63,6 +63,9 @@ def evaluate(workspace: Path, expectations: list[dict[str, Any]]) -> list[Check]
         rel = str(item["file"])
         path = workspace / rel
         label = str(item.get("name") or rel)
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            checks.append(Check(label, False, f"{rel} is not a path inside the workspace"))
+            continue
         if not path.is_file():
             checks.append(Check(label, False, f"{rel} was not produced"))
             continue

@@ -51,7 +51,12 @@ def fetch_analysis(
         raise error
     if not specs:
         for archive in archives:
-            _unpack(folder / archive.path, folder)
+            try:
+                _unpack(folder / archive.path, folder)
+            except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+                raise MetadataError(
+                    f"{archive.filename} is not a readable archive: {exc}"
+                ) from None
     found = sorted(p.parent for name in SPEC_NAMES for p in folder.rglob(name))
     if not found:
         raise NotFoundError(f"record {record.recid}: its archive holds no reana.yaml or odrun.yaml")

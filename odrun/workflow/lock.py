@@ -78,7 +78,12 @@ def check(path: Path, current: dict[str, Any]) -> None:
         ) from None
     except ValueError as exc:
         raise LockError(f"{path} is not valid JSON: {exc}") from None
-    drift = list(_differences(pinned, current))
+    try:
+        drift = list(_differences(pinned, current))
+    except (AttributeError, KeyError, TypeError):
+        raise LockError(
+            f"{path} is not an odrun lock file", hint="delete it and run again"
+        ) from None
     if drift:
         more = f" (and {len(drift) - 3} more)" if len(drift) > 3 else ""
         raise LockError(
@@ -96,6 +101,9 @@ def _differences(pinned: dict[str, Any], current: dict[str, Any]) -> list[str]:
     for recid in sorted(new.keys() - old.keys()):
         out.append(f"record {recid} is not in the lock")
     for recid in sorted(old.keys() & new.keys()):
+        was, now = old[recid].get("revision"), new[recid].get("revision")
+        if was is not None and now is not None and was != now:
+            out.append(f"record {recid}: revision {was} -> {now}")
         before = {f["path"]: f for f in old[recid].get("files", [])}
         after = {f["path"]: f for f in new[recid].get("files", [])}
         for path in sorted(before.keys() - after.keys()):
@@ -109,8 +117,12 @@ def _differences(pinned: dict[str, Any], current: dict[str, Any]) -> list[str]:
                         f"record {recid}: {path} {key} "
                         f"{before[path].get(key)} -> {after[path].get(key)}"
                     )
-    old_images = [i["name"] for i in pinned.get("images", [])]
-    new_images = [i["name"] for i in current.get("images", [])]
-    if old_images != new_images:
-        out.append(f"images {old_images} -> {new_images}")
+    old_images = {i["name"]: i.get("digest") for i in pinned.get("images", [])}
+    new_images = {i["name"]: i.get("digest") for i in current.get("images", [])}
+    if sorted(old_images) != sorted(new_images):
+        out.append(f"images {sorted(old_images)} -> {sorted(new_images)}")
+    for name in sorted(old_images.keys() & new_images.keys()):
+        was, now = old_images[name], new_images[name]
+        if was and now and was != now:
+            out.append(f"image {name} digest {was} -> {now}")
     return out

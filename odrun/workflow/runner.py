@@ -119,10 +119,15 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def new_run_dir(analysis: Analysis, workdir: Path | None) -> Path:
+def new_run_dir(analysis: Analysis, workdir: Path | None, reuse: bool = False) -> Path:
+    """A new run folder; with ``reuse`` (--from) an earlier run's folder may be given."""
     if workdir is not None:
-        if workdir.exists() and any(workdir.iterdir()):
-            raise UsageError(f"--workdir {workdir} is not empty", hint="give a new or empty folder")
+        earlier = (workdir / "run.json").is_file()
+        if workdir.exists() and any(workdir.iterdir()) and not (reuse and earlier):
+            raise UsageError(
+                f"--workdir {workdir} is not empty",
+                hint="give a new or empty folder (or, with --from, an earlier run's folder)",
+            )
         workdir.mkdir(parents=True, exist_ok=True)
         return workdir.resolve()
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -141,9 +146,14 @@ def run_analysis(
     from_step: str | None = None,
     target_step: str | None = None,
     verify: bool = False,
+    untrusted: bool = False,
     say: Say = lambda _: None,
 ) -> RunResult:
-    """Run ``analysis``; returns the result, raising only after the run record is written."""
+    """Run ``analysis``; returns the result, raising only after the run record is written.
+
+    ``untrusted`` (an analysis fetched from a record): ``auto`` may not fall back to
+    running its commands on the host.
+    """
     errors = [f for f in validate(analysis) if f.level == "error"]
     if errors:
         raise SpecError(f"{len(errors)} problem(s), first: {errors[0]}", hint="odrun validate PATH")
@@ -152,39 +162,42 @@ def run_analysis(
             f"workflow.type {analysis.workflow_type} runs only on REANA",
             hint="submit it with: odrun submit PATH",
         )
+    partial = from_step is not None or target_step is not None
     result = RunResult(
         analysis.name,
-        new_run_dir(analysis, workdir),
-        analysis_path=str(analysis.root.resolve()),
+        new_run_dir(analysis, workdir, reuse=from_step is not None),
+        analysis_path=str(
+            (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
+        ),
         runtime=runtime,
         offline=settings.offline,
     )
     result.started = now()
     (result.run_dir / "logs").mkdir(exist_ok=True)
-    failure: OdrunError | None = None
+    failure: BaseException | None = None
     try:
         _stage_inputs(analysis, result)
         _fetch_records(analysis, settings, result, say)
-        lock = lockfile.build(result, analysis)
+        plan = _plan(analysis, result, from_step, target_step, untrusted, say)
         if locked:
-            lockfile.check(analysis.root / lockfile.NAME, lock)
+            lockfile.check(analysis.root / lockfile.NAME, lockfile.build(result, analysis))
         result.status = "running"
-        _run_workflow(analysis, result, from_step, target_step, say)
+        _run_workflow(analysis, result, plan, say)
         result.status = "finished"
-    except OdrunError as exc:
+    except BaseException as exc:  # anything, Ctrl-C included: record it, then re-raise
         failure = exc
         result.status = "failed"
-        result.error = str(exc)
+        result.error = str(exc) if isinstance(exc, OdrunError) else f"{type(exc).__name__}: {exc}"
     finally:
         result.ended = now()
         result.outputs = _collect_outputs(analysis, result.workspace)
-        if failure is None or result.steps:
-            lock = lockfile.build(result, analysis)
-            lockfile.write(result.run_dir / lockfile.NAME, lock)
-            if failure is None and not locked:
-                lockfile.write(analysis.root / lockfile.NAME, lock)
-        if failure is None and (verify or analysis.manifest.get("expect")):
-            result.checks = evaluate(result.workspace, analysis.manifest.get("expect") or [])
+        lock = lockfile.build(result, analysis)
+        lockfile.write(result.run_dir / lockfile.NAME, lock)
+        if result.status == "finished" and not locked and not partial:
+            lockfile.write(analysis.root / lockfile.NAME, lock)
+        expect = analysis.manifest.get("expect") or []
+        if result.status == "finished" and expect and (verify or not partial):
+            result.checks = evaluate(result.workspace, expect)
         from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
 
         write_crate(result, analysis)
@@ -213,14 +226,19 @@ def _stage_inputs(analysis: Analysis, result: RunResult) -> None:
         staged.append(("files", params_file))
     for kind in ("files", "directories"):
         staged += [(kind, rel) for rel in analysis.files_in("inputs", kind)]
+    root = analysis.root.resolve()
     for kind, rel in dict.fromkeys(staged):  # the workflow file first, each path once
         src = analysis.root / _safe_rel(rel, f"inputs.{kind} entry")
         if not src.exists():
             raise SpecError(f"input {rel} does not exist in {analysis.root}")
+        if not src.resolve().is_relative_to(root):
+            raise SpecError(f"input {rel} leads outside the analysis folder {root}")
         dst = ws / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True)
+            # never the run folders themselves; links are copied as links, not followed
+            skip = shutil.ignore_patterns(".odrun")
+            shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True, ignore=skip)
         else:
             shutil.copy2(src, dst)
         result.inputs.append({"path": rel, "kind": kind[:-1]})
@@ -282,49 +300,74 @@ def _select_steps(
     return steps[first : last + 1]
 
 
-def _run_workflow(
-    analysis: Analysis, result: RunResult, start: str | None, stop: str | None, say: Say
-) -> None:
+@dataclass
+class Plan:
+    """What a serial run will execute: every command substituted before the first one runs."""
+
+    runtime: Runtime | None = None
+    #: (step name, image, command)
+    commands: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+
+def _plan(
+    analysis: Analysis,
+    result: RunResult,
+    start: str | None,
+    stop: str | None,
+    untrusted: bool,
+    say: Say,
+) -> Plan:
+    if analysis.workflow_type != "serial":
+        return Plan()
+    params = analysis.parameters
+    steps = _select_steps(analysis.steps, start, stop)
+    plan = Plan()
+    for i, step in enumerate(steps):
+        name = str(step.get("name") or f"step{i + 1}")
+        image = str(step["environment"]) if step.get("environment") else None
+        for raw in step.get("commands") or []:
+            plan.commands.append((name, image, substitute(str(raw), params, f"step {name}")))
+    images = sorted({img for _, img, _ in plan.commands if img})
+    plan.runtime = _choose_runtime(analysis, result, images, untrusted, say)
+    return plan
+
+
+def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -> None:
     wtype = analysis.workflow_type
     if wtype is None:
         return  # odrun.yaml only: fetch and verify
     if wtype == "snakemake":
         _run_snakemake(analysis, result, say)
         return
-    params = analysis.parameters
-    steps = _select_steps(analysis.steps, start, stop)
-    images = sorted({str(s["environment"]) for s in steps if s.get("environment")})
-    runtime = _choose_runtime(analysis, result, images, say)
-    n = 0
-    for i, step in enumerate(steps):
-        name = str(step.get("name") or f"step{i + 1}")
-        image = str(step["environment"]) if step.get("environment") else None
-        for raw in step.get("commands") or []:
-            n += 1
-            command = substitute(str(raw), params, f"step {name}")
-            log = result.run_dir / "logs" / f"{n:02d}-{_slug(name)}.log"
-            say(f"[{name}] {command}")
-            started = now()
+    assert plan.runtime is not None
+    for n, (name, image, command) in enumerate(plan.commands, 1):
+        log = result.run_dir / "logs" / f"{n:02d}-{_slug(name)}.log"
+        say(f"[{name}] {command}")
+        started = now()
+        try:
             with log.open("wb") as out:
                 proc = subprocess.run(
-                    runtime.argv(image, result.workspace, command),
+                    plan.runtime.argv(image, result.workspace, command),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=result.workspace,
                     check=False,
                 )
-            step_run = StepRun(name, command, proc.returncode, started, now(), str(log))
-            result.steps.append(step_run)
-            if proc.returncode != 0:
-                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-                raise WorkflowError(
-                    f"step {name} failed with exit code {proc.returncode}: {command}",
-                    hint=f"log: {log}" + (f"; last lines: {' | '.join(tail)}" if tail else ""),
-                )
+        except OSError as exc:
+            raise WorkflowError(f"step {name}: cannot start {plan.runtime.name}: {exc}") from None
+        result.steps.append(StepRun(name, command, proc.returncode, started, now(), str(log)))
+        if proc.returncode != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+            raise WorkflowError(
+                f"step {name} failed with exit code {proc.returncode}: {command}",
+                hint=f"log: {log}" + (f"; last lines: {' | '.join(tail)}" if tail else ""),
+            )
 
 
-def _choose_runtime(analysis: Analysis, result: RunResult, images: list[str], say: Say) -> Runtime:
+def _choose_runtime(
+    analysis: Analysis, result: RunResult, images: list[str], untrusted: bool, say: Say
+) -> Runtime:
     """The runtime asked for; ``auto``: a container runtime if one is installed and has the
     images, else the host (with a warning naming the images it ignores)."""
     resources = (analysis.reana or {}).get("workflow", {}).get("resources") or {}
@@ -332,6 +375,7 @@ def _choose_runtime(analysis: Analysis, result: RunResult, images: list[str], sa
     wanted = result.runtime
     name = (installed_container_runtime() or "host") if wanted == "auto" else wanted
     runtime = make_runtime(name, cvmfs, pull=not result.offline)
+    why_host = "no container runtime is installed"
     if name != "host":
         try:
             for image in images or [None]:  # type: ignore[list-item]
@@ -339,8 +383,15 @@ def _choose_runtime(analysis: Analysis, result: RunResult, images: list[str], sa
         except (ConfigError, UsageError) as exc:
             if wanted != "auto":
                 raise
-            say(f"warning: --runtime auto: {exc}; running on the host instead")
+            why_host = str(exc)
             runtime, name = HostRuntime(), "host"
+    if name == "host" and wanted == "auto":
+        if untrusted:
+            raise ConfigError(
+                f"this analysis comes from a record and would run on the host: {why_host}",
+                hint="review its commands, then allow it with --runtime host",
+            )
+        say(f"warning: --runtime auto: {why_host}; running on the host")
     result.runtime = name
     if isinstance(runtime, OciRuntime):
         for image in images:
@@ -407,21 +458,26 @@ def snakemake_config(analysis: Analysis) -> dict[str, Any]:
 
 
 def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:
-    out = []
-    paths: list[Path] = []
-    for rel in analysis.files_in("outputs", "files"):
-        paths.append(workspace / rel)
-    for rel in analysis.files_in("outputs", "directories"):
-        folder = workspace / rel
-        paths += (
-            sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [folder]
-        )
-    for path in paths:
-        rel = path.relative_to(workspace).as_posix()
-        if path.is_file():
-            out.append(
-                {"path": rel, "size": path.stat().st_size, "checksum": str(checksum_file(path))}
-            )
+    """Declared outputs with size and adler32: only what lies inside the workspace."""
+    out: list[dict[str, Any]] = []
+    paths: list[tuple[str, Path]] = []
+    inside = workspace.resolve()
+    for kind in ("files", "directories"):
+        for rel in analysis.files_in("outputs", kind):
+            try:
+                path = workspace / _safe_rel(rel, f"outputs.{kind} entry")
+            except SpecError:
+                out.append({"path": rel, "size": None, "checksum": None, "missing": True})
+                continue
+            if kind == "files" or not path.is_dir():
+                paths.append((rel, path))
+            else:
+                found = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+                paths += [(p.relative_to(workspace).as_posix(), p) for p in found]
+    for rel, path in paths:
+        if path.is_file() and path.resolve().is_relative_to(inside):
+            size = path.stat().st_size
+            out.append({"path": rel, "size": size, "checksum": str(checksum_file(path))})
         else:
             out.append({"path": rel, "size": None, "checksum": None, "missing": True})
     return out

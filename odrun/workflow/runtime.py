@@ -104,7 +104,10 @@ class OciRuntime:
         return value if out.returncode == 0 and value.startswith("sha256:") else None
 
     def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
-        argv = [self.binary, "run", "--rm", "--network=none", "-v", f"{workspace}:{workspace}"]
+        if ":" in str(workspace) or "," in str(workspace):
+            raise UsageError(f"workspace path {workspace} must not contain ':' or ','")
+        argv = [self.binary, "run", "--rm", "--network=none", "--security-opt", "label=disable"]
+        argv += ["-v", f"{workspace}:{workspace}"]
         for repo in self.cvmfs:
             argv += ["-v", f"{CVMFS_ROOT / repo}:{CVMFS_ROOT / repo}:ro"]
         return [*argv, "-w", str(workspace), str(image), *_bash(workspace, command)]
@@ -116,6 +119,8 @@ class ApptainerRuntime:
     name: str = "apptainer"
 
     def prepare(self, image: str | None) -> None:
+        if shutil.which("apptainer") is None and shutil.which("singularity") is None:
+            raise ConfigError("apptainer is not installed", hint="use --runtime host or auto")
         if image is None:
             raise UsageError("a step has no 'environment' image", hint="use --runtime host")
 

@@ -137,8 +137,8 @@ def validate(analysis: Analysis) -> list[Finding]:
         findings += _schema_findings(analysis.reana, REANA_SCHEMA, "reana.yaml", draft7=True)
     if analysis.manifest_path is not None:
         findings += _schema_findings(analysis.manifest, ODRUN_SCHEMA, "odrun.yaml", draft7=False)
-    if analysis.reana is not None:
-        findings += _static_checks(analysis)
+    if analysis.reana is not None and not any(f.level == "error" for f in findings):
+        findings += _static_checks(analysis)  # they assume the schema holds
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -161,6 +161,14 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
     for i, step in enumerate(analysis.steps):
         name = step.get("name") or f"step {i + 1}"
         for command in step.get("commands") or []:
+            try:
+                substitute(
+                    str(command),
+                    dict.fromkeys(params, "") | dict.fromkeys(used_parameters(str(command)), ""),
+                    name,
+                )
+            except SpecError as exc:
+                out.append(Finding("error", f"reana.yaml step {name}", exc.message))
             for missing in sorted(used_parameters(str(command)) - set(params)):
                 out.append(
                     Finding(
