@@ -50,13 +50,15 @@ def publish(fresh_portal, faults, monkeypatch, tmp_path):
     return put
 
 
-def test_record_shipping_its_spec(odrun, publish, tmp_path: Path) -> None:
-    rec = publish("901", {"reana.yaml": REANA, "code.py": CODE})
+def test_record_shipping_its_spec(odrun, publish, tmp_path: Path, faults) -> None:
+    rec = publish("901", {"reana.yaml": REANA, "code.py": CODE, "big-data.root": b"x" * 5000})
     result = odrun("run", rec, "--runtime", "host", "--json")
     assert result.code == 0, result.err
     out = Path(result.json()["run_dir"]) / "workspace" / "out" / "result.txt"
     assert out.read_text() == "hello from the record\n"
     assert (tmp_path / "record-901" / "reana.yaml").read_bytes() == REANA
+    assert faults.gets["/eos/901/big-data.root"] == 0  # not an input of the analysis
+    assert not (tmp_path / "record-901" / "big-data.root").exists()
 
 
 def test_record_shipping_a_code_archive(odrun, publish, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from odrun.errors import MetadataError, NotFoundError
 from odrun.records import Resolver
+from odrun.records.model import RecordFile
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 
@@ -42,13 +43,28 @@ def fetch_analysis(
             hint=hint,
         )
     folder = dest_root / f"record-{record.recid}"
-    wanted = direct if specs else archives
-    say(f"fetching the analysis of record {record.recid} ({len(wanted)} files) into {folder}")
     with Fetcher(settings) as fetcher:
-        report = fetcher.fetch_files(wanted, folder, recid=record.recid)
-    error = fetch_error(report)
-    if error is not None:
-        raise error
+
+        def get(files: list[RecordFile]) -> None:
+            report = fetcher.fetch_files(files, folder, recid=record.recid)
+            error = fetch_error(report)
+            if error is not None:
+                raise error
+
+        if specs:
+            # the specs first, then only the files they name: a record may also hold data
+            get(specs)
+            needed = _named_inputs(folder)
+            folders = tuple(d for d in needed if d.endswith("/"))
+            rest = [
+                f for f in direct
+                if f not in specs and (f.path in needed or f.path.startswith(folders))
+            ]  # fmt: skip
+            say(f"fetched the analysis of record {record.recid}: {len(specs) + len(rest)} files")
+            get(rest)
+        else:
+            say(f"fetching the code archive of record {record.recid} into {folder}")
+            get(archives)
     if not specs:
         for archive in archives:
             try:
@@ -61,6 +77,20 @@ def fetch_analysis(
     if not found:
         raise NotFoundError(f"record {record.recid}: its archive holds no reana.yaml or odrun.yaml")
     return min(found, key=lambda p: len(p.parts))
+
+
+def _named_inputs(folder: Path) -> set[str]:
+    """Files and folders (with a trailing /) the fetched reana.yaml says the analysis needs."""
+    from odrun.workflow.spec import load_analysis  # noqa: PLC0415 - cycle
+
+    analysis = load_analysis(folder)
+    names = set(analysis.files_in("inputs", "files"))
+    names |= {d.rstrip("/") + "/" for d in analysis.files_in("inputs", "directories")}
+    workflow = (analysis.reana or {}).get("workflow", {}) if analysis.reana else {}
+    for extra in (workflow.get("file"), analysis.parameters.get("input")):
+        if isinstance(extra, str):
+            names.add(extra)
+    return names
 
 
 def _unpack(archive: Path, dest: Path) -> None:
