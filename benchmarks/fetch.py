@@ -307,10 +307,7 @@ def verification_ab(
 ) -> tuple[float, float]:  # fmt: skip
     """Median fetch time of one file with odrun's streaming adler32, and with none."""
     from odrun.checksum import Hasher, parse_checksum
-    from odrun.records.parse import parse_record
-    from odrun.settings import Settings
     from odrun.transfer import engine
-    from odrun.transfer.fetch import Fetcher
 
     declared = parse_checksum(checksum)
 
@@ -321,15 +318,7 @@ def verification_ab(
         def checksum(self):  # type: ignore[no-untyped-def]
             return declared
 
-    files = parse_record({"metadata": {"recid": "1", "files": [
-        {"uri": uri, "size": size, "checksum": checksum}]}}).files  # fmt: skip
-    settings = Settings.load({"cache_dir": cache, "protocol_map": pmap})
-
-    def once() -> None:
-        with Fetcher(settings, "root") as fetcher:
-            report = fetcher.fetch_files(files, dest)
-            assert not report.failed, report.failed
-
+    once = one_file_fetch(uri, size, checksum, pmap, cache, dest, "root")
     once()  # warm-up (XRootD client start), not counted
     on_times, off_times = [], []
     for _ in range(max(3, repeat * 2)):  # interleaved, so disk write-back noise hits both
@@ -343,11 +332,10 @@ def verification_ab(
     return on, off
 
 
-def library_fetch(
-    uri: str, size: int, checksum: str, pmap: str, cache: Path, dest: Path,
-    clean: Callable[[], None], repeat: int, protocol: str,
-) -> float:  # fmt: skip
-    """Median in-process fetch time of one file (what `odrun run` staging pays)."""
+def one_file_fetch(
+    uri: str, size: int, checksum: str, pmap: str, cache: Path, dest: Path, protocol: str
+) -> Callable[[], None]:
+    """A callable fetching one file through the library, failing loudly if it fails."""
     from odrun.records.parse import parse_record
     from odrun.settings import Settings
     from odrun.transfer.fetch import Fetcher
@@ -358,8 +346,18 @@ def library_fetch(
 
     def once() -> None:
         with Fetcher(settings, protocol) as fetcher:  # type: ignore[arg-type]
-            assert not fetcher.fetch_files(files, dest).failed
+            report = fetcher.fetch_files(files, dest)
+            assert not report.failed, report.failed
 
+    return once
+
+
+def library_fetch(
+    uri: str, size: int, checksum: str, pmap: str, cache: Path, dest: Path,
+    clean: Callable[[], None], repeat: int, protocol: str,
+) -> float:  # fmt: skip
+    """Median in-process fetch time of one file (what `odrun run` staging pays)."""
+    once = one_file_fetch(uri, size, checksum, pmap, cache, dest, protocol)
     once()  # warm-up
     return timed(once, repeat, clean)
 

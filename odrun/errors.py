@@ -106,24 +106,6 @@ class UnsafeMetadataError(MetadataError):
     label = "unsafe metadata"
 
 
-#: The table shown in ``odrun --help`` and the README.
-EXIT_CODES: tuple[tuple[int, str], ...] = (
-    (EXIT_OK, "success"),
-    (OdrunError.exit_code, "unexpected error (a bug: please report it)"),
-    (UsageError.exit_code, "usage: bad option or malformed TARGET (e.g. not a DOI)"),
-    (NotFoundError.exit_code, "not found: no such record, DOI or file"),
-    (ChecksumError.exit_code, "checksum or size mismatch"),
-    (TransportError.exit_code, "transport: portal/storage unreachable, timeout, or offline"),
-    (PartialError.exit_code, "partial: some items failed, the rest succeeded"),
-    (WorkflowError.exit_code, "workflow step failed"),
-    (ConfigError.exit_code, "configuration: bad setting, config file or env variable"),
-    (MetadataError.exit_code, "record metadata malformed or unsafe"),
-    (10, "verification: outputs do not meet the expectations (odrun verify)"),
-    (11, "lock drift: --locked and inputs differ from odrun.lock"),
-    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
-)
-
-
 class VerificationError(OdrunError):
     exit_code = 10
     label = "verification failed"
@@ -137,3 +119,21 @@ class LockError(OdrunError):
 class CancelledError(OdrunError):
     exit_code = EXIT_INTERRUPTED
     label = "interrupted"
+
+
+#: The table shown in ``odrun --help`` and the README.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_OK, "success"),
+    (OdrunError.exit_code, "unexpected error (a bug: please report it)"),
+    (UsageError.exit_code, "usage: bad option or malformed TARGET (e.g. not a DOI)"),
+    (NotFoundError.exit_code, "not found: no such record, DOI or file"),
+    (ChecksumError.exit_code, "checksum or size mismatch"),
+    (TransportError.exit_code, "transport: portal/storage unreachable, timeout, or offline"),
+    (PartialError.exit_code, "partial: some items failed, the rest succeeded"),
+    (WorkflowError.exit_code, "workflow step failed"),
+    (ConfigError.exit_code, "configuration: bad setting, config file or env variable"),
+    (MetadataError.exit_code, "record metadata malformed or unsafe"),
+    (VerificationError.exit_code, "verification: outputs do not meet the expectations"),
+    (LockError.exit_code, "lock drift: --locked and inputs differ from odrun.lock"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)

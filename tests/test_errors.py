@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from xrootd_server import free_port
 
 
 def run_odrun(
@@ -24,12 +25,6 @@ def run_odrun(
         timeout=60,
         check=False,
     )
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def assert_one_line(proc: subprocess.CompletedProcess[str], code: int, *words: str) -> None:
@@ -75,7 +70,7 @@ def test_unknown_doi(portal, tmp_path: Path) -> None:
 
 
 def test_unreachable_portal(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{closed_port()}"
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     proc = run_odrun(
         "--portal",
         url,

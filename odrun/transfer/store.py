@@ -88,11 +88,9 @@ class FileStore:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
-                except BlockingIOError:
-                    if cancelled is not None and cancelled.wait(0.1):
+                except BlockingIOError:  # another process holds the file: poll, bounded by it
+                    if (cancelled or threading.Event()).wait(0.1):
                         raise CancelledError(f"interrupted while waiting for {key}") from None
-                    if cancelled is None:
-                        time.sleep(0.1)  # another process holds the file: poll, bounded by it
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)

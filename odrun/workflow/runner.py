@@ -15,6 +15,7 @@ the record of what happened.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ import yaml
 
 from odrun import __version__
 from odrun.checksum import checksum_file
-from odrun.errors import ConfigError, OdrunError, PartialError, UsageError, WorkflowError
+from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
 from odrun.records.portal import mirror_path
@@ -272,7 +273,7 @@ def _fetch_records(analysis: Analysis, settings: Settings, result: RunResult, sa
             report = fetcher.fetch_files(files, dest, recid=record.recid)
             error = fetch_error(report)
             if error is not None:
-                raise error if not isinstance(error, PartialError) else PartialError(str(error))
+                raise error
             result.records.append(record)
             result.selected[record.recid] = files
             result.inputs += [
@@ -487,6 +488,7 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "step"
 
 
+@functools.cache
 def tool_versions() -> dict[str, str]:
     versions = {"odrun": __version__, "python": sys.version.split()[0]}
     for tool in ("bash", "snakemake", "podman"):
