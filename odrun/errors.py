@@ -18,6 +18,7 @@ Hierarchy (exit code in brackets)::
     ├── ConfigError                 [8]  bad setting, config file or environment variable
     ├── VerificationError          [10]  a run's outputs do not meet its expectations
     ├── LockError                  [11]  --locked and the inputs drifted from odrun.lock
+    ├── AuthError                  [12]  a server rejected the access token (REANA)
     ├── MetadataError               [9]  record metadata is malformed or unsafe
     │   └── UnsafeMetadataError     [9]  a path or URI that would escape its destination
     └── CancelledError            [130]  stopped on request (Ctrl-C); work so far is kept
@@ -116,6 +117,13 @@ class LockError(OdrunError):
     label = "lock drift"
 
 
+class AuthError(OdrunError):
+    """A server rejected the credentials (e.g. REANA_ACCESS_TOKEN); never names the token."""
+
+    exit_code = 12
+    label = "access denied"
+
+
 class CancelledError(OdrunError):
     exit_code = EXIT_INTERRUPTED
     label = "interrupted"
@@ -135,5 +143,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (MetadataError.exit_code, "record metadata malformed or unsafe"),
     (VerificationError.exit_code, "verification: outputs do not meet the expectations"),
     (LockError.exit_code, "lock drift: --locked and inputs differ from odrun.lock"),
+    (AuthError.exit_code, "access denied: the server rejected the token (REANA_ACCESS_TOKEN)"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )
