@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from odrun import __version__
 from odrun.checksum import checksum_file
@@ -198,7 +195,7 @@ def run_analysis(
             lockfile.write(analysis.root / lockfile.NAME, lock)
         expect = analysis.manifest.get("expect") or []
         if result.status == "finished" and expect and (verify or not partial):
-            result.checks = evaluate(result.workspace, expect)
+            result.checks = evaluate(result.workspace, expect, analysis.root)
         from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
 
         write_crate(result, analysis)
@@ -338,7 +335,9 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     if wtype is None:
         return  # odrun.yaml only: fetch and verify
     if wtype == "snakemake":
-        _run_snakemake(analysis, result, say)
+        from odrun.workflow.snakemake import run_snakemake  # noqa: PLC0415 - cycle
+
+        run_snakemake(analysis, result, say)
         return
     assert plan.runtime is not None
     for n, (name, image, command) in enumerate(plan.commands, 1):
@@ -403,59 +402,6 @@ def _choose_runtime(
         result.ignored_images = images
         say(f"warning: runtime host ignores the step images: {', '.join(images)}")
     return runtime
-
-
-def _run_snakemake(analysis: Analysis, result: RunResult, say: Say) -> None:
-    exe = shutil.which("snakemake")
-    if exe is None:
-        raise WorkflowError(
-            "workflow.type snakemake needs Snakemake", hint="pip install 'odrun[snakemake]'"
-        )
-    snakefile = (analysis.reana or {}).get("workflow", {}).get("file") or "Snakefile"
-    config = result.run_dir / "config.yaml"
-    config.write_text(yaml.safe_dump(snakemake_config(analysis)), encoding="utf-8")
-    log = result.run_dir / "logs" / "01-snakemake.log"
-    cmd = [
-        exe,
-        "--snakefile",
-        str(result.workspace / snakefile),
-        "--configfile",
-        str(config),
-        "--directory",
-        str(result.workspace),
-        "--cores",
-        str(os.cpu_count() or 1),
-    ]
-    say(f"[snakemake] {' '.join(cmd[1:])}")
-    started = now()
-    with log.open("wb") as out:
-        proc = subprocess.run(
-            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False
-        )
-    result.steps.append(
-        StepRun("snakemake", " ".join(cmd), proc.returncode, started, now(), str(log))
-    )
-    if proc.returncode != 0:
-        raise WorkflowError(
-            f"snakemake failed with exit code {proc.returncode}", hint=f"log: {log}"
-        )
-
-
-def snakemake_config(analysis: Analysis) -> dict[str, Any]:
-    """Snakemake's config, as REANA builds it: the YAML file named by ``inputs.parameters.input``
-    (reana-client loads it), else the parameters themselves."""
-    params = analysis.parameters
-    name = params.get("input")
-    if isinstance(name, str) and name.endswith((".yaml", ".yml")):
-        path = analysis.root / _safe_rel(name, "inputs.parameters.input")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SpecError(f"snakemake parameters file {name}: {exc}".splitlines()[0]) from None
-        if not isinstance(loaded, dict):
-            raise SpecError(f"snakemake parameters file {name} must hold a mapping")
-        return loaded
-    return params
 
 
 def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:
