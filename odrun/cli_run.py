@@ -190,19 +190,24 @@ def validate_cmd(path: Path, as_json: bool) -> None:
 def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
     """Check a run's outputs against odrun.yaml's expectations (exit 10 if any fails).
 
-    RUN is a run folder; PATH an analysis, whose latest run is checked.
+    RUN is a run folder, checked against the expectations it ran with; PATH an analysis,
+    whose latest run is checked against the analysis's current odrun.yaml (so tolerances
+    and references can be revised without running again).
 
     \b
     Examples:
       odrun verify workflows/dimuon-demo --junit verify.xml
+      odrun verify workflows/dimuon-demo/.odrun/runs/20261125T201500Z --json
     """
     run_dir = _latest_run(target)
-    spec = load_analysis(run_dir / "odrun.yaml") if (run_dir / "odrun.yaml").is_file() else None
+    manifest = target / "odrun.yaml" if run_dir != target else run_dir / "odrun.yaml"
+    spec = load_analysis(manifest) if manifest.is_file() else None
     expectations = spec.manifest.get("expect") if spec else None
     if not expectations:
         raise UsageError(f"{run_dir} has no expectations to verify (odrun.yaml 'expect')")
     started = time.monotonic()
-    checks = evaluate(run_dir / "workspace", expectations)
+    base = target if run_dir != target else _analysis_root(run_dir)
+    checks = evaluate(run_dir / "workspace", expectations, base)
     if junit is not None:
         junit.write_bytes(
             junit_xml(spec.name if spec else "odrun", checks, time.monotonic() - started)
@@ -215,6 +220,15 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
     failed = [c for c in checks if not c.ok]
     if failed:
         raise VerificationError(f"{len(failed)} of {len(checks)} expectations do not hold")
+
+
+def _analysis_root(run_dir: Path) -> Path:
+    """The folder of the analysis a run ran (histogram references live there)."""
+    try:
+        recorded = Path(str(json.loads((run_dir / "run.json").read_text())["analysis_path"]))
+    except (OSError, ValueError, KeyError):
+        return run_dir / "workspace"
+    return recorded if recorded.is_dir() else recorded.parent
 
 
 def _latest_run(target: Path) -> Path:

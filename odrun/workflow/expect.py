@@ -1,7 +1,9 @@
-"""Check a run's outputs against odrun.yaml ``expect``: file checksums, numbers with tolerances.
+"""Check a run's outputs against odrun.yaml ``expect``: checksums, numbers, histograms.
 
 Numbers are addressed by dotted keys: ``a.b.0`` in JSON, ``<row>.<column>`` in CSV
-(rows counted from 0 after the header).
+(rows counted from 0 after the header). Histograms are compared bin by bin with a
+reference file (``reference: path[#key]``, relative to the analysis folder); see
+:mod:`odrun.workflow.histograms` for the formats (JSON, CSV, ROOT via uproot).
 
 Produces one :class:`Check` per expectation item; ``junit_xml`` renders them for CI.
 """
@@ -19,6 +21,7 @@ from xml.etree import ElementTree as ET
 
 from odrun.checksum import checksum_file, parse_checksum
 from odrun.errors import MetadataError
+from odrun.workflow.histograms import HistogramError, Tolerance, compare, read_histogram
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,38 @@ def check_value(actual: float, want: dict[str, Any]) -> tuple[bool, str]:
     return ok, f"{actual:g} vs expected {value:g} ± {tol:g}"
 
 
-def evaluate(workspace: Path, expectations: list[dict[str, Any]]) -> list[Check]:
+def _inside(rel: str) -> bool:
+    return not Path(rel).is_absolute() and ".." not in Path(rel).parts
+
+
+def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> tuple[bool, str]:
+    """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``."""
+    ref_file, _, ref_key = str(want["reference"]).partition("#")
+    if not _inside(ref_file):
+        return False, f"reference {ref_file} is not a path inside the analysis folder"
+    ref_path = base / ref_file
+    if not ref_path.is_file():
+        return False, f"reference {ref_file} not found in {base}"
+    try:
+        actual = read_histogram(path, key)
+        reference = read_histogram(ref_path, ref_key or key)
+    except HistogramError as exc:
+        return False, str(exc)
+    result = compare(actual, reference, Tolerance.of(want))
+    return result.ok, result.detail
+
+
+def evaluate(
+    workspace: Path, expectations: list[dict[str, Any]], base: Path | None = None
+) -> list[Check]:
+    """One Check per expectation; histogram references are read from ``base`` (the analysis
+    folder; the workspace when not given)."""
     checks: list[Check] = []
     for item in expectations:
         rel = str(item["file"])
         path = workspace / rel
         label = str(item.get("name") or rel)
-        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+        if not _inside(rel):
             checks.append(Check(label, False, f"{rel} is not a path inside the workspace"))
             continue
         if not path.is_file():
@@ -80,7 +108,8 @@ def evaluate(workspace: Path, expectations: list[dict[str, Any]]) -> list[Check]
                     Check(f"{label} checksum", digest == want, f"{digest} vs expected {want}")
                 )
         values = item.get("values") or {}
-        if "checksum" not in item and not values:
+        histograms = item.get("histograms") or {}
+        if "checksum" not in item and not values and not histograms:
             checks.append(Check(label, True, f"{rel} present ({path.stat().st_size} bytes)"))
         doc: Any = None
         if values:
@@ -96,6 +125,9 @@ def evaluate(workspace: Path, expectations: list[dict[str, Any]]) -> list[Check]
                 checks.append(Check(f"{label} {key}", False, f"{key} missing or not a number"))
                 continue
             ok, detail = check_value(actual, want)
+            checks.append(Check(f"{label} {key}", ok, detail))
+        for key, want in histograms.items():
+            ok, detail = check_histogram(path, key, want, base or workspace)
             checks.append(Check(f"{label} {key}", ok, detail))
     return checks
 

@@ -139,6 +139,8 @@ def validate(analysis: Analysis) -> list[Finding]:
         findings += _schema_findings(analysis.manifest, ODRUN_SCHEMA, "odrun.yaml", draft7=False)
     if analysis.reana is not None and not any(f.level == "error" for f in findings):
         findings += _static_checks(analysis)  # they assume the schema holds
+    if not any(f.level == "error" for f in findings):
+        findings += _reference_checks(analysis)
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -201,6 +203,23 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
                 "warning", "reana.yaml workflow.type", f"{wtype} runs only on REANA (odrun submit)"
             )
         )
+    return out
+
+
+def _reference_checks(analysis: Analysis) -> list[Finding]:
+    """Histogram references named by ``expect`` must exist in the analysis folder."""
+    out = []
+    for i, item in enumerate(analysis.manifest.get("expect") or []):
+        for key, want in (item.get("histograms") or {}).items():
+            ref = str(want["reference"]).partition("#")[0]
+            path = Path(ref)
+            if path.is_absolute() or ".." in path.parts:
+                problem = f"reference {ref} must be a path inside the analysis folder"
+            elif not (analysis.root / path).is_file():
+                problem = f"reference {ref} does not exist in {analysis.root}"
+            else:
+                continue
+            out.append(Finding("error", f"odrun.yaml expect[{i}].histograms.{key}", problem))
     return out
 
 
