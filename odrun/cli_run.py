@@ -58,6 +58,22 @@ def _print_checks(checks: list[Check]) -> None:
     help="Where steps run; auto: a container runtime when installed and its images are "
     "available, else the host.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "slurm", "htcondor", "kubernetes"]),
+    default="local",
+    show_default=True,
+    help="Snakemake workflows: the Snakemake executor plugin that runs the jobs on a batch "
+    "cluster (pip install 'odrun[slurm]' etc.).",
+)
+@click.option(
+    "--executor-option",
+    "executor_options",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="An executor option (repeatable): jobs, a plugin setting, or a default resource "
+    "(slurm_partition, mem_mb, runtime); overrides odrun.yaml's executors.<name>.",
+)
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), help="Run folder.")
 @click.option("--locked", is_flag=True, help="Refuse to run if inputs drifted from odrun.lock.")
 @click.option("--verify", "do_verify", is_flag=True, help="Check the expectations after the run.")
@@ -72,6 +88,8 @@ def run(
     ctx: click.Context,
     path: Path,
     runtime: str,
+    executor: str,
+    executor_options: tuple[str, ...],
     workdir: Path | None,
     locked: bool,
     do_verify: bool,
@@ -97,6 +115,7 @@ def run(
       odrun run my-analysis/reana.yaml --from fit --workdir /tmp/run1
       odrun run . --locked --verify --junit results.xml
       odrun run 10.7483/OPENDATA.CMS.XXXX.YYYY --verify
+      odrun run . --executor slurm --executor-option slurm_partition=debug
     """
     settings = settings_of(ctx)
     from_record = not path.exists() and _is_reference(str(path))
@@ -113,9 +132,21 @@ def run(
         target_step=target_step,
         verify=do_verify,
         untrusted=from_record,
+        executor=executor,
+        executor_options=_key_values(executor_options, "--executor-option"),
         say=_say,
     )
     _finish(result, as_json, junit)
+
+
+def _key_values(items: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE, e.g. mem_mb=2000")
+        pairs[key.strip()] = value
+    return pairs
 
 
 @cli.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -55,3 +56,86 @@ def test_snakemake_failure(odrun, tmp_path: Path) -> None:
     assert result.code == 7
     assert "snakemake failed" in result.err
     assert (tmp_path / "r" / "logs" / "01-snakemake.log").read_text()
+
+
+IMAGE = "localhost/odrun-test/debian-python:bookworm"
+
+CONTAINER_SNAKEFILE = """\
+rule all:
+    input: "results/inside.txt", "results/host.txt"
+
+rule inside:
+    output: "results/inside.txt"
+    container: "docker://IMAGE"
+    shell:
+        "(test -e /run/.containerenv && echo in-container || echo on-host) > {output} && "
+        "ls /sys/class/net >> {output} && python3 -c 'print(6 * 7)' >> {output}"
+
+rule on_host:
+    output: "results/host.txt"
+    shell: "if test -e /run/.containerenv; then echo container; else echo host; fi > {output}"
+"""
+
+
+def container_analysis(root: Path, image: str = IMAGE) -> Path:
+    write(root / "Snakefile", CONTAINER_SNAKEFILE.replace("IMAGE", image))
+    return write(
+        root / "reana.yaml",
+        "workflow:\n  type: snakemake\n  file: Snakefile\n"
+        "outputs:\n  files: [results/inside.txt, results/host.txt]\n",
+    )
+
+
+@pytest.fixture(scope="session")
+def podman_ready() -> str:
+    import podman_image
+
+    reason = podman_image.ensure_image()
+    if reason:
+        pytest.skip(reason)
+    return podman_image.IMAGE
+
+
+def test_rule_container_runs_in_podman(odrun, tmp_path: Path, podman_ready: str) -> None:
+    container_analysis(tmp_path, podman_ready)
+    result = odrun("run", str(tmp_path), "--runtime", "podman", "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    ws = Path(doc["run_dir"]) / "workspace"
+    # inside the image (podman's marker file), with no network but loopback
+    assert (ws / "results" / "inside.txt").read_text().split() == ["in-container", "lo", "42"]
+    # a rule without container: runs on the host, as in Snakemake
+    assert (ws / "results" / "host.txt").read_text() == "host\n"
+    assert doc["runtime"] == "podman"
+    assert "--sdm apptainer" in doc["steps"][0]["command"]
+    lock = json.loads((Path(doc["run_dir"]) / "odrun.lock").read_text())
+    assert lock["images"][0]["name"] == podman_ready
+    assert lock["images"][0]["digest"].startswith("sha256:")
+    used = (Path(doc["run_dir"]) / "containers" / "used.txt").read_text().split()
+    assert used == [podman_ready]
+
+
+def test_rule_container_ignored_on_host_with_a_warning(odrun, tmp_path: Path) -> None:
+    container_analysis(tmp_path)
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--json")
+    assert result.code == 0, result.err
+    assert f"runtime host ignores the step images: {IMAGE}" in result.err
+    doc = result.json()
+    assert doc["ignored_images"] == [IMAGE]
+    inside = Path(doc["run_dir"]) / "workspace" / "results" / "inside.txt"
+    assert inside.read_text().splitlines()[0] == "on-host"
+
+
+def test_runtime_podman_needs_a_container_directive(odrun, tmp_path: Path) -> None:
+    analysis(tmp_path, "true")
+    result = odrun("run", str(tmp_path), "--runtime", "podman")
+    assert result.code == 2
+    assert "declares no container: image" in result.err
+
+
+def test_non_docker_image_is_refused_by_podman(odrun, tmp_path: Path, podman_ready: str) -> None:
+    write(tmp_path / "Snakefile", CONTAINER_SNAKEFILE.replace("docker://IMAGE", "/opt/x.sif"))
+    write(tmp_path / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n")
+    result = odrun("run", str(tmp_path), "--runtime", "podman")
+    assert result.code == 8
+    assert "/opt/x.sif" in result.err

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from odrun import __version__
 from odrun.checksum import checksum_file
@@ -44,6 +44,9 @@ from odrun.workflow.runtime import (
     make_runtime,
 )
 from odrun.workflow.spec import Analysis, SpecError, substitute, validate
+
+if TYPE_CHECKING:
+    from odrun.workflow.snakemake import SnakemakePlan
 
 RUN_FORMAT_VERSION = 1
 Say = Callable[[str], None]
@@ -71,6 +74,7 @@ class RunResult:
     started: str = ""
     ended: str = ""
     runtime: str = "host"
+    executor: str = "local"
     offline: bool = False
     steps: list[StepRun] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
@@ -78,6 +82,8 @@ class RunResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     ignored_images: list[str] = field(default_factory=list)
+    #: snakemake: the container images its rules declare or ran in
+    images: list[str] = field(default_factory=list)
     #: image -> content digest, where the container runtime could tell
     image_digests: dict[str, str] = field(default_factory=dict)
     #: recid -> the files of that record the analysis selected
@@ -102,6 +108,7 @@ class RunResult:
             "started": self.started,
             "ended": self.ended,
             "runtime": self.runtime,
+            "executor": self.executor,
             "ignored_images": self.ignored_images,
             "records": [{"recid": r.recid, "doi": r.doi} for r in self.records],
             "steps": [s.to_dict() for s in self.steps],
@@ -145,12 +152,15 @@ def run_analysis(
     target_step: str | None = None,
     verify: bool = False,
     untrusted: bool = False,
+    executor: str = "local",
+    executor_options: dict[str, str] | None = None,
     say: Say = lambda _: None,
 ) -> RunResult:
     """Run ``analysis``; returns the result, raising only after the run record is written.
 
     ``untrusted`` (an analysis fetched from a record): ``auto`` may not fall back to
-    running its commands on the host.
+    running its commands on the host. ``executor`` (snakemake only): ``local`` or the
+    Snakemake executor plugin (slurm, htcondor, kubernetes) that runs the jobs.
     """
     errors = [f for f in validate(analysis) if f.level == "error"]
     if errors:
@@ -168,6 +178,7 @@ def run_analysis(
             (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
         ),
         runtime=runtime,
+        executor=executor,
         offline=settings.offline,
     )
     result.started = now()
@@ -176,7 +187,7 @@ def run_analysis(
     try:
         _stage_inputs(analysis, result)
         _fetch_records(analysis, settings, result, say)
-        plan = _plan(analysis, result, from_step, target_step, untrusted, say)
+        plan = _plan(analysis, result, from_step, target_step, untrusted, say, executor_options)
         if locked:
             lockfile.check(analysis.root / lockfile.NAME, lockfile.build(result, analysis))
         result.status = "running"
@@ -305,6 +316,7 @@ class Plan:
     runtime: Runtime | None = None
     #: (step name, image, command)
     commands: list[tuple[str, str | None, str]] = field(default_factory=list)
+    snakemake: SnakemakePlan | None = None
 
 
 def _plan(
@@ -314,7 +326,20 @@ def _plan(
     stop: str | None,
     untrusted: bool,
     say: Say,
+    executor_options: dict[str, str] | None = None,
 ) -> Plan:
+    if result.executor != "local" and analysis.workflow_type != "snakemake":
+        raise UsageError(
+            f"--executor {result.executor} runs Snakemake workflows; this analysis is "
+            f"workflow.type {analysis.workflow_type or '(none: odrun.yaml only)'}",
+            hint="run it without --executor, submit it to REANA (odrun submit), "
+            "or write its steps as a Snakefile",
+        )
+    if analysis.workflow_type == "snakemake":
+        from odrun.workflow.snakemake import plan_snakemake  # noqa: PLC0415 - cycle
+
+        options = executor_options or {}
+        return Plan(snakemake=plan_snakemake(analysis, result, untrusted, options, say))
     if analysis.workflow_type != "serial":
         return Plan()
     params = analysis.parameters
@@ -337,7 +362,8 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     if wtype == "snakemake":
         from odrun.workflow.snakemake import run_snakemake  # noqa: PLC0415 - cycle
 
-        run_snakemake(analysis, result, say)
+        assert plan.snakemake is not None
+        run_snakemake(analysis, result, plan.snakemake, say)
         return
     assert plan.runtime is not None
     for n, (name, image, command) in enumerate(plan.commands, 1):

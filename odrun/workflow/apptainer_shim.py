@@ -1,0 +1,177 @@
+"""The ``apptainer`` command line Snakemake speaks, carried out by podman or docker.
+
+Snakemake 9 runs rule ``container:`` images only through apptainer
+(``--sdm apptainer``). For ``odrun run --runtime podman|docker`` odrun puts a
+script named ``apptainer`` first on Snakemake's PATH that runs this file, which
+understands the three commands Snakemake uses:
+
+- ``--version``: answers ``apptainer version 1.0.0+odrun.<runtime>``, so the
+  run log shows who really ran the containers;
+- ``pull --name FILE docker://IMAGE``: checks the image is in the runtime's
+  store (pulls it unless offline) and writes FILE as a marker naming IMAGE;
+- ``exec [options] FILE SHELL -c CMD``: ``<runtime> run --rm --network=none``
+  with the working directory bind-mounted at the same path (apptainer's
+  ``--home``), every ``--bind``, ``--pwd``, and the ``APPTAINERENV_*`` /
+  ``SINGULARITYENV_*`` variables, then the command.
+
+Anything else (other subcommands, non-``docker://`` images such as ``.sif``
+files or ``oras://``) fails with a message saying to use real apptainer.
+Standard library only: it runs once per job, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+MARKER = "odrun-oci-image"
+VERSION = "apptainer version 1.0.0+odrun.{runtime}"
+#: apptainer exec options taking a value, and those that are flags
+VALUE_OPTIONS = {"--home", "--bind", "-B", "--pwd", "--network", "--env", "--mount"}
+FLAG_OPTIONS = {"--containall", "--contain", "--cleanenv", "--net", "--no-home", "-C", "-c", "-e"}
+GLOBAL_FLAGS = {"--quiet", "--silent", "-q", "-s", "--debug", "-d", "--verbose", "-v"}
+
+
+class ShimError(Exception):
+    """A request this shim cannot carry out; printed as one line, exit 255."""
+
+
+@dataclass
+class Shim:
+    runtime: str  # path of podman or docker
+    record: str = ""  # file to append each image run to (for the lock)
+    offline: bool = False
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def runtime_name(self) -> str:
+        return os.path.basename(self.runtime)
+
+    def main(self, args: list[str]) -> int:
+        while args and args[0] in GLOBAL_FLAGS:
+            args = args[1:]
+        if not args or args[0] in ("--version", "version"):
+            print(VERSION.format(runtime=self.runtime_name))
+            return 0
+        command, rest = args[0], args[1:]
+        if command == "pull":
+            return self.pull(rest)
+        if command == "exec":
+            return self.exec(rest)
+        raise ShimError(
+            f"'apptainer {command}' is not supported by odrun's {self.runtime_name} shim"
+        )
+
+    def pull(self, args: list[str]) -> int:
+        name, url = None, None
+        while args:
+            if args[0] == "--name" and len(args) > 1:
+                name, args = args[1], args[2:]
+            elif args[0].startswith("-"):
+                args = args[1:]
+            else:
+                url, args = args[0], args[1:]
+        if not name or not url:
+            raise ShimError("apptainer pull needs --name FILE and an image")
+        image = oci_image(url)
+        if not self._has(image):
+            if self.offline:
+                raise ShimError(f"image {image} is not in {self.runtime_name}'s store (offline)")
+            pulled = subprocess.run([self.runtime, "pull", "-q", image], check=False)
+            if pulled.returncode != 0:
+                raise ShimError(f"{self.runtime_name} cannot pull {image}")
+        tmp = f"{name}.part"
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(f"{MARKER}\n{image}\n")
+        os.replace(tmp, name)
+        return 0
+
+    def _has(self, image: str) -> bool:
+        probe = [self.runtime, "image", "inspect", image]
+        return subprocess.run(probe, capture_output=True, check=False).returncode == 0
+
+    def exec(self, args: list[str]) -> int:
+        home = os.getcwd()
+        pwd = None
+        binds: list[str] = []
+        while args and args[0].startswith("-"):
+            option = args[0]
+            if option in VALUE_OPTIONS and len(args) > 1:
+                value, args = args[1], args[2:]
+                if option == "--home":
+                    home = value.split(":", 1)[0]
+                elif option in ("--bind", "-B"):
+                    binds += [b for b in value.split(",") if b]
+                elif option == "--pwd":
+                    pwd = value
+                elif option != "--network" or value != "none":
+                    raise ShimError(f"apptainer exec {option} {value}: not supported by the shim")
+            elif option in FLAG_OPTIONS:
+                args = args[1:]
+            else:
+                raise ShimError(f"apptainer exec option {option} is not supported by the shim")
+        if len(args) < 2:
+            raise ShimError("apptainer exec needs an image and a command")
+        image = read_marker(args[0])
+        if self.record:
+            with open(self.record, "a", encoding="utf-8") as log:
+                log.write(image + "\n")
+        argv = [self.runtime, "run", "--rm", "--network=none", "--security-opt", "label=disable"]
+        argv += ["-v", f"{home}:{home}", "-e", f"HOME={home}"]
+        for bind in binds:
+            argv += ["-v", volume(bind)]
+        for key, value in sorted(self.env.items()):
+            for prefix in ("APPTAINERENV_", "SINGULARITYENV_"):
+                if key.startswith(prefix) and len(key) > len(prefix):
+                    argv += ["-e", f"{key[len(prefix) :]}={value}"]
+        argv += ["-w", pwd or os.getcwd(), image, *args[1:]]
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode
+
+
+def oci_image(url: str) -> str:
+    """``docker://IMAGE`` -> ``IMAGE``; other image sources need real apptainer."""
+    if url.startswith("docker://"):
+        return url[len("docker://") :]
+    raise ShimError(
+        f"container image {url}: podman and docker run only docker:// images; "
+        "use --runtime apptainer for this one"
+    )
+
+
+def read_marker(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as marker:
+            lines = marker.read(4096).splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    if len(lines) < 2 or lines[0] != MARKER:
+        raise ShimError(f"{path} is not an image odrun pulled (local .sif images need apptainer)")
+    return lines[1]
+
+
+def volume(bind: str) -> str:
+    """An apptainer bind ``SRC[:DST[:ro|rw]]`` as a ``-v`` value."""
+    parts = bind.split(":")
+    src = parts[0]
+    dst = parts[1] if len(parts) > 1 and parts[1] else src
+    mode = f":{parts[2]}" if len(parts) > 2 and parts[2] in ("ro", "rw") else ""
+    return f"{src}:{dst}{mode}"
+
+
+def main(argv: list[str]) -> int:
+    """``apptainer_shim.py RUNTIME RECORD OFFLINE -- <apptainer arguments>``."""
+    if len(argv) < 4 or argv[3] != "--":
+        print("usage: apptainer_shim.py RUNTIME RECORD OFFLINE -- ARGS", file=sys.stderr)
+        return 2
+    shim = Shim(argv[0], argv[1], argv[2] == "1")
+    try:
+        return shim.main(argv[4:])
+    except ShimError as exc:
+        print(f"odrun apptainer shim: {exc}", file=sys.stderr)
+        return 255
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
