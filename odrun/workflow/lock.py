@@ -1,8 +1,11 @@
 """``odrun.lock``: what a run read, pinned, and the drift check behind ``odrun run --locked``.
 
 The lock lists each record (recid, DOI, portal revision and update time) with
-every file the analysis selected (URI, size, checksum), the step images, and the
-tool versions. It is sorted JSON, so it diffs well under version control.
+every file the analysis selected (URI, size, checksum), the step images, the
+revision and root hash of each CVMFS repository the spec declares (recorded, not
+enforced by ``--locked``: repositories publish many times a day; mount a pinned
+snapshot with ``CVMFS_ROOT_HASH``), and the tool versions. It is sorted JSON, so it
+diffs well under version control.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from odrun import cvmfs
 from odrun.errors import LockError
 from odrun.records.cache import atomic_write
 
@@ -56,6 +60,7 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
             {"name": name, "digest": result.image_digests.get(name) or _named_digest(name)}
             for name in images
         ],
+        "cvmfs": cvmfs.pins(cvmfs.declared_repos(analysis.reana)),
         "tools": tool_versions(),
     }
 

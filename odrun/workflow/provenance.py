@@ -2,7 +2,8 @@
 
 ``<run>/ro-crate-metadata.json`` describes the run folder: the workflow spec,
 the records read (by DOI or record URL), input and output files with size and
-checksum, one CreateAction per command with its exit code and times, and the
+checksum, the CVMFS repositories it declares (with the revision and root hash
+mounted), one CreateAction per command with its exit code and times, and the
 tools. No environment variables are recorded (they may hold secrets).
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from odrun import __version__
+from odrun import __version__, cvmfs
 
 if TYPE_CHECKING:
     from odrun.workflow.runner import RunResult
@@ -52,6 +53,18 @@ def crate(result: RunResult, analysis: Analysis) -> dict[str, Any]:
             "url": r.record_url,
         }
         for r in result.records
+    ]
+    repos = cvmfs.pins(cvmfs.declared_repos(analysis.reana))
+    records += [
+        {
+            "@id": f"#cvmfs-{name}",
+            "@type": "Dataset",
+            "name": f"CVMFS repository {name}",
+            "url": f"file://{cvmfs.DEFAULT_ROOT / name}",
+            **({"version": pin["revision"]} if pin["revision"] else {}),
+            **({"identifier": pin["root_hash"]} if pin["root_hash"] else {}),
+        }
+        for name, pin in repos.items()
     ]
     steps = [
         {

@@ -3,7 +3,7 @@
 Containers get ``--network=none``, the workspace bind-mounted at the same
 absolute path (so ``cd <workspace>`` means the same inside and out, as on
 REANA), and ``/cvmfs/<repo>`` read-only for each repository the spec lists in
-``workflow.resources.cvmfs``.
+``workflow.resources.cvmfs`` (from ``$ODRUN_CVMFS_ROOT/<repo>`` when that is set).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from odrun import cvmfs as cvmfs_repos
 from odrun.errors import ConfigError, UsageError
 
 CONTAINER_RUNTIMES = ("podman", "docker", "apptainer")
@@ -109,7 +110,7 @@ class OciRuntime:
         argv = [self.binary, "run", "--rm", "--network=none", "--security-opt", "label=disable"]
         argv += ["-v", f"{workspace}:{workspace}"]
         for repo in self.cvmfs:
-            argv += ["-v", f"{CVMFS_ROOT / repo}:{CVMFS_ROOT / repo}:ro"]
+            argv += ["-v", f"{cvmfs_repos.root() / repo}:{CVMFS_ROOT / repo}:ro"]
         return [*argv, "-w", str(workspace), str(image), *_bash(workspace, command)]
 
 
@@ -127,7 +128,7 @@ class ApptainerRuntime:
     def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
         exe = shutil.which("apptainer") or shutil.which("singularity") or "apptainer"
         binds = ",".join(
-            [str(workspace)] + [f"{CVMFS_ROOT / r}:{CVMFS_ROOT / r}:ro" for r in self.cvmfs]
+            [str(workspace)] + [f"{cvmfs_repos.root() / r}:{CVMFS_ROOT / r}:ro" for r in self.cvmfs]
         )
         options = ["--containall", "--net", "--network", "none", "--bind", binds]
         bash = _bash(workspace, command)
@@ -136,11 +137,13 @@ class ApptainerRuntime:
 
 def check_cvmfs(repos: list[str]) -> tuple[str, ...]:
     """The repositories to bind, each verified to be mounted here."""
-    missing = [r for r in repos if not (CVMFS_ROOT / r).is_dir()]
+    for repo in repos:
+        cvmfs_repos.check_repo_name(repo)
+    missing = [r for r in repos if not cvmfs_repos.probe(r).present]
     if missing:
         raise ConfigError(
             f"the analysis needs CVMFS repositories not mounted here: "
-            f"{', '.join(str(CVMFS_ROOT / r) for r in missing)}",
+            f"{', '.join(str(cvmfs_repos.root() / r) for r in missing)}",
             hint="mount them (cvmfs_config probe), use the odrun appliance, or submit to REANA",
         )
     return tuple(repos)
