@@ -35,7 +35,10 @@ def _file(rel: str, entry: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-def crate(result: RunResult, analysis: Analysis) -> dict[str, Any]:
+def crate(
+    result: RunResult, analysis: Analysis, reana: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The crate; ``reana`` ({server, workflow_id, name}) for a run submitted to REANA."""
     spec = analysis.reana_path.name if analysis.reana_path else "odrun.yaml"
     status = (
         "http://schema.org/CompletedActionStatus"
@@ -95,6 +98,14 @@ def crate(result: RunResult, analysis: Analysis) -> dict[str, Any]:
     }
     if result.error:
         run["error"] = result.error
+    engines: list[dict[str, Any]] = []
+    if reana:  # where it ran: the REANA server (never its token) and the workflow id
+        run["identifier"] = reana["workflow_id"]
+        run["alternateName"] = reana["name"]
+        run["url"] = f"{reana['server']}/details/{reana['workflow_id']}"
+        run["location"] = {"@id": reana["server"]}
+        engine = {"@type": "SoftwareApplication", "name": "REANA", "url": reana["server"]}
+        engines.append({"@id": reana["server"], **engine})
     graph: list[dict[str, Any]] = [
         {
             "@id": "ro-crate-metadata.json",
@@ -126,6 +137,7 @@ def crate(result: RunResult, analysis: Analysis) -> dict[str, Any]:
         },
         {"@id": "#odrun", "@type": "SoftwareApplication", "name": "odrun", "version": __version__},
         run,
+        *engines,
         *steps,
         *records,
         *inputs,
@@ -135,9 +147,9 @@ def crate(result: RunResult, analysis: Analysis) -> dict[str, Any]:
     return {"@context": CONTEXT, "@graph": graph}
 
 
-def write_crate(result: RunResult, analysis: Analysis) -> None:
+def write_crate(result: RunResult, analysis: Analysis, reana: dict[str, str] | None = None) -> None:
     for path in (analysis.reana_path, analysis.manifest_path):
         if path is not None:  # the specs that ran, beside their record
             (result.run_dir / path.name).write_bytes(path.read_bytes())
-    text = json.dumps(crate(result, analysis), indent=2)
+    text = json.dumps(crate(result, analysis, reana), indent=2)
     (result.run_dir / "ro-crate-metadata.json").write_text(text + "\n", encoding="utf-8")

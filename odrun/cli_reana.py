@@ -1,0 +1,347 @@
+"""CLI commands for REANA: submit, status, logs, download, stop. Parse, call, render."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+from odrun import render
+from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.errors import ConfigError, UsageError
+from odrun.reana.client import ReanaClient, WorkflowLogs, WorkflowStatus
+from odrun.reana.submit import (
+    Submission,
+    SubmitOptions,
+    collect,
+    download_outputs,
+    find_record,
+    outcome_error,
+    submit,
+    write_run_record,
+)
+from odrun.workflow import load_analysis
+from odrun.workflow.expect import Check
+
+SERVER_ENV = "REANA_SERVER_URL"
+TOKEN_ENV = "REANA_ACCESS_TOKEN"
+
+
+def _say(message: str) -> None:
+    click.echo(f"odrun: {message}", err=True)
+
+
+def _server_option(func: Callable[..., object]) -> Callable[..., object]:
+    return click.option("--server", metavar="URL", help=f"REANA server URL [{SERVER_ENV}].")(func)
+
+
+def _client(ctx: click.Context, server: str | None, recorded: str | None = None) -> ReanaClient:
+    url = server or os.environ.get(SERVER_ENV) or recorded
+    if not url:
+        raise ConfigError(
+            "no REANA server given",
+            hint=f"pass --server URL or set {SERVER_ENV} (e.g. https://reana.cern.ch)",
+        )
+    return ReanaClient(url, os.environ.get(TOKEN_ENV), settings_of(ctx))
+
+
+class _Progress:
+    """Follow display: a rich status line on a terminal, a plain line per change otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.last = ""
+        self.rich = sys.stderr.isatty() and not quiet
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    @contextmanager
+    def show(self) -> Iterator[_Progress]:
+        if not self.rich:
+            yield self
+            return
+        with Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=render.stderr_console(),
+        ) as bar:
+            self.bar, self.task = bar, bar.add_task("queued", total=None)
+            yield self
+
+    def __call__(self, status: WorkflowStatus) -> None:
+        jobs = status.jobs
+        line = (
+            f"{status.name}: {status.status}  jobs {jobs.finished}/{jobs.total} finished, "
+            f"{jobs.running} running, {jobs.failed} failed"
+            + (f"  [{status.current_step}]" if status.current_step else "")
+        )
+        if self.bar is not None and self.task is not None:
+            total = jobs.total or None
+            self.bar.update(self.task, description=line, total=total, completed=jobs.finished)
+        elif line != self.last and not self.quiet:
+            click.echo(line, err=True)
+        self.last = line
+
+
+def _print_logs(logs: WorkflowLogs, only_failed: bool, err: bool = True) -> None:
+    jobs = logs.failed if only_failed and logs.failed else logs.jobs
+    if (not jobs or not only_failed) and logs.workflow.strip():
+        click.echo(logs.workflow.rstrip(), err=err)
+    for job in jobs:
+        click.echo(f"--- step {job.name} ({job.status}): {job.command}", err=err)
+        if job.logs.strip():
+            click.echo(job.logs.rstrip(), err=err)
+
+
+def _print_checks(checks: list[Check]) -> None:
+    for check in checks:
+        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+
+
+def _finish(sub: Submission, as_json: bool) -> None:
+    if sub.logs is not None and sub.status == "failed" and not as_json:
+        _print_logs(sub.logs, only_failed=True)
+    if as_json:
+        render.print_json(sub.to_dict())
+    else:
+        click.echo(f"workflow {sub.workflow_name} {sub.status}: {sub.run_dir}")
+        for out in sub.outputs:
+            state = "MISSING" if out.get("missing") else f"{out['size']} B  {out['checksum']}"
+            click.echo(f"  output {out['path']}: {state}")
+        _print_checks(sub.checks)
+    error = outcome_error(sub)
+    if error is not None:
+        raise error
+
+
+@cli.command("submit")
+@global_options
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@_server_option
+@click.option("--name", metavar="NAME", help="Workflow name [the analysis name].")
+@click.option(
+    "--inputs",
+    "inputs",
+    type=click.Choice(["auto", "upload", "remote"]),
+    default="auto",
+    show_default=True,
+    help="Record files: upload the verified local copies, or fetch them in the cluster "
+    "(an injected first step running `odrun fetch`); auto: remote above 1 GB.",
+)
+@click.option("--follow", is_flag=True, help="Show live progress until the workflow ends.")
+@click.option("--download", is_flag=True, help="Download the declared outputs at the end.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where --download puts the outputs [the analysis folder].",
+)
+@click.option("--verify", "do_verify", is_flag=True, help="Download and check the expectations.")
+@click.option(
+    "--poll-interval", type=float, default=10.0, show_default=True, help="Seconds between polls."
+)
+@json_option
+@click.pass_context
+def submit_cmd(
+    ctx: click.Context,
+    path: Path,
+    server: str | None,
+    name: str | None,
+    inputs: str,
+    follow: bool,
+    download: bool,
+    output_dir: Path | None,
+    do_verify: bool,
+    poll_interval: float,
+    as_json: bool,
+) -> None:
+    """Run an analysis on a REANA cluster: validate, create, upload, start (and follow).
+
+    The server and token come from --server / REANA_SERVER_URL and
+    REANA_ACCESS_TOKEN (the variables reana-client uses). A local record is kept in
+    PATH/.odrun/reana/<workflow>/ for status, logs, download, stop and verify.
+    Exit code 0 only if the workflow finished and (--verify) every expectation
+    holds; 7 if it failed (the failed step's logs are shown); 12 if the token is
+    rejected.
+
+    \b
+    Examples:
+      export REANA_SERVER_URL=https://reana.cern.ch REANA_ACCESS_TOKEN=...
+      odrun submit workflows/dimuon-demo --follow --verify
+      odrun submit . --name z-peak --inputs remote --follow --download --output-dir out/
+    """
+    settings = settings_of(ctx)
+    analysis = load_analysis(path)
+    options = SubmitOptions(
+        name=name,
+        inputs=inputs,
+        follow=follow,
+        download=download or do_verify,
+        verify=do_verify,
+        output_dir=output_dir,
+        poll_interval=poll_interval,
+    )
+    progress = _Progress(quiet=as_json)
+    with _client(ctx, server) as client, progress.show():
+        sub = submit(analysis, client, settings, options, say=_say, on_status=progress)
+    _finish(sub, as_json)
+
+
+def _resolve(
+    ctx: click.Context, run: str, server: str | None
+) -> tuple[ReanaClient, str, Submission | None]:
+    sub = find_record(run, Path.cwd())
+    if sub is not None:
+        return _client(ctx, server, sub.server), sub.workflow_id, sub
+    return _client(ctx, server), run, None
+
+
+@cli.command("status")
+@global_options
+@click.argument("run")
+@_server_option
+@json_option
+@click.pass_context
+def status_cmd(ctx: click.Context, run: str, server: str | None, as_json: bool) -> None:
+    """Show a REANA workflow's status and job progress.
+
+    RUN is a local record folder (PATH/.odrun/reana/<workflow>), an analysis
+    folder (its latest submission), or a workflow name or id on the server.
+
+    \b
+    Examples:
+      odrun status workflows/dimuon-demo
+      odrun status dimuon-demo.3 --server https://reana.cern.ch --json
+    """
+    client, workflow, sub = _resolve(ctx, run, server)
+    with client:
+        status = client.status(workflow)
+    if sub is not None:
+        sub.update(status)
+        sub.save()
+    if as_json:
+        render.print_json(status.to_dict() | {"server": client.server})
+        return
+    jobs = status.jobs
+    click.echo(f"{status.name} ({status.id}): {status.status}")
+    click.echo(
+        f"  jobs: {jobs.total} total, {jobs.running} running, {jobs.finished} finished, "
+        f"{jobs.failed} failed"
+    )
+    if status.current_step:
+        click.echo(f"  current step: {status.current_step}")
+
+
+@cli.command("logs")
+@global_options
+@click.argument("run")
+@_server_option
+@click.option("--failed", "only_failed", is_flag=True, help="Only the failed steps' logs.")
+@json_option
+@click.pass_context
+def logs_cmd(
+    ctx: click.Context, run: str, server: str | None, only_failed: bool, as_json: bool
+) -> None:
+    """Print a REANA workflow's logs: the engine's, then each step's.
+
+    RUN: as for `odrun status`.
+
+    \b
+    Examples:
+      odrun logs workflows/dimuon-demo --failed
+    """
+    client, workflow, _ = _resolve(ctx, run, server)
+    with client:
+        logs = client.logs(workflow)
+    if as_json:
+        render.print_json({"workflow_logs": logs.workflow, "jobs": [j.__dict__ for j in logs.jobs]})
+        return
+    _print_logs(logs, only_failed, err=False)
+
+
+@cli.command("download")
+@global_options
+@click.argument("run")
+@_server_option
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the outputs go [the analysis folder; ./<workflow> without a local record].",
+)
+@click.option("--verify", "do_verify", is_flag=True, help="Check the expectations too.")
+@json_option
+@click.pass_context
+def download_cmd(
+    ctx: click.Context,
+    run: str,
+    server: str | None,
+    output_dir: Path | None,
+    do_verify: bool,
+    as_json: bool,
+) -> None:
+    """Download a REANA workflow's declared outputs (and record their checksums).
+
+    With a local record the declared outputs go to their relative paths under
+    --output-dir; for a bare workflow name every workspace file does.
+
+    \b
+    Examples:
+      odrun download workflows/dimuon-demo --verify
+      odrun download dimuon-demo.3 --output-dir results/
+    """
+    client, workflow, sub = _resolve(ctx, run, server)
+    with client:
+        if sub is None:
+            target = output_dir or Path(workflow)
+            files = client.ls(workflow)
+            for f in files:
+                client.download(workflow, f.name, target / f.name)
+            if as_json:
+                render.print_json({"workflow": workflow, "files": [f.name for f in files]})
+            else:
+                click.echo(f"downloaded {len(files)} files to {target}")
+            return
+        analysis = load_analysis(Path(sub.analysis_path))
+        status = client.status(workflow)
+        sub.update(status)
+        if status.status != "finished":
+            raise UsageError(
+                f"workflow {sub.workflow_name} is {status.status}, not finished",
+                hint=f"wait for it: odrun status {sub.run_dir}",
+            )
+        if do_verify:
+            collect(client, sub, analysis, SubmitOptions(verify=True, output_dir=output_dir))
+        else:
+            download_outputs(client, sub, analysis, output_dir)
+            write_run_record(sub, analysis)
+            sub.save()
+    _finish(sub, as_json)
+
+
+@cli.command("stop")
+@global_options
+@click.argument("run")
+@_server_option
+@click.pass_context
+def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
+    """Stop a running REANA workflow.
+
+    RUN: as for `odrun status`.
+
+    \b
+    Examples:
+      odrun stop workflows/dimuon-demo
+    """
+    client, workflow, sub = _resolve(ctx, run, server)
+    with client:
+        client.stop(workflow)
+        status = client.status(workflow)
+    if sub is not None:
+        sub.update(status)
+        sub.save()
+    click.echo(f"{status.name or workflow}: {status.status}")

@@ -1,0 +1,526 @@
+"""Typed HTTP client of the REANA 0.9 REST API: retries, error mapping, the token never shown.
+
+The token travels in the query string (``?access_token=``), as REANA 0.9 wants;
+every message this module builds names the server and the path only, and
+:func:`redact` scrubs the token from anything else (httpx errors, httpx's own log
+records). Idempotent calls (GET, uploads, stop) are retried on resets, timeouts
+and 5xx with exponential backoff; ``create`` is never blindly retried: after an
+ambiguous failure it looks the workflow up by name first, so a flaky server never
+gets two workflows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from odrun.errors import (
+    AuthError,
+    NotFoundError,
+    OdrunError,
+    TransientError,
+    TransportError,
+    UsageError,
+)
+from odrun.http import RETRY_STATUS, backoff_delay, make_client
+from odrun.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+#: what a REANA 0.95+ server advertises on /api/ping when it takes spec bundles
+BUNDLES_V1 = "workflow-specification-bundles-v1"
+TERMINAL = frozenset({"finished", "failed", "stopped", "deleted"})
+CHUNK = 1 << 20
+_TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s'\"]+")
+
+
+def redact(text: str, token: str | None = None) -> str:
+    """``text`` with any access token (given, or in a query string) replaced by ``***``."""
+    if token:
+        text = text.replace(token, "***").replace(quote(token, safe=""), "***")
+    return _TOKEN_IN_URL.sub(r"\1***", text)
+
+
+class _RedactLogs(logging.Filter):
+    """httpx logs every request URL at INFO: scrub the query-string token from them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = redact(record.getMessage())
+            record.args = ()
+        else:
+            record.msg = redact(str(record.msg))
+        return True
+
+
+_FILTER = _RedactLogs()
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).addFilter(_FILTER)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What ``GET /api/ping`` said."""
+
+    url: str
+    message: str
+    version: str | None = None
+    capabilities: tuple[str, ...] = ()
+
+    @property
+    def protocol(self) -> str:
+        return "bundles-v1" if BUNDLES_V1 in self.capabilities else "legacy-0.9"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.url,
+            "message": self.message,
+            "reana_server_version": self.version,
+            "api_capabilities": list(self.capabilities),
+            "protocol": self.protocol,
+        }
+
+
+@dataclass(frozen=True)
+class Jobs:
+    total: int = 0
+    running: int = 0
+    finished: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class WorkflowStatus:
+    id: str
+    name: str
+    status: str
+    jobs: Jobs = field(default_factory=Jobs)
+    current_step: str | None = None
+    current_command: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "workflow_id": self.id,
+            "workflow_name": self.name,
+            "status": self.status,
+            "jobs": self.jobs.__dict__,
+            "current_step": self.current_step,
+            "current_command": self.current_command,
+        }
+
+
+@dataclass(frozen=True)
+class JobLog:
+    name: str
+    status: str
+    command: str
+    logs: str
+    image: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowLogs:
+    workflow: str
+    jobs: tuple[JobLog, ...] = ()
+
+    @property
+    def failed(self) -> list[JobLog]:
+        return [j for j in self.jobs if j.status == "failed"]
+
+
+@dataclass(frozen=True)
+class WorkspaceFile:
+    name: str
+    size: int | None
+    modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Created:
+    id: str
+    name: str
+
+
+def _jobs(progress: Mapping[str, Any]) -> Jobs:
+    def count(key: str) -> int:
+        value = progress.get(key)
+        return int(value.get("total") or 0) if isinstance(value, Mapping) else 0
+
+    return Jobs(count("total"), count("running"), count("finished"), count("failed"))
+
+
+def _none(value: Any) -> str | None:
+    return None if value in (None, "", "None") else str(value)
+
+
+class ReanaClient:
+    """One REANA server, one token, one HTTP connection pool."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str | None,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not server.startswith(("https://", "http://")):
+            raise UsageError(
+                f"REANA server {server!r} is not an http(s) URL",
+                hint="give --server https://reana.cern.ch or set REANA_SERVER_URL",
+            )
+        self.server = server.rstrip("/")
+        self.token = token or None
+        self.settings = settings
+        self.sleep = sleep
+        self._http: httpx.Client | None = None
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
+
+    def __enter__(self) -> ReanaClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = make_client(self.settings)  # TLS verification stays on
+        return self._http
+
+    # -- the one place requests are sent ------------------------------------------
+
+    def _params(self, params: Mapping[str, Any] | None, auth: bool) -> dict[str, Any]:
+        out = {k: v for k, v in (params or {}).items() if v is not None}
+        if auth:
+            if not self.token:
+                raise AuthError(
+                    f"no access token for REANA server {self.server}",
+                    hint="set REANA_ACCESS_TOKEN (your token from the REANA web UI)",
+                )
+            out["access_token"] = self.token
+        return out
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        upload: Path | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
+        auth: bool = True,
+        what: str,
+    ) -> httpx.Response:
+        """One attempt; transient failures raise TransientError, others their typed error."""
+        import httpx  # noqa: PLC0415 - lazy
+
+        kwargs: dict[str, Any] = {"params": self._params(params, auth)}
+        if body is not None:
+            kwargs["json"] = body
+        if files is not None:
+            kwargs["files"] = dict(files)
+        if upload is not None:
+            kwargs["content"] = _chunks(upload)
+            kwargs["headers"] = {
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(upload.stat().st_size),
+            }
+        where = f"{self.server}{path}"
+        try:
+            response = self.http.request(method, where, **kwargs)
+        except httpx.TimeoutException:
+            raise TransientError(
+                f"REANA {what}: timed out after {self.settings.timeout:g} s ({where})"
+            ) from None
+        except httpx.TransportError as exc:
+            detail = redact(f"{type(exc).__name__}: {exc}", self.token)
+            raise TransientError(f"REANA {what}: {detail} ({where})") from None
+        self._check(response, what, where)
+        return response
+
+    def _check(self, response: httpx.Response, what: str, where: str) -> None:
+        code = response.status_code
+        if code < 400:
+            return
+        message = redact(_message(response), self.token)
+        text = f"REANA {what}: HTTP {code} from {where}" + (f": {message}" if message else "")
+        if code in RETRY_STATUS:
+            raise TransientError(text)
+        if code in (401, 403):
+            raise AuthError(
+                text,
+                hint="check REANA_ACCESS_TOKEN (and that it is for this server, REANA_SERVER_URL)",
+            )
+        if code == 404:
+            raise NotFoundError(text)
+        if code in (400, 409):
+            raise UsageError(text)
+        raise TransportError(text)
+
+    def _retrying(self, call: Callable[[], httpx.Response], what: str) -> httpx.Response:
+        """``call`` again after transient failures, with backoff; the last error if all fail."""
+        last: OdrunError | None = None
+        for attempt in range(self.settings.retries + 1):
+            if attempt:
+                self.sleep(backoff_delay(attempt, self.settings.retry_backoff))
+            try:
+                return call()
+            except TransientError as exc:
+                last = exc
+        assert last is not None
+        raise TransportError(
+            f"{last.message} (after {self.settings.retries + 1} attempts)",
+            hint="check the server (REANA_SERVER_URL) and the network; try again later",
+        )
+
+    def _get_json(
+        self, path: str, what: str, params: Mapping[str, Any] | None = None, auth: bool = True
+    ) -> Any:
+        response = self._retrying(
+            lambda: self._send("GET", path, params=params, auth=auth, what=what), what
+        )
+        return _json(response, what)
+
+    # -- the API ---------------------------------------------------------------------
+
+    def ping(self) -> ServerInfo:
+        data = self._get_json("/api/ping", "ping", auth=False)  # unauthenticated, as in REANA
+        data = {} if not isinstance(data, dict) else data
+        caps = data.get("api_capabilities") or []
+        return ServerInfo(
+            self.server,
+            str(data.get("message") or ""),
+            _none(data.get("reana_server_version")),
+            tuple(str(c) for c in caps) if isinstance(caps, list) else (),
+        )
+
+    def find(self, name: str) -> list[WorkflowStatus]:
+        """Every run of workflow ``name`` (REANA numbers runs: ``name.1``, ``name.2``)."""
+        data = self._get_json(
+            "/api/workflows",
+            f"list workflows named {name}",
+            {"type": "batch", "workflow_id_or_name": name, "include_progress": "true"},
+        )
+        items = data.get("items", []) if isinstance(data, dict) else data
+        return [_status(item) for item in items or [] if isinstance(item, dict)]
+
+    def create(self, name: str, spec: Mapping[str, Any], bundle: bytes | None = None) -> Created:
+        """Create workflow ``name``; never creates it twice.
+
+        ``spec`` is the expanded specification (released 0.9 protocol, JSON body);
+        with ``bundle`` (servers advertising bundles-v1) the ZIP is sent instead.
+        """
+        path = "/api/workflows"
+        before: set[str] | None = None
+        last: OdrunError | None = None
+        for attempt in range(self.settings.retries + 1):
+            if attempt:
+                self.sleep(backoff_delay(attempt, self.settings.retry_backoff))
+                if before is None:
+                    before = set()
+                found = [w for w in self._find_quietly(name) if w.id not in before]
+                if found:  # the earlier attempt got through after all
+                    return Created(found[0].id, found[0].name)
+            elif before is None:
+                before = {w.id for w in self._find_quietly(name)}
+            try:
+                response = self._send(
+                    "POST",
+                    path,
+                    params={"workflow_name": name},
+                    body=None if bundle is not None else dict(spec),
+                    files={"bundle": ("bundle.zip", bundle, "application/zip")}
+                    if bundle is not None
+                    else None,
+                    what=f"create workflow {name}",
+                )
+            except TransientError as exc:
+                last = exc
+                continue
+            data = _json(response, "create workflow")
+            return Created(str(data["workflow_id"]), str(data.get("workflow_name") or name))
+        assert last is not None
+        raise TransportError(
+            f"{last.message} (after {self.settings.retries + 1} attempts; no workflow was created)",
+            hint="try again later",
+        )
+
+    def _find_quietly(self, name: str) -> list[WorkflowStatus]:
+        try:
+            return self.find(name)
+        except NotFoundError:
+            return []
+
+    def upload(self, workflow: str, rel: str, path: Path) -> None:
+        route = f"/api/workflows/{quote(workflow, safe='')}/workspace"
+        self._retrying(
+            lambda: self._send(
+                "POST", route, params={"file_name": rel}, upload=path, what=f"upload {rel}"
+            ),
+            f"upload {rel}",
+        )
+
+    def start(self, workflow: str) -> None:
+        """Start; after an ambiguous failure the status says whether it started."""
+        route = f"/api/workflows/{quote(workflow, safe='')}/start"
+        last: OdrunError | None = None
+        for attempt in range(self.settings.retries + 1):
+            if attempt:
+                self.sleep(backoff_delay(attempt, self.settings.retry_backoff))
+                if self.status(workflow).status != "created":
+                    return
+            try:
+                self._send("POST", route, body={}, what=f"start {workflow}")
+            except TransientError as exc:
+                last = exc
+                continue
+            return
+        assert last is not None
+        raise TransportError(f"{last.message} (after {self.settings.retries + 1} attempts)")
+
+    def status(self, workflow: str) -> WorkflowStatus:
+        route = f"/api/workflows/{quote(workflow, safe='')}/status"
+        data = self._get_json(route, f"status of {workflow}")
+        return _status(data if isinstance(data, dict) else {})
+
+    def stop(self, workflow: str) -> None:
+        route = f"/api/workflows/{quote(workflow, safe='')}/status"
+        self._retrying(
+            lambda: self._send(
+                "PUT", route, params={"status": "stop"}, body={}, what=f"stop {workflow}"
+            ),
+            f"stop {workflow}",
+        )
+
+    def logs(self, workflow: str) -> WorkflowLogs:
+        route = f"/api/workflows/{quote(workflow, safe='')}/logs"
+        data = self._get_json(route, f"logs of {workflow}")
+        raw = data.get("logs") if isinstance(data, dict) else None
+        return parse_logs(raw)
+
+    def ls(self, workflow: str) -> list[WorkspaceFile]:
+        route = f"/api/workflows/{quote(workflow, safe='')}/workspace"
+        data = self._get_json(route, f"workspace of {workflow}")
+        items = data.get("items", []) if isinstance(data, dict) else []
+        out = []
+        for item in items:
+            size = item.get("size")
+            raw = size.get("raw") if isinstance(size, dict) else size
+            out.append(
+                WorkspaceFile(
+                    str(item.get("name")),
+                    int(raw) if isinstance(raw, int) else None,
+                    _none(item.get("last-modified")),
+                )
+            )
+        return out
+
+    def download(self, workflow: str, rel: str, dest: Path) -> int:
+        """``rel`` of the workspace to ``dest`` (through a temp file); returns its size."""
+        route = f"/api/workflows/{quote(workflow, safe='')}/workspace/{quote(rel)}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+
+        def once() -> httpx.Response:
+            import httpx  # noqa: PLC0415 - lazy
+
+            where = f"{self.server}{route}"
+            try:
+                with self.http.stream("GET", where, params=self._params(None, True)) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        self._check(response, f"download {rel}", where)
+                    with part.open("wb") as out:
+                        for chunk in response.iter_bytes(CHUNK):
+                            out.write(chunk)
+                    return response
+            except httpx.TimeoutException:
+                raise TransientError(f"REANA download {rel}: timed out ({where})") from None
+            except httpx.TransportError as exc:
+                detail = redact(f"{type(exc).__name__}: {exc}", self.token)
+                raise TransientError(f"REANA download {rel}: {detail} ({where})") from None
+
+        try:
+            self._retrying(once, f"download {rel}")
+            part.replace(dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return dest.stat().st_size
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    if isinstance(data, dict) and data.get("message"):
+        return str(data["message"])[:500]
+    return ""
+
+
+def _json(response: httpx.Response, what: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise TransportError(f"REANA {what}: the server did not answer JSON") from None
+
+
+def _status(data: Mapping[str, Any]) -> WorkflowStatus:
+    progress = data.get("progress") or {}
+    return WorkflowStatus(
+        str(data.get("id") or data.get("workflow_id") or ""),
+        str(data.get("name") or data.get("workflow_name") or ""),
+        str(data.get("status") or "unknown"),
+        _jobs(progress),
+        _none(progress.get("current_step_name")),
+        _none(progress.get("current_command")),
+    )
+
+
+def parse_logs(raw: Any) -> WorkflowLogs:
+    """REANA 0.9 logs: a JSON document inside the ``logs`` string (workflow + job logs)."""
+    if not isinstance(raw, str):
+        return WorkflowLogs("")
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return WorkflowLogs(raw)
+    if not isinstance(doc, dict):
+        return WorkflowLogs(raw)
+    jobs = []
+    for job in (doc.get("job_logs") or {}).values():
+        if isinstance(job, dict):
+            jobs.append(
+                JobLog(
+                    str(job.get("job_name") or "?"),
+                    str(job.get("status") or "?"),
+                    str(job.get("cmd") or ""),
+                    str(job.get("logs") or ""),
+                    _none(job.get("docker_img")),
+                )
+            )
+    return WorkflowLogs(str(doc.get("workflow_logs") or ""), tuple(jobs))

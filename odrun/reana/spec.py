@@ -1,0 +1,198 @@
+"""What odrun sends to REANA: the expanded spec, the files to upload, the remote-fetch step.
+
+- :func:`expand` builds the JSON body of ``POST /api/workflows`` as reana-client 0.9
+  does for the parts odrun needs: the parsed reana.yaml, with a snakemake
+  parameters file loaded into ``inputs.parameters``.
+- :func:`workspace_files` lists the analysis files to upload (workflow file,
+  parameters file, ``inputs.files``, ``inputs.directories``).
+- :func:`inject_fetch` adds the step (serial) or rule (snakemake) that fetches the
+  declared records inside the cluster with ``odrun fetch`` (``--inputs remote``).
+- :func:`bundle` builds the ZIP of the bundles-v1 protocol (REANA 0.95+).
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import shlex
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from odrun import __version__
+from odrun.errors import UsageError
+from odrun.records import FileFilter, Resolver
+from odrun.records.model import Record, RecordFile
+from odrun.records.portal import mirror_path
+from odrun.settings import Settings
+from odrun.workflow.snakemake import snakemake_config
+from odrun.workflow.spec import Analysis, SpecError
+
+#: the odrun runtime image the injected fetch step runs in (built from images/odrun)
+ODRUN_IMAGE = f"docker.io/odrun/odrun:{__version__}"
+FETCH_STEP = "odrun-fetch-inputs"
+FETCH_SNAKEFILE = "odrun-fetch-inputs.smk"
+#: above this many bytes of declared record files, --inputs auto fetches in the cluster
+REMOTE_THRESHOLD = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class RecordInputs:
+    """One odrun.yaml ``records`` item, resolved: the record and the files it selects."""
+
+    item: dict[str, Any]
+    record: Record
+    files: list[RecordFile]
+    dest: str
+
+    @property
+    def size(self) -> int:
+        return sum(f.size or 0 for f in self.files)
+
+
+def safe_rel(rel: str, what: str) -> str:
+    path = Path(rel)
+    if path.is_absolute() or ".." in path.parts or not rel.strip():
+        raise SpecError(f"{what} {rel!r} must be a relative path inside the analysis")
+    return path.as_posix()
+
+
+def expand(analysis: Analysis) -> dict[str, Any]:
+    """The reana.yaml to send: parsed, and for snakemake with its parameters file loaded."""
+    if analysis.reana is None:
+        raise SpecError(
+            f"{analysis.root} has no reana.yaml: REANA runs reana.yaml workflows",
+            hint="add a reana.yaml (serial, snakemake, cwl or yadage)",
+        )
+    spec = copy.deepcopy(analysis.reana)
+    if analysis.workflow_type == "snakemake":
+        spec.setdefault("inputs", {})["parameters"] = snakemake_config(analysis)
+    return spec
+
+
+def workspace_files(analysis: Analysis) -> list[tuple[str, Path]]:
+    """(workspace path, local file) of every analysis file REANA needs, each once."""
+    reana = analysis.reana or {}
+    wanted: list[str] = []
+    wfile = reana.get("workflow", {}).get("file")
+    if wfile:
+        wanted.append(str(wfile))
+    params_file = analysis.parameters.get("input")
+    if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
+        wanted.append(params_file)
+    wanted += analysis.files_in("inputs", "files") + analysis.files_in("inputs", "directories")
+    root = analysis.root.resolve()
+    out: dict[str, Path] = {}
+    for wanted_rel in dict.fromkeys(wanted):
+        rel = safe_rel(wanted_rel, "input")
+        src = analysis.root / rel
+        if not src.exists():
+            raise SpecError(f"input {rel} does not exist in {analysis.root}")
+        if not src.resolve().is_relative_to(root):
+            raise SpecError(f"input {rel} leads outside the analysis folder {root}")
+        if src.is_dir():
+            for path in sorted(src.rglob("*")):
+                inside = path.relative_to(analysis.root)
+                if path.is_file() and ".odrun" not in inside.parts:
+                    out.setdefault(inside.as_posix(), path)
+        else:
+            out.setdefault(rel, src)
+    return list(out.items())
+
+
+def record_settings(analysis: Analysis, settings: Settings) -> Settings:
+    """Settings whose portal is the one odrun.yaml names (a relative mirror made absolute)."""
+    portal = analysis.manifest.get("portal")
+    if not portal:
+        return settings
+    folder = mirror_path(str(portal))
+    if folder is not None and not folder.is_absolute():
+        base = analysis.manifest_path.parent if analysis.manifest_path else analysis.root
+        portal = (base / folder).resolve().as_uri()
+    return settings.with_(portal_url=str(portal))
+
+
+def resolve_records(analysis: Analysis, settings: Settings) -> list[RecordInputs]:
+    """The records odrun.yaml declares, resolved (metadata only: nothing is fetched)."""
+    wanted = analysis.manifest.get("records") or []
+    if not wanted:
+        return []
+    out = []
+    with Resolver(record_settings(analysis, settings)) as resolver:
+        for item in wanted:
+            record = resolver.resolve(str(item["ref"]))
+            ranges = [str(item["range"])] if item.get("range") else []
+            chosen = FileFilter.build(item.get("names") or [], item.get("regexp"), ranges)
+            dest = safe_rel(str(item.get("dest") or f"data/{record.recid}"), "records dest")
+            out.append(RecordInputs(dict(item), record, chosen.apply(record.files), dest))
+    return out
+
+
+def fetch_command(inputs: RecordInputs, portal: str | None) -> str:
+    """The ``odrun fetch`` command line that fetches one records item in the cluster."""
+    argv = ["odrun"]
+    if portal:
+        argv += ["--portal", portal]
+    argv += ["fetch", inputs.record.recid, "--dest", inputs.dest]
+    for name in inputs.item.get("names") or []:
+        argv += ["--filter-name", str(name)]
+    if inputs.item.get("regexp"):
+        argv += ["--filter-regexp", str(inputs.item["regexp"])]
+    if inputs.item.get("range"):
+        argv += ["--filter-range", str(inputs.item["range"])]
+    return shlex.join(argv)
+
+
+def inject_fetch(
+    spec: dict[str, Any], records: list[RecordInputs], portal: str | None
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """``spec`` with a first step/rule fetching ``records`` in the cluster.
+
+    Returns the new spec and the extra files to upload (the snakemake wrapper).
+    """
+    spec = copy.deepcopy(spec)
+    commands = [fetch_command(r, portal) for r in records]
+    wtype = spec.get("workflow", {}).get("type")
+    if not commands:
+        return spec, {}
+    if wtype == "serial":
+        steps = spec["workflow"].setdefault("specification", {}).setdefault("steps", [])
+        steps.insert(0, {"name": FETCH_STEP, "environment": ODRUN_IMAGE, "commands": commands})
+        return spec, {}
+    if wtype == "snakemake":
+        original = str(spec["workflow"].get("file") or "Snakefile")
+        outputs = [f"{r.dest}/{f.path}" for r in records for f in r.files]
+        # the original first: its first rule stays Snakemake's default target
+        text = (
+            "# written by odrun submit --inputs remote: fetch the declared records first\n"
+            f"include: {original!r}\n\n"
+            "rule odrun_fetch_inputs:\n"
+            f"    output: {outputs!r}\n"
+            f"    container: {'docker://' + ODRUN_IMAGE!r}\n"
+            f"    shell: {' && '.join(commands)!r}\n"
+        )
+        spec["workflow"]["file"] = FETCH_SNAKEFILE
+        return spec, {FETCH_SNAKEFILE: text.encode()}
+    raise UsageError(
+        f"--inputs remote supports serial and snakemake workflows, not {wtype}",
+        hint="use --inputs upload",
+    )
+
+
+def remote_portal(analysis: Analysis, settings: Settings) -> str | None:
+    """The portal the in-cluster fetch must use (None: odrun's default)."""
+    url = record_settings(analysis, settings).portal_url
+    return None if url == Settings().portal_url else url
+
+
+def bundle(spec: dict[str, Any], files: dict[str, bytes]) -> bytes:
+    """bundles-v1: an uncompressed ZIP with the canonical reana.yaml and the workflow files."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        archive.writestr("reana.yaml", yaml.safe_dump(spec, sort_keys=False))
+        for name, data in sorted(files.items()):
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -1,0 +1,556 @@
+"""A local REANA API server for tests (127.0.0.1), every exchange checked against the spec.
+
+It implements the REANA 0.9 REST endpoints odrun and reana-client use (ping, you,
+info, list/create workflows, workspace upload/list/download, start, status,
+stop, logs) over a fake workflow engine: a **serial** workflow really runs, its
+steps' commands executed with ``bash -c`` in the workflow's workspace on this
+host, in a thread (no containers: the step images are ignored; the odrun
+runtime image's ``odrun`` is this interpreter's). Other workflow types are not
+executed: they go queued -> running -> finished over successive status polls.
+
+Every request is checked against the OpenAPI (Swagger 2.0) operation it hits
+(path, method, declared and required query parameters, their types and enums,
+content type, JSON body schema) and every response against the declared status
+codes and response schema (JSON Schema draft 4, ``x-nullable`` honoured).
+Violations are collected in ``server.violations``; tests assert it stays empty.
+
+``python tests/reana_server.py PORT TOKEN`` serves until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jsonschema
+
+SPECS = Path(__file__).resolve().parent.parent / "specs" / "reana"
+LEGACY_SPEC = SPECS / "reana_server.v0.9.11.json"
+BUNDLE_SPEC = SPECS / "reana_server.json"
+
+
+def _nullable(schema: Any) -> Any:
+    """Swagger 2.0 ``x-nullable: true`` as JSON Schema's ``type: [T, "null"]``."""
+    if isinstance(schema, dict):
+        out = {k: _nullable(v) for k, v in schema.items()}
+        if out.pop("x-nullable", False) and isinstance(out.get("type"), str):
+            out["type"] = [out["type"], "null"]
+        return out
+    if isinstance(schema, list):
+        return [_nullable(v) for v in schema]
+    return schema
+
+
+class Spec:
+    """The operations of a Swagger 2.0 document, matched by method and path."""
+
+    def __init__(self, path: Path) -> None:
+        self.doc = json.loads(path.read_text())
+        self.routes: list[tuple[re.Pattern[str], str, dict[str, Any]]] = []
+        for template, ops in self.doc["paths"].items():
+            pattern = re.sub(r"\\\{file_name\\\}", r"(?P<file_name>.+)", re.escape(template))
+            pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", pattern)
+            for method, op in ops.items():
+                self.routes.append((re.compile(f"^{pattern}$"), method.upper(), op))
+        # the more specific routes (more literal characters) first
+        self.routes.sort(key=lambda r: -len(r[0].pattern.replace("(?P<file_name>.+)", "")))
+
+    def operation(self, method: str, path: str) -> tuple[dict[str, Any], dict[str, str]] | None:
+        for pattern, m, op in self.routes:
+            found = pattern.match(path)
+            if found and m == method:
+                return op, found.groupdict()
+        return None
+
+
+def check_request(
+    spec: Spec,
+    method: str,
+    path: str,
+    query: dict[str, list[str]],
+    content_type: str,
+    body: bytes,
+    strict_query: bool = True,
+) -> list[str]:
+    """Everything wrong with a request according to the spec (empty: conforms)."""
+    found = spec.operation(method, path)
+    if found is None:
+        return [f"{method} {path}: no such operation in the spec"]
+    op, _ = found
+    where = f"{method} {path} ({op.get('operationId')})"
+    problems = []
+    params = op.get("parameters", [])
+    declared = {p["name"]: p for p in params if p["in"] == "query"}
+    for name, values in query.items():
+        if name not in declared:
+            if strict_query:
+                problems.append(f"{where}: undeclared query parameter {name!r}")
+            continue
+        p = declared[name]
+        for value in values:
+            kind = p.get("type")
+            if kind == "integer" and not re.fullmatch(r"-?\d+", value):
+                problems.append(f"{where}: {name}={value!r} is not an integer")
+            if kind == "boolean" and value.lower() not in ("true", "false"):
+                problems.append(f"{where}: {name}={value!r} is not a boolean")
+            if "enum" in p and value not in p["enum"]:
+                problems.append(f"{where}: {name}={value!r} not in {p['enum']}")
+    for p in params:
+        if p.get("required") and p["in"] == "query" and p["name"] not in query:
+            problems.append(f"{where}: required query parameter {p['name']!r} missing")
+    consumes = op.get("consumes")
+    body_param = next((p for p in params if p["in"] == "body"), None)
+    form = [p for p in params if p["in"] == "formData"]
+    mime = content_type.split(";", maxsplit=1)[0].strip()
+    if body and consumes and mime not in consumes:
+        problems.append(f"{where}: content type {mime!r} not in {consumes}")
+    if form:
+        for p in form:
+            if p.get("required") and f'name="{p["name"]}"'.encode() not in body:
+                problems.append(f"{where}: form field {p['name']!r} missing")
+    elif body_param is not None and body:
+        schema = body_param.get("schema", {})
+        if mime == "application/json":
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                problems.append(f"{where}: body is not JSON")
+            else:
+                for err in jsonschema.Draft4Validator(_nullable(schema)).iter_errors(doc):
+                    problems.append(f"{where}: body: {err.message}")
+    elif body_param is not None and body_param.get("required") and not body:
+        problems.append(f"{where}: required body {body_param['name']!r} missing")
+    elif body and body_param is None and not form:
+        problems.append(f"{where}: a body where the spec declares none")
+    return problems
+
+
+def check_response(
+    spec: Spec, method: str, path: str, status: int, content_type: str, body: bytes
+) -> list[str]:
+    found = spec.operation(method, path)
+    if found is None:
+        return []
+    op, _ = found
+    where = f"{method} {path} -> {status}"
+    responses = op.get("responses", {})
+    declared = responses.get(str(status))
+    if declared is None:
+        return [f"{where}: status {status} not declared (declared: {sorted(responses)})"]
+    schema = declared.get("schema")
+    mime = content_type.split(";", maxsplit=1)[0].strip()
+    produces = op.get("produces") or []
+    if (
+        produces
+        and body
+        and not any(mime == p or (p.endswith("/*") and mime.startswith(p[:-1])) for p in produces)
+    ):
+        return [f"{where}: content type {mime!r} not in {produces}"]
+    if schema is None or schema.get("type") == "file":
+        return []
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return [f"{where}: response is not JSON"]
+    return [
+        f"{where}: response: {err.message}"
+        for err in jsonschema.Draft4Validator(_nullable(schema)).iter_errors(doc)
+    ]
+
+
+@dataclass
+class Workflow:
+    id: str
+    name: str
+    run_number: int
+    spec: dict[str, Any]
+    workspace: Path
+    created: str
+    status: str = "created"
+    polls: int = 0
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+    engine_log: str = ""
+    total: int = 0
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.name}.{self.run_number}"
+
+    def progress(self) -> dict[str, Any]:
+        def ids(state: str) -> dict[str, Any]:
+            chosen = [j["id"] for j in self.jobs if j["status"] == state]
+            return {"job_ids": chosen, "total": len(chosen)}
+
+        current = next((j for j in self.jobs if j["status"] == "running"), None)
+        return {
+            "total": {"job_ids": [], "total": self.total},
+            "running": ids("running"),
+            "finished": ids("finished"),
+            "failed": ids("failed"),
+            "current_step_name": current["job_name"] if current else None,
+            "current_command": current["cmd"] if current else None,
+            "run_started_at": self.created if self.status != "created" else None,
+        }
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int  # 0: drop the connection without an answer
+    count: int
+    after: bool  # do the work first, then fail (an ambiguous failure)
+
+
+class ReanaServer:
+    """State of the fake REANA: workflows, tokens, faults, and what was exchanged."""
+
+    def __init__(
+        self, root: Path, token: str, *, bundles: bool = False, strict_query: bool = True
+    ) -> None:
+        self.root = root
+        self.token = token
+        self.bundles = bundles
+        self.strict_query = strict_query
+        self.spec = Spec(BUNDLE_SPEC if bundles else LEGACY_SPEC)
+        self.workflows: dict[str, Workflow] = {}
+        self.faults: list[Fault] = []
+        self.violations: list[str] = []
+        self.requests: list[str] = []  # "METHOD path?query" as received
+        self.lock = threading.RLock()
+        self.url = ""
+
+    def fail(
+        self, method: str, path: str, status: int = 500, count: int = 1, after: bool = False
+    ) -> None:
+        self.faults.append(Fault(method, re.compile(path), status, count, after))
+
+    def _fault(self, method: str, path: str, after: bool) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                hit = fault.method == method and fault.after == after
+                if fault.count and hit and fault.path.search(path):
+                    fault.count -= 1
+                    return fault
+        return None
+
+    def find(self, ref: str) -> Workflow | None:
+        with self.lock:
+            if ref in self.workflows:
+                return self.workflows[ref]
+            for wf in self.workflows.values():
+                if ref in (wf.full_name, wf.name):
+                    return wf  # a bare name: its latest run (dict order)
+        return None
+
+    # -- the engine ------------------------------------------------------------------
+
+    def start(self, wf: Workflow) -> None:
+        wf.status = "queued"
+        steps = wf.spec.get("workflow", {}).get("specification", {}).get("steps") or []
+        if wf.spec.get("workflow", {}).get("type") == "serial":
+            wf.total = len(steps)
+            threading.Thread(target=self._run_serial, args=(wf, steps), daemon=True).start()
+        else:
+            wf.total = 1
+
+    def _run_serial(self, wf: Workflow, steps: list[dict[str, Any]]) -> None:
+        params = {k: str(v) for k, v in (wf.spec.get("inputs", {}).get("parameters") or {}).items()}
+        env = dict(os.environ)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        wf.status = "running"
+        for i, step in enumerate(steps):
+            job = {
+                "id": str(uuid.uuid4()),
+                "job_name": str(step.get("name") or f"step{i}"),
+                "status": "running",
+                "cmd": "",
+                "logs": "",
+                "docker_img": str(step.get("environment") or ""),
+            }
+            wf.jobs.append(job)
+            for raw in step.get("commands") or []:
+                import string
+
+                command = string.Template(str(raw)).safe_substitute(params)
+                job["cmd"] = command
+                proc = subprocess.run(
+                    ["bash", "-c", command],
+                    cwd=wf.workspace,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=False,
+                )
+                job["logs"] += proc.stdout + proc.stderr
+                if proc.returncode != 0:
+                    job["status"] = "failed"
+                    wf.engine_log += f"step {job['job_name']} failed ({proc.returncode})\n"
+                    wf.status = "failed"
+                    return
+            job["status"] = "finished"
+        wf.engine_log += "workflow finished\n"
+        wf.status = "finished"
+
+    def poll(self, wf: Workflow) -> None:
+        """Non-serial workflows advance one state per status poll."""
+        if wf.spec.get("workflow", {}).get("type") == "serial":
+            return
+        wf.polls += 1
+        order = ["queued", "running", "finished"]
+        if wf.status in order[:-1] and wf.polls >= 2:
+            wf.status = order[order.index(wf.status) + 1]
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "reana-test/0.9"
+    protocol_version = "HTTP/1.1"
+    state: ReanaServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send(
+        self,
+        status: int,
+        doc: Any = None,
+        raw: bytes | None = None,
+        mime: str = "",
+        check: bool = True,
+    ) -> None:
+        body = raw if raw is not None else json.dumps(doc).encode()
+        mime = mime or "application/json"
+        split = urlsplit(self.path)
+        if check:  # injected faults stand for a proxy or gateway in front of REANA: not checked
+            self.state.violations += check_response(
+                self.state.spec, self.command, unquote(split.path), status, mime, body
+            )
+        self.send_response(status)
+        self.send_header("Content-Type", mime)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        split = urlsplit(self.path)
+        path = unquote(split.path)
+        query = parse_qs(split.query, keep_blank_values=True)
+        body = self._body()
+        state = self.state
+        state.requests.append(f"{self.command} {self.path}")
+        state.violations += check_request(
+            state.spec,
+            self.command,
+            path,
+            query,
+            self.headers.get("Content-Type", ""),
+            body,
+            state.strict_query,
+        )
+        fault = state._fault(self.command, path, after=False)
+        if fault is not None:
+            self._fail(fault)
+            return
+        fault = state._fault(self.command, path, after=True)
+        self._swallow = fault is not None  # do the work, then answer with the fault instead
+        self._route(path, query, body)
+        if fault is not None:
+            self._fail(fault)
+
+    def _fail(self, fault: Fault) -> None:
+        if fault.status == 0:
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        self._send(fault.status, {"message": "Internal controller error."}, check=False)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle  # noqa: N815
+
+    def _route(self, path: str, query: dict[str, list[str]], body: bytes) -> None:
+        state = self.state
+        if path == "/api/ping":
+            doc: dict[str, Any] = {"message": "OK", "status": "200"}
+            if state.bundles:
+                doc |= {"api_capabilities": ["workflow-specification-bundles-v1"],
+                        "reana_server_version": "0.95.0a6"}  # fmt: skip
+            return self._reply(200, doc)
+        if query.get("access_token", [""])[0] != state.token:
+            return self._reply(403, {"message": "Token is not valid."})
+        if path == "/api/you":
+            return self._reply(200, {"email": "odrun@example.org", "reana_server_version": "0.9.4"})
+        if path == "/api/info":
+            return self._reply(200, {
+                "compute_backends": {"title": "Compute backends", "value": ["kubernetes"]},
+                "default_workspace": {"title": "Default workspace", "value": "/var/reana"},
+                "workspaces_available": {"title": "Workspaces", "value": ["/var/reana"]},
+            })  # fmt: skip
+        if path == "/api/workflows" and self.command == "GET":
+            return self._list(query)
+        if path == "/api/workflows" and self.command == "POST":
+            return self._create(query, body)
+        found = re.match(r"^/api/workflows/([^/]+)/(start|status|logs|workspace)(?:/(.+))?$", path)
+        if not found:
+            return self._reply(404, {"message": f"{path} not found"})
+        ref, action, file_name = found.groups()
+        wf = state.find(ref)
+        if wf is None:
+            return self._reply(404, {"message": f"Workflow {ref} does not exist."})
+        if action == "start":
+            if wf.status != "created":
+                return self._reply(409, {"message": f"Workflow {ref} is already {wf.status}."})
+            state.start(wf)
+            ident = {"workflow_id": wf.id, "workflow_name": wf.full_name, "status": wf.status}
+            return self._reply(200, {"message": "Workflow submitted."} | ident)
+        if action == "status" and self.command == "PUT":
+            if wf.status in ("running", "queued"):
+                wf.status = "stopped"
+            ident = {"workflow_id": wf.id, "workflow_name": wf.full_name, "status": wf.status}
+            return self._reply(200, {"message": "Workflow stopped."} | ident)
+        if action == "status":
+            state.poll(wf)
+            return self._reply(200, {"id": wf.id, "name": wf.full_name, "status": wf.status,
+                                     "created": wf.created, "user": "u", "logs": "",
+                                     "progress": wf.progress()})  # fmt: skip
+        if action == "logs":
+            logs = {
+                "workflow_logs": wf.engine_log,
+                "job_logs": {j["id"]: dict(j, workflow_uuid=wf.id) for j in wf.jobs},
+                "engine_specific": None,
+            }
+            return self._reply(200, {"workflow_id": wf.id, "workflow_name": wf.full_name,
+                                     "user": "u", "logs": json.dumps(logs)})  # fmt: skip
+        return self._workspace(wf, file_name, query, body)
+
+    def _reply(
+        self, status: int, doc: Any = None, raw: bytes | None = None, mime: str = ""
+    ) -> None:
+        if not getattr(self, "_swallow", False):
+            self._send(status, doc, raw, mime)
+
+    def _list(self, query: dict[str, list[str]]) -> None:
+        wanted = query.get("workflow_id_or_name", [None])[0]
+        items = []
+        with self.state.lock:
+            for wf in self.state.workflows.values():
+                if wanted and wanted not in (wf.id, wf.name, wf.full_name):
+                    continue
+                items.append({"id": wf.id, "name": wf.full_name, "status": wf.status,
+                              "created": wf.created, "user": "u", "progress": wf.progress(),
+                              "size": {"raw": 0, "human_readable": "0 B"}})  # fmt: skip
+        self._reply(200, {"items": items, "total": len(items)})
+
+    def _create(self, query: dict[str, list[str]], body: bytes) -> None:
+        name = query.get("workflow_name", [""])[0]
+        if not name or "." in name:
+            return self._reply(400, {"message": f"Workflow name {name!r} is not valid."})
+        if self.state.bundles:
+            spec, files = _read_bundle(body, self.headers.get("Content-Type", ""))
+        else:
+            spec, files = json.loads(body or b"{}"), {}
+        spec = spec.get("reana_specification", spec) if isinstance(spec, dict) else {}
+        with self.state.lock:
+            run = 1 + sum(1 for w in self.state.workflows.values() if w.name == name)
+            wid = str(uuid.uuid4())
+            ws = self.state.root / wid
+            ws.mkdir(parents=True)
+            for rel, data in files.items():
+                (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+                (ws / rel).write_bytes(data)
+            wf = Workflow(wid, name, run, copy.deepcopy(spec), ws, _now())
+            self.state.workflows[wid] = wf
+        return self._reply(201, {"message": "The workflow has been successfully created.",
+                                 "workflow_id": wid, "workflow_name": wf.full_name})  # fmt: skip
+
+    def _workspace(
+        self, wf: Workflow, file_name: str | None, query: dict[str, list[str]], body: bytes
+    ) -> None:
+        ws = wf.workspace
+        if self.command == "POST":
+            rel = query.get("file_name", [""])[0]
+            target = (ws / rel).resolve()
+            if not rel or not target.is_relative_to(ws.resolve()):
+                return self._reply(400, {"message": f"bad file name {rel!r}"})
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+            return self._reply(200, {"message": f"{rel} has been successfully uploaded."})
+        if file_name is None:
+            items = [
+                {"name": p.relative_to(ws).as_posix(), "last-modified": _now(),
+                 "size": {"raw": p.stat().st_size, "human_readable": f"{p.stat().st_size} B"}}
+                for p in sorted(ws.rglob("*")) if p.is_file()
+            ]  # fmt: skip
+            return self._reply(200, {"items": items, "total": len(items)})
+        target = (ws / file_name).resolve()
+        if not target.is_file() or not target.is_relative_to(ws.resolve()):
+            return self._reply(404, {"message": f"{file_name} does not exist."})
+        return self._reply(200, raw=target.read_bytes(), mime="application/octet-stream")
+
+
+def _read_bundle(body: bytes, content_type: str) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """The ZIP in the multipart ``bundle`` field: reana.yaml and the workflow files."""
+    import yaml
+
+    boundary = content_type.split("boundary=", 1)[1].strip().strip('"').encode()
+    for part in body.split(b"--" + boundary):
+        head, _, data = part.partition(b"\r\n\r\n")
+        if b'name="bundle"' in head:
+            data = data.rsplit(b"\r\n", 1)[0]
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                files = {n: archive.read(n) for n in archive.namelist()}
+            spec = yaml.safe_load(files.pop("reana.yaml"))
+            return spec, files
+    return {}, {}
+
+
+@contextmanager
+def serve(root: Path, token: str = "secret-token-0123", **options: Any) -> Iterator[ReanaServer]:
+    state = ReanaServer(root, token, **options)
+    handler = type("BoundHandler", (Handler,), {"state": state})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    port_token = sys.argv[1:3]
+    with tempfile.TemporaryDirectory() as tmp, serve(Path(tmp), *port_token[1:]) as server:
+        print(f"REANA test server on {server.url}", flush=True)
+        with suppress(KeyboardInterrupt):
+            threading.Event().wait()

@@ -1,0 +1,228 @@
+"""odrun submit/status/logs/download/stop against the local REANA API server (spec-checked)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from odrun.reana.client import redact
+from odrun.reana.spec import ODRUN_IMAGE
+
+import reana_server
+
+REPO = Path(__file__).resolve().parent.parent
+POLL = ("--poll-interval", "0.05")
+
+
+@pytest.fixture
+def reana(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[reana_server.ReanaServer]:
+    with reana_server.serve(tmp_path / "reana-srv") as server:
+        monkeypatch.setenv("REANA_SERVER_URL", server.url)
+        monkeypatch.setenv("REANA_ACCESS_TOKEN", server.token)
+        yield server
+        assert server.violations == [], "exchanges that break the OpenAPI spec"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "workflows" / "dimuon-demo", tmp_path / "dimuon-demo",
+                    ignore=shutil.ignore_patterns(".odrun"))  # fmt: skip
+    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
+    return tmp_path / "dimuon-demo"
+
+
+def serial(tmp_path: Path, commands: list[str], outputs: list[str]) -> Path:
+    folder = tmp_path / "small"
+    folder.mkdir()
+    (folder / "in.txt").write_text("hello\n")
+    steps = "".join(
+        f"      - name: s{i}\n        environment: docker.io/library/bash:5.2\n"
+        f"        commands: [{json.dumps(c)}]\n"
+        for i, c in enumerate(commands)
+    )
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  files: [in.txt]\nworkflow:\n  type: serial\n"
+        f"  specification:\n    steps:\n{steps}outputs:\n  files: {json.dumps(outputs)}\n"
+    )
+    return folder
+
+
+def no_token_anywhere(server: reana_server.ReanaServer, *texts: str, folder: Path) -> None:
+    for text in texts:
+        assert server.token not in text
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert server.token.encode() not in path.read_bytes(), path
+
+
+def test_demo_submit_follow_download_verify(odrun, reana, demo: Path) -> None:
+    res = odrun("submit", str(demo), "--follow", "--verify", *POLL, "--json")
+    assert res.code == 0, res.err
+    doc = res.json()
+    assert doc["status"] == "finished"
+    assert doc["workflow_name"] == "dimuon-demo.1"
+    assert all(c["ok"] for c in doc["checks"])
+    assert len(doc["checks"]) >= 4
+    # the outputs at their declared paths under the analysis folder, checksums recorded
+    fit = json.loads((demo / "results" / "fit.json").read_text())
+    assert abs(fit["mass"] - 91.1876) < 0.5
+    assert {o["path"] for o in doc["outputs"]} == {
+        "results/fit.json", "results/mass_hist.csv", "results/mass.png"}  # fmt: skip
+    # what was uploaded: the analysis code and the verified record file
+    assert {u["path"] for u in doc["uploaded"]} == {
+        "analysis/dimuon.py", "data/900001/Dimuon_generated.csv"}  # fmt: skip
+    wf = reana.find(doc["workflow_id"])
+    assert wf is not None
+    assert wf.status == "finished"
+    assert len(reana.workflows) == 1
+    run_dir = Path(doc["run_dir"])
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["runtime"] == "reana"
+    assert run["reana"]["workflow_id"] == doc["workflow_id"]
+    crate = json.loads((run_dir / "ro-crate-metadata.json").read_text())
+    graph = {n["@id"]: n for n in crate["@graph"]}
+    assert graph["#run"]["identifier"] == doc["workflow_id"]
+    assert graph[reana.url]["name"] == "REANA"
+    no_token_anywhere(reana, res.out, res.err, folder=demo)
+    # odrun verify works on the submission's folder as on a local run folder
+    assert odrun("verify", str(run_dir)).code == 0
+
+
+def test_status_logs_download_stop(odrun, reana, demo: Path, tmp_path: Path) -> None:
+    res = odrun("submit", str(demo), "--name", "z peak!", *POLL)
+    assert res.code == 0, res.err
+    status = odrun("status", str(demo), "--json")
+    assert status.code == 0, status.err
+    assert status.json()["workflow_name"] == "z-peak.1"
+    # poll (bounded) until the engine has run the three steps
+    import time
+
+    deadline = time.monotonic() + 60
+    while odrun("status", str(demo), "--json").json()["status"] != "finished":
+        assert time.monotonic() < deadline, "workflow did not finish"
+        time.sleep(0.05)
+    logs = odrun("logs", str(demo))
+    assert logs.code == 0
+    assert "--- step fit (finished)" in logs.out
+    out = tmp_path / "out"
+    got = odrun("download", str(demo), "--output-dir", str(out), "--verify")
+    assert got.code == 0, got.err
+    assert (out / "results" / "mass.png").is_file()
+    record = json.loads(next((demo / ".odrun" / "reana").glob("*/submission.json")).read_text())
+    assert record["server"] == reana.url
+    assert "token" not in json.dumps(record)
+    assert all(o["checksum"].startswith("adler32:") for o in record["outputs"])
+    # by workflow name, without a local record (server from REANA_SERVER_URL)
+    bare = odrun("status", "z-peak.1", "--json")
+    assert bare.code == 0
+    assert bare.json()["status"] == "finished"
+    stopped = odrun("stop", str(demo))
+    assert stopped.code == 0
+    assert "finished" in stopped.out
+
+
+def test_token_rejected(odrun, reana, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REANA_ACCESS_TOKEN", "wrong-token-xyz")
+    res = odrun("submit", str(demo), "--follow")
+    assert res.code == 12
+    assert "access denied" in res.err
+    assert "Token is not valid" in res.err
+    assert "wrong-token-xyz" not in res.err + res.out
+    assert reana.workflows == {}
+    monkeypatch.delenv("REANA_ACCESS_TOKEN")
+    res = odrun("submit", str(demo))
+    assert res.code == 12
+    assert "REANA_ACCESS_TOKEN" in res.err
+
+
+def test_5xx_and_resets_retried_without_duplicates(odrun, reana, demo: Path) -> None:
+    reana.fail("POST", r"^/api/workflows$", 500, after=True)  # created, but the answer is 500
+    reana.fail("POST", r"/workspace$", 502)
+    reana.fail("GET", r"/status$", 503, count=2)
+    reana.fail("GET", r"/status$", 0)  # a dropped connection
+    reana.fail("GET", r"/workspace/results/fit.json$", 500)
+    res = odrun("submit", str(demo), "--follow", "--verify", *POLL)
+    assert res.code == 0, res.err
+    assert len(reana.workflows) == 1  # the ambiguous create was looked up, not repeated
+    creates = [r for r in reana.requests if r.startswith("POST /api/workflows?")]
+    assert len(creates) == 1
+    assert all(f.count == 0 for f in reana.faults)
+
+
+def test_server_down_is_a_transport_error(odrun, reana, demo: Path) -> None:
+    reana.fail("GET", r"^/api/ping$", 503, count=10)
+    res = odrun("submit", str(demo))
+    assert res.code == 5
+    assert "after 4 attempts" in res.err
+
+
+def test_failed_workflow_shows_the_failed_step(odrun, reana, tmp_path: Path) -> None:
+    folder = serial(tmp_path, ["cat in.txt", "echo boom-detail >&2; exit 3", "true"], ["x"])
+    res = odrun("submit", str(folder), "--follow", *POLL)
+    assert res.code == 7
+    assert "failed step: s1" in res.err
+    assert "boom-detail" in res.err  # the failed step's own log
+    assert "--- step s1 (failed)" in res.err
+
+
+def test_missing_outputs(odrun, reana, tmp_path: Path) -> None:
+    folder = serial(tmp_path, ["mkdir -p out && cp in.txt out/a.txt"], ["out/a.txt", "out/b.txt"])
+    res = odrun("submit", str(folder), "--follow", "--download", *POLL, "--json")
+    assert res.code == 7
+    assert "without its declared outputs: out/b.txt" in res.err
+    assert (folder / "out" / "a.txt").read_text() == "hello\n"
+    missing = [o for o in res.json()["outputs"] if o.get("missing")]
+    assert [o["path"] for o in missing] == ["out/b.txt"]
+
+
+def test_inputs_remote_injects_an_odrun_fetch_step(odrun, reana, demo: Path) -> None:
+    res = odrun("submit", str(demo), "--inputs", "remote", "--follow", "--verify", *POLL, "--json")
+    assert res.code == 0, res.err
+    doc = res.json()
+    assert doc["inputs_mode"] == "remote"
+    assert {u["path"] for u in doc["uploaded"]} == {"analysis/dimuon.py"}  # no data uploaded
+    wf = reana.find(doc["workflow_id"])
+    assert wf is not None
+    first = wf.spec["workflow"]["specification"]["steps"][0]
+    assert first["environment"] == ODRUN_IMAGE
+    assert (
+        "fetch 900001 --dest data/900001 --filter-name Dimuon_generated.csv"
+        in (first["commands"][0])
+    )
+    assert (wf.workspace / "data/900001/Dimuon_generated.csv").is_file()  # fetched "in cluster"
+
+
+def test_bundle_protocol_when_advertised(odrun, tmp_path: Path, demo: Path, monkeypatch) -> None:
+    with reana_server.serve(tmp_path / "srv2", bundles=True) as server:
+        monkeypatch.setenv("REANA_SERVER_URL", server.url)
+        monkeypatch.setenv("REANA_ACCESS_TOKEN", server.token)
+        res = odrun("submit", str(demo), "--follow", "--verify", *POLL, "--json")
+        assert res.code == 0, res.err
+        assert res.json()["protocol"] == "bundles-v1"
+        assert "protocol bundles-v1" in res.err
+        (wf,) = server.workflows.values()
+        assert wf.spec["workflow"]["type"] == "serial"  # read from the bundle's reana.yaml
+        assert server.violations == []
+
+
+def test_redact() -> None:
+    url = "https://r.example/api/workflows?access_token=abc%2Fdef&x=1"
+    assert redact(url) == "https://r.example/api/workflows?access_token=***&x=1"
+    assert redact("token abc/def leaked", "abc/def") == "token *** leaked"
+
+
+def test_spec_checker_catches_bad_exchanges() -> None:
+    spec = reana_server.Spec(reana_server.LEGACY_SPEC)
+    assert reana_server.check_request(spec, "POST", "/api/workflows", {}, "", b"")
+    bad = reana_server.check_request(
+        spec, "PUT", "/api/workflows/x/status", {"status": ["pause"], "access_token": ["t"]},
+        "application/json", b"{}")  # fmt: skip
+    assert any("not in" in p for p in bad)
+    assert reana_server.check_response(
+        spec, "GET", "/api/workflows/x/status", 200, "application/json",
+        b'{"progress": {"total": {"total": "3"}}}')  # fmt: skip
+    assert reana_server.check_response(spec, "GET", "/api/ping", 201, "application/json", b"{}")
