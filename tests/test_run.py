@@ -50,7 +50,7 @@ def test_demo_runs_verifies_and_is_reproducible(odrun, demo: Path) -> None:
 def test_provenance_is_an_ro_crate(odrun, demo: Path) -> None:
     doc = odrun("run", str(demo), "--runtime", "host", "--json").json()
     crate = json.loads((Path(doc["run_dir"]) / "ro-crate-metadata.json").read_text())
-    assert crate["@context"] == "https://w3id.org/ro/crate/1.1/context"
+    assert crate["@context"][0] == "https://w3id.org/ro/crate/1.1/context"
     graph = {node["@id"]: node for node in crate["@graph"]}
     assert graph["ro-crate-metadata.json"]["about"] == {"@id": "./"}
     root = graph["./"]

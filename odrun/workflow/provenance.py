@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from odrun.workflow.runner import RunResult
     from odrun.workflow.spec import Analysis
 
-CONTEXT = "https://w3id.org/ro/crate/1.1/context"
+# RO-Crate 1.1 plus the one Workflow Run Crate term it lacks (inline: valid offline)
+CONTEXT = [
+    "https://w3id.org/ro/crate/1.1/context",
+    {"exitCode": "https://w3id.org/ro/terms/workflow-run#exitCode"},
+]
 PROFILES = [
     "https://w3id.org/ro/wfrun/process/0.5",
     "https://w3id.org/ro/wfrun/workflow/0.5",
@@ -117,11 +121,14 @@ def crate(
             "@id": "./",
             "@type": "Dataset",
             "name": f"Run of {result.analysis}",
+            "description": f"odrun {result.status} run of the analysis {result.analysis}: "
+            "the workflow, the open-data records it read, its outputs and every command.",
             "datePublished": result.ended or result.started,
             "license": {"@id": "https://spdx.org/licenses/CC0-1.0"},
             "conformsTo": [{"@id": p} for p in PROFILES],
             "mainEntity": {"@id": spec},
-            "hasPart": [{"@id": spec}] + [{"@id": x["@id"]} for x in inputs + outputs],
+            "hasPart": [{"@id": spec}]
+            + [{"@id": x["@id"]} for x in inputs + outputs + records],
             "mentions": [{"@id": "#run"}] + [{"@id": s["@id"]} for s in steps],
         },
         {
