@@ -238,9 +238,9 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
 
 
 # the data commands (fetch, mirror, verify-files, cache) register themselves on `cli`
-from odrun import cli_appliance, cli_data, cli_reana, cli_run  # noqa: E402
+from odrun import cli_appliance, cli_data, cli_env, cli_reana, cli_run  # noqa: E402
 
-__all__ = ["cli", "cli_appliance", "cli_data", "cli_reana", "cli_run", "main"]
+__all__ = ["cli", "cli_appliance", "cli_data", "cli_env", "cli_reana", "cli_run", "main"]
 
 
 INTERRUPTED = "interrupted; finished files are kept and partial transfers resume on the next run"
