@@ -493,7 +493,8 @@ class Handler(BaseHTTPRequestHandler):
     ) -> None:
         ws = wf.workspace
         if self.command == "POST":
-            rel = query.get("file_name", [""])[0]
+            # reana-client sends "/analysis/x.py": REANA takes it relative to the workspace
+            rel = query.get("file_name", [""])[0].lstrip("/")
             target = (ws / rel).resolve()
             if not rel or not target.is_relative_to(ws.resolve()):
                 return self._reply(400, {"message": f"bad file name {rel!r}"})
