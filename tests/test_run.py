@@ -159,6 +159,18 @@ def test_validate_errors_and_warnings(odrun, tmp_path: Path) -> None:
     assert not (tmp_path / ".odrun").exists()  # nothing ran
 
 
+def test_validate_network_declarations(odrun, tmp_path: Path) -> None:
+    serial_spec(tmp_path, {"a": ["echo hi"]})
+    write(tmp_path / "odrun.yaml", "version: 1\nnetwork: [a, fetch]\n")
+    result = odrun("validate", str(tmp_path))
+    assert result.code == 0, result.out
+    assert "warning: odrun.yaml network: no step named 'fetch'" in result.out
+    write(tmp_path / "odrun.yaml", "version: 1\nnetwork: yes please\n")
+    bad = odrun("validate", str(tmp_path))
+    assert bad.code == 2
+    assert "error: odrun.yaml.network" in bad.out
+
+
 def test_cwl_is_for_reana_only(odrun, tmp_path: Path) -> None:
     write(tmp_path / "reana.yaml", "workflow:\n  type: cwl\n  file: workflow.cwl\n")
     result = odrun("run", str(tmp_path), "--runtime", "host")

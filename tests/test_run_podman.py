@@ -40,14 +40,18 @@ def test_steps_run_inside_the_container(odrun, podman_ready: str, tmp_path: Path
         "where": ["mkdir -p out && (test -f /run/.containerenv && echo in-container"
                   " || echo on-host) > out/result.txt"],
         "net": [probe],
+        "online": [probe],
     })  # fmt: skip
     use_image(spec, podman_ready)
+    # only the step odrun.yaml names gets the (host's) network
+    (tmp_path / "odrun.yaml").write_text("version: 1\nnetwork: [online]\n")
     result = odrun("run", str(tmp_path), "--runtime", "podman", "--json")
     assert result.code == 0, result.err
     doc = result.json()
     assert doc["runtime"] == "podman"
     out = Path(doc["run_dir"]) / "workspace" / "out" / "result.txt"
-    assert out.read_text() == "in-container\nno-network\n"  # --network=none: not even loopback
+    # --network=none: not even loopback; the declared step reaches the portal on 127.0.0.1
+    assert out.read_text() == "in-container\nno-network\nreached\n"
 
 
 def test_failure_in_container(odrun, podman_ready: str, tmp_path: Path) -> None:

@@ -127,8 +127,7 @@ def crate(
             "license": {"@id": "https://spdx.org/licenses/CC0-1.0"},
             "conformsTo": [{"@id": p} for p in PROFILES],
             "mainEntity": {"@id": spec},
-            "hasPart": [{"@id": spec}]
-            + [{"@id": x["@id"]} for x in inputs + outputs + records],
+            "hasPart": [{"@id": spec}] + [{"@id": x["@id"]} for x in inputs + outputs + records],
             "mentions": [{"@id": "#run"}] + [{"@id": s["@id"]} for s in steps],
         },
         {

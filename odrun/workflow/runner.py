@@ -373,7 +373,7 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
         try:
             with log.open("wb") as out:
                 proc = subprocess.run(
-                    plan.runtime.argv(image, result.workspace, command),
+                    plan.runtime.argv(image, result.workspace, command, analysis.network(name)),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,

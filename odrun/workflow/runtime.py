@@ -1,6 +1,7 @@
 """Where a step's command runs: the host, or a container (podman, docker, apptainer).
 
-Containers get ``--network=none``, the workspace bind-mounted at the same
+Containers get ``--network=none`` (``--network=host`` for a step odrun.yaml's
+``network`` names), the workspace bind-mounted at the same
 absolute path (so ``cd <workspace>`` means the same inside and out, as on
 REANA), and ``/cvmfs/<repo>`` read-only for each repository the spec lists in
 ``workflow.resources.cvmfs`` (from ``$ODRUN_CVMFS_ROOT/<repo>`` when that is set).
@@ -28,8 +29,10 @@ class Runtime(Protocol):
         """Make sure ``image`` can run; raise ConfigError saying how to get it if not."""
         ...
 
-    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
-        """The process to start for one step command."""
+    def argv(
+        self, image: str | None, workspace: Path, command: str, network: bool = False
+    ) -> list[str]:
+        """The process to start for one step command; ``network``: the step may use it."""
         ...
 
 
@@ -45,7 +48,9 @@ class HostRuntime:
     def prepare(self, image: str | None) -> None:
         pass
 
-    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
+    def argv(
+        self, image: str | None, workspace: Path, command: str, network: bool = False
+    ) -> list[str]:
         return _bash(workspace, command)
 
 
@@ -104,10 +109,13 @@ class OciRuntime:
         value = out.stdout.strip()
         return value if out.returncode == 0 and value.startswith("sha256:") else None
 
-    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
+    def argv(
+        self, image: str | None, workspace: Path, command: str, network: bool = False
+    ) -> list[str]:
         if ":" in str(workspace) or "," in str(workspace):
             raise UsageError(f"workspace path {workspace} must not contain ':' or ','")
-        argv = [self.binary, "run", "--rm", "--network=none", "--security-opt", "label=disable"]
+        net = "--network=host" if network else "--network=none"
+        argv = [self.binary, "run", "--rm", net, "--security-opt", "label=disable"]
         argv += ["-v", f"{workspace}:{workspace}"]
         for repo in self.cvmfs:
             argv += ["-v", f"{cvmfs_repos.root() / repo}:{CVMFS_ROOT / repo}:ro"]
@@ -125,12 +133,15 @@ class ApptainerRuntime:
         if image is None:
             raise UsageError("a step has no 'environment' image", hint="use --runtime host")
 
-    def argv(self, image: str | None, workspace: Path, command: str) -> list[str]:
+    def argv(
+        self, image: str | None, workspace: Path, command: str, network: bool = False
+    ) -> list[str]:
         exe = shutil.which("apptainer") or shutil.which("singularity") or "apptainer"
         binds = ",".join(
             [str(workspace)] + [f"{cvmfs_repos.root() / r}:{CVMFS_ROOT / r}:ro" for r in self.cvmfs]
         )
-        options = ["--containall", "--net", "--network", "none", "--bind", binds]
+        isolate = [] if network else ["--net", "--network", "none"]
+        options = ["--containall", *isolate, "--bind", binds]
         bash = _bash(workspace, command)
         return [exe, "exec", *options, "--pwd", str(workspace), f"docker://{image}", *bash]
 

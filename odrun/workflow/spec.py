@@ -68,6 +68,12 @@ class Analysis:
         steps = spec.get("steps") or []
         return [s for s in steps if isinstance(s, dict)]
 
+    def network(self, step: str) -> bool:
+        """Whether odrun.yaml's ``network`` (true, or a list of step names) lets a step use
+        the network; every other step runs with ``--network=none``."""
+        allowed = self.manifest.get("network", False)
+        return allowed is True or (isinstance(allowed, list) and step in allowed)
+
     def files_in(self, section: str, kind: str) -> list[str]:
         return [str(x) for x in (self.reana or {}).get(section, {}).get(kind) or []]
 
@@ -207,8 +213,14 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
 
 
 def _reference_checks(analysis: Analysis) -> list[Finding]:
-    """Histogram references named by ``expect`` must exist in the analysis folder."""
+    """Histogram references named by ``expect`` exist; ``network`` names real steps."""
     out = []
+    allowed = analysis.manifest.get("network")
+    if isinstance(allowed, list) and analysis.workflow_type == "serial":
+        names = {str(s.get("name")) for s in analysis.steps}
+        for name in allowed:
+            if name not in names:
+                out.append(Finding("warning", "odrun.yaml network", f"no step named {name!r}"))
     for i, item in enumerate(analysis.manifest.get("expect") or []):
         for key, want in (item.get("histograms") or {}).items():
             ref = str(want["reference"]).partition("#")[0]
