@@ -226,3 +226,32 @@ def test_spec_checker_catches_bad_exchanges() -> None:
         spec, "GET", "/api/workflows/x/status", 200, "application/json",
         b'{"progress": {"total": {"total": "3"}}}')  # fmt: skip
     assert reana_server.check_response(spec, "GET", "/api/ping", 201, "application/json", b"{}")
+
+
+def test_remote_inputs_for_snakemake_wrap_the_snakefile(tmp_path: Path, portal) -> None:
+    from odrun.reana import spec as reana_spec
+    from odrun.settings import Settings
+    from odrun.workflow import load_analysis
+
+    folder = tmp_path / "smk"
+    folder.mkdir()
+    (folder / "Snakefile").write_text("rule all:\n    input: 'out.txt'\n")
+    (folder / "config.yaml").write_text("n: 3\n")
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  parameters:\n    input: config.yaml\n"
+        "workflow:\n  type: snakemake\n  file: Snakefile\n"
+    )
+    (folder / "odrun.yaml").write_text(
+        f"version: 1\nname: smk\nportal: {portal.url}\n"
+        "records:\n  - ref: 5500\n    names: ['*.py']\n    dest: code\n"
+    )
+    analysis = load_analysis(folder)
+    body = reana_spec.expand(analysis)
+    assert body["inputs"]["parameters"] == {"n": 3}  # the parameters file, loaded
+    records = reana_spec.resolve_records(analysis, Settings.load())
+    spec, extra = reana_spec.inject_fetch(body, records, portal.url)
+    assert spec["workflow"]["file"] == reana_spec.FETCH_SNAKEFILE
+    text = extra[reana_spec.FETCH_SNAKEFILE].decode()
+    assert text.index("include: 'Snakefile'") < text.index("rule odrun_fetch_inputs")
+    assert f"odrun --portal {portal.url} fetch 5500 --dest code --filter-name '*.py'" in text
+    assert ODRUN_IMAGE in text
