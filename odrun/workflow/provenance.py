@@ -10,6 +10,7 @@ tools. No environment variables are recorded (they may hold secrets).
 from __future__ import annotations
 
 import json
+import mimetypes
 from typing import TYPE_CHECKING, Any
 
 from odrun import __version__, cvmfs
@@ -30,12 +31,19 @@ PROFILES = [
 ]
 
 
+# formats mimetypes does not know, common in HEP analyses
+_FORMATS = {"root": "application/x-root", "yaml": "application/yaml", "yml": "application/yaml"}
+
+
 def _file(rel: str, entry: dict[str, Any]) -> dict[str, Any]:
     node: dict[str, Any] = {"@id": rel, "@type": "File", "name": rel.rsplit("/", 1)[-1]}
     if entry.get("size") is not None:
         node["contentSize"] = str(entry["size"])
     if entry.get("checksum"):
         node["identifier"] = entry["checksum"]
+    kind = mimetypes.guess_type(rel)[0] or _FORMATS.get(rel.rsplit(".", 1)[-1].lower())
+    if kind:
+        node["encodingFormat"] = kind
     return node
 
 
@@ -114,7 +122,7 @@ def crate(
         {
             "@id": "ro-crate-metadata.json",
             "@type": "CreativeWork",
-            "conformsTo": [{"@id": "https://w3id.org/ro/crate/1.1"}],
+            "conformsTo": {"@id": "https://w3id.org/ro/crate/1.1"},
             "about": {"@id": "./"},
         },
         {
