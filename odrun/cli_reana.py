@@ -13,8 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from odrun import render
 from odrun.cli import cli, global_options, json_option, settings_of
-from odrun.errors import ConfigError, UsageError
-from odrun.reana.client import ReanaClient, WorkflowLogs, WorkflowStatus
+from odrun.errors import CancelledError, ConfigError, UsageError
+from odrun.reana.client import ReanaClient
+from odrun.reana.models import WorkflowLogs, WorkflowStatus
 from odrun.reana.submit import (
     Submission,
     SubmitOptions,
@@ -187,8 +188,14 @@ def submit_cmd(
         poll_interval=poll_interval,
     )
     progress = _Progress(quiet=as_json)
-    with _client(ctx, server) as client, progress.show():
-        sub = submit(analysis, client, settings, options, say=_say, on_status=progress)
+    try:
+        with _client(ctx, server) as client, progress.show():
+            sub = submit(analysis, client, settings, options, say=_say, on_status=progress)
+    except KeyboardInterrupt:
+        raise CancelledError(
+            "stopped following; a workflow already started keeps running on REANA",
+            hint=f"odrun status {path} / odrun download {path} --verify / odrun stop {path}",
+        ) from None
     _finish(sub, as_json)
 
 

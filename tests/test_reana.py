@@ -255,3 +255,26 @@ def test_remote_inputs_for_snakemake_wrap_the_snakefile(tmp_path: Path, portal) 
     assert text.index("include: 'Snakefile'") < text.index("rule odrun_fetch_inputs")
     assert f"odrun --portal {portal.url} fetch 5500 --dest code --filter-name '*.py'" in text
     assert ODRUN_IMAGE in text
+
+
+def test_follow_rides_out_an_outage(odrun, reana, demo: Path) -> None:
+    reana.fail("GET", r"/status$", 503, count=9)  # two whole polls fail (4 attempts each)
+    res = odrun("submit", str(demo), "--follow", *POLL)
+    assert res.code == 0, res.err
+    assert reana.faults[0].count == 0
+
+
+def test_submission_crate_passes_the_ro_crate_validator(odrun, reana, demo: Path) -> None:
+    rocrate_validator = pytest.importorskip("rocrate_validator")
+    reason = rocrate_validator.ensure()
+    if reason:
+        pytest.skip(f"roc-validator unavailable: {reason}")
+    res = odrun("submit", str(demo), "--follow", "--verify", *POLL, "--json")
+    assert res.code == 0, res.err
+    run_dir = Path(res.json()["run_dir"])
+    # the local workspace mirrors what was sent and what came back
+    assert (run_dir / "workspace/data/900001/Dimuon_generated.csv").is_file()
+    assert (run_dir / "workspace/results/fit.json").is_file()
+    report = rocrate_validator.validate(run_dir, "workflow-run-crate-0.5")
+    assert report["issues"] == []
+    assert report["passed"] is True

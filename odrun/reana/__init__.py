@@ -1,6 +1,7 @@
 """Run analyses on REANA: a typed client of its REST API (0.9) and the submit workflow."""
 
-from odrun.reana.client import BUNDLES_V1, ReanaClient, ServerInfo, WorkflowStatus, redact
+from odrun.reana.client import ReanaClient, redact
+from odrun.reana.models import BUNDLES_V1, ServerInfo, WorkflowStatus
 from odrun.reana.spec import ODRUN_IMAGE
 
 __all__ = ["BUNDLES_V1", "ODRUN_IMAGE", "ReanaClient", "ServerInfo", "WorkflowStatus", "redact"]

@@ -11,13 +11,11 @@ gets two workflows.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -33,12 +31,20 @@ from odrun.errors import (
 from odrun.http import RETRY_STATUS, backoff_delay, make_client
 from odrun.settings import Settings
 
+from .models import (
+    Created,
+    ServerInfo,
+    WorkflowLogs,
+    WorkflowStatus,
+    WorkspaceFile,
+    none_if_empty,
+    parse_logs,
+    status_of,
+)
+
 if TYPE_CHECKING:
     import httpx
 
-#: what a REANA 0.95+ server advertises on /api/ping when it takes spec bundles
-BUNDLES_V1 = "workflow-specification-bundles-v1"
-TERMINAL = frozenset({"finished", "failed", "stopped", "deleted"})
 CHUNK = 1 << 20
 _TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s'\"]+")
 
@@ -65,105 +71,6 @@ class _RedactLogs(logging.Filter):
 _FILTER = _RedactLogs()
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).addFilter(_FILTER)
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """What ``GET /api/ping`` said."""
-
-    url: str
-    message: str
-    version: str | None = None
-    capabilities: tuple[str, ...] = ()
-
-    @property
-    def protocol(self) -> str:
-        return "bundles-v1" if BUNDLES_V1 in self.capabilities else "legacy-0.9"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "server": self.url,
-            "message": self.message,
-            "reana_server_version": self.version,
-            "api_capabilities": list(self.capabilities),
-            "protocol": self.protocol,
-        }
-
-
-@dataclass(frozen=True)
-class Jobs:
-    total: int = 0
-    running: int = 0
-    finished: int = 0
-    failed: int = 0
-
-
-@dataclass(frozen=True)
-class WorkflowStatus:
-    id: str
-    name: str
-    status: str
-    jobs: Jobs = field(default_factory=Jobs)
-    current_step: str | None = None
-    current_command: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "workflow_id": self.id,
-            "workflow_name": self.name,
-            "status": self.status,
-            "jobs": self.jobs.__dict__,
-            "current_step": self.current_step,
-            "current_command": self.current_command,
-        }
-
-
-@dataclass(frozen=True)
-class JobLog:
-    name: str
-    status: str
-    command: str
-    logs: str
-    image: str | None = None
-
-
-@dataclass(frozen=True)
-class WorkflowLogs:
-    workflow: str
-    jobs: tuple[JobLog, ...] = ()
-
-    @property
-    def failed(self) -> list[JobLog]:
-        return [j for j in self.jobs if j.status == "failed"]
-
-
-@dataclass(frozen=True)
-class WorkspaceFile:
-    name: str
-    size: int | None
-    modified: str | None = None
-
-
-@dataclass(frozen=True)
-class Created:
-    id: str
-    name: str
-
-
-def _jobs(progress: Mapping[str, Any]) -> Jobs:
-    def count(key: str) -> int:
-        value = progress.get(key)
-        return int(value.get("total") or 0) if isinstance(value, Mapping) else 0
-
-    return Jobs(count("total"), count("running"), count("finished"), count("failed"))
-
-
-def _none(value: Any) -> str | None:
-    return None if value in (None, "", "None") else str(value)
 
 
 class ReanaClient:
@@ -308,7 +215,7 @@ class ReanaClient:
         return ServerInfo(
             self.server,
             str(data.get("message") or ""),
-            _none(data.get("reana_server_version")),
+            none_if_empty(data.get("reana_server_version")),
             tuple(str(c) for c in caps) if isinstance(caps, list) else (),
         )
 
@@ -320,7 +227,7 @@ class ReanaClient:
             {"type": "batch", "workflow_id_or_name": name, "include_progress": "true"},
         )
         items = data.get("items", []) if isinstance(data, dict) else data
-        return [_status(item) for item in items or [] if isinstance(item, dict)]
+        return [status_of(item) for item in items or [] if isinstance(item, dict)]
 
     def create(self, name: str, spec: Mapping[str, Any], bundle: bytes | None = None) -> Created:
         """Create workflow ``name``; never creates it twice.
@@ -399,7 +306,7 @@ class ReanaClient:
     def status(self, workflow: str) -> WorkflowStatus:
         route = f"/api/workflows/{quote(workflow, safe='')}/status"
         data = self._get_json(route, f"status of {workflow}")
-        return _status(data if isinstance(data, dict) else {})
+        return status_of(data if isinstance(data, dict) else {})
 
     def stop(self, workflow: str) -> None:
         route = f"/api/workflows/{quote(workflow, safe='')}/status"
@@ -428,7 +335,7 @@ class ReanaClient:
                 WorkspaceFile(
                     str(item.get("name")),
                     int(raw) if isinstance(raw, int) else None,
-                    _none(item.get("last-modified")),
+                    none_if_empty(item.get("last-modified")),
                 )
             )
         return out
@@ -487,40 +394,3 @@ def _json(response: httpx.Response, what: str) -> Any:
         return response.json()
     except ValueError:
         raise TransportError(f"REANA {what}: the server did not answer JSON") from None
-
-
-def _status(data: Mapping[str, Any]) -> WorkflowStatus:
-    progress = data.get("progress") or {}
-    return WorkflowStatus(
-        str(data.get("id") or data.get("workflow_id") or ""),
-        str(data.get("name") or data.get("workflow_name") or ""),
-        str(data.get("status") or "unknown"),
-        _jobs(progress),
-        _none(progress.get("current_step_name")),
-        _none(progress.get("current_command")),
-    )
-
-
-def parse_logs(raw: Any) -> WorkflowLogs:
-    """REANA 0.9 logs: a JSON document inside the ``logs`` string (workflow + job logs)."""
-    if not isinstance(raw, str):
-        return WorkflowLogs("")
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        return WorkflowLogs(raw)
-    if not isinstance(doc, dict):
-        return WorkflowLogs(raw)
-    jobs = []
-    for job in (doc.get("job_logs") or {}).values():
-        if isinstance(job, dict):
-            jobs.append(
-                JobLog(
-                    str(job.get("job_name") or "?"),
-                    str(job.get("status") or "?"),
-                    str(job.get("cmd") or ""),
-                    str(job.get("logs") or ""),
-                    _none(job.get("docker_img")),
-                )
-            )
-    return WorkflowLogs(str(doc.get("workflow_logs") or ""), tuple(jobs))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from odrun.checksum import checksum_file
-from odrun.errors import UsageError, WorkflowError
+from odrun.errors import TransportError, UsageError, WorkflowError
 from odrun.records.cache import atomic_write
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
@@ -33,9 +33,12 @@ from odrun.workflow.runner import RunResult
 from odrun.workflow.spec import Analysis, SpecError, validate
 
 from . import spec as reana_spec
-from .client import ReanaClient, WorkflowLogs, WorkflowStatus
+from .client import ReanaClient
+from .models import WorkflowLogs, WorkflowStatus
 
 FORMAT_VERSION = 1
+#: failed status polls in a row (each with its own retries) before --follow gives up
+FOLLOW_OUTAGE_POLLS = 10
 RECORD = "submission.json"
 Say = Callable[[str], None]
 OnStatus = Callable[[WorkflowStatus], None]
@@ -200,7 +203,10 @@ def submit(
     )
     sub.save()
     say(f"created workflow {created.name} ({created.id})")
-    staged = sub.run_dir / "inputs"
+    # the local workspace/ mirrors what is sent: hard links where possible, so no extra disk
+    staged = sub.run_dir / "workspace"
+    for rel, path in uploads:
+        _place(path, staged / rel)
     for rel, data in extra.items():
         (staged / rel).parent.mkdir(parents=True, exist_ok=True)
         (staged / rel).write_bytes(data)
@@ -213,7 +219,6 @@ def submit(
             {"path": rel, "size": path.stat().st_size, "checksum": str(checksum_file(path))}
         )
     say(f"uploaded {len(uploads)} files")
-    shutil.rmtree(staged, ignore_errors=True)
     client.start(created.id)
     sub.status = "queued"
     sub.save()
@@ -262,9 +267,22 @@ def follow(
     *,
     sleep: Callable[[float], None] = time.sleep,
 ) -> WorkflowStatus:
-    """Poll the status until the workflow ends; every answer goes to ``on_status``."""
+    """Poll the status until the workflow ends; every answer goes to ``on_status``.
+
+    A server that stays unreachable for a while (each poll already retries with
+    backoff) is polled again, up to ``FOLLOW_OUTAGE_POLLS`` failed polls in a row.
+    """
+    failures = 0
     while True:
-        status = client.status(sub.workflow_id)
+        try:
+            status = client.status(sub.workflow_id)
+        except TransportError:
+            failures += 1
+            if failures >= FOLLOW_OUTAGE_POLLS:
+                raise
+            sleep(poll_interval)
+            continue
+        failures = 0
         on_status(status)
         sub.update(status)
         sub.save()
