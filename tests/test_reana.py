@@ -278,3 +278,35 @@ def test_submission_crate_passes_the_ro_crate_validator(odrun, reana, demo: Path
     report = rocrate_validator.validate(run_dir, "workflow-run-crate-0.5")
     assert report["issues"] == []
     assert report["passed"] is True
+
+
+def test_httpx_logs_never_show_the_token(
+    odrun, reana, demo: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        assert odrun("submit", str(demo)).code == 0
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "access_token=***" in text  # httpx logged the requests, scrubbed
+    assert reana.token not in text
+
+
+def test_auto_inputs_choose_remote_for_large_records() -> None:
+    from types import SimpleNamespace
+
+    from odrun.reana.submit import choose_inputs
+
+    big = [SimpleNamespace(size=2_000_000_000)]
+    small = [SimpleNamespace(size=10)]
+    assert choose_inputs("auto", big, local_portal=False) == "remote"  # type: ignore[arg-type]
+    assert choose_inputs("auto", big, local_portal=True) == "upload"  # type: ignore[arg-type]
+    assert choose_inputs("auto", small, local_portal=False) == "upload"  # type: ignore[arg-type]
+    assert choose_inputs("remote", small, local_portal=True) == "remote"  # type: ignore[arg-type]
+
+
+def test_no_server_configured(odrun, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REANA_SERVER_URL", raising=False)
+    res = odrun("status", "some-workflow")
+    assert res.code == 8
+    assert "REANA_SERVER_URL" in res.err
