@@ -84,7 +84,8 @@ def probe(name: str, base: Path | None = None) -> RepoState:
     """Look at ``<root>/<name>`` (listing it makes autofs mount a real repository)."""
     path = (base or root()) / name
     try:
-        next(os.scandir(path), None)  # trigger the automounter
+        with os.scandir(path) as entries:  # listing triggers the automounter
+            next(entries, None)
         present = path.is_dir()
     except OSError:
         present = False

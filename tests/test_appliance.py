@@ -1,0 +1,227 @@
+"""The appliance: Vagrantfile, provision.sh, and the user-data `odrun appliance user-data`
+renders, checked with the real tools (vagrant, cloud-init, shellcheck) and by running the
+provisioning script's configuration step for real under a scratch root."""
+
+from __future__ import annotations
+
+import configparser
+import email
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from odrun.appliance import PROVISION_PATH, SETTINGS_PATH, ApplianceSettings, user_data
+
+REPO = Path(__file__).resolve().parent.parent
+APPLIANCE = REPO / "appliance"
+ROOT_HASH = "0123456789abcdef0123456789abcdef01234567"
+
+
+def need(tool: str) -> str:
+    exe = shutil.which(tool)
+    if exe is None:
+        pytest.skip(f"{tool} is not installed (tests/run installs it)")
+    return exe
+
+
+def run(*argv: str, **kwargs) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False, **kwargs)
+
+
+def schema_ok(path: Path) -> subprocess.CompletedProcess[str]:
+    return run(need("cloud-init"), "schema", "--config-file", str(path))
+
+
+def test_shellcheck_clean() -> None:
+    scripts = sorted(APPLIANCE.rglob("*.sh"))
+    assert scripts
+    done = run(need("shellcheck"), "--severity=style", *map(str, scripts))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def copy_project(dest: Path) -> Path:
+    shutil.copy(REPO / "Vagrantfile", dest / "Vagrantfile")
+    shutil.copytree(APPLIANCE, dest / "appliance")
+    return dest
+
+
+def test_vagrant_validate(tmp_path: Path) -> None:
+    vagrant = need("vagrant")
+    env = {**os.environ, "VAGRANT_HOME": str(tmp_path / "vagrant-home")}
+    good = copy_project(tmp_path)
+    ok = run(vagrant, "validate", "--ignore-provider", cwd=good, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "validated successfully" in ok.stdout
+    # with the settings vagrant users give, too
+    env_set = {**env, "ODRUN_BOX": "almalinux/9", "CVMFS_QUOTA_LIMIT": "50000"}
+    assert run(vagrant, "validate", "--ignore-provider", cwd=good, env=env_set).returncode == 0
+    # the check can fail: a provisioner whose file is missing
+    (good / "appliance" / "appliance.env").unlink()
+    broken = run(vagrant, "validate", "--ignore-provider", cwd=good, env=env)
+    assert broken.returncode != 0
+    assert "appliance.env" in broken.stdout + broken.stderr
+
+
+def test_checked_in_cloud_configs_are_valid_and_current() -> None:
+    configs = sorted((APPLIANCE / "cloud-init").glob("*.yaml"))
+    assert {p.name for p in configs} >= {"base.yaml", "user-data.yaml"}
+    for path in configs:
+        done = schema_ok(path)
+        assert done.returncode == 0, f"{path}: {done.stdout}{done.stderr}"
+    # the rendered defaults shipped for people without odrun are what odrun renders now
+    assert (APPLIANCE / "cloud-init" / "user-data.yaml").read_text() == user_data(
+        ApplianceSettings()
+    ), "run: odrun appliance user-data -o appliance/cloud-init/user-data.yaml"
+    cernvm = (APPLIANCE / "cloud-init" / "user-data-cernvm.txt").read_text()
+    assert cernvm == user_data(ApplianceSettings(), cernvm=True), (
+        "run: odrun appliance user-data --cernvm -o appliance/cloud-init/user-data-cernvm.txt"
+    )
+
+
+@pytest.mark.parametrize("cloud", ["openstack", "ec2", "gce"])
+def test_rendered_cloud_config(odrun, tmp_path: Path, cloud: str) -> None:
+    out = tmp_path / "user-data.yaml"
+    result = odrun(
+        "appliance", "user-data", "--cloud", cloud, "--cvmfs-repos", "cms.cern.ch,sft.cern.ch",
+        "--proxy", "http://127.0.0.1:3128;DIRECT", "--quota-mb", "8000", "-o", str(out),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "launch with" in result.err
+    text = out.read_text()
+    assert text.startswith("#cloud-config\n")
+    assert schema_ok(out).returncode == 0, schema_ok(out).stdout
+    doc = yaml.safe_load(text)
+    files = {f["path"]: f for f in doc["write_files"]}
+    assert files[PROVISION_PATH]["content"] == (APPLIANCE / "provision.sh").read_text()
+    assert files[PROVISION_PATH]["permissions"] == "0755"
+    assert doc["runcmd"] == [[PROVISION_PATH]]
+    settings = files[SETTINGS_PATH]["content"]
+    assert "ODRUN_CVMFS_REPOS=cms.cern.ch,sft.cern.ch\n" in settings
+    assert f"ODRUN_APPLIANCE_CLOUD={cloud}\n" in settings
+    # stdout without -o: the same document
+    again = odrun("appliance", "user-data", "--cloud", cloud, "--cvmfs-repos", "cms.cern.ch",
+                  "--cvmfs-repos", "sft.cern.ch", "--proxy", "http://127.0.0.1:3128;DIRECT",
+                  "--quota-mb", "8000")  # fmt: skip
+    assert again.out == text
+
+
+def provision_under(root: Path, cloud_config: str) -> subprocess.CompletedProcess[str]:
+    """Lay the cloud-config's write_files under ``root``, then run its script's config step."""
+    doc = yaml.safe_load(cloud_config)
+    for entry in doc["write_files"]:
+        path = root / entry["path"].lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(entry["content"])
+        path.chmod(int(entry["permissions"], 8))
+    script = root / PROVISION_PATH.lstrip("/")
+    env = {"PATH": os.environ["PATH"], "ODRUN_APPLIANCE_ROOT": str(root)}
+    return run(str(script), "--only", "cvmfs-config", env=env)
+
+
+def test_rendered_provisioning_configures_cvmfs(odrun, tmp_path: Path) -> None:
+    lock = tmp_path / "odrun.lock"
+    lock.write_text(json.dumps({"cvmfs": {
+        "cms.cern.ch": {"revision": "123", "root_hash": ROOT_HASH},
+        "sft.cern.ch": {"revision": None, "root_hash": None},
+    }}))  # fmt: skip
+    result = odrun(
+        "appliance", "user-data", "--cvmfs-repos", "cms-opendata-conddb.cern.ch",
+        "--proxy", "http://127.0.0.1:3128|http://127.0.0.2:3128;DIRECT", "--quota-mb", "12000",
+        "--pin-from", str(lock),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    root = tmp_path / "root"
+    done = provision_under(root, result.out)
+    assert done.returncode == 0, done.stderr
+    local = (root / "etc/cvmfs/default.local").read_text().splitlines()
+    assert "CVMFS_REPOSITORIES=cms-opendata-conddb.cern.ch,cms.cern.ch" in local
+    assert "CVMFS_CLIENT_PROFILE=single" in local
+    assert 'CVMFS_HTTP_PROXY="http://127.0.0.1:3128|http://127.0.0.2:3128;DIRECT"' in local
+    assert "CVMFS_QUOTA_LIMIT=12000" in local
+    pin = (root / "etc/cvmfs/config.d/cms.cern.ch.local").read_text()
+    assert f"CVMFS_ROOT_HASH={ROOT_HASH}\n" in pin
+    assert not (root / "etc/cvmfs/config.d/sft.cern.ch.local").exists()
+
+
+def test_provision_settings_precedence_and_errors(tmp_path: Path) -> None:
+    script = str(APPLIANCE / "provision.sh")
+    (tmp_path / "etc/odrun").mkdir(parents=True)
+    shutil.copy(APPLIANCE / "appliance.env", tmp_path / "etc/odrun/appliance.env")
+    env = {"PATH": os.environ["PATH"], "ODRUN_APPLIANCE_ROOT": str(tmp_path)}
+    done = run(script, "--only", "cvmfs-config", env={**env, "CVMFS_QUOTA_LIMIT": "777"})
+    assert done.returncode == 0, done.stderr
+    local = (tmp_path / "etc/cvmfs/default.local").read_text()
+    assert "CVMFS_QUOTA_LIMIT=777\n" in local  # the environment wins over the file
+    assert "CVMFS_REPOSITORIES=cms.cern.ch,cms-opendata-conddb.cern.ch,sft.cern.ch\n" in local
+    assert "CVMFS_HTTP_PROXY" not in local  # empty: profile single alone
+    bad = run(script, "--only", "cvmfs-config", env={**env, "CVMFS_QUOTA_LIMIT": "lots"})
+    assert bad.returncode != 0
+    assert "CVMFS_QUOTA_LIMIT must be a number of MB" in bad.stderr
+    bad = run(script, "--only", "cvmfs-config", env={**env, "ODRUN_CVMFS_PINS": "cms.cern.ch=xyz"})
+    assert bad.returncode != 0
+    assert "ODRUN_CVMFS_PINS" in bad.stderr
+    (tmp_path / "etc/odrun/appliance.env").write_text("SOMETHING=1\n")
+    bad = run(script, "--only", "cvmfs-config", env=env)
+    assert bad.returncode != 0
+    assert "unknown setting SOMETHING" in bad.stderr
+    assert run(script, "--only", "nonsense", env=env).returncode != 0
+
+
+def test_cernvm_multipart(odrun, tmp_path: Path) -> None:
+    result = odrun("appliance", "user-data", "--cernvm", "--cloud", "ec2",
+                   "--proxy", "http://127.0.0.1:3128;DIRECT")  # fmt: skip
+    assert result.code == 0, result.err
+    message = email.message_from_string(result.out)
+    assert message.is_multipart()
+    parts = {p.get_content_type(): p for p in message.get_payload()}
+    assert set(parts) == {"text/ucernvm", "text/amiconfig-user-data", "text/cloud-config"}
+    for part in parts.values():
+        assert part["Content-Transfer-Encoding"] == "7bit"  # readable by the bootloader's grep
+    ucernvm = parts["text/ucernvm"].get_payload()
+    lines = ucernvm.strip().splitlines()
+    assert lines[0] == "[ucernvm-begin]"
+    assert lines[-1] == "[ucernvm-end]"
+    assert "cvmfs_http_proxy=http://127.0.0.1:3128;DIRECT" in lines
+    assert "[ucernvm-begin]" in result.out  # in the raw user-data, as the bootloader reads it
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read_string(parts["text/amiconfig-user-data"].get_payload())
+    assert ini["amiconfig"]["plugins"] == "cernvm"
+    assert ini["cernvm"]["repositories"] == "cms.cern.ch,cms-opendata-conddb.cern.ch,sft.cern.ch"
+    assert ini["cernvm"]["proxy"] == "http://127.0.0.1:3128;DIRECT"
+    config = tmp_path / "cloud-config.yaml"
+    config.write_text(parts["text/cloud-config"].get_payload())
+    done = schema_ok(config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # no proxy: the proxy lines are left out, not left empty
+    plain = odrun("appliance", "user-data", "--cernvm").out
+    assert "cvmfs_http_proxy=" not in plain
+    assert "\nproxy=" not in plain
+
+
+def test_bad_options_and_size_limits(odrun, tmp_path: Path) -> None:
+    cases = {
+        ("--cvmfs-repos", "CMS"): "not a fully qualified repository name",
+        ("--proxy", "http://x y"): "is not a CVMFS proxy list",
+        ("--quota-mb", "10"): "--quota-mb 10",
+        ("--cloud", "azure"): "azure",
+    }
+    for args, message in cases.items():
+        result = odrun("appliance", "user-data", *args, "-o", str(tmp_path / "ud"))
+        assert result.code == 2, (args, result.err)
+        assert message in result.err
+    assert not (tmp_path / "ud").exists()  # nothing half-written
+    many = ",".join(f"repository-number-{n}.example.org" for n in range(400))
+    big = odrun("appliance", "user-data", "--cloud", "ec2", "--cvmfs-repos", many)
+    assert big.code == 2
+    assert "over the 16384-byte limit of ec2" in big.err
+    assert odrun("appliance", "user-data", "--cloud", "gce", "--cvmfs-repos", many).code == 0
+    not_a_lock = tmp_path / "odrun.lock"
+    not_a_lock.write_text("[]")
+    bad = odrun("appliance", "user-data", "--pin-from", str(not_a_lock))
+    assert bad.code == 2
+    assert "not an odrun.lock" in bad.err
