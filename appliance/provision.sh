@@ -153,7 +153,8 @@ step_odrun() {
   local venv=/opt/odrun
   [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$ODRUN_PIP_SPEC"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$ODRUN_PIP_SPEC" \
+    || die "pip cannot install ODRUN_PIP_SPEC='$ODRUN_PIP_SPEC': set it to a wheel URL, a path or 'odrun @ git+https://...' (odrun appliance user-data --pip-spec)"
   ln -sf "$venv/bin/odrun" /usr/local/bin/odrun
   log "installed $(/usr/local/bin/odrun --version)"
 }
