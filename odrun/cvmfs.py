@@ -24,6 +24,8 @@ DEFAULT_ROOT = Path("/cvmfs")
 OPEN_DATA_REPOS = ("cms.cern.ch", "cms-opendata-conddb.cern.ch", "sft.cern.ch")
 XATTR_REVISION = "user.revision"
 XATTR_ROOT_HASH = "user.root_hash"
+#: the pin of a repository whose state is not known
+UNKNOWN_PIN: dict[str, str | None] = {"revision": None, "root_hash": None}
 _REPO = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 
 

@@ -189,3 +189,22 @@ def test_run_without_the_repository_is_a_clear_error(odrun, tmp_path: Path) -> N
     result = odrun("run", str(tmp_path), "--runtime", "host")
     assert result.code == 8
     assert "/cvmfs/absent-repo.cern.ch" in result.err
+
+
+def test_crate_measures_revisions_only_for_local_runs(
+    repo: cvmfs_tree.Mounted, tmp_path: Path
+) -> None:
+    from odrun.workflow import load_analysis
+    from odrun.workflow.provenance import crate
+    from odrun.workflow.runner import RunResult
+
+    cvmfs_spec(tmp_path, "localhost/not-used", {"read": ["true"]})
+    analysis = load_analysis(tmp_path)
+    result = RunResult("cvmfs-test", tmp_path)
+    node_id = f"#cvmfs-{cvmfs_tree.REPO}"
+    local = {n["@id"]: n for n in crate(result, analysis)["@graph"]}[node_id]
+    assert local["version"] == cvmfs_tree.REVISION
+    where = {"server": "https://reana.example.org", "workflow_id": "w-1", "name": "cvmfs-test.1"}
+    remote = {n["@id"]: n for n in crate(result, analysis, where)["@graph"]}[node_id]
+    assert "version" not in remote  # it ran on REANA's CVMFS, not this machine's
+    assert "identifier" not in remote

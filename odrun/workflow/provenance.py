@@ -69,7 +69,9 @@ def crate(
         }
         for r in result.records
     ]
-    repos = cvmfs.pins(cvmfs.declared_repos(analysis.reana))
+    declared = cvmfs.declared_repos(analysis.reana)
+    # revisions are measured here, so only for runs on this machine (not on REANA)
+    repos = cvmfs.pins(declared) if not reana else dict.fromkeys(declared, cvmfs.UNKNOWN_PIN)
     records += [
         {
             "@id": f"#cvmfs-{name}",
