@@ -5,8 +5,10 @@ info, list/create workflows, workspace upload/list/download, start, status,
 stop, logs) over a fake workflow engine: a **serial** workflow really runs, its
 steps' commands executed with ``bash -c`` in the workflow's workspace on this
 host, in a thread (no containers: the step images are ignored; the odrun
-runtime image's ``odrun`` is this interpreter's). Other workflow types are not
-executed: they go queued -> running -> finished over successive status polls.
+runtime image's ``odrun`` is this interpreter's). A **snakemake** workflow runs
+with the installed Snakemake, its parameters as config, as one job. Other
+workflow types are not executed: they go queued -> running -> finished over
+successive status polls.
 
 Every request is checked against the OpenAPI (Swagger 2.0) operation it hits
 (path, method, declared and required query parameters, their types and enums,
@@ -24,6 +26,8 @@ import io
 import json
 import os
 import re
+import shutil
+import string
 import subprocess
 import sys
 import threading
@@ -264,30 +268,49 @@ class ReanaServer:
     def start(self, wf: Workflow) -> None:
         wf.status = "queued"
         steps = wf.spec.get("workflow", {}).get("specification", {}).get("steps") or []
-        if wf.spec.get("workflow", {}).get("type") == "serial":
+        wtype = wf.spec.get("workflow", {}).get("type")
+        if wtype == "serial":
             wf.total = len(steps)
             threading.Thread(target=self._run_serial, args=(wf, steps), daemon=True).start()
+        elif wtype == "snakemake" and shutil.which("snakemake"):
+            wf.total = 1
+            threading.Thread(target=self._run_snakemake, args=(wf,), daemon=True).start()
         else:
             wf.total = 1
 
+    def _job(self, wf: Workflow, name: str, image: object = "") -> dict[str, Any]:
+        job = {"id": str(uuid.uuid4()), "job_name": name, "status": "running"}
+        job |= {"cmd": "", "logs": "", "docker_img": str(image)}
+        wf.jobs.append(job)
+        return job
+
+    def _run_snakemake(self, wf: Workflow) -> None:
+        """As REANA's snakemake engine: the parameters are the config, the workspace the
+        working directory; here one job runs the whole workflow (rule images ignored)."""
+        import yaml
+
+        config = wf.workspace.parent / f"{wf.id}-config.yaml"
+        config.write_text(yaml.safe_dump(wf.spec.get("inputs", {}).get("parameters") or {}))
+        snakefile = str(wf.spec["workflow"].get("file") or "Snakefile")
+        argv = ["snakemake", "--snakefile", str(wf.workspace / snakefile), "--configfile",
+                str(config), "--directory", str(wf.workspace), "--cores", "1"]  # fmt: skip
+        wf.status = "running"
+        job = self._job(wf, "snakemake")
+        job["cmd"] = " ".join(argv)
+        proc = subprocess.run(
+            argv, env=_engine_env(), capture_output=True, text=True, timeout=300, check=False
+        )
+        job["logs"] = proc.stdout + proc.stderr
+        job["status"] = wf.status = "finished" if proc.returncode == 0 else "failed"
+        wf.engine_log += f"snakemake exited with {proc.returncode}\n"
+
     def _run_serial(self, wf: Workflow, steps: list[dict[str, Any]]) -> None:
         params = {k: str(v) for k, v in (wf.spec.get("inputs", {}).get("parameters") or {}).items()}
-        env = dict(os.environ)
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        env = _engine_env()
         wf.status = "running"
         for i, step in enumerate(steps):
-            job = {
-                "id": str(uuid.uuid4()),
-                "job_name": str(step.get("name") or f"step{i}"),
-                "status": "running",
-                "cmd": "",
-                "logs": "",
-                "docker_img": str(step.get("environment") or ""),
-            }
-            wf.jobs.append(job)
+            job = self._job(wf, str(step.get("name") or f"step{i}"), step.get("environment") or "")
             for raw in step.get("commands") or []:
-                import string
-
                 command = string.Template(str(raw)).safe_substitute(params)
                 job["cmd"] = command
                 proc = subprocess.run(
@@ -310,13 +333,20 @@ class ReanaServer:
         wf.status = "finished"
 
     def poll(self, wf: Workflow) -> None:
-        """Non-serial workflows advance one state per status poll."""
-        if wf.spec.get("workflow", {}).get("type") == "serial":
+        """Workflows the engine does not run advance one state per status poll."""
+        if wf.jobs or wf.spec.get("workflow", {}).get("type") == "serial":
             return
         wf.polls += 1
         order = ["queued", "running", "finished"]
         if wf.status in order[:-1] and wf.polls >= 2:
             wf.status = order[order.index(wf.status) + 1]
+
+
+def _engine_env() -> dict[str, str]:
+    """The steps' environment: this one, with this interpreter's scripts (odrun) first."""
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
 
 
 def _now() -> str:

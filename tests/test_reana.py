@@ -228,7 +228,7 @@ def test_spec_checker_catches_bad_exchanges() -> None:
     assert reana_server.check_response(spec, "GET", "/api/ping", 201, "application/json", b"{}")
 
 
-def test_remote_inputs_for_snakemake_wrap_the_snakefile(tmp_path: Path, portal) -> None:
+def test_remote_inputs_for_snakemake_add_a_fetch_rule(tmp_path: Path, portal) -> None:
     from odrun.reana import spec as reana_spec
     from odrun.settings import Settings
     from odrun.workflow import load_analysis
@@ -249,10 +249,12 @@ def test_remote_inputs_for_snakemake_wrap_the_snakefile(tmp_path: Path, portal) 
     body = reana_spec.expand(analysis)
     assert body["inputs"]["parameters"] == {"n": 3}  # the parameters file, loaded
     records = reana_spec.resolve_records(analysis, Settings.load())
-    spec, extra = reana_spec.inject_fetch(body, records, portal.url)
-    assert spec["workflow"]["file"] == reana_spec.FETCH_SNAKEFILE
-    text = extra[reana_spec.FETCH_SNAKEFILE].decode()
-    assert text.index("include: 'Snakefile'") < text.index("rule odrun_fetch_inputs")
+    original = (folder / "Snakefile").read_text()
+    spec, extra = reana_spec.inject_fetch(body, records, portal.url, original)
+    assert spec["workflow"]["file"] == "Snakefile"
+    text = extra["Snakefile"].decode()
+    assert text.startswith(original)  # its first rule stays the default target
+    assert "rule odrun_fetch_inputs:" in text
     assert f"odrun --portal {portal.url} fetch 5500 --dest code --filter-name '*.py'" in text
     assert ODRUN_IMAGE in text
 
@@ -310,3 +312,51 @@ def test_no_server_configured(odrun, demo: Path, monkeypatch: pytest.MonkeyPatch
     res = odrun("status", "some-workflow")
     assert res.code == 8
     assert "REANA_SERVER_URL" in res.err
+
+
+SNAKEFILE = """\
+rule all:
+    input: "results/count.txt"
+
+rule count:
+    input: "data/900001/Dimuon_generated.csv"
+    output: "results/count.txt"
+    params: label=config["label"]
+    shell: "echo {params.label} $(wc -l < {input}) > {output}"
+"""
+
+
+@pytest.mark.skipif(shutil.which("snakemake") is None, reason="snakemake not installed")
+@pytest.mark.parametrize("inputs", ["upload", "remote"])
+def test_snakemake_submit(odrun, reana, tmp_path: Path, inputs: str) -> None:
+    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
+    folder = tmp_path / "smk"
+    (folder / "workflow").mkdir(parents=True)
+    (folder / "workflow" / "Snakefile").write_text(SNAKEFILE)
+    (folder / "params.yaml").write_text("label: muons\n")
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  parameters:\n    input: params.yaml\n"
+        "workflow:\n  type: snakemake\n  file: workflow/Snakefile\n"
+        "outputs:\n  files: [results/count.txt]\n"
+    )
+    (folder / "odrun.yaml").write_text(
+        "version: 1\nname: smk\nportal: file:../mirror\nrecords:\n  - ref: 900001\n"
+        "    names: [Dimuon_generated.csv]\n    dest: data/900001\n"
+        "expect:\n  - file: results/count.txt\n"
+    )
+    res = odrun("submit", str(folder), "--inputs", inputs, "--follow", "--verify", *POLL, "--json")
+    assert res.code == 0, res.err
+    doc = res.json()
+    wf = reana.find(doc["workflow_id"])
+    assert wf is not None
+    assert wf.spec["inputs"]["parameters"] == {"label": "muons"}  # the parameters file, loaded
+    lines = len((tmp_path / "mirror/files/900001/Dimuon_generated.csv").read_text().splitlines())
+    assert (folder / "results" / "count.txt").read_text() == f"muons {lines}\n"
+    uploaded = {u["path"] for u in doc["uploaded"]}
+    if inputs == "remote":  # the data came through the injected rule's `odrun fetch`
+        assert "data/900001/Dimuon_generated.csv" not in uploaded
+        assert "rule odrun_fetch_inputs:" in (wf.workspace / "workflow/Snakefile").read_text()
+        assert "odrun_fetch_inputs" in wf.jobs[0]["logs"]
+        assert "odrun_fetch_inputs" not in (folder / "workflow/Snakefile").read_text()
+    else:
+        assert "data/900001/Dimuon_generated.csv" in uploaded

@@ -34,7 +34,7 @@ from odrun.workflow.spec import Analysis, SpecError
 #: the odrun runtime image the injected fetch step runs in (built from images/odrun)
 ODRUN_IMAGE = f"docker.io/odrun/odrun:{__version__}"
 FETCH_STEP = "odrun-fetch-inputs"
-FETCH_SNAKEFILE = "odrun-fetch-inputs.smk"
+FETCH_RULE = "odrun_fetch_inputs"
 #: above this many bytes of declared record files, --inputs auto fetches in the cluster
 REMOTE_THRESHOLD = 1_000_000_000
 
@@ -147,11 +147,15 @@ def fetch_command(inputs: RecordInputs, portal: str | None) -> str:
 
 
 def inject_fetch(
-    spec: dict[str, Any], records: list[RecordInputs], portal: str | None
+    spec: dict[str, Any],
+    records: list[RecordInputs],
+    portal: str | None,
+    snakefile_text: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """``spec`` with a first step/rule fetching ``records`` in the cluster.
 
-    Returns the new spec and the extra files to upload (the snakemake wrapper).
+    Returns the new spec and the files to upload instead of the analysis' own (for
+    snakemake: ``snakefile_text``, the workflow file, with the fetch rule added).
     """
     spec = copy.deepcopy(spec)
     commands = [fetch_command(r, portal) for r in records]
@@ -163,19 +167,18 @@ def inject_fetch(
         steps.insert(0, {"name": FETCH_STEP, "environment": ODRUN_IMAGE, "commands": commands})
         return spec, {}
     if wtype == "snakemake":
-        original = str(spec["workflow"].get("file") or "Snakefile")
+        # appended, not prepended: the Snakefile's first rule stays the default target,
+        # and Snakemake runs this rule first because the other rules need its outputs
+        snakefile = str(spec["workflow"].get("file") or "Snakefile")
         outputs = [f"{r.dest}/{f.path}" for r in records for f in r.files]
-        # the original first: its first rule stays Snakemake's default target
-        text = (
-            "# written by odrun submit --inputs remote: fetch the declared records first\n"
-            f"include: {original!r}\n\n"
-            "rule odrun_fetch_inputs:\n"
+        rule = (
+            "\n\n# added by odrun submit --inputs remote: fetch the declared records first\n"
+            f"rule {FETCH_RULE}:\n"
             f"    output: {outputs!r}\n"
             f"    container: {'docker://' + ODRUN_IMAGE!r}\n"
             f"    shell: {' && '.join(commands)!r}\n"
         )
-        spec["workflow"]["file"] = FETCH_SNAKEFILE
-        return spec, {FETCH_SNAKEFILE: text.encode()}
+        return spec, {snakefile: (snakefile_text or "").rstrip("\n").encode() + rule.encode()}
     raise UsageError(
         f"--inputs remote supports serial and snakemake workflows, not {wtype}",
         hint="use --inputs upload",

@@ -183,7 +183,10 @@ def submit(
         if portal and portal.startswith("file:"):
             say(f"warning: --inputs remote with a local mirror portal {portal}: the cluster "
                 "must see that path")  # fmt: skip
-        body, extra = reana_spec.inject_fetch(body, records, portal)
+        wfile = analysis.root / str(body["workflow"].get("file") or "Snakefile")
+        text = wfile.read_text(encoding="utf-8") if wfile.is_file() else None
+        body, extra = reana_spec.inject_fetch(body, records, portal, text)
+        uploads = [(rel, path) for rel, path in uploads if rel not in extra]
     name = workflow_name(options.name or analysis.name)
     bundle = None
     if info.protocol == "bundles-v1":
@@ -207,9 +210,8 @@ def submit(
     staged = sub.run_dir / "workspace"
     for rel, path in uploads:
         _place(path, staged / rel)
-    for rel, data in extra.items():
-        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
-        (staged / rel).write_bytes(data)
+    for rel, data in extra.items():  # odrun's versions of analysis files (never in place)
+        atomic_write(staged / rel, data)
         uploads.append((rel, staged / rel))
     if mode == "upload" and records:
         uploads += _stage_records(records, analysis, settings, staged, say)
