@@ -560,13 +560,39 @@ def _read_bundle(body: bytes, content_type: str) -> tuple[dict[str, Any], dict[s
     return {}, {}
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1 (openssl), for HTTPS tests."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
 @contextmanager
-def serve(root: Path, token: str = "secret-token-0123", **options: Any) -> Iterator[ReanaServer]:
+def serve(
+    root: Path,
+    token: str = "secret-token-0123",
+    tls: tuple[Path, Path] | None = None,
+    **options: Any,
+) -> Iterator[ReanaServer]:
+    """Serve on 127.0.0.1 (a free port), over HTTPS with ``tls`` = (cert, key)."""
     state = ReanaServer(root, token, **options)
     handler = type("BoundHandler", (Handler,), {"state": state})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    scheme = "http"
+    if tls is not None:
+        import ssl
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(tls[0]), str(tls[1]))
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        scheme = "https"
+    state.url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

@@ -360,3 +360,21 @@ def test_snakemake_submit(odrun, reana, tmp_path: Path, inputs: str) -> None:
         assert "odrun_fetch_inputs" not in (folder / "workflow/Snakefile").read_text()
     else:
         assert "data/900001/Dimuon_generated.csv" in uploaded
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_tls_is_verified(odrun, tmp_path: Path, demo: Path, monkeypatch) -> None:
+    cert, key = reana_server.self_signed(tmp_path)
+    with reana_server.serve(tmp_path / "srv-tls", tls=(cert, key)) as server:
+        monkeypatch.setenv("REANA_SERVER_URL", server.url)
+        monkeypatch.setenv("REANA_ACCESS_TOKEN", server.token)
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        untrusted = odrun("submit", str(demo))
+        assert untrusted.code == 5
+        assert "TLS certificate is not trusted" in untrusted.err
+        assert "SSL_CERT_FILE" in untrusted.err
+        assert server.requests == []  # nothing was sent over the untrusted connection
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the site's CA, as the hint says
+        trusted = odrun("submit", str(demo), "--follow", *POLL)
+        assert trusted.code == 0, trusted.err
+        assert server.violations == []

@@ -158,10 +158,19 @@ class ReanaClient:
                 f"REANA {what}: timed out after {self.settings.timeout:g} s ({where})"
             ) from None
         except httpx.TransportError as exc:
-            detail = redact(f"{type(exc).__name__}: {exc}", self.token)
-            raise TransientError(f"REANA {what}: {detail} ({where})") from None
+            raise self._transport_error(exc, what, where) from None
         self._check(response, what, where)
         return response
+
+    def _transport_error(self, exc: Exception, what: str, where: str) -> OdrunError:
+        """A connection failure: worth retrying, unless the TLS certificate is not trusted."""
+        detail = redact(f"{type(exc).__name__}: {exc}", self.token)
+        if "CERTIFICATE_VERIFY_FAILED" in detail or "certificate verify failed" in detail:
+            return TransportError(
+                f"REANA {what}: the server's TLS certificate is not trusted ({where})",
+                hint="if your site signs with its own CA, set SSL_CERT_FILE to its bundle",
+            )
+        return TransientError(f"REANA {what}: {detail} ({where})")
 
     def _check(self, response: httpx.Response, what: str, where: str) -> None:
         code = response.status_code
@@ -362,8 +371,7 @@ class ReanaClient:
             except httpx.TimeoutException:
                 raise TransientError(f"REANA download {rel}: timed out ({where})") from None
             except httpx.TransportError as exc:
-                detail = redact(f"{type(exc).__name__}: {exc}", self.token)
-                raise TransientError(f"REANA download {rel}: {detail} ({where})") from None
+                raise self._transport_error(exc, f"download {rel}", where) from None
 
         try:
             self._retrying(once, f"download {rel}")
