@@ -51,7 +51,9 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
             }
         )
     steps = analysis.steps if analysis.workflow_type == "serial" else []
-    images = sorted({str(s["environment"]) for s in steps if s.get("environment")})
+    images = sorted(
+        {str(s["environment"]) for s in steps if s.get("environment")} | set(result.images)
+    )
     return {
         "format_version": LOCK_FORMAT_VERSION,
         "analysis": analysis.name,
