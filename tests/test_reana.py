@@ -378,3 +378,13 @@ def test_tls_is_verified(odrun, tmp_path: Path, demo: Path, monkeypatch) -> None
         trusted = odrun("submit", str(demo), "--follow", *POLL)
         assert trusted.code == 0, trusted.err
         assert server.violations == []
+
+
+def test_bad_record_data_creates_nothing(odrun, reana, demo: Path) -> None:
+    data = demo.parent / "mirror" / "files" / "900001" / "Dimuon_generated.csv"
+    body = data.read_bytes()
+    data.write_bytes(body[:-3] + b"999")  # same size, not the declared checksum
+    res = odrun("submit", str(demo), "--follow")
+    assert res.code == 4, res.err
+    assert reana.workflows == {}  # nothing half-made on the server
+    assert not list((demo / ".odrun" / "reana").glob(".staging-*"))

@@ -188,39 +188,44 @@ def submit(
         body, extra = reana_spec.inject_fetch(body, records, portal, text)
         uploads = [(rel, path) for rel, path in uploads if rel not in extra]
     name = workflow_name(options.name or analysis.name)
-    bundle = None
-    if info.protocol == "bundles-v1":
-        declared = {rel: path.read_bytes() for rel, path in uploads if _declared(analysis, rel)}
-        bundle = reana_spec.bundle(body, declared | extra)
-    created = client.create(name, body, bundle)
-    sub = Submission(
-        server=client.server,
-        workflow_id=created.id,
-        workflow_name=created.name,
-        analysis=analysis.name,
-        analysis_path=str((analysis.reana_path or analysis.root).resolve()),
-        run_dir=analysis.root.resolve() / ".odrun" / "reana" / workflow_name(created.name),
-        submitted=now(),
-        protocol=info.protocol,
-        inputs_mode=mode,
-    )
+    # everything to send is staged (and the records fetched, verified) before the server
+    # is asked to create anything: a failure here leaves no half-made workflow behind
+    folder = analysis.root.resolve() / ".odrun" / "reana"
+    staged = folder / f".staging-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        sent = _stage(analysis, settings, uploads, extra, records if mode == "upload" else [],
+                      staged, say)  # fmt: skip
+        bundle = None
+        if info.protocol == "bundles-v1":
+            chosen = {rel: (staged / rel).read_bytes() for rel in sent if _declared(analysis, rel)}
+            bundle = reana_spec.bundle(body, chosen | extra)
+        created = client.create(name, body, bundle)
+        sub = Submission(
+            server=client.server,
+            workflow_id=created.id,
+            workflow_name=created.name,
+            analysis=analysis.name,
+            analysis_path=str((analysis.reana_path or analysis.root).resolve()),
+            run_dir=folder / workflow_name(created.name),
+            submitted=now(),
+            protocol=info.protocol,
+            inputs_mode=mode,
+        )
+        sub.run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(sub.run_dir / "workspace", ignore_errors=True)  # a stale earlier record
+        staged.rename(sub.run_dir / "workspace")  # the local mirror of what is sent
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     sub.save()
     say(f"created workflow {created.name} ({created.id})")
-    # the local workspace/ mirrors what is sent: hard links where possible, so no extra disk
-    staged = sub.run_dir / "workspace"
-    for rel, path in uploads:
-        _place(path, staged / rel)
-    for rel, data in extra.items():  # odrun's versions of analysis files (never in place)
-        atomic_write(staged / rel, data)
-        uploads.append((rel, staged / rel))
-    if mode == "upload" and records:
-        uploads += _stage_records(records, analysis, settings, staged, say)
-    for rel, path in uploads:
+    workspace = sub.run_dir / "workspace"
+    for rel in sent:
+        path = workspace / rel
         client.upload(created.id, rel, path)
         sub.uploaded.append(
             {"path": rel, "size": path.stat().st_size, "checksum": str(checksum_file(path))}
         )
-    say(f"uploaded {len(uploads)} files")
+    say(f"uploaded {len(sent)} files")
     client.start(created.id)
     sub.status = "queued"
     sub.save()
@@ -241,24 +246,36 @@ def _declared(analysis: Analysis, rel: str) -> bool:
     return rel in names
 
 
-def _stage_records(
-    records: list[reana_spec.RecordInputs],
+def _stage(
     analysis: Analysis,
     settings: Settings,
+    uploads: list[tuple[str, Path]],
+    extra: dict[str, bytes],
+    records: list[reana_spec.RecordInputs],
     staged: Path,
     say: Say,
-) -> list[tuple[str, Path]]:
-    """Fetch the declared record files (verified, through the cache) to upload them."""
-    out: list[tuple[str, Path]] = []
-    with Fetcher(reana_spec.record_settings(analysis, settings)) as fetcher:
-        for item in records:
-            say(f"fetching {len(item.files)} files of record {item.record.recid} to upload")
-            report = fetcher.fetch_files(item.files, staged / item.dest, recid=item.record.recid)
-            error = fetch_error(report)
-            if error is not None:
-                raise error
-            out += [(f"{item.dest}/{f.path}", staged / item.dest / f.path) for f in item.files]
-    return out
+) -> list[str]:
+    """Copy the analysis files, write odrun's versions, fetch the record files (verified,
+    through the cache: hard links) into ``staged``; returns the workspace paths to send."""
+    sent: list[str] = []
+    for rel, path in uploads:
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, staged / rel)  # a copy: what was sent, even if edited later
+        sent.append(rel)
+    for rel, data in extra.items():
+        atomic_write(staged / rel, data)
+        sent.append(rel)
+    if records:
+        with Fetcher(reana_spec.record_settings(analysis, settings)) as fetcher:
+            for item in records:
+                recid = item.record.recid
+                say(f"fetching {len(item.files)} files of record {recid} to upload")
+                report = fetcher.fetch_files(item.files, staged / item.dest, recid=recid)
+                error = fetch_error(report)
+                if error is not None:
+                    raise error
+                sent += [f"{item.dest}/{f.path}" for f in item.files]
+    return sent
 
 
 def follow(
