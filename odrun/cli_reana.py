@@ -109,7 +109,10 @@ def _finish(sub: Submission, as_json: bool) -> None:
     if sub.logs is not None and sub.status == "failed" and not as_json:
         _print_logs(sub.logs, only_failed=True)
     if as_json:
-        render.print_json(sub.to_dict())
+        doc = sub.to_dict()
+        if sub.logs is not None:
+            doc["failed_steps"] = [j.__dict__ for j in sub.logs.failed]
+        render.print_json(doc)
     else:
         click.echo(f"workflow {sub.workflow_name} {sub.status}: {sub.run_dir}")
         for out in sub.outputs:

@@ -167,6 +167,11 @@ def test_failed_workflow_shows_the_failed_step(odrun, reana, tmp_path: Path) -> 
     assert "failed step: s1" in res.err
     assert "boom-detail" in res.err  # the failed step's own log
     assert "--- step s1 (failed)" in res.err
+    doc = odrun("submit", str(folder), "--follow", *POLL, "--json")
+    assert doc.code == 7
+    (step,) = doc.json()["failed_steps"]
+    assert step["name"] == "s1"
+    assert "boom-detail" in step["logs"]
 
 
 def test_missing_outputs(odrun, reana, tmp_path: Path) -> None:
