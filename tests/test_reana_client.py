@@ -36,7 +36,7 @@ def reana_client() -> Path:
         subprocess.run(
             [str(VENV / "bin" / "pip"), "install", "-q", "setuptools<81", "reana-client==0.9.6"],
             check=True,
-            timeout=280,
+            timeout=170,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         shutil.rmtree(VENV, ignore_errors=True)
