@@ -118,3 +118,44 @@ def test_bad_executor_option(odrun, tmp_path: Path) -> None:
     result = odrun("run", str(tmp_path), "--executor", "slurm", "--executor-option", "nokey")
     assert result.code == 2
     assert "expected KEY=VALUE" in result.err
+
+
+CONTAINER_SNAKEFILE = """\
+rule all:
+    input: "results/where.txt"
+
+rule where:
+    output: "results/where.txt"
+    container: "docker://IMAGE"
+    shell:
+        "(test -e /run/.containerenv && echo in-container || echo on-host) > {output} && "
+        "ls /sys/class/net >> {output}"
+"""
+
+
+def test_rule_containers_run_in_podman_on_the_slurm_node(
+    odrun, tmp_path: Path, slurm: slurm_cluster.SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import podman_image
+
+    reason = podman_image.ensure_image()
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    write(tmp_path / "Snakefile", CONTAINER_SNAKEFILE.replace("IMAGE", podman_image.IMAGE))
+    write(
+        tmp_path / "reana.yaml",
+        "workflow:\n  type: snakemake\n  file: Snakefile\noutputs:\n  files: [results/where.txt]\n",
+    )
+    options = [arg for opt in [*FAST, "slurm_partition=debug", "slurm_account=root"]
+               for arg in ("--executor-option", opt)]  # fmt: skip
+    result = odrun(
+        "run", str(tmp_path), "--runtime", "podman", "--executor", "slurm", *options, "--json"
+    )
+    assert result.code == 0, result.err
+    run_dir = Path(result.json()["run_dir"])
+    assert (run_dir / "workspace" / "results" / "where.txt").read_text().split() == [
+        "in-container",
+        "lo",
+    ]
+    assert (run_dir / "containers" / "used.txt").read_text().split() == [podman_image.IMAGE]

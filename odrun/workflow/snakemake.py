@@ -35,13 +35,17 @@ from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
 from odrun.workflow.spec import Analysis, SpecError
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
-#: Snakemake's own scheduling options an --executor-option KEY may name
+#: Snakemake's own options an --executor-option KEY may name
 CORE_OPTIONS = (
     "seconds-between-status-checks",
     "max-status-checks-per-second",
     "latency-wait",
     "retries",
     "max-jobs-per-second",
+    # clusters without a shared filesystem (kubernetes): where files go, what pods run
+    "default-storage-provider",
+    "default-storage-prefix",
+    "container-image",
 )
 DEFAULT_JOBS = 20
 _IMAGE_RE = re.compile(
