@@ -42,7 +42,8 @@ def _server_option(func: Callable[..., object]) -> Callable[..., object]:
 
 
 def _client(ctx: click.Context, server: str | None, recorded: str | None = None) -> ReanaClient:
-    url = server or os.environ.get(SERVER_ENV) or recorded
+    """--server, else the server a local record names, else REANA_SERVER_URL."""
+    url = server or recorded or os.environ.get(SERVER_ENV)
     if not url:
         raise ConfigError(
             "no REANA server given",
