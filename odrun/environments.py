@@ -361,6 +361,10 @@ def _notes(record: Record, image: CatalogImage | None) -> list[str]:
             f"the base of {image.name} ({image.base}) is not yet pinned in catalog.lock.json: "
             "`python3 images/lock.py --resolve` (needs the registry) before building"
         )
+    if env.recid:
+        notes.append(
+            f"the record describes its environment in record {env.recid} (`odrun info {env.recid}`)"
+        )
     if image is not None and env.global_tag and "cms-opendata-conddb.cern.ch" in image.cvmfs:
         notes.append(
             f"conditions for global tag {env.global_tag} are read from "

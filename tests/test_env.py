@@ -59,6 +59,11 @@ def test_cms_aod_needs_the_conditions_repository(odrun, portal) -> None:
     assert "FT_R_42_V10A::All" in notes
 
 
+def test_environment_record_is_named(odrun, portal) -> None:
+    doc = env_json(odrun, portal, "5500")  # system_details.recid: 252, the CMS VM record
+    assert "the record describes its environment in record 252 (`odrun info 252`)" in doc["notes"]
+
+
 def test_nanoaod_needs_no_cvmfs(odrun, portal) -> None:
     doc = env_json(odrun, portal, "30522")
     assert doc["cvmfs"] == []
