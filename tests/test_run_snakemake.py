@@ -139,3 +139,69 @@ def test_non_docker_image_is_refused_by_podman(odrun, tmp_path: Path, podman_rea
     result = odrun("run", str(tmp_path), "--runtime", "podman")
     assert result.code == 8
     assert "/opt/x.sif" in result.err
+
+
+def test_network_true_gives_rule_containers_the_host_network(
+    odrun, tmp_path: Path, podman_ready: str
+) -> None:
+    container_analysis(tmp_path, podman_ready)
+    write(tmp_path / "odrun.yaml", "version: 1\nname: net\nnetwork: true\n")
+    result = odrun("run", str(tmp_path), "--runtime", "podman", "--json")
+    assert result.code == 0, result.err
+    inside = Path(result.json()["run_dir"]) / "workspace" / "results" / "inside.txt"
+    lines = inside.read_text().split()
+    assert lines[0] == "in-container"
+    assert set(lines[1:-1]) - {"lo"}  # the host's interfaces, not only loopback
+
+
+def test_executor_options_map_to_snakemake_arguments() -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    from odrun.workflow.snakemake import executor_args
+
+    args = executor_args(
+        "slurm",
+        {
+            "jobs": "7",
+            "init-seconds-before-status-checks": "2",
+            "requeue": "true",
+            "no_account": "false",
+            "latency_wait": "30",
+            "slurm_partition": "short",
+            "mem_mb": "2000",
+        },
+    )
+    assert args == [
+        "--executor", "slurm",
+        "--slurm-init-seconds-before-status-checks", "2",
+        "--slurm-requeue",
+        "--latency-wait", "30",
+        "--jobs", "7",
+        "--default-resources", "slurm_partition='short'", "mem_mb=2000",
+    ]  # fmt: skip
+
+
+def test_bad_executor_options_are_usage_errors() -> None:
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    from odrun.errors import UsageError
+    from odrun.workflow.snakemake import executor_args
+
+    with pytest.raises(UsageError, match="jobs=0"):
+        executor_args("slurm", {"jobs": "0"})
+    with pytest.raises(UsageError, match="not a valid name"):
+        executor_args("slurm", {"mem mb": "1"})
+
+
+def test_apptainer_shim_refuses_what_it_cannot_do(tmp_path: Path, capsys) -> None:
+    from odrun.workflow import apptainer_shim
+
+    assert apptainer_shim.volume("/a") == "/a:/a"
+    assert apptainer_shim.volume("/a:/b:ro") == "/a:/b:ro"
+    args = ["/usr/bin/podman", str(tmp_path / "used.txt"), "1", "0", "--"]
+    assert apptainer_shim.main([*args, "--version"]) == 0
+    assert capsys.readouterr().out.strip() == "apptainer version 1.0.0+odrun.podman"
+    assert apptainer_shim.main([*args, "build", "x.sif", "def"]) == 255
+    assert "not supported" in capsys.readouterr().err
+    sif = tmp_path / "img.sif"
+    sif.write_bytes(b"\x7fELF")
+    assert apptainer_shim.main([*args, "exec", str(sif), "sh", "-c", "true"]) == 255
+    assert "not an image odrun pulled" in capsys.readouterr().err

@@ -10,6 +10,7 @@ understands the three commands Snakemake uses:
 - ``pull --name FILE docker://IMAGE``: checks the image is in the runtime's
   store (pulls it unless offline) and writes FILE as a marker naming IMAGE;
 - ``exec [options] FILE SHELL -c CMD``: ``<runtime> run --rm --network=none``
+  (``--network=host`` when odrun.yaml says ``network: true``)
   with the working directory bind-mounted at the same path (apptainer's
   ``--home``), every ``--bind``, ``--pwd``, and the ``APPTAINERENV_*`` /
   ``SINGULARITYENV_*`` variables, then the command.
@@ -43,6 +44,7 @@ class Shim:
     runtime: str  # path of podman or docker
     record: str = ""  # file to append each image run to (for the lock)
     offline: bool = False
+    network: bool = False
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
     @property
@@ -118,7 +120,8 @@ class Shim:
         if self.record:
             with open(self.record, "a", encoding="utf-8") as log:
                 log.write(image + "\n")
-        argv = [self.runtime, "run", "--rm", "--network=none", "--security-opt", "label=disable"]
+        net = "--network=host" if self.network else "--network=none"
+        argv = [self.runtime, "run", "--rm", net, "--security-opt", "label=disable"]
         argv += ["-v", f"{home}:{home}", "-e", f"HOME={home}"]
         for bind in binds:
             argv += ["-v", volume(bind)]
@@ -161,13 +164,13 @@ def volume(bind: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``apptainer_shim.py RUNTIME RECORD OFFLINE -- <apptainer arguments>``."""
-    if len(argv) < 4 or argv[3] != "--":
-        print("usage: apptainer_shim.py RUNTIME RECORD OFFLINE -- ARGS", file=sys.stderr)
+    """``apptainer_shim.py RUNTIME RECORD OFFLINE NETWORK -- <apptainer arguments>``."""
+    if len(argv) < 5 or argv[4] != "--":
+        print("usage: apptainer_shim.py RUNTIME RECORD OFFLINE NETWORK -- ARGS", file=sys.stderr)
         return 2
-    shim = Shim(argv[0], argv[1], argv[2] == "1")
+    shim = Shim(argv[0], argv[1], offline=argv[2] == "1", network=argv[3] == "1")
     try:
-        return shim.main(argv[4:])
+        return shim.main(argv[5:])
     except ShimError as exc:
         print(f"odrun apptainer shim: {exc}", file=sys.stderr)
         return 255

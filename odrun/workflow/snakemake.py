@@ -62,6 +62,8 @@ class SnakemakePlan:
     images: list[str] = field(default_factory=list)
     executor: str = "local"
     options: dict[str, str] = field(default_factory=dict)
+    #: odrun.yaml ``network: true``: containers get the host's network
+    network: bool = False
 
 
 def declared_images(workspace: Path, snakefile: str) -> list[str]:
@@ -91,6 +93,13 @@ def plan_snakemake(
     """Choose the runtime for the rules' containers; check the executor plugin is there."""
     plan = SnakemakePlan(images=declared_images(result.workspace, _snakefile(analysis)))
     executor = result.executor
+    allowed = analysis.manifest.get("network", False)
+    plan.network = allowed is True
+    if isinstance(allowed, list) and allowed:
+        say(
+            "warning: odrun.yaml network names steps; Snakemake rules' containers cannot be "
+            "told apart, so only 'network: true' applies to them: they run with --network=none"
+        )
     if executor != "local":
         plan.executor = executor
         merged = {str(k): _text(v) for k, v in _file_options(analysis, executor).items()}
@@ -140,7 +149,7 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
     env = dict(os.environ)
     record = result.run_dir / "containers" / "used.txt"
     if isinstance(plan.runtime, (OciRuntime, ApptainerRuntime)):
-        cmd += _container_args(plan.runtime, result.run_dir, record, env)
+        cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network)
     shown = cmd[cmd.index("--snakefile") :]
     say(f"[snakemake] snakemake {shlex.join(shown)}")
     started = now()
@@ -186,7 +195,7 @@ def _snakemake_command() -> list[str]:
 
 
 def _container_args(
-    runtime: Runtime, run_dir: Path, record: Path, env: dict[str, str]
+    runtime: Runtime, run_dir: Path, record: Path, env: dict[str, str], network: bool
 ) -> list[str]:
     """``--sdm apptainer`` and, for podman/docker, the shim first on PATH."""
     cvmfs = getattr(runtime, "cvmfs", ())
@@ -199,13 +208,13 @@ def _container_args(
         shim_dir.mkdir(exist_ok=True)
         shim = shim_dir / "apptainer"
         script = Path(__file__).with_name("apptainer_shim.py")
-        offline = "0" if runtime.pull else "1"
-        argv = [sys.executable, str(script), runtime.binary, str(record), offline, "--"]
+        flags = ["0" if runtime.pull else "1", "1" if network else "0"]
+        argv = [sys.executable, str(script), runtime.binary, str(record), *flags, "--"]
         shim.write_text(f'#!/bin/sh\nexec {shlex.join(argv)} "$@"\n', encoding="utf-8")
         shim.chmod(0o755)
         env["PATH"] = f"{shim_dir}{os.pathsep}{env.get('PATH', '')}"
     else:
-        binds = ["--containall --net --network none", *binds]
+        binds = ["--containall" + ("" if network else " --net --network none"), *binds]
     if binds:
         args += [f"--apptainer-args={' '.join(binds)}"]
     return args
