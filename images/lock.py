@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Write images/catalog.lock.json from images/catalog.yaml: each image's base pinned by digest.
 
-    python3 images/lock.py                  # rewrite the lock; keep digests of unchanged bases
-    python3 images/lock.py --resolve        # ask the registries (skopeo, else podman pull)
-    python3 images/lock.py --pin BASE=sha256:...   # record a digest obtained elsewhere
-    python3 images/lock.py --check          # exit 1 if the lock does not match the catalog
+python3 images/lock.py                  # rewrite the lock; keep digests of unchanged bases
+python3 images/lock.py --resolve        # ask the registries (skopeo, else podman pull)
+python3 images/lock.py --pin BASE=sha256:...   # record a digest obtained elsewhere
+python3 images/lock.py --check          # exit 1 if the lock does not match the catalog
 """
 
 from __future__ import annotations
@@ -34,18 +34,31 @@ def resolve(base: str) -> tuple[str, str] | None:
     if shutil.which("skopeo"):
         out = subprocess.run(
             ["skopeo", "inspect", "--format", "{{.Digest}}", f"docker://{base}"],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if out.returncode == 0 and DIGEST.match(out.stdout.strip()):
             return out.stdout.strip(), f"skopeo inspect docker://{base} on {today}"
         print(f"lock.py: skopeo cannot resolve {base}: {out.stderr.strip()}", file=sys.stderr)
     runtime = os.environ.get("CONTAINER_RUNTIME", "podman")
     if shutil.which(runtime):
-        pull = subprocess.run([runtime, "pull", "--quiet", base], capture_output=True,
-                              text=True, timeout=1800, check=False)
+        pull = subprocess.run(
+            [runtime, "pull", "--quiet", base],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
         if pull.returncode == 0:
-            out = subprocess.run([runtime, "image", "inspect", "--format", "{{.Digest}}", base],
-                                 capture_output=True, text=True, timeout=60, check=False)
+            out = subprocess.run(
+                [runtime, "image", "inspect", "--format", "{{.Digest}}", base],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             if DIGEST.match(out.stdout.strip()):
                 return out.stdout.strip(), f"{runtime} pull {base} on {today}"
         print(f"lock.py: {runtime} cannot pull {base}: {pull.stderr.strip()}", file=sys.stderr)
@@ -77,8 +90,10 @@ def main() -> int:
     text = json.dumps(lock, indent=2, sort_keys=True) + "\n"
     if args.check:
         if previous is None or json.dumps(previous, indent=2, sort_keys=True) + "\n" != text:
-            print(f"lock.py: {lock_path} does not match {catalog_path}: run python3 images/lock.py",
-                  file=sys.stderr)
+            print(
+                f"lock.py: {lock_path} does not match {catalog_path}: run python3 images/lock.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     with tempfile.NamedTemporaryFile("w", dir=HERE, delete=False, suffix=".tmp") as tmp:
