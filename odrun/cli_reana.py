@@ -16,6 +16,7 @@ from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import CancelledError, ConfigError, UsageError
 from odrun.reana.client import ReanaClient
 from odrun.reana.models import WorkflowLogs, WorkflowStatus
+from odrun.reana.spec import ODRUN_IMAGE
 from odrun.reana.submit import (
     Submission,
     SubmitOptions,
@@ -139,6 +140,14 @@ def _finish(sub: Submission, as_json: bool) -> None:
     help="Record files: upload the verified local copies, or fetch them in the cluster "
     "(an injected first step running `odrun fetch`); auto: remote above 1 GB.",
 )
+@click.option(
+    "--odrun-image",
+    metavar="IMAGE",
+    envvar="ODRUN_REANA_IMAGE",
+    default=ODRUN_IMAGE,
+    show_default=True,
+    help="Image of the injected fetch step (--inputs remote) [ODRUN_REANA_IMAGE].",
+)
 @click.option("--follow", is_flag=True, help="Show live progress until the workflow ends.")
 @click.option("--download", is_flag=True, help="Download the declared outputs at the end.")
 @click.option(
@@ -158,6 +167,7 @@ def submit_cmd(
     server: str | None,
     name: str | None,
     inputs: str,
+    odrun_image: str,
     follow: bool,
     download: bool,
     output_dir: Path | None,
@@ -185,6 +195,7 @@ def submit_cmd(
     options = SubmitOptions(
         name=name,
         inputs=inputs,
+        odrun_image=odrun_image,
         follow=follow,
         download=download or do_verify,
         verify=do_verify,

@@ -184,9 +184,17 @@ def test_missing_outputs(odrun, reana, tmp_path: Path) -> None:
     assert [o["path"] for o in missing] == ["out/b.txt"]
 
 
-def test_inputs_remote_injects_an_odrun_fetch_step(odrun, reana, demo: Path) -> None:
+def test_inputs_remote_injects_an_odrun_fetch_step(odrun, reana, demo: Path, monkeypatch) -> None:
     res = odrun("submit", str(demo), "--inputs", "remote", "--follow", "--verify", *POLL, "--json")
     assert res.code == 0, res.err
+    monkeypatch.setenv("ODRUN_REANA_IMAGE", "registry.example/odrun:site")
+    other = odrun("submit", str(demo), "--inputs", "remote", "--follow", *POLL, "--json")
+    assert other.code == 0, other.err
+    site = reana.find(other.json()["workflow_id"])
+    assert site is not None
+    assert site.spec["workflow"]["specification"]["steps"][0]["environment"] == (
+        "registry.example/odrun:site"
+    )
     doc = res.json()
     assert doc["inputs_mode"] == "remote"
     assert {u["path"] for u in doc["uploaded"]} == {"analysis/dimuon.py"}  # no data uploaded
@@ -293,7 +301,7 @@ def test_httpx_logs_never_show_the_token(
     import logging
 
     with caplog.at_level(logging.DEBUG):
-        assert odrun("submit", str(demo)).code == 0
+        assert odrun("submit", str(demo), "--follow", *POLL).code == 0
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "access_token=***" in text  # httpx logged the requests, scrubbed
     assert reana.token not in text

@@ -151,6 +151,7 @@ def inject_fetch(
     records: list[RecordInputs],
     portal: str | None,
     snakefile_text: str | None = None,
+    image: str = ODRUN_IMAGE,
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """``spec`` with a first step/rule fetching ``records`` in the cluster.
 
@@ -164,7 +165,7 @@ def inject_fetch(
         return spec, {}
     if wtype == "serial":
         steps = spec["workflow"].setdefault("specification", {}).setdefault("steps", [])
-        steps.insert(0, {"name": FETCH_STEP, "environment": ODRUN_IMAGE, "commands": commands})
+        steps.insert(0, {"name": FETCH_STEP, "environment": image, "commands": commands})
         return spec, {}
     if wtype == "snakemake":
         # appended, not prepended: the Snakefile's first rule stays the default target,
@@ -175,7 +176,7 @@ def inject_fetch(
             "\n\n# added by odrun submit --inputs remote: fetch the declared records first\n"
             f"rule {FETCH_RULE}:\n"
             f"    output: {outputs!r}\n"
-            f"    container: {'docker://' + ODRUN_IMAGE!r}\n"
+            f"    container: {'docker://' + image!r}\n"
             f"    shell: {' && '.join(commands)!r}\n"
         )
         return spec, {snakefile: (snakefile_text or "").rstrip("\n").encode() + rule.encode()}

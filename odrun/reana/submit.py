@@ -58,6 +58,8 @@ class SubmitOptions:
     verify: bool = False
     output_dir: Path | None = None
     poll_interval: float = 10.0
+    #: the image of the injected fetch step (--inputs remote)
+    odrun_image: str = reana_spec.ODRUN_IMAGE
 
 
 @dataclass
@@ -185,7 +187,7 @@ def submit(
                 "must see that path")  # fmt: skip
         wfile = analysis.root / str(body["workflow"].get("file") or "Snakefile")
         text = wfile.read_text(encoding="utf-8") if wfile.is_file() else None
-        body, extra = reana_spec.inject_fetch(body, records, portal, text)
+        body, extra = reana_spec.inject_fetch(body, records, portal, text, options.odrun_image)
         uploads = [(rel, path) for rel, path in uploads if rel not in extra]
     name = workflow_name(options.name or analysis.name)
     # everything to send is staged (and the records fetched, verified) before the server
