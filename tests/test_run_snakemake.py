@@ -205,3 +205,27 @@ def test_apptainer_shim_refuses_what_it_cannot_do(tmp_path: Path, capsys) -> Non
     sif.write_bytes(b"\x7fELF")
     assert apptainer_shim.main([*args, "exec", str(sif), "sh", "-c", "true"]) == 255
     assert "not an image odrun pulled" in capsys.readouterr().err
+
+
+def test_images_are_found_through_includes(tmp_path: Path) -> None:
+    from odrun.workflow.snakemake import declared_images
+
+    write(tmp_path / "wf" / "Snakefile", 'container: "docker://a:1"\ninclude: "rules/x.smk"\n')
+    write(tmp_path / "wf" / "rules" / "x.smk", 'rule x:\n    container:\n        "docker://b:2"\n')
+    write(tmp_path / "wf" / "unused.smk", 'rule y:\n    container: "docker://c:3"\n')
+    assert declared_images(tmp_path, "wf/Snakefile") == ["docker://a:1", "docker://b:2"]
+
+
+def test_failing_container_rule_fails_the_run(odrun, tmp_path: Path, podman_ready: str) -> None:
+    write(
+        tmp_path / "Snakefile",
+        f'rule bad:\n    output: "x.txt"\n    container: "docker://{podman_ready}"\n'
+        '    shell: "echo inside-before-failing; exit 3"\n',
+    )
+    write(tmp_path / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n")
+    run_dir = tmp_path / "r"
+    result = odrun("run", str(tmp_path), "--runtime", "podman", "--workdir", str(run_dir))
+    assert result.code == 7
+    assert "snakemake failed" in result.err
+    assert "inside-before-failing" in (run_dir / "logs" / "01-snakemake.log").read_text()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
