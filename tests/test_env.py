@@ -157,3 +157,20 @@ def test_catalog_loads_with_every_image_locked() -> None:
         "cms-opendata-conddb.cern.ch",
         "sft.cern.ch",
     )
+
+
+def test_declared_environment_the_catalog_lacks(odrun, fresh_portal) -> None:
+    import portal_server
+
+    source = portal_server.load_source("6004")
+    source["system_details"]["release"] = "CMSSW_9_9_9"
+    source["system_details"]["container_images"] = [{"name": "docker.io/example/cmssw:v1"}]
+    source["date_created"] = ["1999"]
+    fresh_portal.overrides["6004"] = portal_server.to_api(source, fresh_portal.url)
+    result = odrun("--portal", fresh_portal.url, "env", "6004", "--json")
+    assert result.code == 0, result.err
+    out = result.json()
+    assert out["image"] is None
+    assert out["run"] is None
+    assert out["declared"]["release"] == "CMSSW_9_9_9"
+    assert any("no image in the catalog provides this environment" in n for n in out["notes"])
