@@ -166,7 +166,19 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     record = _run_record(run_dir)
     analysis = load_analysis(Path(str(record["analysis_path"])))
     runtime = str(record.get("runtime") or "auto")  # where the recorded run ran
-    result = run_analysis(analysis, settings_of(ctx), runtime=runtime, verify=True, say=_say)
+    executor = str(record.get("executor") or "local")
+    options = record.get("executor_options")
+    result = run_analysis(
+        analysis,
+        settings_of(ctx),
+        runtime=runtime,
+        executor=executor,
+        executor_options={str(k): str(v) for k, v in options.items()}
+        if isinstance(options, dict)
+        else None,
+        verify=True,
+        say=_say,
+    )
     _finish(result, as_json, None)
 
 

@@ -74,6 +74,7 @@ def test_snakemake_jobs_run_through_slurm(
     doc = result.json()
     run_dir = Path(doc["run_dir"])
     assert doc["executor"] == "slurm"
+    assert doc["executor_options"]["init_seconds_before_status_checks"] == "1"
     command = doc["steps"][0]["command"]
     assert "--executor slurm" in command
     assert "--slurm-init-seconds-before-status-checks 1" in command

@@ -75,6 +75,8 @@ class RunResult:
     ended: str = ""
     runtime: str = "host"
     executor: str = "local"
+    #: --executor-option KEY=VALUE given for this run (odrun.yaml's are read again)
+    executor_options: dict[str, str] = field(default_factory=dict)
     offline: bool = False
     steps: list[StepRun] = field(default_factory=list)
     records: list[Record] = field(default_factory=list)
@@ -109,6 +111,7 @@ class RunResult:
             "ended": self.ended,
             "runtime": self.runtime,
             "executor": self.executor,
+            "executor_options": self.executor_options,
             "ignored_images": self.ignored_images,
             "records": [{"recid": r.recid, "doi": r.doi} for r in self.records],
             "steps": [s.to_dict() for s in self.steps],
@@ -179,6 +182,7 @@ def run_analysis(
         ),
         runtime=runtime,
         executor=executor,
+        executor_options=dict(executor_options or {}),
         offline=settings.offline,
     )
     result.started = now()
@@ -187,7 +191,7 @@ def run_analysis(
     try:
         _stage_inputs(analysis, result)
         _fetch_records(analysis, settings, result, say)
-        plan = _plan(analysis, result, from_step, target_step, untrusted, say, executor_options)
+        plan = _plan(analysis, result, from_step, target_step, untrusted, say)
         if locked:
             lockfile.check(analysis.root / lockfile.NAME, lockfile.build(result, analysis))
         result.status = "running"
@@ -326,7 +330,6 @@ def _plan(
     stop: str | None,
     untrusted: bool,
     say: Say,
-    executor_options: dict[str, str] | None = None,
 ) -> Plan:
     if result.executor != "local" and analysis.workflow_type != "snakemake":
         raise UsageError(
@@ -338,8 +341,7 @@ def _plan(
     if analysis.workflow_type == "snakemake":
         from odrun.workflow.snakemake import plan_snakemake  # noqa: PLC0415 - cycle
 
-        options = executor_options or {}
-        return Plan(snakemake=plan_snakemake(analysis, result, untrusted, options, say))
+        return Plan(snakemake=plan_snakemake(analysis, result, untrusted, say))
     if analysis.workflow_type != "serial":
         return Plan()
     params = analysis.parameters

@@ -48,6 +48,7 @@ CORE_OPTIONS = (
     "container-image",
 )
 DEFAULT_JOBS = 20
+_INCLUDE_RE = re.compile(r"^\s*include\s*:\s*[\"']([^\"'\n]+)[\"']", re.M)
 _IMAGE_RE = re.compile(
     r"^\s*(?:container|singularity|containerized)\s*:\s*[\"']([^\"'\n]+)[\"']", re.M
 )
@@ -67,15 +68,18 @@ class SnakemakePlan:
 
 
 def declared_images(workspace: Path, snakefile: str) -> list[str]:
-    """Images named by ``container:`` directives (string literals) in the workflow's files."""
-    main = workspace / snakefile
-    files = {main}
-    if main.parent.is_dir():
-        files |= set(main.parent.rglob("*.smk")) | set(main.parent.rglob("Snakefile"))
+    """Images named by ``container:`` directives (string literals) in the Snakefile and the
+    files it ``include:``s (string literals, relative to the including file)."""
+    todo, seen = [workspace / snakefile], set()
     found: set[str] = set()
-    for path in sorted(files):
-        if path.is_file():
-            found |= set(_IMAGE_RE.findall(path.read_text(encoding="utf-8", errors="replace")))
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        text = path.read_text(encoding="utf-8", errors="replace")
+        found |= set(_IMAGE_RE.findall(text))
+        todo += [path.parent / name for name in _INCLUDE_RE.findall(text)]
     return sorted(found)
 
 
@@ -87,7 +91,6 @@ def plan_snakemake(
     analysis: Analysis,
     result: RunResult,
     untrusted: bool,
-    options: dict[str, str],
     say: Say,
 ) -> SnakemakePlan:
     """Choose the runtime for the rules' containers; check the executor plugin is there."""
@@ -103,7 +106,7 @@ def plan_snakemake(
     if executor != "local":
         plan.executor = executor
         merged = {str(k): _text(v) for k, v in _file_options(analysis, executor).items()}
-        plan.options = {**merged, **options}
+        plan.options = {**merged, **result.executor_options}
         executor_args(executor, plan.options)  # fail early on a missing plugin
     wanted = result.runtime
     result.images = list(plan.images)
