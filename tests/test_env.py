@@ -6,9 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from odrun.environments import load_catalog
+from odrun.specs import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -16,7 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 def env_json(odrun, portal, target: str) -> dict:
     result = odrun("--portal", portal.url, "env", target, "--json")
     assert result.code == 0, result.err
-    return result.json()
+    doc = result.json()
+    jsonschema.validate(doc, load_spec("env.schema.json"))
+    return doc
 
 
 @pytest.mark.parametrize(
@@ -170,7 +174,15 @@ def test_declared_environment_the_catalog_lacks(odrun, fresh_portal) -> None:
     result = odrun("--portal", fresh_portal.url, "env", "6004", "--json")
     assert result.code == 0, result.err
     out = result.json()
+    jsonschema.validate(out, load_spec("env.schema.json"))
     assert out["image"] is None
     assert out["run"] is None
     assert out["declared"]["release"] == "CMSSW_9_9_9"
     assert any("no image in the catalog provides this environment" in n for n in out["notes"])
+
+
+@pytest.mark.parametrize(
+    "name", ["catalog.schema.json", "catalog-lock.schema.json", "env.schema.json"]
+)
+def test_schemas_are_valid(name: str) -> None:
+    jsonschema.Draft202012Validator.check_schema(load_spec(name))
