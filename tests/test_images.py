@@ -101,6 +101,14 @@ def test_containerfile_conventions(containerfile: Path) -> None:
         assert "--no-install-recommends" in install
 
 
+def test_odrun_image_tag_follows_the_package_version() -> None:
+    import odrun
+
+    version = odrun.__version__
+    assert load_catalog(IMAGES / "catalog.yaml").get("odrun").tag.endswith(f":{version}")
+    assert f"ARG ODRUN_VERSION={version}\n" in (IMAGES / "odrun" / "Containerfile").read_text()
+
+
 def test_lock_matches_catalog_and_containerfile_defaults() -> None:
     check = run("python3", str(IMAGES / "lock.py"), "--check")
     assert check.returncode == 0, check.stderr
