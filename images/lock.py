@@ -3,6 +3,7 @@
 
 python3 images/lock.py                  # rewrite the lock; keep digests of unchanged bases
 python3 images/lock.py --resolve        # ask the registries (skopeo, else podman pull)
+python3 images/lock.py --resolve --only cvmfs   # only the bases of these images
 python3 images/lock.py --pin BASE=sha256:...   # record a digest obtained elsewhere
 python3 images/lock.py --check          # exit 1 if the lock does not match the catalog
 """
@@ -70,6 +71,9 @@ def main() -> int:
     parser.add_argument("--resolve", action="store_true", help="ask the registries")
     parser.add_argument("--pin", action="append", default=[], metavar="BASE=DIGEST")
     parser.add_argument("--check", action="store_true", help="only check the lock")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="NAME", help="resolve only these images"
+    )
     args = parser.parse_args()
     catalog_path, lock_path = HERE / "catalog.yaml", HERE / "catalog.lock.json"
     catalog = read_catalog_document(catalog_path)
@@ -81,10 +85,15 @@ def main() -> int:
             parser.error(f"--pin {pin}: expected BASE=sha256:<64 hex>")
         pins[base] = (digest, f"pinned by hand with --pin on {datetime.date.today()}")
 
+    unknown = sorted(set(args.only) - {e["name"] for e in catalog["images"]})
+    if unknown:
+        parser.error(f"--only: no image {', '.join(unknown)} in {catalog_path}")
+    wanted = {e["base"] for e in catalog["images"] if not args.only or e["name"] in args.only}
+
     def lookup(base: str) -> tuple[str, str] | None:
         if base in pins:
             return pins[base]
-        return resolve(base) if args.resolve else None
+        return resolve(base) if args.resolve and base in wanted else None
 
     lock = lock_document(catalog, previous, lookup)
     text = json.dumps(lock, indent=2, sort_keys=True) + "\n"

@@ -139,6 +139,28 @@ def test_lock_py_keeps_and_drops_digests(tmp_path: Path) -> None:
     assert moved["images"]["cmssw-opendata-7_6_7"]["base_digest"] is None  # base changed
 
 
+def test_lock_py_pin_and_check(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    shutil.copytree(IMAGES, images)
+    lock_py = str(images / "lock.py")
+    base = "docker.io/cmsopendata/cmssw_7_6_7-slc6_amd64_gcc493"
+    digest = "sha256:" + "7" * 64
+    pinned = run("python3", lock_py, "--pin", f"{base}={digest}")
+    assert pinned.returncode == 0, pinned.stderr
+    entry = json.loads((images / "catalog.lock.json").read_text())["images"]["cmssw-opendata-7_6_7"]
+    assert entry["base_ref"] == f"{base}@{digest}"
+    assert "pinned by hand" in entry["digest_source"]
+    assert run("python3", lock_py, "--check").returncode == 0
+    catalog = images / "catalog.yaml"
+    catalog.write_text(catalog.read_text().replace("localhost/odrun/cvmfs:2.12", "x/cvmfs:2.13"))
+    stale = run("python3", lock_py, "--check")
+    assert stale.returncode == 1
+    assert "does not match" in stale.stderr
+    bad = run("python3", lock_py, "--pin", f"{base}=sha256:short")
+    assert bad.returncode == 2
+    assert run("python3", lock_py, "--resolve", "--only", "nope").returncode == 2
+
+
 def test_build_sh_refuses_an_unpinned_base() -> None:
     out = run(str(IMAGES / "build.sh"), "cmssw-opendata-5_3_32")
     assert out.returncode == 2
@@ -417,7 +439,7 @@ def test_network_build_and_smoke(name: str, smoke_args: list[str], tmp_path: Pat
         pytest.skip("podman is not installed")
     images = tmp_path / "images"
     shutil.copytree(IMAGES, images)  # lock.py --resolve rewrites the copy, not the checkout
-    resolved = run("python3", str(images / "lock.py"), "--resolve", timeout=1800)
+    resolved = run("python3", str(images / "lock.py"), "--resolve", "--only", name, timeout=1800)
     assert resolved.returncode == 0, resolved.stderr
     entry = json.loads((images / "catalog.lock.json").read_text())["images"][name]
     assert entry["base_ref"], entry["digest_source"]
