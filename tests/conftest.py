@@ -16,6 +16,7 @@ from odrun.cli import main
 import portal_server
 
 RECIDS = portal_server.all_recids()
+REPO = Path(__file__).resolve().parent.parent
 
 
 LOOPBACK = ("127.", "::1", "localhost")
@@ -75,6 +76,28 @@ def raw_portal() -> Iterator[portal_server.PortalServer]:
     """A portal that lists raw index.json files instead of expanding them."""
     with portal_server.serve(raw=True) as server:
         yield server
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A copy of the demo analysis and the bundled mirror (runs write into the analysis)."""
+    import shutil
+
+    shutil.copytree(REPO / "workflows" / "dimuon-demo", tmp_path / "dimuon-demo",
+                    ignore=shutil.ignore_patterns(".odrun"))  # fmt: skip
+    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
+    return tmp_path / "dimuon-demo"
+
+
+@pytest.fixture(scope="session")
+def podman_ready() -> str:
+    """The local test image (built once from debootstrap, no registry); skip if podman can't."""
+    import podman_image
+
+    reason = podman_image.ensure_image()
+    if reason:
+        pytest.skip(reason)
+    return podman_image.IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -163,14 +162,6 @@ def test_evaluate_compares_outputs_with_references(tmp_path: Path) -> None:
     assert "1 of 4 bins differ" in checks[1].detail
     assert "inside the analysis folder" in checks[2].detail
     assert "missing.json not found" in checks[3].detail
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "workflows" / "dimuon-demo", tmp_path / "dimuon-demo",
-                    ignore=shutil.ignore_patterns(".odrun"))  # fmt: skip
-    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
-    return tmp_path / "dimuon-demo"
 
 
 def test_demo_spectrum_against_its_reference_and_reverify(odrun, demo: Path) -> None:

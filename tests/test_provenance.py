@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 import rocrate_validator
 
-REPO = Path(__file__).resolve().parent.parent
 PROFILE = "workflow-run-crate-0.5"
 
 
@@ -22,11 +20,8 @@ def validator() -> None:
 
 
 @pytest.fixture
-def crate_dir(odrun, tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "workflows" / "dimuon-demo", tmp_path / "dimuon-demo",
-                    ignore=shutil.ignore_patterns(".odrun"))  # fmt: skip
-    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
-    run = odrun("run", str(tmp_path / "dimuon-demo"), "--runtime", "host", "--json")
+def crate_dir(odrun, demo: Path) -> Path:
+    run = odrun("run", str(demo), "--runtime", "host", "--json")
     assert run.code == 0, run.err
     return Path(run.json()["run_dir"])
 

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 import zlib
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    """A copy of the demo analysis and the bundled mirror (runs write into the analysis)."""
-    shutil.copytree(REPO / "workflows" / "dimuon-demo", tmp_path / "dimuon-demo",
-                    ignore=shutil.ignore_patterns(".odrun"))  # fmt: skip
-    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
-    return tmp_path / "dimuon-demo"
 
 
 def write(path: Path, text: str) -> Path:

@@ -6,21 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from test_run import REPO, serial_spec
 
 IMAGE = "localhost/odrun-test/debian-python:bookworm"
-
-
-@pytest.fixture(scope="session")
-def podman_ready() -> str:
-    import podman_image
-
-    reason = podman_image.ensure_image()
-    if reason:
-        pytest.skip(reason)
-    return podman_image.IMAGE
 
 
 def use_image(spec: Path, image: str) -> None:

@@ -86,16 +86,6 @@ def container_analysis(root: Path, image: str = IMAGE) -> Path:
     )
 
 
-@pytest.fixture(scope="session")
-def podman_ready() -> str:
-    import podman_image
-
-    reason = podman_image.ensure_image()
-    if reason:
-        pytest.skip(reason)
-    return podman_image.IMAGE
-
-
 def test_rule_container_runs_in_podman(odrun, tmp_path: Path, podman_ready: str) -> None:
     container_analysis(tmp_path, podman_ready)
     result = odrun("run", str(tmp_path), "--runtime", "podman", "--json")
