@@ -197,6 +197,22 @@ def test_apptainer_shim_refuses_what_it_cannot_do(tmp_path: Path, capsys) -> Non
     assert "not an image odrun pulled" in capsys.readouterr().err
 
 
+def test_apptainer_shim_passes_env_to_the_runtime(tmp_path: Path) -> None:
+    from odrun.workflow.apptainer_shim import MARKER, Shim
+
+    runtime = tmp_path / "podman"  # a stand-in runtime that records its arguments
+    runtime.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "argv"}\n')
+    runtime.chmod(0o755)
+    image = tmp_path / "img"
+    image.write_text(f"{MARKER}\ndocker.io/library/bash:5.2\n")
+    shim = Shim(str(runtime), env={})
+    args = ["exec", "--env", "A=1,B=x y", str(image), "sh", "-c", "true"]
+    assert shim.main(args) == 0
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv[argv.index("A=1") - 1] == "-e"
+    assert argv[argv.index("B=x y") - 1] == "-e"
+
+
 def test_images_are_found_through_includes(tmp_path: Path) -> None:
     from odrun.workflow.snakemake import declared_images
 

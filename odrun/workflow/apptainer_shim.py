@@ -12,8 +12,8 @@ understands the three commands Snakemake uses:
 - ``exec [options] FILE SHELL -c CMD``: ``<runtime> run --rm --network=none``
   (``--network=host`` when odrun.yaml says ``network: true``)
   with the working directory bind-mounted at the same path (apptainer's
-  ``--home``), every ``--bind``, ``--pwd``, and the ``APPTAINERENV_*`` /
-  ``SINGULARITYENV_*`` variables, then the command.
+  ``--home``), every ``--bind``, ``--pwd``, ``--env K=V``, and the
+  ``APPTAINERENV_*`` / ``SINGULARITYENV_*`` variables, then the command.
 
 Anything else (other subcommands, non-``docker://`` images such as ``.sif``
 files or ``oras://``) fails with a message saying to use real apptainer.
@@ -98,6 +98,7 @@ class Shim:
         home = os.getcwd()
         pwd = None
         binds: list[str] = []
+        envs: list[str] = []  # --env K=V[,K=V]
         while args and args[0].startswith("-"):
             option = args[0]
             if option in VALUE_OPTIONS and len(args) > 1:
@@ -108,6 +109,8 @@ class Shim:
                     binds += [b for b in value.split(",") if b]
                 elif option == "--pwd":
                     pwd = value
+                elif option == "--env":
+                    envs += [e for e in value.split(",") if "=" in e]
                 elif option != "--network" or value != "none":
                     raise ShimError(f"apptainer exec {option} {value}: not supported by the shim")
             elif option in FLAG_OPTIONS:
@@ -129,6 +132,8 @@ class Shim:
             for prefix in ("APPTAINERENV_", "SINGULARITYENV_"):
                 if key.startswith(prefix) and len(key) > len(prefix):
                     argv += ["-e", f"{key[len(prefix) :]}={value}"]
+        for pair in envs:
+            argv += ["-e", pair]
         argv += ["-w", pwd or os.getcwd(), image, *args[1:]]
         return subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode
 
