@@ -9,13 +9,15 @@
 #   ODRUN_CVMFS_REPOS   repositories to mount and probe (comma-separated)
 #   CVMFS_HTTP_PROXY    squid proxies in CVMFS notation ("http://squid:3128;DIRECT");
 #                       empty: client profile "single" (direct, fine for a few machines)
-#   CVMFS_QUOTA_LIMIT   local CVMFS cache size in MB
+#   CVMFS_QUOTA_LIMIT   local CVMFS cache size in MB (warned about when over the free space)
 #   ODRUN_CVMFS_PINS    repo=ROOT_HASH,... mounts those snapshots (from an odrun.lock)
-#   ODRUN_PIP_SPEC      what pip installs as odrun (a requirement, a path or a URL)
+#   ODRUN_PIP_SPEC      what pip installs as odrun (required: a path, a wheel URL or
+#                       git+https://github.com/<org>/odrun@<tag>; odrun is not on PyPI yet)
 #   ODRUN_APPLIANCE_ROOT  write configuration under this folder instead of / (tests)
 #
 # Usage: provision.sh [--only STEP[,STEP...]]
 # Steps, in order: packages cvmfs-install cvmfs-config cvmfs-probe odrun doctor
+# Sourcing the script defines its functions without running anything (tests).
 set -euo pipefail
 
 STEPS_ALL="packages cvmfs-install cvmfs-config cvmfs-probe odrun doctor"
@@ -49,14 +51,21 @@ load_config() {
 set_defaults() {
   : "${ODRUN_CVMFS_REPOS:=cms.cern.ch,cms-opendata-conddb.cern.ch,sft.cern.ch}"
   : "${CVMFS_HTTP_PROXY:=}"
-  : "${CVMFS_QUOTA_LIMIT:=20000}"
+  : "${CVMFS_QUOTA_LIMIT:=4000}"
   : "${ODRUN_CVMFS_PINS:=}"
-  : "${ODRUN_PIP_SPEC:=odrun[xrootd,fast]}"
+  : "${ODRUN_PIP_SPEC:=}"
   [[ "$CVMFS_QUOTA_LIMIT" =~ ^[0-9]+$ ]] || die "CVMFS_QUOTA_LIMIT must be a number of MB, not '$CVMFS_QUOTA_LIMIT'"
   local repo
   for repo in ${ODRUN_CVMFS_REPOS//,/ }; do
-    [[ "$repo" =~ ^[a-z0-9][a-z0-9.-]*\.[a-z0-9-]+$ ]] || die "ODRUN_CVMFS_REPOS: '$repo' is not a repository name like cms.cern.ch"
+    check_repo_name ODRUN_CVMFS_REPOS "$repo"
   done
+}
+
+# A fully qualified repository name (the rule of odrun/cvmfs.py check_repo_name):
+# dot-separated labels of a-z, 0-9 and inner dashes; never a path.
+check_repo_name() {
+  [[ "$2" =~ ^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$ ]] \
+    || die "$1: '$2' is not a repository name like cms.cern.ch"
 }
 
 repos() { printf '%s\n' "${ODRUN_CVMFS_REPOS//,/ }"; }
@@ -90,8 +99,22 @@ step_packages() {
       apt-get install -y -qq --no-install-recommends ca-certificates curl attr podman uidmap \
         slirp4netns fuse-overlayfs python3 python3-venv python3-pip xrootd-client >/dev/null ;;
     rhel)
-      dnf install -y -q ca-certificates curl attr podman python3 python3-pip >/dev/null ;;
+      # EL9's python3 is 3.9; odrun needs 3.10 or newer (AppStream has python3.11)
+      dnf install -y -q ca-certificates curl attr podman python3.11 python3.11-pip >/dev/null ;;
   esac
+}
+
+# The newest python3 on PATH that is 3.10 or newer (odrun's minimum), printed; dies if none.
+pick_python() {
+  local py
+  for py in python3.13 python3.12 python3.11 python3.10 python3; do
+    command -v "$py" >/dev/null || continue
+    if "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      command -v "$py"
+      return 0
+    fi
+  done
+  die "odrun needs Python >= 3.10 and this machine has $(python3 --version 2>&1 || echo 'no python3'): install python3.11 (EL9: dnf install python3.11 python3.11-pip; CernVM 4/EL7 is not supported)"
 }
 
 step_cvmfs_install() {
@@ -128,10 +151,24 @@ step_cvmfs_config() {
     repo="${pin%%=*}"
     hash="${pin#*=}"
     [[ "$pin" == *=* && "$hash" =~ ^[0-9a-f]{40}(-[a-z0-9]+)?$ ]] || die "ODRUN_CVMFS_PINS: '$pin' is not repo=ROOT_HASH (40 hex digits)"
+    check_repo_name ODRUN_CVMFS_PINS "$repo"
     printf '# pinned by odrun: mounts this snapshot, no updates\nCVMFS_ROOT_HASH=%s\n' "$hash" \
       | write_file "$etc/config.d/$repo.local"
   done
+  warn_quota "$ODRUN_APPLIANCE_ROOT/var/lib/cvmfs"
   log "wrote $etc/default.local (repositories $ODRUN_CVMFS_REPOS, quota ${CVMFS_QUOTA_LIMIT} MB, proxy ${CVMFS_HTTP_PROXY:-profile single})"
+}
+
+# Warn when the CVMFS cache quota is more than the free space where the cache lives
+# (CVMFS_CACHE_BASE, /var/lib/cvmfs): a full disk breaks the machine, not just CVMFS.
+warn_quota() {
+  local dir="$1" free_mb
+  while [[ ! -d "$dir" && "$dir" == */* ]]; do dir="${dir%/*}"; done
+  free_mb="$(df -Pm "${dir:-/}" 2>/dev/null | awk 'NR == 2 {print $4}')" || return 0
+  [[ "$free_mb" =~ ^[0-9]+$ ]] || return 0
+  if ((CVMFS_QUOTA_LIMIT > free_mb)); then
+    log "warning: CVMFS_QUOTA_LIMIT=${CVMFS_QUOTA_LIMIT} MB is more than the ${free_mb} MB free on ${dir:-/}: lower it or grow the disk"
+  fi
 }
 
 step_cvmfs_probe() {
@@ -150,11 +187,16 @@ step_cvmfs_probe() {
 }
 
 step_odrun() {
-  local venv=/opt/odrun
-  [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+  local venv=/opt/odrun py
+  py="$(pick_python)"
+  # a venv left by an older provisioning with a too old python is made again
+  if ! "$venv/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    rm -rf "$venv"
+    "$py" -m venv "$venv"
+  fi
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$ODRUN_PIP_SPEC" \
-    || die "pip cannot install ODRUN_PIP_SPEC='$ODRUN_PIP_SPEC': set it to a wheel URL, a path or 'odrun @ git+https://...' (odrun appliance user-data --pip-spec)"
+    || die "pip cannot install ODRUN_PIP_SPEC='$ODRUN_PIP_SPEC': set it to a wheel URL, a path or git+https://github.com/<org>/odrun@<tag> (odrun appliance user-data --pip-spec)"
   ln -sf "$venv/bin/odrun" /usr/local/bin/odrun
   log "installed $(/usr/local/bin/odrun --version)"
 }
@@ -180,6 +222,9 @@ main() {
   for step in $only; do
     [[ " $STEPS_ALL " == *" $step "* ]] || die "unknown step $step (steps: $STEPS_ALL)"
   done
+  if [[ " $only " == *" odrun "* && -z "$ODRUN_PIP_SPEC" ]]; then
+    die "ODRUN_PIP_SPEC is not set (odrun is not on PyPI yet): set it in $CONFIG_FILE to a wheel URL or git+https://github.com/<org>/odrun@<tag> (odrun appliance user-data --pip-spec)"
+  fi
   for step in $STEPS_ALL; do
     [[ " $only " == *" $step "* ]] || continue
     log "step $step"
@@ -188,4 +233,6 @@ main() {
   log "done"
 }
 
-main "$@"
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  main "$@"
+fi

@@ -39,6 +39,9 @@ CERNVM_LIMIT = 16 * 1024
 PROVISION_PATH = "/usr/local/sbin/odrun-appliance-provision"
 SETTINGS_PATH = "/etc/odrun/appliance.env"
 _PROXY = re.compile(r"^(DIRECT|auto|[A-Za-z0-9.:/@_%+|;\[\]-]+)$")
+#: a pip argument on one line of appliance.env: a URL or path, or ``name[extras] @ URL``
+_PIP_SPEC = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9,._-]+\])? @ )?[^\s\"'$`]+$")
+PIP_SPEC_EXAMPLE = "git+https://github.com/<org>/odrun@<tag> or a wheel URL"
 
 
 def appliance_dir() -> Path:
@@ -55,9 +58,10 @@ class ApplianceSettings:
 
     repos: tuple[str, ...] = cvmfs.OPEN_DATA_REPOS
     proxy: str = ""
-    quota_mb: int = 20000
+    quota_mb: int = 4000
     pins: dict[str, str] = field(default_factory=dict)
-    pip_spec: str = f"odrun[xrootd,fast]=={__version__}"
+    #: empty renders a template: provision.sh refuses to install odrun until it is set
+    pip_spec: str = ""
     cloud: str = "openstack"
 
     def __post_init__(self) -> None:
@@ -78,6 +82,11 @@ class ApplianceSettings:
             raise UsageError(
                 f"--quota-mb {self.quota_mb}: expected 1000 to 10000000 MB of CVMFS cache"
             )
+        if self.pip_spec and not _PIP_SPEC.match(self.pip_spec):
+            raise UsageError(
+                f"--pip-spec {self.pip_spec!r}: expected one pip requirement without spaces, "
+                f"quotes or newlines, e.g. {PIP_SPEC_EXAMPLE}"
+            )
         for repo, root_hash in self.pins.items():
             if not re.fullmatch(r"[0-9a-f]{40}(-[a-z0-9]+)?", root_hash):
                 raise UsageError(f"pin {repo}={root_hash}: a root hash is 40 hex digits")
@@ -91,6 +100,11 @@ class ApplianceSettings:
             f'CVMFS_HTTP_PROXY="{self.proxy}"',
             f"CVMFS_QUOTA_LIMIT={self.quota_mb}",
             f"ODRUN_CVMFS_PINS={pins}",
+            *(
+                []
+                if self.pip_spec
+                else [f"# required before launching (odrun is not on PyPI): {PIP_SPEC_EXAMPLE}"]
+            ),
             f"ODRUN_PIP_SPEC={self.pip_spec}",
             f"ODRUN_APPLIANCE_CLOUD={self.cloud}",
         ]

@@ -8,7 +8,13 @@ from pathlib import Path
 import click
 
 from odrun import render
-from odrun.appliance import CLOUD_LIMITS, LAUNCH, ApplianceSettings, pins_from_lock, user_data
+from odrun.appliance import (
+    CLOUD_LIMITS,
+    LAUNCH,
+    ApplianceSettings,
+    pins_from_lock,
+    user_data,
+)
 from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.cvmfs import OPEN_DATA_REPOS
 from odrun.doctor import diagnose
@@ -22,14 +28,25 @@ def _repos(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def write_output(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp + rename); the folder must exist."""
+    if not path.parent.is_dir():
+        raise UsageError(f"-o {path}: the folder {path.parent} does not exist (create it first)")
+    try:
+        atomic_write(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
+
+
 @cli.group()
 def appliance() -> None:
     """The odrun appliance: a VM with CVMFS, podman and odrun (Vagrantfile, cloud-init).
 
     \b
     Examples:
-      odrun appliance user-data --cloud ec2 -o user-data.yaml
-      odrun appliance user-data --cernvm --proxy 'http://squid:3128;DIRECT' -o context.txt
+      odrun appliance user-data --pip-spec URL --cloud ec2 -o user-data.yaml
+      odrun appliance user-data --pip-spec URL --cernvm --proxy 'http://squid:3128;DIRECT' \\
+          -o context.txt
     """
 
 
@@ -55,7 +72,11 @@ def appliance() -> None:
     help="CVMFS_HTTP_PROXY, e.g. 'http://squid:3128;DIRECT' [default: profile single].",
 )
 @click.option(
-    "--quota-mb", type=int, default=20000, show_default=True, help="CVMFS cache size (MB)."
+    "--quota-mb",
+    type=int,
+    default=4000,
+    show_default=True,
+    help="CVMFS cache size (MB); keep it well under the machine's free disk.",
 )
 @click.option(
     "--pin-from",
@@ -66,7 +87,8 @@ def appliance() -> None:
 @click.option(
     "--pip-spec",
     metavar="REQ",
-    help="What pip installs as odrun on the machine [default: this odrun's version].",
+    help="What pip installs as odrun on the machine (required: odrun is not on PyPI yet), "
+    "e.g. git+https://github.com/ORG/odrun@TAG or a wheel URL.",
 )
 @click.option(
     "--cernvm",
@@ -97,17 +119,26 @@ def user_data_command(
     --cernvm, a MIME multipart that CernVM's µCernVM bootloader and amiconfig
     read too.
 
+    --pip-spec is required until odrun is published on PyPI: a wheel URL or
+    a git URL pip can install (git+https://github.com/ORG/odrun@TAG).
+
     \b
     Examples:
-      odrun appliance user-data -o user-data.yaml
+      S=git+https://github.com/ORG/odrun@v0.1.0
+      odrun appliance user-data --pip-spec $S -o user-data.yaml
       openstack server create --image debian-12 --flavor m1.large \\
           --user-data user-data.yaml odrun-vm
-      odrun appliance user-data --cloud ec2 --cvmfs-repos cms.cern.ch -o ud.yaml
+      odrun appliance user-data --pip-spec $S --cloud ec2 --cvmfs-repos cms.cern.ch -o ud.yaml
       aws ec2 run-instances --image-id ami-... --user-data file://ud.yaml
-      odrun appliance user-data --cloud gce --quota-mb 50000 -o ud.yaml
+      odrun appliance user-data --pip-spec $S --cloud gce --quota-mb 8000 -o ud.yaml
       gcloud compute instances create vm --metadata-from-file user-data=ud.yaml
-      odrun appliance user-data --cernvm --pin-from odrun.lock -o context.txt
+      odrun appliance user-data --pip-spec $S --cernvm --pin-from odrun.lock -o context.txt
     """
+    if not pip_spec:
+        raise UsageError(
+            "--pip-spec is required (odrun is not on PyPI yet): what the machine installs, e.g. "
+            "--pip-spec git+https://github.com/<org>/odrun@<tag>, or a wheel URL"
+        )
     pins: dict[str, str] = {}
     if lock is not None:
         try:
@@ -116,13 +147,12 @@ def user_data_command(
             raise UsageError(f"--pin-from {lock}: not an odrun.lock ({exc})") from None
     names = _repos(repos) or OPEN_DATA_REPOS
     names = tuple(dict.fromkeys([*names, *pins]))
-    kwargs = {"pip_spec": pip_spec} if pip_spec else {}
-    settings = ApplianceSettings(names, proxy, quota_mb, pins, cloud=cloud, **kwargs)
+    settings = ApplianceSettings(names, proxy, quota_mb, pins, pip_spec, cloud)
     text = user_data(settings, cernvm=cernvm)
     if output is None:
         click.echo(text, nl=False)
         return
-    atomic_write(output, text.encode("utf-8"))
+    write_output(output, text)
     launch = LAUNCH[cloud].replace("FILE", str(output))
     click.echo(f"wrote {output} ({len(text.encode())} bytes); launch with:\n  {launch}", err=True)
 

@@ -20,6 +20,7 @@ from odrun.appliance import PROVISION_PATH, SETTINGS_PATH, ApplianceSettings, us
 REPO = Path(__file__).resolve().parent.parent
 APPLIANCE = REPO / "appliance"
 ROOT_HASH = "0123456789abcdef0123456789abcdef01234567"
+PIP = "git+https://github.com/example/odrun@v0.1.0"
 
 
 def need(tool: str) -> str:
@@ -87,7 +88,8 @@ def test_checked_in_cloud_configs_are_valid_and_current() -> None:
 def test_rendered_cloud_config(odrun, tmp_path: Path, cloud: str) -> None:
     out = tmp_path / "user-data.yaml"
     result = odrun(
-        "appliance", "user-data", "--cloud", cloud, "--cvmfs-repos", "cms.cern.ch,sft.cern.ch",
+        "appliance", "user-data", "--pip-spec", PIP, "--cloud", cloud,
+        "--cvmfs-repos", "cms.cern.ch,sft.cern.ch",
         "--proxy", "http://127.0.0.1:3128;DIRECT", "--quota-mb", "8000", "-o", str(out),
     )  # fmt: skip
     assert result.code == 0, result.err
@@ -103,8 +105,10 @@ def test_rendered_cloud_config(odrun, tmp_path: Path, cloud: str) -> None:
     settings = files[SETTINGS_PATH]["content"]
     assert "ODRUN_CVMFS_REPOS=cms.cern.ch,sft.cern.ch\n" in settings
     assert f"ODRUN_APPLIANCE_CLOUD={cloud}\n" in settings
+    assert f"ODRUN_PIP_SPEC={PIP}\n" in settings
     # stdout without -o: the same document
-    again = odrun("appliance", "user-data", "--cloud", cloud, "--cvmfs-repos", "cms.cern.ch",
+    again = odrun("appliance", "user-data", "--pip-spec", PIP, "--cloud", cloud,
+                  "--cvmfs-repos", "cms.cern.ch",
                   "--cvmfs-repos", "sft.cern.ch", "--proxy", "http://127.0.0.1:3128;DIRECT",
                   "--quota-mb", "8000")  # fmt: skip
     assert again.out == text
@@ -130,7 +134,7 @@ def test_rendered_provisioning_configures_cvmfs(odrun, tmp_path: Path) -> None:
         "sft.cern.ch": {"revision": None, "root_hash": None},
     }}))  # fmt: skip
     result = odrun(
-        "appliance", "user-data", "--cvmfs-repos", "cms-opendata-conddb.cern.ch",
+        "appliance", "user-data", "--pip-spec", PIP, "--cvmfs-repos", "cms-opendata-conddb.cern.ch",
         "--proxy", "http://127.0.0.1:3128|http://127.0.0.2:3128;DIRECT", "--quota-mb", "12000",
         "--pin-from", str(lock),
     )  # fmt: skip
@@ -165,6 +169,17 @@ def test_provision_settings_precedence_and_errors(tmp_path: Path) -> None:
     bad = run(script, "--only", "cvmfs-config", env={**env, "ODRUN_CVMFS_PINS": "cms.cern.ch=xyz"})
     assert bad.returncode != 0
     assert "ODRUN_CVMFS_PINS" in bad.stderr
+    # a pinned repository name is a name, never a path under config.d/
+    pin = f"../../evil.cern.ch={ROOT_HASH}"
+    bad = run(script, "--only", "cvmfs-config", env={**env, "ODRUN_CVMFS_PINS": pin})
+    assert bad.returncode != 0
+    assert "is not a repository name" in bad.stderr
+    assert not list(tmp_path.rglob("evil*"))
+    # installing odrun needs an explicit ODRUN_PIP_SPEC: refused before any step runs
+    bad = run(script, "--only", "cvmfs-config,odrun", env=env)
+    assert bad.returncode != 0
+    assert "ODRUN_PIP_SPEC is not set" in bad.stderr
+    assert "step cvmfs-config" not in bad.stderr
     (tmp_path / "etc/odrun/appliance.env").write_text("SOMETHING=1\n")
     bad = run(script, "--only", "cvmfs-config", env=env)
     assert bad.returncode != 0
@@ -173,7 +188,7 @@ def test_provision_settings_precedence_and_errors(tmp_path: Path) -> None:
 
 
 def test_cernvm_multipart(odrun, tmp_path: Path) -> None:
-    result = odrun("appliance", "user-data", "--cernvm", "--cloud", "ec2",
+    result = odrun("appliance", "user-data", "--pip-spec", PIP, "--cernvm", "--cloud", "ec2",
                    "--proxy", "http://127.0.0.1:3128;DIRECT")  # fmt: skip
     assert result.code == 0, result.err
     message = email.message_from_string(result.out)
@@ -198,7 +213,7 @@ def test_cernvm_multipart(odrun, tmp_path: Path) -> None:
     done = schema_ok(config)
     assert done.returncode == 0, done.stdout + done.stderr
     # no proxy: the proxy lines are left out, not left empty
-    plain = odrun("appliance", "user-data", "--cernvm").out
+    plain = odrun("appliance", "user-data", "--pip-spec", PIP, "--cernvm").out
     assert "cvmfs_http_proxy=" not in plain
     assert "\nproxy=" not in plain
 
@@ -211,17 +226,107 @@ def test_bad_options_and_size_limits(odrun, tmp_path: Path) -> None:
         ("--cloud", "azure"): "azure",
     }
     for args, message in cases.items():
-        result = odrun("appliance", "user-data", *args, "-o", str(tmp_path / "ud"))
+        result = odrun(
+            "appliance", "user-data", "--pip-spec", PIP, *args, "-o", str(tmp_path / "ud")
+        )
         assert result.code == 2, (args, result.err)
         assert message in result.err
     assert not (tmp_path / "ud").exists()  # nothing half-written
     many = ",".join(f"repository-number-{n}.example.org" for n in range(400))
-    big = odrun("appliance", "user-data", "--cloud", "ec2", "--cvmfs-repos", many)
+    big = odrun(
+        "appliance", "user-data", "--pip-spec", PIP, "--cloud", "ec2", "--cvmfs-repos", many
+    )
     assert big.code == 2
     assert "over the 16384-byte limit of ec2" in big.err
-    assert odrun("appliance", "user-data", "--cloud", "gce", "--cvmfs-repos", many).code == 0
+    assert odrun("appliance", "user-data", "--pip-spec", PIP, "--cloud", "gce",
+                 "--cvmfs-repos", many).code == 0  # fmt: skip
     not_a_lock = tmp_path / "odrun.lock"
     not_a_lock.write_text("[]")
-    bad = odrun("appliance", "user-data", "--pin-from", str(not_a_lock))
+    bad = odrun("appliance", "user-data", "--pip-spec", PIP, "--pin-from", str(not_a_lock))
     assert bad.code == 2
     assert "not an odrun.lock" in bad.err
+
+
+def test_pip_spec_required_and_checked(odrun, tmp_path: Path) -> None:
+    out = tmp_path / "ud.yaml"
+    missing = odrun("appliance", "user-data", "-o", str(out))
+    assert missing.code == 2
+    assert "--pip-spec is required" in missing.err
+    assert "git+https://github.com/<org>/odrun@<tag>" in missing.err
+    assert len(missing.err.strip().splitlines()) == 1
+    for bad in ("odrun\nEVIL=1", "a b c", 'x"y', " git+https://x/y"):
+        result = odrun("appliance", "user-data", "--pip-spec", bad, "-o", str(out))
+        assert result.code == 2, (bad, result.err)
+        assert "--pip-spec" in result.err
+    assert not out.exists()
+    named = "odrun[xrootd,fast] @ git+https://github.com/example/odrun@v0.1.0"
+    good = odrun("appliance", "user-data", "--pip-spec", named)
+    assert good.code == 0, good.err
+    doc = yaml.safe_load(good.out)
+    env = next(f["content"] for f in doc["write_files"] if f["path"] == SETTINGS_PATH)
+    assert f"ODRUN_PIP_SPEC={named}\n" in env
+
+
+def test_output_errors_are_typed_and_writes_atomic(odrun, tmp_path: Path) -> None:
+    missing = odrun("appliance", "user-data", "--pip-spec", PIP, "-o", str(tmp_path / "no/ud"))
+    assert missing.code == 2, missing.err
+    assert f"the folder {tmp_path / 'no'} does not exist" in missing.err
+    assert not (tmp_path / "no").exists()  # not created behind the user's back
+    proc = odrun("appliance", "user-data", "--pip-spec", PIP, "-o", "/proc/odrun-user-data")
+    assert proc.code == 8, proc.err
+    assert "cannot write" in proc.err
+    assert "bug" not in proc.err
+    out = tmp_path / "ud.yaml"
+    out.write_text("old")
+    assert odrun("appliance", "user-data", "--pip-spec", PIP, "-o", str(out)).code == 0
+    assert out.read_text().startswith("#cloud-config")
+    assert [p.name for p in tmp_path.iterdir()] == ["ud.yaml"]  # no temp file left
+
+
+def fake_python(folder: Path, name: str, version: tuple[int, int]) -> None:
+    """A ``name`` on PATH that answers odrun's version check as Python ``version`` would."""
+    exe = folder / name
+    exe.write_text(
+        "#!/bin/sh\n"
+        f'exec {shutil.which("python3")} -c "import sys; sys.exit({version} < (3, 10))"\n'
+    )
+    exe.chmod(0o755)
+
+
+def pick_python(path: Path) -> subprocess.CompletedProcess[str]:
+    script = APPLIANCE / "provision.sh"
+    bash = need("bash")  # PATH is only the fake pythons: the machine's own stay out of view
+    return run(bash, "-c", f'source "{script}"; pick_python', env={"PATH": str(path)})
+
+
+def test_provision_picks_a_python_of_at_least_3_10(tmp_path: Path) -> None:
+    el9 = tmp_path / "el9"
+    el9.mkdir()
+    fake_python(el9, "python3", (3, 9))  # EL9's system python
+    old = pick_python(el9)
+    assert old.returncode != 0
+    assert "odrun needs Python >= 3.10" in old.stderr
+    assert "python3.11" in old.stderr
+    fake_python(el9, "python3.11", (3, 11))  # after dnf install python3.11
+    chosen = pick_python(el9)
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.strip() == str(el9 / "python3.11")
+    debian = tmp_path / "debian"
+    debian.mkdir()
+    fake_python(debian, "python3", (3, 11))
+    assert pick_python(debian).stdout.strip() == str(debian / "python3")
+
+
+def test_provision_warns_when_the_quota_exceeds_free_space(tmp_path: Path) -> None:
+    script = str(APPLIANCE / "provision.sh")
+    env = {"PATH": os.environ["PATH"], "ODRUN_APPLIANCE_ROOT": str(tmp_path)}
+    free_mb = shutil.disk_usage(tmp_path).free // 2**20
+    big = run(
+        script, "--only", "cvmfs-config", env={**env, "CVMFS_QUOTA_LIMIT": str(free_mb + 10**6)}
+    )
+    assert big.returncode == 0, big.stderr
+    assert "warning: CVMFS_QUOTA_LIMIT" in big.stderr
+    assert "free on" in big.stderr
+    small = run(script, "--only", "cvmfs-config", env={**env, "CVMFS_QUOTA_LIMIT": "1"})
+    assert small.returncode == 0, small.stderr
+    assert "warning" not in small.stderr
