@@ -10,6 +10,7 @@ to some analyses, so it warns.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -22,6 +23,9 @@ from odrun import cvmfs
 from odrun.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
+#: the CVMFS client's local settings, and where its cache lives unless they say otherwise
+CVMFS_LOCAL = Path("/etc/cvmfs/default.local")
+CVMFS_CACHE_BASE = Path("/var/lib/cvmfs")
 #: below this much free space in the cache folder: a warning
 LOW_SPACE = 5 * 1024**3
 _TIMEOUT = 20
@@ -168,17 +172,56 @@ def check_xrootd() -> Check:
     )
 
 
-def _cvmfs_local_proxy() -> str | None:
-    path = Path("/etc/cvmfs/default.local")
+def _cvmfs_local(name: str, path: Path = CVMFS_LOCAL) -> str | None:
+    """The value of ``name`` in the CVMFS client's local settings, None if unset/unreadable."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
     for line in lines:
         key, _, value = line.partition("=")
-        if key.strip() == "CVMFS_HTTP_PROXY":
+        if key.strip() == name:
             return value.strip().strip("\"'")
     return None
+
+
+def _cvmfs_local_proxy() -> str | None:
+    return _cvmfs_local("CVMFS_HTTP_PROXY")
+
+
+def check_cvmfs_quota(config: Path = CVMFS_LOCAL) -> Check | None:
+    """CVMFS_QUOTA_LIMIT against the free space of the cache partition (None: no quota set)."""
+    quota = _cvmfs_local("CVMFS_QUOTA_LIMIT", config)
+    if quota is None or not quota.isdigit():
+        return None
+    base = Path(_cvmfs_local("CVMFS_CACHE_BASE", config) or CVMFS_CACHE_BASE)
+    probe = base
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        usage = shutil.disk_usage(probe)
+    except OSError:
+        return None
+    detail = f"CVMFS_QUOTA_LIMIT={quota} MB, {usage.free // 2**20} MB free on {probe}"
+    # what the cache holds already counts as room (summed only when it matters)
+    if int(quota) > usage.free // 2**20 and int(quota) > (usage.free + _tree_size(base)) // 2**20:
+        return Check(
+            "cvmfs",
+            "cache quota",
+            "warn",
+            detail + ": the CVMFS cache can fill the disk",
+            f"lower CVMFS_QUOTA_LIMIT in {config} (then cvmfs_config reload) or grow the disk",
+        )
+    return Check("cvmfs", "cache quota", "ok", detail)
+
+
+def _tree_size(folder: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
 
 
 def check_proxies() -> list[Check]:
@@ -288,6 +331,7 @@ def diagnose(settings: Settings, cvmfs_repos: list[str] | None = None) -> Report
     checks: list[Check] = [
         *check_runtimes(),
         *check_cvmfs(repos, required),
+        *filter(None, [check_cvmfs_quota()]),
         check_xrootd(),
         *check_proxies(),
         check_cache(settings),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from odrun import cvmfs
+from odrun.doctor import check_cvmfs_quota
 
 import cvmfs_tree
 from test_run import serial_spec
@@ -208,3 +209,26 @@ def test_crate_measures_revisions_only_for_local_runs(
     remote = {n["@id"]: n for n in crate(result, analysis, where)["@graph"]}[node_id]
     assert "version" not in remote  # it ran on REANA's CVMFS, not this machine's
     assert "identifier" not in remote
+
+
+def test_cvmfs_quota_over_the_free_space_warns(tmp_path: Path) -> None:
+    cache = tmp_path / "var-lib-cvmfs"
+    cache.mkdir()
+    (cache / "chunk").write_bytes(b"x" * 2**20)
+    config = tmp_path / "default.local"
+    free_mb = shutil.disk_usage(tmp_path).free // 2**20
+    config.write_text(f"CVMFS_QUOTA_LIMIT={free_mb + 10**6}\nCVMFS_CACHE_BASE={cache}\n")
+    check = check_cvmfs_quota(config)
+    assert check is not None
+    assert check.status == "warn"
+    assert "can fill the disk" in check.detail
+    assert check.fix is not None
+    assert "CVMFS_QUOTA_LIMIT" in check.fix
+    config.write_text(f"CVMFS_QUOTA_LIMIT=4000\nCVMFS_CACHE_BASE={cache}\n")
+    ok = check_cvmfs_quota(config)
+    if free_mb >= 4000:
+        assert ok is not None
+        assert ok.status == "ok"
+    config.write_text("CVMFS_REPOSITORIES=cms.cern.ch\n")
+    assert check_cvmfs_quota(config) is None  # no quota set: nothing to say
+    assert check_cvmfs_quota(tmp_path / "missing.local") is None
