@@ -10,7 +10,13 @@ from rich.table import Table
 
 from odrun import render
 from odrun.cli import cli, global_options, json_option, settings_of
-from odrun.environments import EnvironmentPlan, default_catalog, load_catalog, plan_environment
+from odrun.environments import (
+    EnvironmentPlan,
+    default_catalog,
+    load_catalog,
+    no_environment_note,
+    plan_environment,
+)
 from odrun.records import Resolver
 
 
@@ -33,14 +39,16 @@ def env(ctx: click.Context, target: str, catalog_path: Path | None, as_json: boo
     images), experiment, year and title; picks the image of images/catalog.yaml
     that serves them (release first, then the record's images, the title, then
     experiment and year), with its base pinned by digest, and the CVMFS
-    repositories it reads. Exit 3 when the record declares no environment and
-    no image serves it.
+    repositories it reads. A record that declares no environment and that no
+    image serves needs none: exit 0, image null and a note. Exit 3 only when
+    the record does not exist.
 
     \b
     Examples:
       odrun env 6004                     # CMS 2012 AOD: CMSSW_5_3_32
       odrun env 10.7483/OPENDATA.CMS.A342.9982 --json
       odrun env 30522                    # NanoAOD: ROOT + uproot, no CMSSW
+      odrun env 5201                     # CSV files: no environment needed (exit 0)
     """
     catalog = load_catalog(catalog_path) if catalog_path else default_catalog()
     with Resolver(settings_of(ctx)) as resolver:
@@ -48,6 +56,8 @@ def env(ctx: click.Context, target: str, catalog_path: Path | None, as_json: boo
     plan = plan_environment(record, catalog)
     if as_json:
         render.print_json(plan.to_dict())
+    elif plan.image is None and plan.declared is None:
+        click.echo(no_environment_note(record))
     else:
         _render(plan)
 

@@ -27,6 +27,8 @@ CATALOG_NAME = "catalog.yaml"
 LOCK_NAME = "catalog.lock.json"
 #: record types whose experiment and year alone say which release they need
 _EVENT_DATA = {"Collision", "Simulated"}
+#: a CMSSW release named in a software record's title ("CMS Software Version 5_3_32 (CMSSW_5_3_32)")
+_TITLE_RELEASE = re.compile(r"\bCMSSW_\d+_\d+_\d+\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +40,12 @@ class Serves:
     releases: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
     titles: tuple[str, ...] = ()
+    #: file formats (extensions, lower case, no dot) the image reads, e.g. root
+    formats: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.releases or self.images or self.titles or self.years)
+        return not (self.releases or self.images or self.titles or self.years or self.formats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +186,7 @@ def _image(entry: Mapping[str, Any], locked: Mapping[str, Any]) -> CatalogImage:
     )
 
 
-_SERVES_KEYS = ("experiments", "years", "releases", "images", "titles")
+_SERVES_KEYS = ("experiments", "years", "releases", "images", "titles", "formats")
 
 
 def pinned_ref(base: str, digest: str) -> str:
@@ -268,19 +272,39 @@ def _repository(image: str) -> str:
     return name
 
 
+def _formats(record: Record) -> set[str]:
+    """The file formats of a record's data files: their extensions (``root``, ``csv``...)."""
+    names = (f.filename for f in record.files)
+    return {n.rsplit(".", 1)[1].lower() for n in names if "." in n.rsplit("/", 1)[-1]}
+
+
+def _release(record: Record) -> tuple[str | None, str]:
+    """The release a record declares, or a software record names in its title; and where from."""
+    env = record.environment or Environment()
+    if env.release:
+        return env.release, ""
+    found = _TITLE_RELEASE.search(record.title) if record.type_primary == "Software" else None
+    return (found.group(0), " (from the title)") if found else (None, "")
+
+
 def _rules(record: Record) -> list[Callable[[Serves], str | None]]:
     """The matching rules, strongest first; each says why an image serves the record, or None."""
     env = record.environment or Environment()
     repos = {_repository(i.name) for i in env.container_images}
-    event_data = record.type_primary == "Dataset" and bool(_EVENT_DATA & set(record.type_secondary))
+    secondary = set(record.type_secondary)
+    # event data, and the conditions data of a year (read by that year's release)
+    event_data = (record.type_primary == "Dataset" and bool(_EVENT_DATA & secondary)) or (
+        record.type_primary == "Environment" and "Condition" in secondary
+    )
+    formats = _formats(record)
 
     def experiment_ok(serves: Serves) -> bool:
         return not serves.experiments or bool(set(serves.experiments) & set(record.experiments))
 
     def by_release(serves: Serves) -> str | None:
-        release = env.release
+        release, source = _release(record)
         if release and any(fnmatch.fnmatchcase(release, g) for g in serves.releases):
-            return f"release {release}"
+            return f"release {release}{source}"
         return None
 
     def by_image(serves: Serves) -> str | None:
@@ -299,14 +323,26 @@ def _rules(record: Record) -> list[Callable[[Serves], str | None]]:
             return f"experiment and year ({record.experiment} {', '.join(years)})"
         return None
 
-    return [by_release, by_image, by_title, by_year]
+    def by_format(serves: Serves) -> str | None:
+        # only for records that declare nothing: a declared release the catalog lacks
+        # is not served by an image that merely reads the file format
+        declared = bool(env.release or env.container_images)
+        found = sorted(formats & set(serves.formats))
+        if record.type_primary == "Dataset" and not declared and experiment_ok(serves) and found:
+            return f"file format ({', '.join(found)})"
+        return None
+
+    return [by_release, by_image, by_title, by_year, by_format]
 
 
 def plan_environment(record: Record, catalog: Catalog) -> EnvironmentPlan:
     """Which catalog image provides ``record``'s environment, and the CVMFS repositories it reads.
 
-    Rules, first that matches wins: the declared release, a declared container image,
-    the title (e.g. NanoAOD), the experiment and year of collision/simulated datasets.
+    Rules, first that matches wins: the declared release (or a software record's title),
+    a declared container image, the title (e.g. NanoAOD), the experiment and year of
+    collision/simulated datasets and condition data, the format of the files (e.g. ROOT).
+    A record that declares nothing and matches no rule needs no catalog image: ``image``
+    is None and a note says so.
     """
     env = record.environment
     candidates = [i for i in catalog.images if not i.serves.empty]
@@ -318,16 +354,10 @@ def plan_environment(record: Record, catalog: Catalog) -> EnvironmentPlan:
             chosen = [i for i, _ in reasons]
             match = reasons[0][1]
             break
-    if not chosen and env is None:
-        where = ", ".join(p for p in (record.experiment, ", ".join(record.years)) if p)
-        raise NotFoundError(
-            f"record {record.recid} ({where or 'no experiment'}) declares no environment "
-            "(no system_details) and no image in the catalog serves it",
-            hint=f"its files need no catalog image as far as odrun knows: "
-            f"`odrun fetch {record.recid}`; images: images/catalog.yaml",
-        )
     image = chosen[0] if chosen else None
     notes = list(_notes(record, image))
+    if image is None and env is None:
+        notes = [no_environment_note(record)]
     return EnvironmentPlan(
         recid=record.recid,
         title=record.title,
@@ -339,6 +369,16 @@ def plan_environment(record: Record, catalog: Catalog) -> EnvironmentPlan:
         cvmfs=image.cvmfs if image else (),
         alternatives=tuple(i.name for i in chosen[1:]),
         notes=tuple(notes),
+    )
+
+
+def no_environment_note(record: Record) -> str:
+    """The one line for a record that declares no environment and matches no catalog image."""
+    where = ", ".join(p for p in (record.experiment, ", ".join(record.years)) if p)
+    return (
+        f"record {record.recid} ({where or 'no experiment'}) declares no environment "
+        "(no system_details) and no catalog image serves it: as far as odrun knows its files "
+        f"need no particular software (`odrun fetch {record.recid}`)"
     )
 
 

@@ -38,6 +38,10 @@ def env_json(odrun, portal, target: str) -> dict:
         ("93921", "root-analysis", "title (ntuple)"),  # ATLAS ntuples
         ("93945", "root-analysis", "title (Ntuple)"),  # LHCb ntuples
         ("80000", "root-analysis", "title (PHYSLITE)"),  # ATLAS PHYSLITE
+        # a software record naming its release only in the title
+        ("221", "cmssw-opendata-5_3_32", "release CMSSW_5_3_32 (from the title)"),
+        ("15005", "root-analysis", "file format (root)"),  # ATLAS 13 TeV 4-lepton ROOT files
+        ("1801", "cmssw-opendata-5_3_32", "experiment and year (CMS 2011)"),  # 2011 conditions
     ],
 )
 def test_env_picks_the_image(odrun, portal, recid: str, image: str, match: str) -> None:
@@ -103,22 +107,35 @@ def test_human_output(odrun, portal, monkeypatch) -> None:
     assert "[digest not yet resolved]" in result.out  # escaped, not eaten as rich markup
 
 
+def test_condition_data_needs_the_conditions_repository(odrun, portal) -> None:
+    doc = env_json(odrun, portal, "1801")
+    assert doc["cvmfs"] == ["cms-opendata-conddb.cern.ch"]
+
+
 @pytest.mark.parametrize("recid", ["10100", "26999", "28040", "5201"])
-def test_no_environment_is_a_clear_error(odrun, portal, recid: str) -> None:
+def test_no_environment_needed_is_not_an_error(odrun, portal, recid: str) -> None:
     """OPERA, JADE, an LHCb DST, a derived CMS CSV: nothing declared, nothing in the catalog."""
-    result = odrun("--portal", portal.url, "env", recid, "--json")
-    assert result.code == 3
-    assert result.out == ""
-    (line,) = result.err.strip().splitlines()
-    assert f"record {recid}" in line
-    assert "declares no environment" in line
-    assert f"odrun fetch {recid}" in line
+    doc = env_json(odrun, portal, recid)
+    assert doc["image"] is None
+    assert doc["declared"] is None
+    assert doc["run"] is None
+    (note,) = doc["notes"]
+    assert f"record {recid}" in note
+    assert "declares no environment" in note
+    assert f"odrun fetch {recid}" in note
+    human = odrun("--portal", portal.url, "env", recid)
+    assert human.code == 0, human.err
+    (line,) = human.out.strip().splitlines()
+    assert line == note
 
 
 def test_unknown_record(odrun, portal) -> None:
-    result = odrun("--portal", portal.url, "env", "99999999")
-    assert result.code == 3
-    assert "Traceback" not in result.err
+    for args in (("99999999",), ("99999999", "--json")):
+        result = odrun("--portal", portal.url, "env", *args)
+        assert result.code == 3
+        assert result.out == ""
+        assert "Traceback" not in result.err
+        assert "99999999" in result.err
 
 
 def copy_catalog(tmp_path: Path) -> Path:
