@@ -296,11 +296,12 @@ def executor_args(executor: str, options: dict[str, str]) -> list[str]:
 
 
 def snakemake_config(analysis: Analysis) -> dict[str, Any]:
-    """Snakemake's config, as REANA builds it: the YAML file named by ``inputs.parameters.input``
-    (reana-client loads it), else the parameters themselves."""
+    """Snakemake's config, as REANA builds it: the file named by ``inputs.parameters.input``
+    (reana-client loads it whatever its extension: YAML, or JSON, which is YAML), else the
+    parameters themselves."""
     params = analysis.parameters
     name = params.get("input")
-    if isinstance(name, str) and name.endswith((".yaml", ".yml")):
+    if isinstance(name, str):
         path = analysis.root / _safe_rel(name, "inputs.parameters.input")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
