@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from odrun import render
 from odrun.cli import cli, global_options, json_option, settings_of
-from odrun.errors import CancelledError, ConfigError, UsageError
+from odrun.errors import CancelledError, ConfigError, MetadataError, UsageError
 from odrun.reana.client import ReanaClient
 from odrun.reana.models import WorkflowLogs, WorkflowStatus
-from odrun.reana.spec import ODRUN_IMAGE
+from odrun.reana.spec import IMAGE_ENV, IMAGE_HOWTO, safe_rel
 from odrun.reana.submit import (
     Submission,
     SubmitOptions,
@@ -138,15 +138,15 @@ def _finish(sub: Submission, as_json: bool) -> None:
     default="auto",
     show_default=True,
     help="Record files: upload the verified local copies, or fetch them in the cluster "
-    "(an injected first step running `odrun fetch`); auto: remote above 1 GB.",
+    "(an injected first step running `odrun fetch`; needs --odrun-image); auto: remote "
+    "above 1 GB when an odrun image is given.",
 )
 @click.option(
     "--odrun-image",
     metavar="IMAGE",
-    envvar="ODRUN_REANA_IMAGE",
-    default=ODRUN_IMAGE,
-    show_default=True,
-    help="Image of the injected fetch step (--inputs remote) [ODRUN_REANA_IMAGE].",
+    envvar=IMAGE_ENV,
+    help=f"Image of the injected fetch step, required by --inputs remote [{IMAGE_ENV}]; "
+    f"build and push it as {IMAGE_HOWTO} says.",
 )
 @click.option("--follow", is_flag=True, help="Show live progress until the workflow ends.")
 @click.option("--download", is_flag=True, help="Download the declared outputs at the end.")
@@ -157,7 +157,11 @@ def _finish(sub: Submission, as_json: bool) -> None:
 )
 @click.option("--verify", "do_verify", is_flag=True, help="Download and check the expectations.")
 @click.option(
-    "--poll-interval", type=float, default=10.0, show_default=True, help="Seconds between polls."
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds between polls (> 0).",
 )
 @json_option
 @click.pass_context
@@ -167,7 +171,7 @@ def submit_cmd(
     server: str | None,
     name: str | None,
     inputs: str,
-    odrun_image: str,
+    odrun_image: str | None,
     follow: bool,
     download: bool,
     output_dir: Path | None,
@@ -206,11 +210,8 @@ def submit_cmd(
     try:
         with _client(ctx, server) as client, progress.show():
             sub = submit(analysis, client, settings, options, say=_say, on_status=progress)
-    except KeyboardInterrupt:
-        raise CancelledError(
-            "stopped following; a workflow already started keeps running on REANA",
-            hint=f"odrun status {path} / odrun download {path} --verify / odrun stop {path}",
-        ) from None
+    except KeyboardInterrupt:  # the library names what was left; this is after the end
+        raise CancelledError("interrupted", hint=f"odrun status {path}") from None
     _finish(sub, as_json)
 
 
@@ -319,16 +320,19 @@ def download_cmd(
     client, workflow, sub = _resolve(ctx, run, server)
     with client:
         if sub is None:
-            target = output_dir or Path(workflow)
+            target = (output_dir or Path(workflow)).resolve()
             files = client.ls(workflow)
-            for f in files:
-                client.download(workflow, f.name, target / f.name)
+            dests = [_inside(target, f.name, workflow) for f in files]  # all checked first
+            for f, dest in zip(files, dests, strict=True):
+                client.download(workflow, f.name, dest)
             if as_json:
                 render.print_json({"workflow": workflow, "files": [f.name for f in files]})
             else:
                 click.echo(f"downloaded {len(files)} files to {target}")
             return
         analysis = load_analysis(Path(sub.analysis_path))
+        if do_verify and not analysis.manifest.get("expect"):
+            _say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
         status = client.status(workflow)
         sub.update(status)
         if status.status != "finished":
@@ -361,9 +365,35 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
     """
     client, workflow, sub = _resolve(ctx, run, server)
     with client:
-        client.stop(workflow)
         status = client.status(workflow)
+        name = status.name or workflow
+        if status.done:  # REANA answers 409 to stopping an ended workflow
+            click.echo(f"{name}: already {status.status}, nothing to stop")
+        elif status.status == "created":
+            click.echo(
+                f"{name}: created but never started, nothing to stop "
+                f"(delete it in the REANA web UI, or: reana-client delete -w {name})"
+            )
+        else:
+            client.stop(workflow)
+            status = client.status(workflow)
+            click.echo(f"{name}: {status.status}")
     if sub is not None:
         sub.update(status)
         sub.save()
-    click.echo(f"{status.name or workflow}: {status.status}")
+
+
+def _inside(target: Path, name: str, workflow: str) -> Path:
+    """Workspace file ``name`` (as the server lists it) under ``target``, never outside it."""
+    try:
+        rel = safe_rel(name, "workspace file")
+    except UsageError:
+        rel = ""
+    dest = (target / rel).resolve() if rel else target
+    if not rel or not dest.is_relative_to(target) or dest == target:
+        raise MetadataError(
+            f"REANA workflow {workflow} lists workspace file {name!r}, which would land outside "
+            f"{target}: nothing written",
+            hint="report it to the REANA server's operators",
+        )
+    return dest

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from odrun.reana.client import redact
-from odrun.reana.spec import ODRUN_IMAGE
 
 import reana_server
 
 REPO = Path(__file__).resolve().parent.parent
 POLL = ("--poll-interval", "0.05")
+IMAGE = "registry.example/odrun/odrun@sha256:" + "0" * 64  # what a site pushed
 
 
 @pytest.fixture
@@ -121,8 +121,9 @@ def test_status_logs_download_stop(odrun, reana, demo: Path, tmp_path: Path) -> 
     assert bare.code == 0
     assert bare.json()["status"] == "finished"
     stopped = odrun("stop", str(demo))
-    assert stopped.code == 0
-    assert "finished" in stopped.out
+    assert stopped.code == 0, stopped.err
+    assert "z-peak.1: already finished, nothing to stop" in stopped.out
+    assert not [r for r in reana.requests if r.startswith("PUT ")]  # no stop sent: REANA 409s
 
 
 def test_token_rejected(odrun, reana, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -185,7 +186,8 @@ def test_missing_outputs(odrun, reana, tmp_path: Path) -> None:
 
 
 def test_inputs_remote_injects_an_odrun_fetch_step(odrun, reana, demo: Path, monkeypatch) -> None:
-    res = odrun("submit", str(demo), "--inputs", "remote", "--follow", "--verify", *POLL, "--json")
+    res = odrun("submit", str(demo), "--inputs", "remote", "--odrun-image", IMAGE, "--follow",
+                "--verify", *POLL, "--json")  # fmt: skip
     assert res.code == 0, res.err
     monkeypatch.setenv("ODRUN_REANA_IMAGE", "registry.example/odrun:site")
     other = odrun("submit", str(demo), "--inputs", "remote", "--follow", *POLL, "--json")
@@ -201,7 +203,7 @@ def test_inputs_remote_injects_an_odrun_fetch_step(odrun, reana, demo: Path, mon
     wf = reana.find(doc["workflow_id"])
     assert wf is not None
     first = wf.spec["workflow"]["specification"]["steps"][0]
-    assert first["environment"] == ODRUN_IMAGE
+    assert first["environment"] == IMAGE
     assert (
         "fetch 900001 --dest data/900001 --filter-name Dimuon_generated.csv"
         in (first["commands"][0])
@@ -263,13 +265,13 @@ def test_remote_inputs_for_snakemake_add_a_fetch_rule(tmp_path: Path, portal) ->
     assert body["inputs"]["parameters"] == {"n": 3}  # the parameters file, loaded
     records = reana_spec.resolve_records(analysis, Settings.load())
     original = (folder / "Snakefile").read_text()
-    spec, extra = reana_spec.inject_fetch(body, records, portal.url, original)
+    spec, extra = reana_spec.inject_fetch(body, records, portal.url, original, IMAGE)
     assert spec["workflow"]["file"] == "Snakefile"
     text = extra["Snakefile"].decode()
     assert text.startswith(original)  # its first rule stays the default target
     assert "rule odrun_fetch_inputs:" in text
     assert f"odrun --portal {portal.url} fetch 5500 --dest code --filter-name '*.py'" in text
-    assert ODRUN_IMAGE in text
+    assert f"container: 'docker://{IMAGE}'" in text
 
 
 def test_follow_rides_out_an_outage(odrun, reana, demo: Path) -> None:
@@ -310,14 +312,22 @@ def test_httpx_logs_never_show_the_token(
 def test_auto_inputs_choose_remote_for_large_records() -> None:
     from types import SimpleNamespace
 
+    from odrun.errors import UsageError
     from odrun.reana.submit import choose_inputs
 
-    big = [SimpleNamespace(size=2_000_000_000)]
-    small = [SimpleNamespace(size=10)]
-    assert choose_inputs("auto", big, local_portal=False) == "remote"  # type: ignore[arg-type]
-    assert choose_inputs("auto", big, local_portal=True) == "upload"  # type: ignore[arg-type]
-    assert choose_inputs("auto", small, local_portal=False) == "upload"  # type: ignore[arg-type]
-    assert choose_inputs("remote", small, local_portal=True) == "remote"  # type: ignore[arg-type]
+    big: list = [SimpleNamespace(size=2_000_000_000)]
+    small: list = [SimpleNamespace(size=10)]
+    assert choose_inputs("auto", big, False, IMAGE) == "remote"
+    assert choose_inputs("auto", big, True, IMAGE) == "upload"
+    assert choose_inputs("auto", small, False, IMAGE) == "upload"
+    assert choose_inputs("remote", small, True, IMAGE) == "remote"
+    # no odrun image configured: auto uploads (and says why), remote is a usage error
+    notes: list[str] = []
+    assert choose_inputs("auto", big, False, None, notes.append) == "upload"
+    assert "--odrun-image" in notes[0]
+    assert "ODRUN_REANA_IMAGE" in notes[0]
+    with pytest.raises(UsageError, match="--odrun-image IMAGE or set ODRUN_REANA_IMAGE"):
+        choose_inputs("remote", small, False, None)
 
 
 def test_no_server_configured(odrun, demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -354,10 +364,11 @@ def test_snakemake_submit(odrun, reana, tmp_path: Path, inputs: str) -> None:
     )
     (folder / "odrun.yaml").write_text(
         "version: 1\nname: smk\nportal: file:../mirror\nrecords:\n  - ref: 900001\n"
-        "    names: [Dimuon_generated.csv]\n    dest: data/900001\n"
+        "    regexp: '^Dimuon_gen.{1}rated[.]csv$'\n    dest: data/900001\n"
         "expect:\n  - file: results/count.txt\n"
     )
-    res = odrun("submit", str(folder), "--inputs", inputs, "--follow", "--verify", *POLL, "--json")
+    res = odrun("submit", str(folder), "--inputs", inputs, "--odrun-image", IMAGE, "--follow",
+                "--verify", *POLL, "--json")  # fmt: skip
     assert res.code == 0, res.err
     doc = res.json()
     wf = reana.find(doc["workflow_id"])
@@ -401,3 +412,221 @@ def test_bad_record_data_creates_nothing(odrun, reana, demo: Path) -> None:
     assert res.code == 4, res.err
     assert reana.workflows == {}  # nothing half-made on the server
     assert not list((demo / ".odrun" / "reana").glob(".staging-*"))
+
+
+def wait_finished(server: reana_server.ReanaServer, workflow_id: str) -> None:
+    import time
+
+    deadline = time.monotonic() + 60
+    wf = server.find(workflow_id)
+    assert wf is not None
+    while wf.status not in ("finished", "failed"):
+        assert time.monotonic() < deadline, "workflow did not end"
+        time.sleep(0.05)
+
+
+def test_latest_submission_is_the_last_submitted_not_the_last_touched(odrun, reana, demo) -> None:
+    first = odrun("submit", str(demo), "--follow", *POLL, "--json")
+    second = odrun("submit", str(demo), "--follow", *POLL, "--json")
+    assert first.code == second.code == 0, first.err + second.err
+    assert second.json()["workflow_name"] == "dimuon-demo.2"
+    # touching the older record (status rewrites its submission.json) must not make it "latest"
+    assert odrun("status", first.json()["run_dir"]).code == 0
+    latest = odrun("status", str(demo), "--json")
+    assert latest.code == 0, latest.err
+    assert latest.json()["workflow_name"] == "dimuon-demo.2"
+
+
+def test_download_by_name_confines_server_names(odrun, reana, demo, tmp_path, monkeypatch) -> None:
+    res = odrun("submit", str(demo), "--name", "evil", *POLL, "--json")
+    assert res.code == 0, res.err
+    wait_finished(reana, res.json()["workflow_id"])
+    wf = reana.find(res.json()["workflow_id"])
+    assert wf is not None
+    monkeypatch.chdir(tmp_path)
+    absolute = str(tmp_path / "abs-escaped.txt")
+    for name in ("../../escaped.txt", absolute, "a/../../escaped.txt"):
+        wf.extra_listing = [name]
+        got = odrun("download", "evil.1", "--output-dir", "out")
+        assert got.code == 9, got.err
+        assert f"lists workspace file {name!r}" in got.err
+        assert "Traceback" not in got.err
+        assert not (tmp_path / "out").exists()  # every name is checked before any is written
+    assert not list(tmp_path.parent.glob("escaped.txt"))
+    assert not Path(absolute).exists()
+
+
+def test_status_of_a_name_after_its_download_folder_exists(
+    odrun, reana, demo, tmp_path, monkeypatch
+):
+    res = odrun("submit", str(demo), *POLL, "--json")
+    assert res.code == 0, res.err
+    wait_finished(reana, res.json()["workflow_id"])
+    monkeypatch.chdir(tmp_path)
+    got = odrun("download", "dimuon-demo.1")
+    assert got.code == 0, got.err
+    assert (tmp_path / "dimuon-demo.1" / "results" / "fit.json").is_file()
+    status = odrun("status", "dimuon-demo.1", "--json")  # the folder holds no record: the server
+    assert status.code == 0, status.err
+    assert status.json()["status"] == "finished"
+    assert odrun("status", "./dimuon-demo.1").code == 2  # a path is a path: no record there
+
+
+def test_bad_token_fails_before_any_fetch(odrun, reana, demo: Path, monkeypatch) -> None:
+    data = demo.parent / "mirror" / "files" / "900001" / "Dimuon_generated.csv"
+    data.write_bytes(data.read_bytes()[:-3] + b"999")  # a fetch would fail (exit 4)
+    monkeypatch.setenv("REANA_ACCESS_TOKEN", "wrong-token-xyz")
+    res = odrun("submit", str(demo))
+    assert res.code == 12, res.err
+    assert "check the access token" in res.err
+    assert [r.split("?")[0] for r in reana.requests] == ["GET /api/ping", "GET /api/you"]
+    assert not (demo / ".odrun" / "reana").exists() or not list((demo / ".odrun/reana").iterdir())
+
+
+def test_bad_poll_interval_and_unwritable_output_dir(odrun, reana, demo: Path, tmp_path) -> None:
+    for bad in ("-1", "0"):
+        res = odrun("submit", str(demo), "--follow", "--poll-interval", bad)
+        assert res.code == 2, res.err
+        assert "--poll-interval" in res.err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    res = odrun("submit", str(demo), "--download", "--output-dir", str(blocker / "out"), *POLL)
+    assert res.code == 2, res.err
+    assert "is not writable" in res.err
+    assert reana.workflows == {}  # checked before anything was submitted
+
+
+def test_output_that_cannot_be_placed_is_a_typed_error(odrun, reana, demo, tmp_path) -> None:
+    res = odrun("submit", str(demo), *POLL, "--json")
+    assert res.code == 0, res.err
+    wait_finished(reana, res.json()["workflow_id"])
+    out = tmp_path / "out"
+    (out / "results" / "fit.json").mkdir(parents=True)  # a folder where a file must go
+    got = odrun("download", str(demo), "--output-dir", str(out))
+    assert got.code == 2, got.err
+    assert "cannot write output results/fit.json" in got.err
+    assert "Traceback" not in got.err
+    run_dir = Path(res.json()["run_dir"])
+    assert not (run_dir / "run.json").exists()  # no record claiming outputs it does not have
+    assert json.loads((run_dir / "submission.json").read_text())["outputs"] == []
+
+
+def test_failure_after_create_names_the_workflow_left(odrun, reana, demo, monkeypatch) -> None:
+    reana.fail("POST", r"/workspace$", 400)  # not retried
+    res = odrun("submit", str(demo))
+    assert res.code == 2, res.err
+    assert "workflow dimuon-demo.1 was created on REANA but not started" in res.err
+    assert "reana-client delete -w dimuon-demo.1" in res.err
+    (wf,) = reana.workflows.values()
+    assert wf.status == "created"
+
+    from odrun.reana.client import ReanaClient
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ReanaClient, "upload", interrupted)
+    res = odrun("submit", str(demo))
+    assert res.code == 130, res.err
+    assert "interrupted; workflow dimuon-demo.2 was created on REANA but not started" in res.err
+    assert "keeps running" not in res.err
+
+
+def test_interrupt_while_following_says_it_keeps_running(odrun, reana, demo, monkeypatch) -> None:
+    from odrun.reana.client import ReanaClient
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ReanaClient, "status", interrupted)
+    res = odrun("submit", str(demo), "--follow", *POLL)
+    assert res.code == 130, res.err
+    assert "workflow dimuon-demo.1 keeps running on REANA" in res.err
+    assert "odrun stop" in res.err
+
+
+def test_remote_inputs_need_an_odrun_image(odrun, reana, demo: Path, monkeypatch) -> None:
+    monkeypatch.delenv("ODRUN_REANA_IMAGE", raising=False)
+    res = odrun("submit", str(demo), "--inputs", "remote")
+    assert res.code == 2, res.err
+    assert "--odrun-image IMAGE or set ODRUN_REANA_IMAGE" in res.err
+    assert "images/odrun/README.md" in res.err
+    assert len(res.err.strip().splitlines()) == 1
+    assert reana.workflows == {}
+    assert "docker.io/odrun" not in odrun("submit", "--help").out
+
+
+def test_snakemake_regexp_braces_are_escaped(tmp_path: Path, portal) -> None:
+    from odrun.reana import spec as reana_spec
+    from odrun.settings import Settings
+    from odrun.workflow import load_analysis
+
+    folder = tmp_path / "smk"
+    folder.mkdir()
+    (folder / "Snakefile").write_text("rule all:\n    input: 'out.txt'\n")
+    (folder / "reana.yaml").write_text("version: 0.9.0\nworkflow:\n  type: snakemake\n")
+    (folder / "odrun.yaml").write_text(
+        f"version: 1\nname: smk\nportal: {portal.url}\n"
+        "records:\n  - ref: 5500\n    regexp: '[a-z0-9_]{1,40}[.]py$'\n    dest: code\n"
+    )
+    analysis = load_analysis(folder)
+    records = reana_spec.resolve_records(analysis, Settings.load())
+    assert records[0].files
+    _, extra = reana_spec.inject_fetch(reana_spec.expand(analysis), records, None, "", IMAGE)
+    assert "--filter-regexp '[a-z0-9_]{{1,40}}[.]py$'" in extra["Snakefile"].decode()
+
+
+def test_json_parameters_file_is_loaded(tmp_path: Path) -> None:
+    from odrun.reana import spec as reana_spec
+    from odrun.workflow import load_analysis
+
+    folder = tmp_path / "smk"
+    folder.mkdir()
+    (folder / "Snakefile").write_text("rule all:\n    shell: 'true'\n")
+    (folder / "params.json").write_text('{"label": "muons", "n": 2}')
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  parameters:\n    input: params.json\n"
+        "workflow:\n  type: snakemake\n  file: Snakefile\n"
+    )
+    body = reana_spec.expand(load_analysis(folder))
+    assert body["inputs"]["parameters"] == {"label": "muons", "n": 2}
+
+
+def test_stop_a_finished_workflow_is_a_409_from_the_server(reana, demo: Path, odrun) -> None:
+    from odrun.errors import UsageError
+    from odrun.reana.client import ReanaClient
+    from odrun.settings import Settings
+
+    res = odrun("submit", str(demo), "--follow", *POLL, "--json")
+    assert res.code == 0, res.err
+    client = ReanaClient(reana.url, reana.token, Settings.load())
+    with client, pytest.raises(UsageError, match="HTTP 409"):
+        client.stop("dimuon-demo.1")  # as REANA answers (the spec declares 409)
+    stopped = odrun("stop", "dimuon-demo.1")
+    assert stopped.code == 0, stopped.err
+    assert "already finished" in stopped.out
+
+
+def test_verify_without_expectations_warns(odrun, reana, tmp_path: Path) -> None:
+    folder = serial(tmp_path, ["mkdir -p out && cp in.txt out/a.txt"], ["out/a.txt"])
+    res = odrun("submit", str(folder), "--follow", "--verify", *POLL)
+    assert res.code == 0, res.err
+    assert "--verify: odrun.yaml declares no expect: entries, nothing to verify" in res.err
+
+
+def readme_yaml_blocks() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+
+
+def test_readme_ci_snippets_are_valid_yaml_and_install_odrun_from_git() -> None:
+    import yaml
+
+    blocks = readme_yaml_blocks()
+    submits = [b for b in blocks if "odrun submit . --follow --verify" in b]
+    assert len(submits) == 2  # GitLab CI and GitHub Actions
+    for block in blocks:
+        assert isinstance(yaml.safe_load(block), dict), block
+        if "pip install" in block:  # odrun is not on PyPI: never a bare `pip install odrun`
+            assert "git+https://github.com/<org>/odrun@<tag>" in block
+            assert "pip install odrun\n" not in block

@@ -2,6 +2,6 @@
 
 from odrun.reana.client import ReanaClient, redact
 from odrun.reana.models import BUNDLES_V1, ServerInfo, WorkflowStatus
-from odrun.reana.spec import ODRUN_IMAGE
+from odrun.reana.spec import IMAGE_ENV
 
-__all__ = ["BUNDLES_V1", "ODRUN_IMAGE", "ReanaClient", "ServerInfo", "WorkflowStatus", "redact"]
+__all__ = ["BUNDLES_V1", "IMAGE_ENV", "ReanaClient", "ServerInfo", "WorkflowStatus", "redact"]

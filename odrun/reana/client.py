@@ -228,6 +228,11 @@ class ReanaClient:
             tuple(str(c) for c in caps) if isinstance(caps, list) else (),
         )
 
+    def you(self) -> str:
+        """``GET /api/you`` (reana-client's ping): checks the token; returns the user's email."""
+        data = self._get_json("/api/you", "check the access token")
+        return str(data.get("email") or "") if isinstance(data, dict) else ""
+
     def find(self, name: str) -> list[WorkflowStatus]:
         """Every run of workflow ``name`` (REANA numbers runs: ``name.1``, ``name.2``)."""
         data = self._get_json(

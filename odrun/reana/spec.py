@@ -22,7 +22,6 @@ from typing import Any
 
 import yaml
 
-from odrun import __version__
 from odrun.errors import UsageError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
@@ -31,8 +30,10 @@ from odrun.settings import Settings
 from odrun.workflow.snakemake import snakemake_config
 from odrun.workflow.spec import Analysis, SpecError
 
-#: the odrun runtime image the injected fetch step runs in (built from images/odrun)
-ODRUN_IMAGE = f"docker.io/odrun/odrun:{__version__}"
+#: the injected fetch step's image (built from images/odrun): no public default exists,
+#: --inputs remote needs --odrun-image or this variable
+IMAGE_ENV = "ODRUN_REANA_IMAGE"
+IMAGE_HOWTO = "images/odrun/README.md"
 FETCH_STEP = "odrun-fetch-inputs"
 FETCH_RULE = "odrun_fetch_inputs"
 #: above this many bytes of declared record files, --inputs auto fetches in the cluster
@@ -151,7 +152,7 @@ def inject_fetch(
     records: list[RecordInputs],
     portal: str | None,
     snakefile_text: str | None = None,
-    image: str = ODRUN_IMAGE,
+    image: str = "",
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     """``spec`` with a first step/rule fetching ``records`` in the cluster.
 
@@ -163,6 +164,11 @@ def inject_fetch(
     wtype = spec.get("workflow", {}).get("type")
     if not commands:
         return spec, {}
+    if not image:
+        raise UsageError(
+            f"the in-cluster fetch step needs an odrun image: --odrun-image or {IMAGE_ENV}",
+            hint=f"build and push it as {IMAGE_HOWTO} says",
+        )
     if wtype == "serial":
         steps = spec["workflow"].setdefault("specification", {}).setdefault("steps", [])
         steps.insert(0, {"name": FETCH_STEP, "environment": image, "commands": commands})
@@ -172,12 +178,14 @@ def inject_fetch(
         # and Snakemake runs this rule first because the other rules need its outputs
         snakefile = str(spec["workflow"].get("file") or "Snakefile")
         outputs = [f"{r.dest}/{f.path}" for r in records for f in r.files]
+        # Snakemake formats shell: strings ({input}, {output}): literal braces are doubled
+        shell = " && ".join(commands).replace("{", "{{").replace("}", "}}")
         rule = (
             "\n\n# added by odrun submit --inputs remote: fetch the declared records first\n"
             f"rule {FETCH_RULE}:\n"
             f"    output: {outputs!r}\n"
             f"    container: {'docker://' + image!r}\n"
-            f"    shell: {' && '.join(commands)!r}\n"
+            f"    shell: {shell!r}\n"
         )
         return spec, {snakefile: (snakefile_text or "").rstrip("\n").encode() + rule.encode()}
     raise UsageError(

@@ -12,40 +12,35 @@ so ``odrun status|logs|download|stop`` and ``odrun verify`` work on that folder.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from odrun.checksum import checksum_file
-from odrun.errors import TransportError, UsageError, WorkflowError
+from odrun.errors import CancelledError, OdrunError, TransportError, UsageError, WorkflowError
 from odrun.records.cache import atomic_write
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
-from odrun.workflow.expect import Check, evaluate
+from odrun.workflow.expect import evaluate
 from odrun.workflow.runner import RunResult
 from odrun.workflow.spec import Analysis, SpecError, validate
 
 from . import spec as reana_spec
 from .client import ReanaClient
-from .models import WorkflowLogs, WorkflowStatus
+from .models import WorkflowStatus
+from .record import RECORD, Submission, find_record, now, workflow_name
 
-FORMAT_VERSION = 1
+__all__ = ["RECORD", "Submission", "SubmitOptions", "find_record", "submit", "workflow_name"]
+
 #: failed status polls in a row (each with its own retries) before --follow gives up
 FOLLOW_OUTAGE_POLLS = 10
-RECORD = "submission.json"
 Say = Callable[[str], None]
 OnStatus = Callable[[WorkflowStatus], None]
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -58,102 +53,55 @@ class SubmitOptions:
     verify: bool = False
     output_dir: Path | None = None
     poll_interval: float = 10.0
-    #: the image of the injected fetch step (--inputs remote)
-    odrun_image: str = reana_spec.ODRUN_IMAGE
+    #: the image of the injected fetch step (--inputs remote needs one; no default exists)
+    odrun_image: str | None = None
 
 
-@dataclass
-class Submission:
-    """The local record of one REANA workflow run (no token, ever)."""
-
-    server: str
-    workflow_id: str
-    workflow_name: str
-    analysis: str
-    analysis_path: str
-    run_dir: Path
-    submitted: str = ""
-    protocol: str = "legacy-0.9"
-    inputs_mode: str = "upload"
-    status: str = "created"
-    ended: str = ""
-    jobs: dict[str, int] = field(default_factory=dict)
-    uploaded: list[dict[str, Any]] = field(default_factory=list)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    logs: WorkflowLogs | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "server": self.server,
-            "workflow_id": self.workflow_id,
-            "workflow_name": self.workflow_name,
-            "analysis": self.analysis,
-            "analysis_path": self.analysis_path,
-            "run_dir": str(self.run_dir),
-            "submitted": self.submitted,
-            "protocol": self.protocol,
-            "inputs_mode": self.inputs_mode,
-            "status": self.status,
-            "ended": self.ended,
-            "jobs": self.jobs,
-            "uploaded": self.uploaded,
-            "outputs": self.outputs,
-            "checks": [c.to_dict() for c in self.checks],
-        }
-
-    @classmethod
-    def load(cls, path: Path) -> Submission:
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
-                server=str(doc["server"]),
-                workflow_id=str(doc["workflow_id"]),
-                workflow_name=str(doc["workflow_name"]),
-                analysis=str(doc.get("analysis") or ""),
-                analysis_path=str(doc.get("analysis_path") or ""),
-                run_dir=path.parent,
-                submitted=str(doc.get("submitted") or ""),
-                protocol=str(doc.get("protocol") or "legacy-0.9"),
-                inputs_mode=str(doc.get("inputs_mode") or "upload"),
-                status=str(doc.get("status") or "unknown"),
-                ended=str(doc.get("ended") or ""),
-                jobs=dict(doc.get("jobs") or {}),
-                uploaded=list(doc.get("uploaded") or []),
-                outputs=list(doc.get("outputs") or []),
-                checks=[Check(**c) for c in doc.get("checks") or []],
-            )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{path} is not an odrun REANA submission record: {exc}") from None
-
-    def save(self) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
-        atomic_write(self.run_dir / RECORD, text.encode())
-
-    def update(self, status: WorkflowStatus) -> None:
-        self.status = status.status
-        self.jobs = dict(status.jobs.__dict__)
-        if status.done and not self.ended:
-            self.ended = now()
-
-
-def workflow_name(text: str) -> str:
-    """A name REANA accepts: letters, digits, ``-`` and ``_`` (REANA adds ``.<run>``)."""
-    name = re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")
-    if not name:
-        raise UsageError(f"workflow name {text!r} has no letters or digits")
-    return name[:100]
-
-
-def choose_inputs(mode: str, records: list[reana_spec.RecordInputs], local_portal: bool) -> str:
-    if mode not in ("auto", "upload", "remote"):
-        raise UsageError(f"--inputs {mode!r}: expected auto, upload or remote")
+def choose_inputs(
+    mode: str,
+    records: list[reana_spec.RecordInputs],
+    local_portal: bool,
+    image: str | None = "configured",
+    say: Say = lambda _: None,
+) -> str:
+    """upload or remote; remote needs the odrun image of the fetch step (``image``)."""
+    check_inputs(mode, image)
     if mode != "auto":
         return mode
     big = sum(r.size for r in records) > reana_spec.REMOTE_THRESHOLD
+    if big and not local_portal and not image:
+        say(f"note: uploading the record files (over 1 GB): --inputs remote would fetch them "
+            f"in the cluster, given --odrun-image or {reana_spec.IMAGE_ENV}")  # fmt: skip
+        return "upload"
     return "remote" if big and not local_portal else "upload"
+
+
+def check_inputs(mode: str, image: str | None) -> None:
+    """A usage error for an unknown mode, or remote without the fetch step's image."""
+    if mode not in ("auto", "upload", "remote"):
+        raise UsageError(f"--inputs {mode!r}: expected auto, upload or remote")
+    if mode == "remote" and not image:
+        raise UsageError(
+            "--inputs remote needs the odrun image of the in-cluster fetch step: "
+            f"pass --odrun-image IMAGE or set {reana_spec.IMAGE_ENV}",
+            hint=f"build and push it as {reana_spec.IMAGE_HOWTO} says; or --inputs upload",
+        )
+
+
+def output_target(analysis: Analysis, output_dir: Path | None) -> Path:
+    """The folder downloaded outputs go to, created and checked writable (before submitting)."""
+    target = (output_dir or analysis.root).resolve()
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / f".odrun-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"output folder {target} is not writable: {exc.strerror or exc}",
+            hint="give --output-dir a folder you can write to",
+        ) from None
+    return target
 
 
 def submit(
@@ -173,13 +121,21 @@ def submit(
     errors = [f for f in validate(analysis) if f.level == "error"]
     if errors:
         raise SpecError(f"{len(errors)} problem(s), first: {errors[0]}", hint="odrun validate PATH")
+    check_inputs(options.inputs, options.odrun_image)
+    if options.verify and not analysis.manifest.get("expect"):
+        say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
+    if options.download or options.verify:
+        output_target(analysis, options.output_dir)  # an unwritable folder fails now, not later
     info = client.ping()
-    say(f"REANA {client.server}: {info.message or 'OK'} (protocol {info.protocol})")
+    user = client.you()  # a bad token fails here, before anything is fetched or copied
+    say(f"REANA {client.server}: {info.message or 'OK'} (protocol {info.protocol}"
+        + (f", user {user}" if user else "") + ")")  # fmt: skip
     body = reana_spec.expand(analysis)
     uploads = reana_spec.workspace_files(analysis)
     records = reana_spec.resolve_records(analysis, settings)
     portal = reana_spec.remote_portal(analysis, settings)
-    mode = choose_inputs(options.inputs, records, local_portal=(portal or "").startswith("file:"))
+    local = (portal or "").startswith("file:")
+    mode = choose_inputs(options.inputs, records, local, options.odrun_image, say)
     extra: dict[str, bytes] = {}
     if mode == "remote":
         if portal and portal.startswith("file:"):
@@ -187,7 +143,8 @@ def submit(
                 "must see that path")  # fmt: skip
         wfile = analysis.root / str(body["workflow"].get("file") or "Snakefile")
         text = wfile.read_text(encoding="utf-8") if wfile.is_file() else None
-        body, extra = reana_spec.inject_fetch(body, records, portal, text, options.odrun_image)
+        image = options.odrun_image or ""
+        body, extra = reana_spec.inject_fetch(body, records, portal, text, image)
         uploads = [(rel, path) for rel, path in uploads if rel not in extra]
     name = workflow_name(options.name or analysis.name)
     # everything to send is staged (and the records fetched, verified) before the server
@@ -195,13 +152,22 @@ def submit(
     folder = analysis.root.resolve() / ".odrun" / "reana"
     staged = folder / f".staging-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        sent = _stage(analysis, settings, uploads, extra, records if mode == "upload" else [],
-                      staged, say)  # fmt: skip
+        try:
+            sent = _stage(analysis, settings, uploads, extra,
+                          records if mode == "upload" else [], staged, say)  # fmt: skip
+        except KeyboardInterrupt:
+            raise CancelledError("interrupted before anything was sent to REANA") from None
         bundle = None
         if info.protocol == "bundles-v1":
             chosen = {rel: (staged / rel).read_bytes() for rel in sent if _declared(analysis, rel)}
             bundle = reana_spec.bundle(body, chosen | extra)
-        created = client.create(name, body, bundle)
+        try:
+            created = client.create(name, body, bundle)
+        except KeyboardInterrupt:
+            raise CancelledError(
+                f"interrupted while creating workflow {name}: it may exist on REANA, not started",
+                hint=f"odrun status {name}; delete it in the REANA web UI if it is there",
+            ) from None
         sub = Submission(
             server=client.server,
             workflow_id=created.id,
@@ -220,22 +186,57 @@ def submit(
         shutil.rmtree(staged, ignore_errors=True)
     sub.save()
     say(f"created workflow {created.name} ({created.id})")
+    try:
+        _upload_and_start(client, sub, sent)
+    except (OdrunError, KeyboardInterrupt) as exc:
+        raise _after_create(exc, client, sub) from None
+    say(f"started {created.name}")
+    if options.follow or options.download or options.verify:
+        try:
+            follow(client, sub, options.poll_interval, on_status)
+        except KeyboardInterrupt:
+            raise CancelledError(
+                f"stopped following; workflow {sub.workflow_name} keeps running on REANA",
+                hint=f"odrun status {sub.run_dir} / odrun download {sub.run_dir} --verify / "
+                f"odrun stop {sub.run_dir}",
+            ) from None
+        collect(client, sub, analysis, options)
+    return sub
+
+
+def _upload_and_start(client: ReanaClient, sub: Submission, sent: list[str]) -> None:
     workspace = sub.run_dir / "workspace"
     for rel in sent:
         path = workspace / rel
-        client.upload(created.id, rel, path)
+        client.upload(sub.workflow_id, rel, path)
         sub.uploaded.append(
             {"path": rel, "size": path.stat().st_size, "checksum": str(checksum_file(path))}
         )
-    say(f"uploaded {len(sent)} files")
-    client.start(created.id)
+    client.start(sub.workflow_id)
     sub.status = "queued"
     sub.save()
-    say(f"started {created.name}")
-    if options.follow or options.download or options.verify:
-        follow(client, sub, options.poll_interval, on_status)
-        collect(client, sub, analysis, options)
-    return sub
+
+
+def _after_create(exc: BaseException, client: ReanaClient, sub: Submission) -> OdrunError:
+    """A failure between create and start, naming the workflow left on the server and what
+    to do with it (started or not: its status says, if the server still answers)."""
+    try:
+        started = client.status(sub.workflow_id).status != "created"
+    except (OdrunError, KeyboardInterrupt):
+        started = sub.status != "created"
+    name = sub.workflow_name
+    if started:
+        left = f"workflow {name} was started and keeps running on REANA"
+        hint = f"odrun stop {name}"
+    else:
+        left = f"workflow {name} was created on REANA but not started"
+        hint = f"delete it in the REANA web UI (or: reana-client delete -w {name})"
+    if isinstance(exc, KeyboardInterrupt):
+        return CancelledError(f"interrupted; {left}", hint=hint)
+    assert isinstance(exc, OdrunError)
+    exc.message = f"{exc.message}; {left}"
+    exc.hint = f"{exc.hint}; {hint}" if exc.hint else hint
+    return exc
 
 
 def _declared(analysis: Analysis, rel: str) -> bool:
@@ -319,7 +320,7 @@ def collect(
 ) -> None:
     """After the end: download the declared outputs, verify, write the run record."""
     if sub.status == "finished" and (options.download or options.verify):
-        download_outputs(client, sub, analysis, options.output_dir)
+        download_outputs(client, sub, analysis, options.output_dir)  # may raise: no record yet
         expect = analysis.manifest.get("expect") or []
         if options.verify and expect:
             sub.checks = evaluate(sub.run_dir / "workspace", expect, analysis.root)
@@ -342,18 +343,24 @@ def download_outputs(
     """Each declared output into the record's workspace/ and to ``output_dir``/<path>."""
     from odrun.errors import NotFoundError  # noqa: PLC0415 - only here
 
-    target = (output_dir or analysis.root).resolve()
-    sub.outputs = []
+    target = output_target(analysis, output_dir)
+    outputs: list[dict[str, Any]] = []
     for declared in declared_outputs(client, sub, analysis):
         rel = reana_spec.safe_rel(declared, "outputs entry")
         local = sub.run_dir / "workspace" / rel
         try:
             size = client.download(sub.workflow_id, rel, local)
+            _place(local, target / rel)
         except NotFoundError:
-            sub.outputs.append({"path": rel, "size": None, "checksum": None, "missing": True})
+            outputs.append({"path": rel, "size": None, "checksum": None, "missing": True})
             continue
-        _place(local, target / rel)
-        sub.outputs.append({"path": rel, "size": size, "checksum": str(checksum_file(local))})
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write output {rel} to {target}: {exc.strerror or exc}",
+                hint=f"free space or permissions, then: odrun download {sub.run_dir}",
+            ) from None
+        outputs.append({"path": rel, "size": size, "checksum": str(checksum_file(local))})
+    sub.outputs = outputs
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -423,26 +430,3 @@ def outcome_error(sub: Submission) -> Exception | None:
             f"{failed_checks[0].name}: {failed_checks[0].detail}"
         )
     return None
-
-
-def find_record(run: str, cwd: Path) -> Submission | None:
-    """RUN as a local record: a record folder, its submission.json, an analysis folder
-    (its latest submission), or a workflow name with a record under ``./.odrun/reana``."""
-    path = Path(run)
-    candidates: list[Path] = []
-    if path.is_file() and path.name == RECORD:
-        candidates = [path]
-    elif (path / RECORD).is_file():
-        candidates = [path / RECORD]
-    elif path.is_dir():
-        candidates = sorted(
-            (path / ".odrun" / "reana").glob(f"*/{RECORD}"), key=lambda p: p.stat().st_mtime
-        )[-1:]
-        if not candidates:
-            raise UsageError(f"{path} holds no REANA submission (.odrun/reana/*/{RECORD})")
-    else:
-        folder = cwd / ".odrun" / "reana"
-        exact = folder / workflow_name(run) / RECORD if run.strip(".") else None
-        if exact is not None and exact.is_file():
-            candidates = [exact]
-    return Submission.load(candidates[0]) if candidates else None
