@@ -22,7 +22,9 @@ set -euo pipefail
 
 STEPS_ALL="packages cvmfs-install cvmfs-config cvmfs-probe odrun doctor"
 CONFIG_FILE="/etc/odrun/appliance.env"
-CVMFS_DEB="https://cvmrepo.s3.cern.ch/cvmrepo/apt/cvmfs-release-latest_all.deb"
+# a fixed release package, checked by sha256 (the same as images/cvmfs/Containerfile)
+CVMFS_DEB="https://ecsft.cern.ch/dist/cvmfs/cvmfs-release/cvmfs-release_4.3-1_all.deb"
+CVMFS_DEB_SHA256="7fa925c8a7d312c486fac6acb4ceff546dec235f83f0de4c836cab8a09842279"
 CVMFS_RPM="https://cvmrepo.s3.cern.ch/cvmrepo/yum/cvmfs-release-latest.noarch.rpm"
 ODRUN_APPLIANCE_ROOT="${ODRUN_APPLIANCE_ROOT:-}"
 KNOWN_KEYS="ODRUN_CVMFS_REPOS CVMFS_HTTP_PROXY CVMFS_QUOTA_LIMIT ODRUN_CVMFS_PINS ODRUN_PIP_SPEC ODRUN_APPLIANCE_CLOUD"
@@ -127,6 +129,8 @@ step_cvmfs_install() {
       local deb
       deb="$(mktemp --suffix=.deb)"
       curl -fsSL --retry 3 -o "$deb" "$CVMFS_DEB"
+      echo "$CVMFS_DEB_SHA256  $deb" | sha256sum -c --quiet - \
+        || die "$CVMFS_DEB does not have the expected sha256 $CVMFS_DEB_SHA256"
       dpkg -i "$deb" >/dev/null
       rm -f "$deb"
       apt-get update -qq

@@ -10,6 +10,11 @@
 # `--build-arg BASE=...` of your own replaces the locked base. The odrun image gets the
 # odrun wheel built from this checkout in its build context. The catalog's tag is added
 # unless you give --tag yourself.
+#
+# OCI provenance labels come from git: org.opencontainers.image.revision (HEAD, "-dirty"
+# with local changes), .created (SOURCE_DATE_EPOCH if set, else HEAD's commit time: the same
+# sources give the same label), .source (ODRUN_SOURCE_URL, else the origin remote as https)
+# and .documentation (the image's README at that revision).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -66,6 +71,36 @@ if ! $own_base; then
   args+=(--build-arg "BASE=$base_ref")
 fi
 
+# provenance labels from git
+source_url=${ODRUN_SOURCE_URL:-}
+revision=unknown
+created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
+  revision=$(git -C "$repo" rev-parse HEAD)
+  [[ -z $(git -C "$repo" status --porcelain -- "$path" 2>/dev/null) ]] || revision+=-dirty
+  created=$(TZ=UTC git -C "$repo" log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd)
+  if [[ -z $source_url ]] && origin=$(git -C "$repo" remote get-url origin 2>/dev/null); then
+    origin=${origin%.git}
+    [[ $origin =~ ^git@([^:]+):(.+)$ ]] && origin="https://${BASH_REMATCH[1]}/${BASH_REMATCH[2]}"
+    source_url=$origin
+  fi
+fi
+if [[ -n ${SOURCE_DATE_EPOCH:-} ]]; then
+  created=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+fi
+if [[ -z $source_url ]]; then
+  source_url="file://$repo"
+  echo "images/build.sh: no origin remote: org.opencontainers.image.source is $source_url" \
+    "(set ODRUN_SOURCE_URL=https://... for published images)" >&2
+fi
+if [[ $source_url == file://* ]]; then
+  documentation="$source_url/$path/README.md"
+else
+  documentation="$source_url/blob/${revision%-dirty}/$path/README.md"
+fi
+args+=(--build-arg "SOURCE_URL=$source_url" --build-arg "REVISION=$revision"
+  --build-arg "CREATED=$created" --build-arg "DOCUMENTATION_URL=$documentation")
+
 context=$(mktemp -d "${TMPDIR:-/tmp}/odrun-image.XXXXXX")
 trap 'rm -rf "$context"' EXIT
 cp -R "$repo/$path/." "$context/"
@@ -76,4 +111,4 @@ if [[ $name == odrun ]]; then
   version=${wheel#odrun-}
   args+=(--build-arg "ODRUN_WHEEL=$wheel" --build-arg "ODRUN_VERSION=${version%%-*}")
 fi
-"$runtime" build "${args[@]}" "$@" "$context"
+"$runtime" build -f "$context/Containerfile" "${args[@]}" "$@" "$context"

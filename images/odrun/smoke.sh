@@ -5,8 +5,9 @@
 # with no network. With TARGET (a record reference): inside the container (--network=host,
 # the portal and storage may be on loopback) `odrun fetch TARGET` then
 # `odrun verify-files`; ODRUN_PORTAL_URL and ODRUN_PROTOCOL_MAP are passed in, PROTOCOL
-# (default auto) chooses the transport, SMOKE_DEST (a host folder writable by uid 1000)
-# receives the files. Prints the fetch report (JSON) on stdout; exit 0 only if all passed.
+# (default auto) chooses the transport, SMOKE_DEST (a host folder) receives the files: the
+# container runs as the folder's owner (--user UID:GID, what the README's
+# --user "$(id -u):$(id -g)" does for your own folder). Prints the fetch report (JSON) on stdout; exit 0 only if all passed.
 set -euo pipefail
 
 runtime=${CONTAINER_RUNTIME:-podman}
@@ -35,7 +36,7 @@ in_image 'snakemake --version' >&2 || fail "snakemake is missing"
 if [[ -n $target ]]; then
   mounts=()
   if [[ -n ${SMOKE_DEST:-} ]]; then
-    mounts=(--volume "$SMOKE_DEST:/data")
+    mounts=(--volume "$SMOKE_DEST:/data" --user "$(stat -c %u:%g "$SMOKE_DEST")")
   fi
   say "fetching $target inside the container (protocol ${PROTOCOL:-auto})"
   # shellcheck disable=SC2016 # expanded by the container's shell
