@@ -27,7 +27,7 @@ if ((${#missing[@]})); then
     exit 78
   fi
   sudo /usr/local/sbin/odrun-cvmfs-mount "${CVMFS_HTTP_PROXY:-DIRECT}" \
-    "${CVMFS_QUOTA_LIMIT:-20000}" "${repos[@]}"
+    "${CVMFS_QUOTA_LIMIT:-4000}" "${repos[@]}"
 fi
 for repo in "${repos[@]}"; do
   revision=$(attr -q -g revision "/cvmfs/$repo" 2>/dev/null || echo "?")
