@@ -375,9 +375,16 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
                 f"(delete it in the REANA web UI, or: reana-client delete -w {name})"
             )
         else:
-            client.stop(workflow)
-            status = client.status(workflow)
-            click.echo(f"{name}: {status.status}")
+            try:
+                client.stop(workflow)
+            except UsageError:  # 409: it ended between the status and the stop
+                status = client.status(workflow)
+                if not status.done:
+                    raise
+                click.echo(f"{name}: already {status.status}, nothing to stop")
+            else:
+                status = client.status(workflow)
+                click.echo(f"{name}: {status.status}")
     if sub is not None:
         sub.update(status)
         sub.save()

@@ -630,3 +630,15 @@ def test_readme_ci_snippets_are_valid_yaml_and_install_odrun_from_git() -> None:
         if "pip install" in block:  # odrun is not on PyPI: never a bare `pip install odrun`
             assert "git+https://github.com/<org>/odrun@<tag>" in block
             assert "pip install odrun\n" not in block
+
+
+def test_stop_racing_the_end_of_a_workflow(odrun, reana, tmp_path: Path) -> None:
+    folder = serial(tmp_path, ["sleep 5"], [])
+    res = odrun("submit", str(folder), *POLL, "--json")
+    assert res.code == 0, res.err
+    wf = reana.find(res.json()["workflow_id"])
+    assert wf is not None
+    reana.fail("PUT", r"/status$", 409, after=True)  # it ended just before the stop arrived
+    stopped = odrun("stop", "small.1")
+    assert stopped.code == 0, stopped.err
+    assert "small.1: already stopped, nothing to stop" in stopped.out
