@@ -192,7 +192,8 @@ def submit_cmd(
     Examples:
       export REANA_SERVER_URL=https://reana.cern.ch REANA_ACCESS_TOKEN=...
       odrun submit workflows/dimuon-demo --follow --verify
-      odrun submit . --name z-peak --inputs remote --follow --download --output-dir out/
+      odrun submit . --name z-peak --follow --download --output-dir out/
+      odrun submit . --inputs remote --odrun-image registry.example.org/odrun/odrun:0.1.0
     """
     settings = settings_of(ctx)
     analysis = load_analysis(path)
