@@ -25,10 +25,9 @@ import yaml
 from odrun.errors import UsageError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
-from odrun.records.portal import mirror_path
 from odrun.settings import Settings
 from odrun.workflow.snakemake import snakemake_config
-from odrun.workflow.spec import Analysis, SpecError
+from odrun.workflow.spec import Analysis, SpecError, record_settings
 
 #: the injected fetch step's image (built from images/odrun): no public default exists,
 #: --inputs remote needs --odrun-image or this variable
@@ -102,18 +101,6 @@ def workspace_files(analysis: Analysis) -> list[tuple[str, Path]]:
         else:
             out.setdefault(rel, src)
     return list(out.items())
-
-
-def record_settings(analysis: Analysis, settings: Settings) -> Settings:
-    """Settings whose portal is the one odrun.yaml names (a relative mirror made absolute)."""
-    portal = analysis.manifest.get("portal")
-    if not portal:
-        return settings
-    folder = mirror_path(str(portal))
-    if folder is not None and not folder.is_absolute():
-        base = analysis.manifest_path.parent if analysis.manifest_path else analysis.root
-        portal = (base / folder).resolve().as_uri()
-    return settings.with_(portal_url=str(portal))
 
 
 def resolve_records(analysis: Analysis, settings: Settings) -> list[RecordInputs]:

@@ -28,7 +28,7 @@ from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
 from odrun.workflow.runner import RunResult
-from odrun.workflow.spec import Analysis, SpecError, validate
+from odrun.workflow.spec import Analysis, SpecError, record_settings, validate
 
 from . import spec as reana_spec
 from .client import ReanaClient
@@ -269,7 +269,7 @@ def _stage(
         atomic_write(staged / rel, data)
         sent.append(rel)
     if records:
-        with Fetcher(reana_spec.record_settings(analysis, settings)) as fetcher:
+        with Fetcher(record_settings(analysis, settings)) as fetcher:
             for item in records:
                 recid = item.record.recid
                 say(f"fetching {len(item.files)} files of record {recid} to upload")

@@ -30,7 +30,6 @@ from odrun.checksum import checksum_file
 from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
-from odrun.records.portal import mirror_path
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
@@ -43,7 +42,7 @@ from odrun.workflow.runtime import (
     installed_container_runtime,
     make_runtime,
 )
-from odrun.workflow.spec import Analysis, SpecError, substitute, validate
+from odrun.workflow.spec import Analysis, SpecError, record_settings, substitute, validate
 
 if TYPE_CHECKING:
     from odrun.workflow.snakemake import SnakemakePlan
@@ -257,22 +256,11 @@ def _stage_inputs(analysis: Analysis, result: RunResult) -> None:
         result.inputs.append({"path": rel, "kind": kind[:-1]})
 
 
-def _record_settings(analysis: Analysis, settings: Settings) -> Settings:
-    portal = analysis.manifest.get("portal")
-    if not portal:
-        return settings
-    folder = mirror_path(str(portal))
-    if folder is not None and not folder.is_absolute():
-        base = analysis.manifest_path.parent if analysis.manifest_path else analysis.root
-        portal = (base / folder).resolve().as_uri()
-    return settings.with_(portal_url=str(portal))
-
-
 def _fetch_records(analysis: Analysis, settings: Settings, result: RunResult, say: Say) -> None:
     wanted = analysis.manifest.get("records") or []
     if not wanted:
         return
-    settings = _record_settings(analysis, settings)
+    settings = record_settings(analysis, settings)
     with Resolver(settings) as resolver, Fetcher(settings) as fetcher:
         for item in wanted:
             record = resolver.resolve(str(item["ref"]))

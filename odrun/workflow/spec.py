@@ -18,6 +18,8 @@ import jsonschema
 import yaml
 
 from odrun.errors import UsageError
+from odrun.records.portal import mirror_path
+from odrun.settings import Settings
 from odrun.specs import load_spec
 
 REANA_SCHEMA = "reana/reana_analysis_schema.v0.9.11.json"
@@ -76,6 +78,18 @@ class Analysis:
 
     def files_in(self, section: str, kind: str) -> list[str]:
         return [str(x) for x in (self.reana or {}).get(section, {}).get(kind) or []]
+
+
+def record_settings(analysis: Analysis, settings: Settings) -> Settings:
+    """Settings whose portal is the one odrun.yaml names (a relative mirror made absolute)."""
+    portal = analysis.manifest.get("portal")
+    if not portal:
+        return settings
+    folder = mirror_path(str(portal))
+    if folder is not None and not folder.is_absolute():
+        base = analysis.manifest_path.parent if analysis.manifest_path else analysis.root
+        portal = (base / folder).resolve().as_uri()
+    return settings.with_(portal_url=str(portal))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
