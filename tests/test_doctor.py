@@ -148,21 +148,11 @@ def cvmfs_spec(root: Path, image: str, commands: dict[str, list[str]]) -> Path:
     return spec
 
 
-@pytest.fixture(scope="module")
-def podman_image() -> str:
-    import podman_image
-
-    reason = podman_image.ensure_image()
-    if reason:
-        pytest.skip(reason)
-    return podman_image.IMAGE
-
-
 def test_run_binds_the_repository_read_only(
-    odrun, repo: cvmfs_tree.Mounted, podman_image: str, tmp_path: Path
+    odrun, repo: cvmfs_tree.Mounted, podman_ready: str, tmp_path: Path
 ) -> None:
     where = f"/cvmfs/{cvmfs_tree.REPO}"
-    cvmfs_spec(tmp_path, podman_image, {
+    cvmfs_spec(tmp_path, podman_ready, {
         "read": [f"mkdir -p out && cat {where}/hello.txt > out/result.txt"],
         "write": [f"(touch {where}/new 2>/dev/null && echo writable || echo read-only)"
                   " >> out/result.txt"],

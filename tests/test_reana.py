@@ -27,14 +27,6 @@ def reana(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[reana_ser
         assert server.violations == [], "exchanges that break the OpenAPI spec"
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "workflows" / "dimuon-demo", tmp_path / "dimuon-demo",
-                    ignore=shutil.ignore_patterns(".odrun"))  # fmt: skip
-    shutil.copytree(REPO / "workflows" / "mirror", tmp_path / "mirror")
-    return tmp_path / "dimuon-demo"
-
-
 def serial(tmp_path: Path, commands: list[str], outputs: list[str]) -> Path:
     folder = tmp_path / "small"
     folder.mkdir()
