@@ -82,7 +82,8 @@ if git -C "$repo" rev-parse --git-dir >/dev/null 2>&1; then
   if [[ -z $source_url ]] && origin=$(git -C "$repo" remote get-url origin 2>/dev/null); then
     origin=${origin%.git}
     [[ $origin =~ ^git@([^:]+):(.+)$ ]] && origin="https://${BASH_REMATCH[1]}/${BASH_REMATCH[2]}"
-    source_url=$origin
+    # a clone of a local checkout has a path as its origin: not a URL to publish
+    [[ $origin == *://* ]] && source_url=$origin
   fi
 fi
 if [[ -n ${SOURCE_DATE_EPOCH:-} ]]; then
