@@ -30,6 +30,9 @@ def test_demo_runs_verifies_and_is_reproducible(odrun, demo: Path) -> None:
     assert [i.get("state") for i in second["inputs"] if i["kind"] == "record-file"] == ["cached"]
     assert [o["checksum"] for o in second["outputs"]] == [o["checksum"] for o in doc["outputs"]]
     assert (demo / "odrun.lock").is_file()
+    # the lock names the programs this run used (a serial run on the host), not all installed
+    tools = json.loads((demo / "odrun.lock").read_text())["tools"]
+    assert sorted(tools) == ["bash", "odrun", "python"]
     verify = odrun("verify", str(demo), "--junit", str(demo / "junit.xml"))
     assert verify.code == 0, verify.err
     assert 'failures="0"' in (demo / "junit.xml").read_text()

@@ -101,6 +101,7 @@ def test_rule_container_runs_in_podman(odrun, tmp_path: Path, podman_ready: str)
     lock = json.loads((Path(doc["run_dir"]) / "odrun.lock").read_text())
     assert lock["images"][0]["name"] == podman_ready
     assert lock["images"][0]["digest"].startswith("sha256:")
+    assert {"snakemake", "podman", "bash"} <= set(lock["tools"])
     used = (Path(doc["run_dir"]) / "containers" / "used.txt").read_text().split()
     assert used == [podman_ready]
 

@@ -27,7 +27,7 @@ LOCK_FORMAT_VERSION = 1
 
 
 def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
-    from odrun.workflow.runner import tool_versions  # noqa: PLC0415 - cycle
+    from odrun.workflow.runner import run_tools, tool_versions  # noqa: PLC0415 - cycle
 
     records = []
     for record in result.records:
@@ -63,7 +63,7 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
             for name in images
         ],
         "cvmfs": cvmfs.pins(cvmfs.declared_repos(analysis.reana)),
-        "tools": tool_versions(),
+        "tools": tool_versions(run_tools(analysis, result.runtime)),
     }
 
 

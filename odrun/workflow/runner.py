@@ -450,10 +450,17 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "step"
 
 
+def run_tools(analysis: Analysis, runtime: str) -> tuple[str, ...]:
+    """The programs a run used (their versions go into the lock): not all that is installed."""
+    engine = ("snakemake",) if analysis.workflow_type == "snakemake" else ()
+    container = (runtime,) if runtime in ("podman", "docker", "apptainer") else ()
+    return ("bash", *engine, *container)
+
+
 @functools.cache
-def tool_versions() -> dict[str, str]:
+def tool_versions(tools: tuple[str, ...] = ("bash", "snakemake", "podman")) -> dict[str, str]:
     versions = {"odrun": __version__, "python": sys.version.split()[0]}
-    for tool in ("bash", "snakemake", "podman"):
+    for tool in tools:
         exe = shutil.which(tool)
         if exe:
             try:
