@@ -106,6 +106,9 @@ class ReanaServer:
         self.faults: list[Fault] = []
         self.violations: list[str] = []
         self.requests: list[str] = []  # "METHOD path?query" as received
+        #: the specification of every POST /api/workflows, as received (before any parsing
+        #: beyond JSON/bundle decoding), in order: what a client sent, for comparisons
+        self.created_specs: list[Any] = []
         self.lock = threading.RLock()
         self.url = ""
 
@@ -375,6 +378,8 @@ class Handler(BaseHTTPRequestHandler):
             spec, files = _read_bundle(body, self.headers.get("Content-Type", ""))
         else:
             spec, files = json.loads(body or b"{}"), {}
+        with self.state.lock:
+            self.state.created_specs.append(copy.deepcopy(spec))
         spec = spec.get("reana_specification", spec) if isinstance(spec, dict) else {}
         with self.state.lock:
             run = 1 + sum(1 for w in self.state.workflows.values() if w.name == name)

@@ -6,6 +6,11 @@ present). Its bravado client checks the server's answers against the same
 OpenAPI document; the server checks the client's requests. One relaxation: the
 client sends an undeclared ``file_name`` query parameter on downloads, so
 undeclared query parameters are not flagged in this test.
+
+The ``*_as_reana_client_sends_it`` tests create the same analysis with
+``reana-client create`` and with ``odrun submit`` and compare the specifications
+the server received (``ReanaServer.created_specs``): equal, but for the Snakemake
+job graph reana-client computes with its own Snakemake 7 (see there).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +117,110 @@ def test_reana_client_drives_the_test_server(tmp_path: Path) -> None:
         )
         assert "INVALID ACCESS TOKEN" in denied.stdout + denied.stderr
         assert server.violations == []
+
+
+SNAKEFILE = """\
+rule all:
+    input: "results/greeting.txt"
+
+rule greet:
+    input: "data/names.txt"
+    output: "results/greeting.txt"
+    params: word=config["word"], times=config["times"]
+    shell: "for i in $(seq {params.times}); do echo {params.word} $(cat {input}); done > {output}"
+"""
+
+
+def sent_by_both(
+    odrun: Any, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Any]:
+    """The specification reana-client 0.9.6 creates ``folder`` with, and the one odrun does."""
+    exe = reana_client()
+    with reana_server.serve(tmp_path / "srv-compare", strict_query=False) as server:
+        env = dict(os.environ, REANA_SERVER_URL=server.url, REANA_ACCESS_TOKEN=server.token)
+        env["PYTHONWARNINGS"] = "ignore"
+        created = subprocess.run(
+            [str(exe), "create", "-w", "cmp", "-f", "reana.yaml"],
+            check=False,
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stdout + created.stderr
+        monkeypatch.setenv("REANA_SERVER_URL", server.url)
+        monkeypatch.setenv("REANA_ACCESS_TOKEN", server.token)
+        res = odrun("submit", str(folder), "--name", "cmp", "--json")  # creates and starts
+        assert res.code == 0, res.err
+        assert server.violations == []
+        assert len(server.created_specs) == 2
+        return server.created_specs[0], server.created_specs[1]
+
+
+@pytest.mark.timeout(900)
+def test_demo_spec_as_reana_client_sends_it(
+    odrun: Any, demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    theirs, ours = sent_by_both(odrun, demo, tmp_path, monkeypatch)
+    assert ours == theirs
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("inputs", ["config file", "inline parameters", "no inputs"])
+def test_snakemake_spec_as_reana_client_sends_it(
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: str
+) -> None:
+    folder = tmp_path / "smk"
+    (folder / "workflow").mkdir(parents=True)
+    (folder / "data").mkdir()
+    (folder / "data" / "names.txt").write_text("muons\n")
+    (folder / "config.yaml").write_text("word: hello\ntimes: 2\n")
+    snakefile = SNAKEFILE
+    declared = {
+        "config file": "inputs:\n  files: [data/names.txt]\n"
+        "  parameters:\n    input: config.yaml\n",
+        "inline parameters": "inputs:\n  parameters:\n    word: hi\n    times: 3\n",
+        "no inputs": "",
+    }[inputs]
+    if inputs != "config file":  # the Snakefile sets the config itself
+        snakefile = 'config.setdefault("word", "hey")\nconfig.setdefault("times", 1)\n' + snakefile
+    (folder / "workflow" / "Snakefile").write_text(snakefile)
+    (folder / "reana.yaml").write_text(
+        f"version: 0.9.0\n{declared}workflow:\n  type: snakemake\n  file: workflow/Snakefile\n"
+        "outputs:\n  files: [results/greeting.txt]\n"
+    )
+    theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch)
+    # The one difference: reana-client 0.9.6 runs its own Snakemake 7 on the Snakefile and
+    # sends the job graph it finds as workflow.specification (job_dependencies, steps with
+    # their commands and params). odrun cannot compute that with Snakemake 9 and sends no
+    # workflow.specification; REANA's Snakemake engine runs workflow.file itself.
+    graph = theirs["workflow"].pop("specification")
+    assert graph["job_dependencies"] == {"all": ["greet"], "greet": []}
+    assert [step["name"] for step in graph["steps"]] == ["greet"]
+    assert "specification" not in ours["workflow"]
+    assert ours == theirs
+    if inputs == "config file":  # the parameters file, loaded in place of inputs.parameters
+        assert ours["inputs"]["parameters"] == {"word": "hello", "times": 2}
+
+
+@pytest.mark.timeout(900)
+def test_serial_directories_and_typed_parameters_as_reana_client_sends_them(
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (a serial workflow.file cannot be compared: reana-client 0.9.6 fails on it with
+    # "'NoneType' object is not subscriptable", and odrun reads only the inline steps)
+    folder = tmp_path / "ser"
+    (folder / "code" / "sub").mkdir(parents=True)
+    (folder / "code" / "sub" / "x.sh").write_text("echo x\n")
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  directories: [code]\n  parameters:\n    n: 3\n"
+        "    f: 1.5\n    s: 'yes'\n    b: yes\n    l: [1, two]\n"
+        "workflow:\n  type: serial\n  specification:\n    steps:\n"
+        "      - name: one\n        environment: docker.io/library/bash:5.2\n"
+        "        kubernetes_memory_limit: 256Mi\n"
+        "        commands: ['bash code/sub/x.sh $n ${s} > out.txt']\n"
+        "outputs:\n  files: [out.txt]\n  directories: [code]\n"
+    )
+    theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch)
+    assert ours == theirs

@@ -68,7 +68,9 @@ def expand(analysis: Analysis) -> dict[str, Any]:
             hint="add a reana.yaml (serial, snakemake, cwl or yadage)",
         )
     spec = copy.deepcopy(analysis.reana)
-    if analysis.workflow_type == "snakemake":
+    # as reana-client 0.9.6: only a parameters file replaces inputs.parameters; without
+    # one, inputs stay as written (no empty inputs.parameters added)
+    if analysis.workflow_type == "snakemake" and "input" in analysis.parameters:
         spec.setdefault("inputs", {})["parameters"] = snakemake_config(analysis)
     return spec
 
