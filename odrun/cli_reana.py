@@ -28,7 +28,6 @@ from odrun.reana.submit import (
     write_run_record,
 )
 from odrun.workflow import load_analysis
-from odrun.workflow.expect import Check
 
 SERVER_ENV = "REANA_SERVER_URL"
 TOKEN_ENV = "REANA_ACCESS_TOKEN"
@@ -102,11 +101,6 @@ def _print_logs(logs: WorkflowLogs, only_failed: bool, err: bool = True) -> None
             click.echo(job.logs.rstrip(), err=err)
 
 
-def _print_checks(checks: list[Check]) -> None:
-    for check in checks:
-        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-
-
 def _finish(sub: Submission, as_json: bool) -> None:
     if sub.logs is not None and sub.status == "failed" and not as_json:
         _print_logs(sub.logs, only_failed=True)
@@ -117,10 +111,8 @@ def _finish(sub: Submission, as_json: bool) -> None:
         render.print_json(doc)
     else:
         click.echo(f"workflow {sub.workflow_name} {sub.status}: {sub.run_dir}")
-        for out in sub.outputs:
-            state = "MISSING" if out.get("missing") else f"{out['size']} B  {out['checksum']}"
-            click.echo(f"  output {out['path']}: {state}")
-        _print_checks(sub.checks)
+        render.output_lines(sub.outputs)
+        render.check_lines(sub.checks)
     error = outcome_error(sub)
     if error is not None:
         raise error

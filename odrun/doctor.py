@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from odrun import cvmfs
+from odrun.records.cache import ensure_writable
 from odrun.settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
@@ -263,10 +264,7 @@ def check_cache(settings: Settings) -> Check:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        marker = folder / f".doctor-{os.getpid()}"
-        marker.write_bytes(b"")
-        marker.unlink()
+        ensure_writable(folder)
     except OSError as exc:
         return Check(
             "disk",

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+import click
 from rich.console import Console
 from rich.table import Table
 
 from .records.model import Record
+
+if TYPE_CHECKING:
+    from .workflow.expect import Check
 
 
 def human_size(n: int | None) -> str:
@@ -91,3 +95,16 @@ def file_lines(uris: Iterable[str], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     for uri in uris:
         out.write(uri + "\n")
+
+
+def output_lines(outputs: Iterable[dict[str, Any]]) -> None:
+    """A run's declared outputs, one line each: size and checksum, or MISSING."""
+    for out in outputs:
+        state = "MISSING" if out.get("missing") else f"{out['size']} B  {out['checksum']}"
+        click.echo(f"  output {out['path']}: {state}")
+
+
+def check_lines(checks: Iterable[Check]) -> None:
+    """Expectation checks, one line each: ok or FAIL, name, detail."""
+    for check in checks:
+        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")

@@ -23,7 +23,7 @@ from typing import Any
 
 from odrun.checksum import checksum_file
 from odrun.errors import CancelledError, OdrunError, TransportError, UsageError, WorkflowError
-from odrun.records.cache import atomic_write
+from odrun.records.cache import atomic_write, ensure_writable
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
@@ -92,10 +92,7 @@ def output_target(analysis: Analysis, output_dir: Path | None) -> Path:
     """The folder downloaded outputs go to, created and checked writable (before submitting)."""
     target = (output_dir or analysis.root).resolve()
     try:
-        target.mkdir(parents=True, exist_ok=True)
-        probe = target / f".odrun-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        ensure_writable(target)
     except OSError as exc:
         raise UsageError(
             f"output folder {target} is not writable: {exc.strerror or exc}",

@@ -46,6 +46,14 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def ensure_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove a file can be written there (OSError if not)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".odrun-write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 class MetadataCache:
     def __init__(self, root: Path, portal_url: str) -> None:
         key = hashlib.sha1(portal_url.rstrip("/").encode()).hexdigest()[:12]
