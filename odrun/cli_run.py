@@ -12,6 +12,7 @@ from odrun import render
 from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
+from odrun.records.cache import atomic_write
 from odrun.workflow import load_analysis, run_analysis, validate
 from odrun.workflow.expect import Check, evaluate, junit_xml
 from odrun.workflow.fromrecord import fetch_analysis
@@ -23,28 +24,31 @@ def _say(message: str) -> None:
     click.echo(f"odrun: {message}", err=True)
 
 
+def _write_junit(path: Path, suite: str, checks: list[Check], seconds: float = 0.0) -> None:
+    try:
+        atomic_write(path, junit_xml(suite, checks, seconds))
+    except OSError as exc:
+        raise UsageError(
+            f"--junit {path}: cannot write the report: {exc.strerror or exc}",
+            hint="give a file path you can write to",
+        ) from None
+
+
 def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
     if junit is not None:
-        junit.write_bytes(junit_xml(result.analysis, result.checks))
+        _write_junit(junit, result.analysis, result.checks)
     if as_json:
         render.print_json(json.loads((result.run_dir / "run.json").read_text()))
     else:
         click.echo(f"run {result.status}: {result.run_dir}")
-        for out in result.outputs:
-            state = "MISSING" if out.get("missing") else f"{out['size']} B  {out['checksum']}"
-            click.echo(f"  output {out['path']}: {state}")
-        _print_checks(result.checks)
+        render.output_lines(result.outputs)
+        render.check_lines(result.checks)
     failed = [c for c in result.checks if not c.ok]
     if failed:
         raise VerificationError(
             f"{len(failed)} of {len(result.checks)} expectations do not hold; first: "
             f"{failed[0].name}: {failed[0].detail}"
         )
-
-
-def _print_checks(checks: list[Check]) -> None:
-    for check in checks:
-        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
 
 
 @cli.command()
@@ -252,14 +256,12 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
     base = target if run_dir != target else _analysis_root(run_dir)
     checks = evaluate(run_dir / "workspace", expectations, base)
     if junit is not None:
-        junit.write_bytes(
-            junit_xml(spec.name if spec else "odrun", checks, time.monotonic() - started)
-        )
+        _write_junit(junit, spec.name if spec else "odrun", checks, time.monotonic() - started)
     if as_json:
         render.print_json({"run": str(run_dir), "checks": [c.to_dict() for c in checks]})
     else:
         click.echo(f"verify {run_dir}")
-        _print_checks(checks)
+        render.check_lines(checks)
     failed = [c for c in checks if not c.ok]
     if failed:
         raise VerificationError(f"{len(failed)} of {len(checks)} expectations do not hold")

@@ -180,6 +180,16 @@ def test_verification_failure_exit_code(odrun, demo: Path) -> None:
     assert "FAIL Z peak fit mass" in result.out
 
 
+def test_junit_report_that_cannot_be_written(odrun, demo: Path, tmp_path: Path) -> None:
+    assert odrun("run", str(demo), "--runtime", "host").code == 0
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = odrun("verify", str(demo), "--junit", str(blocker / "verify.xml"))
+    assert result.code == 2
+    assert f"--junit {blocker / 'verify.xml'}: cannot write the report" in result.err
+    assert "Traceback" not in result.err
+
+
 def test_bad_spec_input(odrun, tmp_path: Path) -> None:
     assert odrun("run", str(tmp_path / "nope"), "--runtime", "host").code == 2
     write(tmp_path / "reana.yaml", "workflow: [not, a, mapping")

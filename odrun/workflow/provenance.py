@@ -14,6 +14,7 @@ import mimetypes
 from typing import TYPE_CHECKING, Any
 
 from odrun import __version__, cvmfs
+from odrun.records.cache import atomic_write
 
 if TYPE_CHECKING:
     from odrun.workflow.runner import RunResult
@@ -168,4 +169,4 @@ def write_crate(result: RunResult, analysis: Analysis, reana: dict[str, str] | N
         if path is not None:  # the specs that ran, beside their record
             (result.run_dir / path.name).write_bytes(path.read_bytes())
     text = json.dumps(crate(result, analysis, reana), indent=2)
-    (result.run_dir / "ro-crate-metadata.json").write_text(text + "\n", encoding="utf-8")
+    atomic_write(result.run_dir / "ro-crate-metadata.json", (text + "\n").encode())

@@ -29,6 +29,7 @@ from odrun import __version__
 from odrun.checksum import checksum_file
 from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
+from odrun.records.cache import atomic_write
 from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
@@ -213,8 +214,9 @@ def run_analysis(
         from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
 
         write_crate(result, analysis)
-        (result.run_dir / "run.json").write_text(
-            json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        atomic_write(
+            result.run_dir / "run.json",
+            (json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
         )
     if failure is not None:
         raise failure
