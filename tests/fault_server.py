@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from portal_server import in_thread
+
 
 @dataclass
 class Fault:
@@ -154,12 +156,8 @@ class _Handler(BaseHTTPRequestHandler):
 @contextmanager
 def serve() -> Iterator[FaultServer]:
     server = FaultServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with in_thread(server):
+        try:
+            yield server
+        finally:
+            server.release.set()  # let stalled handlers finish before the shutdown

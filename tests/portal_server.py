@@ -25,7 +25,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -210,16 +210,23 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(raw: bool = False) -> Iterator[PortalServer]:
-    server = PortalServer(raw=raw)
+def in_thread(server: HTTPServer) -> Iterator[None]:
+    """Serve ``server`` from a daemon thread; shut it down, close it and join on exit."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server
+        yield
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve(raw: bool = False) -> Iterator[PortalServer]:
+    server = PortalServer(raw=raw)
+    with in_thread(server):
+        yield server
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

@@ -42,6 +42,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from reana_openapi import BUNDLE_SPEC, LEGACY_SPEC, SPECS, Spec, check_request, check_response
 
+from portal_server import in_thread
+
 __all__ = ["BUNDLE_SPEC", "LEGACY_SPEC", "SPECS", "Spec", "check_request", "check_response"]
 
 
@@ -471,14 +473,8 @@ def serve(
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
         scheme = "https"
     state.url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_thread(httpd):
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
 
 
 if __name__ == "__main__":
