@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from odrun.errors import (
@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     import httpx
 
 CHUNK = 1 << 20
+T = TypeVar("T")
+RETRY_HINT = "check the server (REANA_SERVER_URL) and the network; try again later"
 _TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s'\"]+")
 
 
@@ -191,27 +193,40 @@ class ReanaClient:
             raise UsageError(text)
         raise TransportError(text)
 
-    def _retrying(self, call: Callable[[], httpx.Response], what: str) -> httpx.Response:
-        """``call`` again after transient failures, with backoff; the last error if all fail."""
+    def _retrying(
+        self,
+        call: Callable[[], T],
+        *,
+        settled: Callable[[], T | None] | None = None,
+        note: str = "",
+        hint: str | None = RETRY_HINT,
+    ) -> T:
+        """``call`` again after transient failures, with backoff; the last error if all fail.
+
+        Before each retry ``settled`` (for calls that are not idempotent) asks the server
+        whether the failed attempt took effect after all; its answer, if any, is the result.
+        """
         last: OdrunError | None = None
         for attempt in range(self.settings.retries + 1):
             if attempt:
                 self.sleep(backoff_delay(attempt, self.settings.retry_backoff))
+                done = settled() if settled is not None else None
+                if done is not None:
+                    return done
             try:
                 return call()
             except TransientError as exc:
                 last = exc
         assert last is not None
         raise TransportError(
-            f"{last.message} (after {self.settings.retries + 1} attempts)",
-            hint="check the server (REANA_SERVER_URL) and the network; try again later",
+            f"{last.message} (after {self.settings.retries + 1} attempts{note})", hint=hint
         )
 
     def _get_json(
         self, path: str, what: str, params: Mapping[str, Any] | None = None, auth: bool = True
     ) -> Any:
         response = self._retrying(
-            lambda: self._send("GET", path, params=params, auth=auth, what=what), what
+            lambda: self._send("GET", path, params=params, auth=auth, what=what)
         )
         return _json(response, what)
 
@@ -249,38 +264,30 @@ class ReanaClient:
         ``spec`` is the expanded specification (released 0.9 protocol, JSON body);
         with ``bundle`` (servers advertising bundles-v1) the ZIP is sent instead.
         """
-        path = "/api/workflows"
-        before: set[str] | None = None
-        last: OdrunError | None = None
-        for attempt in range(self.settings.retries + 1):
-            if attempt:
-                self.sleep(backoff_delay(attempt, self.settings.retry_backoff))
-                if before is None:
-                    before = set()
-                found = [w for w in self._find_quietly(name) if w.id not in before]
-                if found:  # the earlier attempt got through after all
-                    return Created(found[0].id, found[0].name)
-            elif before is None:
-                before = {w.id for w in self._find_quietly(name)}
-            try:
-                response = self._send(
-                    "POST",
-                    path,
-                    params={"workflow_name": name},
-                    body=None if bundle is not None else dict(spec),
-                    files={"bundle": ("bundle.zip", bundle, "application/zip")}
-                    if bundle is not None
-                    else None,
-                    what=f"create workflow {name}",
-                )
-            except TransientError as exc:
-                last = exc
-                continue
+        before = {w.id for w in self._find_quietly(name)}
+
+        def send() -> Created:
+            response = self._send(
+                "POST",
+                "/api/workflows",
+                params={"workflow_name": name},
+                body=None if bundle is not None else dict(spec),
+                files={"bundle": ("bundle.zip", bundle, "application/zip")}
+                if bundle is not None
+                else None,
+                what=f"create workflow {name}",
+            )
             data = _json(response, "create workflow")
             return Created(str(data["workflow_id"]), str(data.get("workflow_name") or name))
-        assert last is not None
-        raise TransportError(
-            f"{last.message} (after {self.settings.retries + 1} attempts; no workflow was created)",
+
+        def got_through() -> Created | None:  # the earlier attempt was created after all
+            found = [w for w in self._find_quietly(name) if w.id not in before]
+            return Created(found[0].id, found[0].name) if found else None
+
+        return self._retrying(
+            send,
+            settled=got_through,
+            note="; no workflow was created",
             hint="try again later",
         )
 
@@ -295,27 +302,21 @@ class ReanaClient:
         self._retrying(
             lambda: self._send(
                 "POST", route, params={"file_name": rel}, upload=path, what=f"upload {rel}"
-            ),
-            f"upload {rel}",
+            )
         )
 
     def start(self, workflow: str) -> None:
         """Start; after an ambiguous failure the status says whether it started."""
         route = f"/api/workflows/{quote(workflow, safe='')}/start"
-        last: OdrunError | None = None
-        for attempt in range(self.settings.retries + 1):
-            if attempt:
-                self.sleep(backoff_delay(attempt, self.settings.retry_backoff))
-                if self.status(workflow).status != "created":
-                    return
-            try:
-                self._send("POST", route, body={}, what=f"start {workflow}")
-            except TransientError as exc:
-                last = exc
-                continue
-            return
-        assert last is not None
-        raise TransportError(f"{last.message} (after {self.settings.retries + 1} attempts)")
+
+        def send() -> bool:
+            self._send("POST", route, body={}, what=f"start {workflow}")
+            return True
+
+        def started() -> bool | None:
+            return True if self.status(workflow).status != "created" else None
+
+        self._retrying(send, settled=started, hint=None)
 
     def status(self, workflow: str) -> WorkflowStatus:
         route = f"/api/workflows/{quote(workflow, safe='')}/status"
@@ -327,8 +328,7 @@ class ReanaClient:
         self._retrying(
             lambda: self._send(
                 "PUT", route, params={"status": "stop"}, body={}, what=f"stop {workflow}"
-            ),
-            f"stop {workflow}",
+            )
         )
 
     def logs(self, workflow: str) -> WorkflowLogs:
@@ -379,7 +379,7 @@ class ReanaClient:
                 raise self._transport_error(exc, f"download {rel}", where) from None
 
         try:
-            self._retrying(once, f"download {rel}")
+            self._retrying(once)
             part.replace(dest)
         finally:
             part.unlink(missing_ok=True)
