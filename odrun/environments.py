@@ -297,12 +297,12 @@ def _rules(record: Record) -> list[Callable[[Serves], str | None]]:
         record.type_primary == "Environment" and "Condition" in secondary
     )
     formats = _formats(record)
+    release, source = _release(record)
 
     def experiment_ok(serves: Serves) -> bool:
         return not serves.experiments or bool(set(serves.experiments) & set(record.experiments))
 
     def by_release(serves: Serves) -> str | None:
-        release, source = _release(record)
         if release and any(fnmatch.fnmatchcase(release, g) for g in serves.releases):
             return f"release {release}{source}"
         return None
