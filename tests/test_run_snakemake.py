@@ -236,3 +236,19 @@ def test_failing_container_rule_fails_the_run(odrun, tmp_path: Path, podman_read
     assert "snakemake failed" in result.err
     assert "inside-before-failing" in (run_dir / "logs" / "01-snakemake.log").read_text()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("runtime", ["podman", "apptainer"])
+def test_container_rules_bind_cvmfs_from_the_configured_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runtime: str
+) -> None:
+    """Container rules see /cvmfs/<repo> from $ODRUN_CVMFS_ROOT, as serial steps do."""
+    from odrun.workflow.runtime import make_runtime
+    from odrun.workflow.snakemake import _container_args
+
+    monkeypatch.setenv("ODRUN_CVMFS_ROOT", str(tmp_path / "cvmfs"))
+    env: dict[str, str] = {"PATH": "/usr/bin"}
+    rt = make_runtime(runtime, ("odrun-test.cern.ch",))
+    args = _container_args(rt, tmp_path, tmp_path / "used.txt", env, network=False)
+    bind = f"--bind {tmp_path}/cvmfs/odrun-test.cern.ch:/cvmfs/odrun-test.cern.ch:ro"
+    assert any(a.startswith("--apptainer-args=") and bind in a for a in args), args

@@ -36,6 +36,11 @@ class Runtime(Protocol):
         ...
 
 
+def cvmfs_binds(repos: tuple[str, ...]) -> list[str]:
+    """``SOURCE:/cvmfs/<repo>:ro`` for each repository (the source under $ODRUN_CVMFS_ROOT)."""
+    return [f"{cvmfs_repos.root() / r}:{CVMFS_ROOT / r}:ro" for r in repos]
+
+
 def _bash(workspace: Path, command: str) -> list[str]:
     import shlex  # noqa: PLC0415
 
@@ -117,8 +122,8 @@ class OciRuntime:
         net = "--network=host" if network else "--network=none"
         argv = [self.binary, "run", "--rm", net, "--security-opt", "label=disable"]
         argv += ["-v", f"{workspace}:{workspace}"]
-        for repo in self.cvmfs:
-            argv += ["-v", f"{cvmfs_repos.root() / repo}:{CVMFS_ROOT / repo}:ro"]
+        for bind in cvmfs_binds(self.cvmfs):
+            argv += ["-v", bind]
         return [*argv, "-w", str(workspace), str(image), *_bash(workspace, command)]
 
 
@@ -137,9 +142,7 @@ class ApptainerRuntime:
         self, image: str | None, workspace: Path, command: str, network: bool = False
     ) -> list[str]:
         exe = shutil.which("apptainer") or shutil.which("singularity") or "apptainer"
-        binds = ",".join(
-            [str(workspace)] + [f"{cvmfs_repos.root() / r}:{CVMFS_ROOT / r}:ro" for r in self.cvmfs]
-        )
+        binds = ",".join([str(workspace), *cvmfs_binds(self.cvmfs)])
         isolate = [] if network else ["--net", "--network", "none"]
         options = ["--containall", *isolate, "--bind", binds]
         bash = _bash(workspace, command)

@@ -31,7 +31,7 @@ import yaml
 
 from odrun.errors import ConfigError, UsageError, WorkflowError
 from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, _safe_rel, now
-from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
+from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
 from odrun.workflow.spec import Analysis, SpecError
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
@@ -202,7 +202,7 @@ def _container_args(
 ) -> list[str]:
     """``--sdm apptainer`` and, for podman/docker, the shim first on PATH."""
     cvmfs = getattr(runtime, "cvmfs", ())
-    binds = [f"--bind /cvmfs/{r}:/cvmfs/{r}:ro" for r in cvmfs]
+    binds = [f"--bind {bind}" for bind in cvmfs_binds(cvmfs)]
     prefix = run_dir / "containers"
     prefix.mkdir(exist_ok=True)
     args = ["--sdm", "apptainer", "--apptainer-prefix", str(prefix)]
