@@ -22,6 +22,7 @@ from typing import Any, Literal
 from odrun import cvmfs
 from odrun.records.cache import ensure_writable
 from odrun.settings import Settings
+from odrun.workflow import runtime
 
 Status = Literal["ok", "warn", "fail"]
 #: the CVMFS client's local settings, and where its cache lives unless they say otherwise
@@ -93,7 +94,7 @@ def check_runtimes() -> list[Check]:
         "apptainer": ["--version"],
     }
     for name, args in probes.items():
-        exe = shutil.which(name) or (shutil.which("singularity") if name == "apptainer" else None)
+        exe = runtime.executable(name)
         if exe is None:
             continue
         code, out = _run([exe, *args])

@@ -133,7 +133,7 @@ class ApptainerRuntime:
     name: str = "apptainer"
 
     def prepare(self, image: str | None) -> None:
-        if shutil.which("apptainer") is None and shutil.which("singularity") is None:
+        if executable("apptainer") is None:
             raise ConfigError("apptainer is not installed", hint="use --runtime host or auto")
         if image is None:
             raise UsageError("a step has no 'environment' image", hint="use --runtime host")
@@ -141,7 +141,7 @@ class ApptainerRuntime:
     def argv(
         self, image: str | None, workspace: Path, command: str, network: bool = False
     ) -> list[str]:
-        exe = shutil.which("apptainer") or shutil.which("singularity") or "apptainer"
+        exe = executable("apptainer") or "apptainer"
         binds = ",".join([str(workspace), *cvmfs_binds(self.cvmfs)])
         isolate = [] if network else ["--net", "--network", "none"]
         options = ["--containall", *isolate, "--bind", binds]
@@ -163,12 +163,13 @@ def check_cvmfs(repos: list[str]) -> tuple[str, ...]:
     return tuple(repos)
 
 
+def executable(name: str) -> str | None:
+    """Where container runtime ``name`` is installed (apptainer may be called singularity)."""
+    return shutil.which(name) or (shutil.which("singularity") if name == "apptainer" else None)
+
+
 def installed_container_runtime() -> str | None:
-    for name in CONTAINER_RUNTIMES:
-        exe = shutil.which(name) or (shutil.which("singularity") if name == "apptainer" else None)
-        if exe:
-            return name
-    return None
+    return next((name for name in CONTAINER_RUNTIMES if executable(name)), None)
 
 
 def make_runtime(name: str, cvmfs: tuple[str, ...] = (), pull: bool = True) -> Runtime:
