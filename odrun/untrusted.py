@@ -4,8 +4,9 @@ Python's own conversions fail in ways a parser of hostile input must not pass on
 ``int("²")`` although ``"²".isdigit()``; ``int("9" * 5000)`` and ``str(10**5000)``
 (the 4300-digit limit); ``float(10**400)`` and ``int(float("inf"))`` (OverflowError);
 ``urlsplit("https://[::1/x")`` (ValueError); ``json.loads("[" * 100_000)``
-(RecursionError). The helpers here return None, or raise ValueError only, so each
-caller maps a bad value to its own typed error (:mod:`odrun.errors`) in one place.
+(RecursionError); and JSON's ``"\\ud800"`` gives a string no terminal or file takes.
+The helpers here return None, or raise ValueError only, so each caller maps a bad
+value to its own typed error (:mod:`odrun.errors`) in one place.
 """
 
 from __future__ import annotations
@@ -59,7 +60,17 @@ def text(value: Any) -> str | None:
         out = str(value).strip()
     except ValueError:
         return None
-    return out or None
+    return printable(out) or None
+
+
+def printable(value: str) -> str:
+    """``value`` with lone surrogates (JSON ``"\\ud800"`` escapes) replaced by U+FFFD:
+    they cannot be written to a terminal, a UTF-8 file or a file name."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
 
 
 def split_url(url: str) -> SplitResult | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,12 @@ from odrun.errors import MetadataError, OdrunError, UnsafeMetadataError
 from odrun.urls import REMOTE_SCHEMES, scheme_of
 
 from .model import ContainerImage, Environment, FileIndex, Record, RecordFile
+from .refs import is_recid
 
 #: reads the bytes of a raw index file entry; raises OdrunError when unavailable
 IndexLoader = Callable[[Mapping[str, Any]], bytes]
 
 INDEX_TYPES = ("index.json", "index.txt")
-#: digits, or <experiment>-<digits>; bounded, as a recid names folders and cache files
-_RECID = re.compile(r"^(?:[0-9]{1,20}|[A-Za-z][A-Za-z0-9]{0,31}-[0-9]{1,20})$")
 
 
 def parse_record(
@@ -49,7 +47,7 @@ def parse_record(
     recid = _text(meta.get("recid")) or _text(doc.get("id"))
     if not recid:
         raise MetadataError("record document has no recid")
-    if not _RECID.match(recid):
+    if not is_recid(recid):
         # the recid names folders (fetch's default destination, mirror files)
         raise UnsafeMetadataError(
             f"record document has recid {recid[:80]!r}: expected digits or <experiment>-<digits>"
