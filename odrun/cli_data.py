@@ -367,8 +367,11 @@ def parse_size(text: str) -> int:
     value = text.strip().upper().removesuffix("B")
     unit = value[-1] if value and value[-1] in units else ""
     try:
-        return int(float(value[: len(value) - len(unit)]) * units[unit])
-    except ValueError:
+        size = int(float(value[: len(value) - len(unit)]) * units[unit])
+        if size < 0:
+            raise ValueError("negative")
+        return size
+    except (ValueError, OverflowError):  # OverflowError: 1e999G, inf
         raise UsageError(
             f"--max-size {text!r} is not a size: expected e.g. 500M, 50G, 2T"
         ) from None

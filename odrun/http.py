@@ -66,6 +66,12 @@ def get(
         except httpx.TransportError as exc:
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             continue
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            # not worth retrying: a body that does not decode, a redirect loop
+            raise TransportError(
+                f"{what}: {type(exc).__name__}: {exc} ({url})",
+                hint="the server answered something odrun cannot read; try again later",
+            ) from None
         if response.status_code in RETRY_STATUS:
             last = f"HTTP {response.status_code}"
             continue

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .untrusted import split_url
 
 DEFAULT_PROTOCOL_MAP = "root://eospublic.cern.ch=https://eospublic.cern.ch"
 
@@ -45,8 +45,8 @@ class ProtocolMap:
                 not sep
                 or scheme_of(root) != "root"
                 or scheme_of(http) not in ("http", "https")
-                or not urlsplit(root).netloc
-                or not urlsplit(http).netloc
+                or not _has_host(root)
+                or not _has_host(http)
             ):
                 raise ConfigError(
                     f"ODRUN_PROTOCOL_MAP entry {item!r} is not ROOT_PREFIX=HTTP_PREFIX",
@@ -76,6 +76,11 @@ class ProtocolMap:
         if protocol == "root" and scheme in ("http", "https"):
             return self.to_root(uri) or uri
         return uri
+
+
+def _has_host(url: str) -> bool:
+    split = split_url(url)  # None for what urllib refuses, e.g. root://[::1
+    return split is not None and bool(split.netloc)
 
 
 def _swap(uri: str, pairs: Iterable[tuple[str, str]]) -> str | None:

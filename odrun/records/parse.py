@@ -14,23 +14,23 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from odrun import untrusted
 from odrun.checksum import Checksum, parse_checksum
 from odrun.errors import MetadataError, OdrunError, UnsafeMetadataError
 from odrun.urls import REMOTE_SCHEMES, scheme_of
 
 from .model import ContainerImage, Environment, FileIndex, Record, RecordFile
+from .refs import is_recid
 
 #: reads the bytes of a raw index file entry; raises OdrunError when unavailable
 IndexLoader = Callable[[Mapping[str, Any]], bytes]
 
 INDEX_TYPES = ("index.json", "index.txt")
-_RECID = re.compile(r"^(?:\d+|[A-Za-z][A-Za-z0-9]*-\d+)$")
 
 
 def parse_record(
@@ -47,7 +47,7 @@ def parse_record(
     recid = _text(meta.get("recid")) or _text(doc.get("id"))
     if not recid:
         raise MetadataError("record document has no recid")
-    if not _RECID.match(recid):
+    if not is_recid(recid):
         # the recid names folders (fetch's default destination, mirror files)
         raise UnsafeMetadataError(
             f"record document has recid {recid[:80]!r}: expected digits or <experiment>-<digits>"
@@ -103,6 +103,7 @@ def parse_record(
         index_entries.extend((item, name) for item in items)
 
     files = _build_files(entries + index_entries, checker)
+    _check_distinct(files, recid)
     dist_value = meta.get("distribution")
     dist: Mapping[str, Any] = dist_value if isinstance(dist_value, Mapping) else {}
     declared_count, declared_size = _int(dist.get("number_files")), _int(dist.get("size"))
@@ -190,6 +191,7 @@ class _Checker:
             or path.startswith("/")
             or "\\" in path
             or "\x00" in path
+            or not _encodable(path)
             or any(part in ("", ".", "..") for part in parts)
         ):
             raise UnsafeMetadataError(
@@ -197,6 +199,26 @@ class _Checker:
                 "download folder; refusing this record's metadata"
             )
         return path
+
+
+def _encodable(path: str) -> bool:
+    """False for names no file system takes (lone surrogates from JSON ``\\ud800`` escapes)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_distinct(files: tuple[RecordFile, ...], recid: str) -> None:
+    """Two different files must never be saved to one path (the second would overwrite)."""
+    owner: dict[str, str] = {}
+    for f in files:
+        if owner.setdefault(f.path, f.uri) != f.uri:
+            raise MetadataError(
+                f"record {recid}: files {owner[f.path]} and {f.uri} would both be saved as "
+                f"{f.path!r}; refusing this record's metadata"
+            )
 
 
 def _build_files(
@@ -260,9 +282,12 @@ def _index_entry(
 
 
 def _checksum(value: Any, recid: str, uri: str) -> Checksum | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
-    return parse_checksum(str(value), where=f"record {recid}: checksum of {uri}")
+    where = f"record {recid}: checksum of {uri}"
+    if not isinstance(value, str):
+        raise MetadataError(f"{where} is a {type(value).__name__}: expected 'adler32:<hex>'")
+    return parse_checksum(value, where=where)
 
 
 def _environment(details: Any) -> Environment | None:
@@ -303,12 +328,7 @@ def _basename(uri: str) -> str:
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        text = str(value).strip()
-        return text or None
-    return None
+    return untrusted.text(value)
 
 
 def _nested_text(value: Any, key: str) -> str | None:
@@ -316,13 +336,7 @@ def _nested_text(value: Any, key: str) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
+    return untrusted.count(value)
 
 
 def _strings(value: Any) -> tuple[str, ...]:

@@ -12,11 +12,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from odrun import http
+from odrun import http, untrusted
 from odrun.errors import ConfigError, MetadataError, NotFoundError
 from odrun.settings import Settings
+
+from .refs import is_recid
 
 if TYPE_CHECKING:
     import httpx
@@ -73,22 +75,26 @@ class HttpPortal:
             headers={"Accept": "application/json"},
             what=f"search for DOI {doi}",
         )
+        unexpected = MetadataError(
+            f"search for DOI {doi} on {self.url} returned an unexpected document"
+        )
+        found_doi, recid = doi, None
         try:
-            body: Any = response.json()
+            body: Any = untrusted.load_json(response.content)
             hits = body["hits"]
             total = hits["total"]
-            total = total["value"] if isinstance(total, dict) else int(total)
-            first = hits["hits"][0] if total else None
-        except (ValueError, KeyError, TypeError, IndexError):
-            raise MetadataError(
-                f"search for DOI {doi} on {self.url} returned an unexpected document"
-            ) from None
-        if first is not None:
-            meta = first.get("metadata") or {}
-            found_doi = str(meta.get("doi") or doi)
-            recid = str(meta.get("recid") or first.get("id") or "")
-            if recid and found_doi.lower() == doi.lower():
-                return recid
+            total = total["value"] if isinstance(total, dict) else total
+            first = hits["hits"][0] if untrusted.count(total) else None
+            if first is not None:
+                meta = first.get("metadata") or {}
+                found_doi = untrusted.text(meta.get("doi")) or doi
+                recid = untrusted.text(meta.get("recid")) or untrusted.text(first.get("id"))
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            raise unexpected from None
+        if first is not None and recid and found_doi.lower() == doi.lower():
+            if not is_recid(recid):  # it names the next request, cache files and folders
+                raise unexpected
+            return recid
         raise NotFoundError(
             f"no record with DOI {doi} on {self.url}",
             hint="check the DOI; records without a DOI can be given by recid",
@@ -158,7 +164,9 @@ def mirror_path(url: str) -> Path | None:
         return None
     rest = url[len("file:") :]
     if rest.startswith("//"):
-        split = urlsplit(url)
+        split = untrusted.split_url(url)
+        if split is None:
+            raise ConfigError(f"portal URL {url!r} is not a valid file:// URL")
         rest = split.path if split.netloc in ("", "localhost") else split.netloc + split.path
     return Path(unquote(rest))
 
@@ -175,8 +183,8 @@ def open_portal(settings: Settings, client: Callable[[], httpx.Client]) -> Porta
                 hint="give --portal file://DIR with DIR holding <recid>.json files",
             )
         return MirrorPortal(folder)
-    split = urlsplit(url)
-    if split.scheme not in ("http", "https") or not split.netloc:
+    split = untrusted.split_url(url)  # None: urllib refuses it (https://[::1)
+    if split is None or split.scheme not in ("http", "https") or not split.netloc:
         raise ConfigError(
             f"portal URL {url!r} is neither http(s)://HOST nor file://DIR",
             hint="set --portal or ODRUN_PORTAL_URL, e.g. https://opendata.cern.ch",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from odrun.errors import UsageError
+from odrun.untrusted import count
 
 from .model import RecordFile
 
@@ -53,8 +54,9 @@ class FileFilter:
             pattern = re.compile(self.regexp)
             kept = [f for f in kept if pattern.search(f.path)]
         if self.ranges:
-            chosen = sorted({i for a, b in self.ranges for i in range(a, b + 1)})
-            kept = [kept[i - 1] for i in chosen if i <= len(kept)]
+            # clipped to the files there are: 1-99999999999 must not build a huge set
+            chosen = sorted({i for a, b in self.ranges for i in range(a, min(b, len(kept)) + 1)})
+            kept = [kept[i - 1] for i in chosen]
         return kept
 
 
@@ -62,11 +64,12 @@ def parse_ranges(text: str) -> list[tuple[int, int]]:
     """``"1-3,7-7"`` -> ``[(1, 3), (7, 7)]``; raise UsageError on anything else."""
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        match = re.fullmatch(r"(\d+)-(\d+)", part)
-        if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        match = re.fullmatch(r"([0-9]+)-([0-9]+)", part)
+        first, last = (count(match.group(1)), count(match.group(2))) if match else (None, None)
+        if first is None or last is None or not 1 <= first <= last:
             raise UsageError(
                 f"--filter-range {part!r} is not a range: expected A-B with 1 <= A <= B, "
                 "e.g. 1-10 (1-based, inclusive)"
             )
-        out.append((int(match.group(1)), int(match.group(2))))
+        out.append((first, last))
     return out

@@ -11,6 +11,7 @@ from odrun import http as odrun_http
 from odrun.errors import NotFoundError, TransientError, TransportError
 from odrun.settings import Settings
 from odrun.transfer.base import skip_prefix
+from odrun.untrusted import count
 
 if TYPE_CHECKING:
     import httpx
@@ -97,7 +98,7 @@ class HttpTransport:
             raise TransportError(f"{uri}: HTTP {status}", hint="check access rights and the URL")
         if offset and status == 206:
             match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
-            if not match or int(match.group(1)) != offset:
+            if not match or count(match.group(1)) != offset:
                 raise TransientError(f"{uri}: server answered a different byte range")
             return 0
         return offset if offset else 0
