@@ -144,7 +144,9 @@ def test_validate_errors_and_warnings(odrun, tmp_path: Path) -> None:
     result = odrun("validate", str(tmp_path))
     assert result.code == 2
     assert "error: reana.yaml step a: parameter $undefined is not defined" in result.out
-    assert "warning: reana.yaml: Additional properties are not allowed ('colour'" in result.out
+    # strict: an unknown key is an error (it was a warning, as REANA has it), and the
+    # other checks still run
+    assert "error: reana.yaml: unknown key `colour`: expected one of `inputs`" in result.out
     run = odrun("run", str(tmp_path), "--runtime", "host")
     assert run.code == 2
     assert not (tmp_path / ".odrun").exists()  # nothing ran
