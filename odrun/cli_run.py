@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -16,8 +17,9 @@ from odrun.records.cache import atomic_write
 from odrun.workflow import load_analysis, run_analysis, validate
 from odrun.workflow.expect import Check, evaluate, junit_xml
 from odrun.workflow.fromrecord import fetch_analysis
+from odrun.workflow.record import RunRecord, run_to_verify
 from odrun.workflow.runner import RunResult
-from odrun.workflow.spec import SpecError
+from odrun.workflow.spec import SpecError, ensure_valid
 
 
 def _say(message: str) -> None:
@@ -167,7 +169,7 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     Examples:
       odrun rerun workflows/dimuon-demo/.odrun/runs/20261125T201500Z
     """
-    record = _run_record(run_dir)
+    record = RunRecord.load(run_dir).data
     analysis = load_analysis(Path(str(record["analysis_path"])))
     runtime = str(record.get("runtime") or "auto")  # where the recorded run ran
     executor = str(record.get("executor") or "local")
@@ -192,14 +194,6 @@ def _is_reference(text: str) -> bool:
     except UsageError:
         return False
     return True
-
-
-def _run_record(run_dir: Path) -> dict[str, object]:
-    try:
-        data: dict[str, object] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UsageError(f"{run_dir} is not an odrun run folder (no readable run.json)") from None
-    return data
 
 
 @cli.command("validate")
@@ -238,48 +232,45 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
     """Check a run's outputs against odrun.yaml's expectations (exit 10 if any fails).
 
     RUN is a run folder, checked against the expectations it ran with; PATH an analysis,
-    whose latest run is checked against the analysis's current odrun.yaml (so tolerances
-    and references can be revised without running again).
+    whose latest finished run is checked against the analysis's current odrun.yaml (so
+    tolerances and references can be revised without running again). The spec is
+    validated first, as by `odrun validate` (exit 2). A failed or partial run is never
+    judged: when RUN, or PATH's latest run, failed, verify says so and exits 7.
 
     \b
     Examples:
       odrun verify workflows/dimuon-demo --junit verify.xml
       odrun verify workflows/dimuon-demo/.odrun/runs/20261125T201500Z --json
     """
-    run_dir = _latest_run(target)
-    manifest = target / "odrun.yaml" if run_dir != target else run_dir / "odrun.yaml"
-    spec = load_analysis(manifest) if manifest.is_file() else None
+    is_run = (target / "run.json").is_file()
+    if is_run:  # the spec it ran with (copied into the run folder), its references' folder
+        recorded = RunRecord.load(target)
+        spec = load_analysis(target / "odrun.yaml") if (target / "odrun.yaml").is_file() else None
+        base = recorded.analysis_root
+    else:
+        spec, base = load_analysis(target), target
+    if spec is not None:
+        ensure_valid(replace(spec, root=base), staging=False)
+    record = run_to_verify(target, _say)
     expectations = spec.manifest.get("expect") if spec else None
     if not expectations:
-        raise UsageError(f"{run_dir} has no expectations to verify (odrun.yaml 'expect')")
+        raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")
     started = time.monotonic()
-    base = target if run_dir != target else _analysis_root(run_dir)
-    checks = evaluate(run_dir / "workspace", expectations, base)
+    checks = evaluate(record.run_dir / "workspace", expectations, base)
     if junit is not None:
         _write_junit(junit, spec.name if spec else "odrun", checks, time.monotonic() - started)
     if as_json:
-        render.print_json({"run": str(run_dir), "checks": [c.to_dict() for c in checks]})
+        render.print_json(
+            {
+                "run": str(record.run_dir),
+                "status": record.status,
+                "ended": record.ended,
+                "checks": [c.to_dict() for c in checks],
+            }
+        )
     else:
-        click.echo(f"verify {run_dir}")
+        click.echo(f"verifying {record.describe()}: {record.run_dir}")
         render.check_lines(checks)
     failed = [c for c in checks if not c.ok]
     if failed:
         raise VerificationError(f"{len(failed)} of {len(checks)} expectations do not hold")
-
-
-def _analysis_root(run_dir: Path) -> Path:
-    """The folder of the analysis a run ran (histogram references live there)."""
-    try:
-        recorded = Path(str(json.loads((run_dir / "run.json").read_text())["analysis_path"]))
-    except (OSError, ValueError, KeyError):
-        return run_dir / "workspace"
-    return recorded if recorded.is_dir() else recorded.parent
-
-
-def _latest_run(target: Path) -> Path:
-    if (target / "run.json").is_file():
-        return target
-    runs = sorted((target / ".odrun" / "runs").glob("*/run.json"))
-    if not runs:
-        raise UsageError(f"{target} is neither a run folder nor an analysis that has run")
-    return runs[-1].parent

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# ODRUN_TEST_STRICT=1: skips fail, at run time and at collection (tests/strict_mode.py)
+from strict_mode import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 
 from odrun.cli import main
 
@@ -168,24 +170,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "network" in item.keywords:
             item.add_marker(skip)
-
-
-#: read once at start-up: isolated_env clears ODRUN_* variables while a test runs
-STRICT = os.environ.get("ODRUN_TEST_STRICT") == "1"
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """With ODRUN_TEST_STRICT=1 (CI sets it) a skip is a failure, unless the test is marked
-    ``network``: CI must run the real xrootd, podman, Slurm, reana-client, lint and build
-    tests, not skip them because a tool failed to install."""
-    outcome = yield
-    report = outcome.get_result()  # type: ignore[attr-defined]
-    wanted = "network" not in item.keywords and not hasattr(report, "wasxfail")
-    if STRICT and report.skipped and wanted:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
-        report.outcome = "failed"
-        report.longrepr = f"skipped, but ODRUN_TEST_STRICT=1 requires it to run: {reason}"
 
 
 def api_doc(recid: str, files: list[tuple[str, bytes]], *, indexed: bool = False) -> dict[str, Any]:

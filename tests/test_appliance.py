@@ -84,6 +84,25 @@ def test_checked_in_cloud_configs_are_valid_and_current() -> None:
     )
 
 
+def test_cloud_init_schema_rejects_invalid_user_data(tmp_path: Path) -> None:
+    """The negative control of the cloud-init checks: the rendered user-data, broken in
+    one place each time, is rejected, naming the place."""
+    good = tmp_path / "good.yaml"
+    good.write_text(user_data(ApplianceSettings()))
+    assert schema_ok(good).returncode == 0, schema_ok(good).stdout
+    for key, value in (("runcmd", 42), ("write_files", {"path": "/etc/x"})):
+        doc = yaml.safe_load(good.read_text())
+        doc[key] = value
+        bad = tmp_path / f"bad-{key}.yaml"
+        bad.write_text("#cloud-config\n" + yaml.safe_dump(doc))
+        done = schema_ok(bad)
+        assert done.returncode != 0, f"cloud-init accepted {key}: {value!r}"
+        assert key in done.stdout + done.stderr
+    broken = tmp_path / "not-yaml.yaml"
+    broken.write_text(good.read_text().replace("runcmd:", "runcmd: [", 1))
+    assert schema_ok(broken).returncode != 0
+
+
 @pytest.mark.parametrize("cloud", ["openstack", "ec2", "gce"])
 def test_rendered_cloud_config(odrun, tmp_path: Path, cloud: str) -> None:
     out = tmp_path / "user-data.yaml"

@@ -30,8 +30,16 @@ def test_second_lookup_needs_no_network(fresh_portal, odrun) -> None:
 
 
 def test_refresh_asks_again(fresh_portal, odrun) -> None:
-    odrun("--portal", fresh_portal.url, "info", "3005")
-    odrun("--portal", fresh_portal.url, "--refresh", "info", "3005")
+    first = odrun("--portal", fresh_portal.url, "info", "3005", "--json")
+    assert first.code == 0, first.err
+    assert first.json()["recid"] == "3005"
+    assert api_requests(fresh_portal) == ["/api/records/3005"]
+    cached = odrun("--portal", fresh_portal.url, "info", "3005", "--json")
+    assert cached.json() == first.json()
+    assert api_requests(fresh_portal) == ["/api/records/3005"]  # from the cache
+    again = odrun("--portal", fresh_portal.url, "--refresh", "info", "3005", "--json")
+    assert again.code == 0, again.err
+    assert again.json()["recid"] == "3005"
     assert api_requests(fresh_portal) == ["/api/records/3005"] * 2
 
 
@@ -80,9 +88,14 @@ def test_stale_cache_used_when_portal_down(
 
 
 def test_cache_is_per_portal(fresh_portal, portal, odrun) -> None:
-    odrun("--portal", portal.url, "info", "3005")
+    first = odrun("--portal", portal.url, "info", "3005")
+    assert first.code == 0, first.err
+    # cached for that portal: offline it answers from the cache
+    assert odrun("--portal", portal.url, "--offline", "info", "3005").code == 0, "not cached"
     result = odrun("--portal", fresh_portal.url, "--offline", "info", "3005")
     assert result.code == 5
+    assert "not in the metadata cache and --offline is set" in result.err
+    assert fresh_portal.requests == []
 
 
 def test_library_api(portal, isolated_env: Path) -> None:

@@ -18,8 +18,31 @@ def test_python_m_odrun_version() -> None:
 
 
 def test_public_api() -> None:
-    for name in ("resolve", "Resolver", "Record", "RecordFile", "Settings", "OdrunError"):
-        assert hasattr(odrun, name)
+    """The names the README documents are exported, are the library's own objects, and
+    the documented example works (against the bundled mirror: no network)."""
+    from pathlib import Path
+
+    from odrun import errors, records, settings
+    from odrun.records import model
+
+    expected = {
+        "resolve": records.resolve,
+        "Resolver": records.Resolver,
+        "Record": model.Record,
+        "RecordFile": model.RecordFile,
+        "Settings": settings.Settings,
+        "OdrunError": errors.OdrunError,
+    }
+    for name, obj in expected.items():
+        assert name in odrun.__all__, name
+        assert getattr(odrun, name) is obj, name
+    mirror = Path(__file__).parent.parent / "workflows" / "mirror"
+    config = odrun.Settings.load({"portal_url": mirror.as_uri(), "offline": True})
+    record = odrun.resolve("10.7483/OPENDATA.CMS.A342.9982", config)
+    assert isinstance(record, odrun.Record)
+    assert record.file_count == 2916
+    assert all(isinstance(f, odrun.RecordFile) for f in record.files)
+    assert issubclass(errors.NotFoundError, odrun.OdrunError)
 
 
 def test_specs_are_valid_json_schemas() -> None:

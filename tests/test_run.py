@@ -64,7 +64,11 @@ def test_locked_detects_changed_input(odrun, demo: Path) -> None:
     assert odrun("run", str(demo), "--runtime", "host", "--locked").code == 0
     record = demo.parent / "mirror" / "900001.json"
     data_file = demo.parent / "mirror" / "files" / "900001" / "Dimuon_generated.csv"
-    changed = data_file.read_bytes().replace(b"195013,1000000,", b"195013,1000000,", 1) + b"\n"
+    original = data_file.read_bytes()
+    # a different event number, same size: only the checksum can tell
+    changed = original.replace(b"195013,1000000,", b"195013,1999999,", 1)
+    assert changed != original
+    assert len(changed) == len(original)
     data_file.write_bytes(changed)
     doc = json.loads(record.read_text())
     doc["metadata"]["files"][0]["checksum"] = f"adler32:{zlib.adler32(changed):08x}"
@@ -144,7 +148,9 @@ def test_validate_errors_and_warnings(odrun, tmp_path: Path) -> None:
     result = odrun("validate", str(tmp_path))
     assert result.code == 2
     assert "error: reana.yaml step a: parameter $undefined is not defined" in result.out
-    assert "warning: reana.yaml: Additional properties are not allowed ('colour'" in result.out
+    # strict: an unknown key is an error (it was a warning, as REANA has it), and the
+    # other checks still run
+    assert "error: reana.yaml: unknown key `colour`: expected one of `inputs`" in result.out
     run = odrun("run", str(tmp_path), "--runtime", "host")
     assert run.code == 2
     assert not (tmp_path / ".odrun").exists()  # nothing ran

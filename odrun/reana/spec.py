@@ -27,7 +27,7 @@ from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
 from odrun.workflow.snakemake import snakemake_config
-from odrun.workflow.spec import Analysis, SpecError, record_settings
+from odrun.workflow.spec import Analysis, SpecError, inside_analysis, record_settings, relative
 
 #: the injected fetch step's image (built from images/odrun): no public default exists,
 #: --inputs remote needs --odrun-image or this variable
@@ -54,10 +54,7 @@ class RecordInputs:
 
 
 def safe_rel(rel: str, what: str) -> str:
-    path = Path(rel)
-    if path.is_absolute() or ".." in path.parts or not rel.strip():
-        raise SpecError(f"{what} {rel!r} must be a relative path inside the analysis")
-    return path.as_posix()
+    return relative(rel, what).as_posix()
 
 
 def expand(analysis: Analysis) -> dict[str, Any]:
@@ -86,15 +83,10 @@ def workspace_files(analysis: Analysis) -> list[tuple[str, Path]]:
     if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
         wanted.append(params_file)
     wanted += analysis.files_in("inputs", "files") + analysis.files_in("inputs", "directories")
-    root = analysis.root.resolve()
     out: dict[str, Path] = {}
     for wanted_rel in dict.fromkeys(wanted):
         rel = safe_rel(wanted_rel, "input")
-        src = analysis.root / rel
-        if not src.exists():
-            raise SpecError(f"input {rel} does not exist in {analysis.root}")
-        if not src.resolve().is_relative_to(root):
-            raise SpecError(f"input {rel} leads outside the analysis folder {root}")
+        src = inside_analysis(analysis.root, rel, "input")
         if src.is_dir():
             for path in sorted(src.rglob("*")):
                 inside = path.relative_to(analysis.root)

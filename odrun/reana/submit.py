@@ -28,7 +28,7 @@ from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
 from odrun.workflow.runner import RunResult
-from odrun.workflow.spec import Analysis, SpecError, record_settings, validate
+from odrun.workflow.spec import Analysis, ensure_valid, record_settings
 
 from . import spec as reana_spec
 from .client import ReanaClient
@@ -115,9 +115,7 @@ def submit(
     Returns the submission whatever the workflow's outcome; :func:`outcome_error`
     says which error (if any) the outcome is.
     """
-    errors = [f for f in validate(analysis) if f.level == "error"]
-    if errors:
-        raise SpecError(f"{len(errors)} problem(s), first: {errors[0]}", hint="odrun validate PATH")
+    ensure_valid(analysis)
     check_inputs(options.inputs, options.odrun_image)
     if options.verify and not analysis.manifest.get("expect"):
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")

@@ -43,7 +43,16 @@ from odrun.workflow.runtime import (
     installed_container_runtime,
     make_runtime,
 )
-from odrun.workflow.spec import Analysis, SpecError, record_settings, substitute, validate
+from odrun.workflow.spec import (
+    Analysis,
+    SpecError,
+    ensure_valid,
+    inside_analysis,
+    record_settings,
+    relative,
+    staged_inputs,
+    substitute,
+)
 
 if TYPE_CHECKING:
     from odrun.workflow.snakemake import SnakemakePlan
@@ -91,6 +100,9 @@ class RunResult:
     #: recid -> the files of that record the analysis selected
     selected: dict[str, list[RecordFile]] = field(default_factory=dict)
     error: str | None = None
+    #: not every step ran (--target short of the last step, or --from in a fresh folder):
+    #: ``odrun verify`` never judges such a run as a complete one
+    partial: bool = False
 
     @property
     def workspace(self) -> Path:
@@ -120,6 +132,7 @@ class RunResult:
             "checks": [c.to_dict() for c in self.checks],
             "verified": self.verified,
             "error": self.error,
+            "partial": self.partial,
         }
 
 
@@ -165,18 +178,18 @@ def run_analysis(
     running its commands on the host. ``executor`` (snakemake only): ``local`` or the
     Snakemake executor plugin (slurm, htcondor, kubernetes) that runs the jobs.
     """
-    errors = [f for f in validate(analysis) if f.level == "error"]
-    if errors:
-        raise SpecError(f"{len(errors)} problem(s), first: {errors[0]}", hint="odrun validate PATH")
     if analysis.workflow_type in ("cwl", "yadage"):
         raise SpecError(
             f"workflow.type {analysis.workflow_type} runs only on REANA",
             hint="submit it with: odrun submit PATH",
         )
+    ensure_valid(analysis)  # the checks `odrun validate` makes: refused before anything runs
     partial = from_step is not None or target_step is not None
+    reused = workdir is not None and (workdir / "run.json").is_file()
     result = RunResult(
         analysis.name,
         new_run_dir(analysis, workdir, reuse=from_step is not None),
+        partial=_skips_steps(analysis, from_step, target_step, reused),
         analysis_path=str(
             (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
         ),
@@ -223,34 +236,26 @@ def run_analysis(
     return result
 
 
-def _safe_rel(rel: str, what: str) -> Path:
-    path = Path(rel)
-    if path.is_absolute() or ".." in path.parts:
-        raise SpecError(f"{what} {rel!r} must be a relative path inside the analysis")
-    return path
+def _skips_steps(
+    analysis: Analysis, from_step: str | None, target_step: str | None, reused: bool
+) -> bool:
+    """Whether --from/--target leave steps out of what the run folder holds: --from in an
+    earlier run's folder builds on its outputs, --from in a fresh folder does not."""
+    names = [str(s.get("name") or f"step{i + 1}") for i, s in enumerate(analysis.steps)]
+    cut_end = target_step is not None and (not names or target_step != names[-1])
+    cut_start = from_step is not None and not reused and (not names or from_step != names[0])
+    return cut_end or cut_start
 
 
 def _stage_inputs(analysis: Analysis, result: RunResult) -> None:
     ws = result.workspace
     ws.mkdir(parents=True, exist_ok=True)
-    workflow_file = (analysis.reana or {}).get("workflow", {}).get("file")
-    staged = [("files", str(workflow_file))] if workflow_file else []
-    params_file = analysis.parameters.get("input")
-    if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
-        staged.append(("files", params_file))
-    for kind in ("files", "directories"):
-        staged += [(kind, rel) for rel in analysis.files_in("inputs", kind)]
-    root = analysis.root.resolve()
-    for kind, rel in dict.fromkeys(staged):  # the workflow file first, each path once
-        src = analysis.root / _safe_rel(rel, f"inputs.{kind} entry")
-        if not src.exists():
-            raise SpecError(f"input {rel} does not exist in {analysis.root}")
-        if not src.resolve().is_relative_to(root):
-            raise SpecError(f"input {rel} leads outside the analysis folder {root}")
+    for kind, rel in staged_inputs(analysis):  # the workflow file first, each path once
+        src = inside_analysis(analysis.root, rel, "input")
         dst = ws / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            # never the run folders themselves; links are copied as links, not followed
+            # never the run folders themselves; links (all inside: checked) are copied as links
             skip = shutil.ignore_patterns(".odrun")
             shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True, ignore=skip)
         else:
@@ -270,7 +275,7 @@ def _fetch_records(analysis: Analysis, settings: Settings, result: RunResult, sa
             chosen = FileFilter.build(item.get("names") or [], item.get("regexp"), ranges)
             files = chosen.apply(record.files)
             dest_rel = str(item.get("dest") or f"data/{record.recid}")
-            dest = result.workspace / _safe_rel(dest_rel, "records dest")
+            dest = result.workspace / relative(dest_rel, "records dest")
             say(f"fetching {len(files)} files of record {record.recid} into {dest_rel}/")
             report = fetcher.fetch_files(files, dest, recid=record.recid)
             error = fetch_error(report)
@@ -430,7 +435,7 @@ def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]
     for kind in ("files", "directories"):
         for rel in analysis.files_in("outputs", kind):
             try:
-                path = workspace / _safe_rel(rel, f"outputs.{kind} entry")
+                path = workspace / relative(rel, f"outputs.{kind} entry")
             except SpecError:
                 out.append({"path": rel, "size": None, "checksum": None, "missing": True})
                 continue

@@ -30,9 +30,9 @@ from typing import Any
 import yaml
 
 from odrun.errors import ConfigError, UsageError, WorkflowError
-from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, _safe_rel, now
+from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, now
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
-from odrun.workflow.spec import Analysis, SpecError
+from odrun.workflow.spec import Analysis, SpecError, relative
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
 #: Snakemake's own options an --executor-option KEY may name
@@ -302,7 +302,7 @@ def snakemake_config(analysis: Analysis) -> dict[str, Any]:
     params = analysis.parameters
     name = params.get("input")
     if isinstance(name, str):
-        path = analysis.root / _safe_rel(name, "inputs.parameters.input")
+        path = analysis.root / relative(name, "inputs.parameters.input")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:

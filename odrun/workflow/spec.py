@@ -1,15 +1,20 @@
 """Load and validate an analysis: ``reana.yaml`` (REANA's schema) and ``odrun.yaml`` (ours).
 
-Validation follows REANA: ``additionalProperties`` violations are warnings,
-every other schema violation is an error. Static checks add parameters used but
-not defined, input files that do not exist, and container images without a
-pinned tag or digest.
+Validation is strict and is ONE code path (:func:`validate`, :func:`ensure_valid`) for
+``odrun run``, ``odrun verify``, ``odrun validate`` and ``odrun submit``: every schema
+violation is an error, an unknown key included (named with the closest valid key), in
+odrun.yaml and wherever REANA's schema forbids additional keys. Static checks add
+parameters used but not defined, inputs that do not exist or lead outside the analysis
+folder (:func:`inside_analysis`, the one confinement rule that staging uses too),
+references that do not exist, and container images without a pinned tag or digest.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,12 +99,30 @@ def record_settings(analysis: Analysis, settings: Settings) -> Settings:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path} is not readable: {exc}".splitlines()[0]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        raise SpecError(yaml_error(path, exc), hint="fix the YAML syntax there") from None
+    except yaml.YAMLError as exc:
         raise SpecError(f"{path} is not readable YAML: {exc}".splitlines()[0]) from None
     if not isinstance(data, dict):
         raise SpecError(f"{path} must hold a YAML mapping, not {type(data).__name__}")
     return data
+
+
+def yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> str:
+    """``FILE:LINE:COLUMN: problem`` (1-based, as editors count), on one line."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = exc.problem or exc.context or "malformed YAML"
+    context = ""
+    if exc.context and exc.context_mark and exc.problem:
+        cm = exc.context_mark
+        context = f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"
+    return f"{where}: {problem}{context} (not readable YAML)"
 
 
 def load_analysis(path: Path) -> Analysis:
@@ -150,31 +173,103 @@ def substitute(command: str, params: dict[str, Any], where: str) -> str:
         raise SpecError(f"{where}: bad $ placeholder in {command!r}: {exc}") from None
 
 
-def validate(analysis: Analysis) -> list[Finding]:
-    """Every problem found without running anything; errors first."""
+def validate(analysis: Analysis, *, staging: bool = True) -> list[Finding]:
+    """Every problem found without running anything; errors first.
+
+    The one validation of an analysis: ``run`` and ``submit`` refuse exactly its errors,
+    ``validate`` prints them. ``staging=False`` (``verify``: nothing is staged) leaves out
+    the checks of the inputs a run copies into its workspace.
+    """
     findings: list[Finding] = []
+    unknown: list[Finding] = []  # unknown keys: the other checks can still run
+    for doc, name, label in (
+        (analysis.reana, REANA_SCHEMA, "reana.yaml"),
+        (analysis.manifest if analysis.manifest_path else None, ODRUN_SCHEMA, "odrun.yaml"),
+    ):
+        if doc is not None:
+            broken, extra = _schema_findings(doc, name, label, draft7=label == "reana.yaml")
+            findings += broken
+            unknown += extra
+    if findings:  # the other checks assume the schemas hold; unknown keys first (a
+        return unknown + findings  # misspelt key is often why a required one is missing)
+    findings = unknown
     if analysis.reana is not None:
-        findings += _schema_findings(analysis.reana, REANA_SCHEMA, "reana.yaml", draft7=True)
-    if analysis.manifest_path is not None:
-        findings += _schema_findings(analysis.manifest, ODRUN_SCHEMA, "odrun.yaml", draft7=False)
-    if analysis.reana is not None and not any(f.level == "error" for f in findings):
-        findings += _static_checks(analysis)  # they assume the schema holds
-    if not any(f.level == "error" for f in findings):
-        findings += _reference_checks(analysis)
+        findings += _static_checks(analysis)
+    if staging:
+        findings += _input_checks(analysis)
+    findings += _reference_checks(analysis)
     return sorted(findings, key=lambda f: f.level != "error")
 
 
-def _schema_findings(doc: dict[str, Any], name: str, label: str, draft7: bool) -> list[Finding]:
+def ensure_valid(analysis: Analysis, *, staging: bool = True) -> list[Finding]:
+    """:func:`validate`, raising :class:`SpecError` on the first error; returns the warnings."""
+    findings = validate(analysis, staging=staging)
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SpecError(
+            f"{errors[0].where}: {errors[0].message}{more}",
+            hint=f"odrun validate {analysis.root} lists every problem",
+        )
+    return findings
+
+
+def _schema_findings(
+    doc: dict[str, Any], name: str, label: str, draft7: bool
+) -> tuple[list[Finding], list[Finding]]:
+    """(schema violations, unknown keys) of one spec file: all errors."""
     schema = load_spec(name)
     cls = jsonschema.Draft7Validator if draft7 else jsonschema.Draft202012Validator
-    out = []
+    broken, unknown = [], []
     for err in sorted(cls(schema).iter_errors(doc), key=lambda e: list(e.absolute_path)):
-        where = label + "".join(
-            f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path
-        )
-        level = "warning" if err.validator == "additionalProperties" else "error"
-        out.append(Finding(level, where, err.message))
-    return out
+        keys = list(_unknown_keys(err))
+        if keys:
+            unknown += [Finding("error", label, message) for message in keys]
+        else:
+            broken.append(Finding("error", label + _json_path(err.absolute_path), err.message))
+    return broken, unknown
+
+
+def _json_path(path: Any) -> str:
+    """``.expect[0].values.mass`` from a JSON path."""
+    return "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in path)
+
+
+def _unknown_keys(err: jsonschema.ValidationError) -> Iterator[str]:
+    """One message per key the schema does not allow at that place, with the closest
+    valid key (or the valid keys, when none is close)."""
+    instance: Any = err.instance
+    if err.validator == "additionalProperties" and err.validator_value is False:
+        schema: Any = err.schema if isinstance(err.schema, dict) else {}
+        valid = sorted(schema.get("properties") or {})
+        patterns = list(schema.get("patternProperties") or {})
+        keys = [
+            str(k)
+            for k in instance
+            if k not in valid and not any(re.search(p, str(k)) for p in patterns)
+        ]
+        where = _json_path(err.absolute_path).removeprefix(".")
+    elif "propertyNames" in err.schema_path and err.validator == "enum":
+        choices: Any = err.validator_value
+        valid = [str(v) for v in choices]
+        keys = [str(instance)]
+        where = _json_path(err.absolute_path).removeprefix(".")
+    else:
+        return
+    for key in keys:
+        place = f" in {where}" if where else ""
+        yield f"unknown key `{key}`{place}: {suggest(key, valid)}"
+
+
+def suggest(word: str, valid: list[str]) -> str:
+    """``did you mean `x`?`` for the closest valid word, else the valid words."""
+    close = difflib.get_close_matches(word, valid, n=1, cutoff=0.6)
+    if not close:  # a longer or shorter spelling: destination -> dest
+        close = [v for v in valid if min(len(v), len(word)) >= 3 and word.startswith(v)]
+        close += [v for v in valid if min(len(v), len(word)) >= 3 and v.startswith(word)]
+    if close:
+        return f"did you mean `{close[0]}`?"
+    return "expected one of " + ", ".join(f"`{v}`" for v in valid)
 
 
 def _static_checks(analysis: Analysis) -> list[Finding]:
@@ -206,16 +301,6 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
                     f"image {image} is not pinned (tag or @sha256 digest)",
                 )
             )
-    for kind in ("files", "directories"):
-        for rel in analysis.files_in("inputs", kind):
-            if not (analysis.root / rel).exists():
-                out.append(
-                    Finding(
-                        "error",
-                        f"reana.yaml inputs.{kind}",
-                        f"{rel} does not exist in {analysis.root}",
-                    )
-                )
     wtype = analysis.workflow_type
     if wtype in ("cwl", "yadage"):
         out.append(
@@ -223,6 +308,71 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
                 "warning", "reana.yaml workflow.type", f"{wtype} runs only on REANA (odrun submit)"
             )
         )
+    return out
+
+
+def relative(rel: str, what: str) -> Path:
+    """``rel`` as a relative path that stays below its folder (no ``..``, not absolute)."""
+    path = Path(rel)
+    if not rel.strip() or path.is_absolute() or ".." in path.parts:
+        raise SpecError(f"{what} {rel!r} must be a relative path inside the analysis")
+    return path
+
+
+def inside_analysis(root: Path, rel: str, what: str = "input") -> Path:
+    """``root/rel``, refused unless it exists and everything it is or holds (symbolic links
+    followed) lies inside ``root``: the one confinement rule for what a run stages, what
+    REANA is sent and what ``expect`` references."""
+    src = root / relative(rel, what)
+    if not src.exists():
+        raise SpecError(f"{what} {rel} does not exist in {root}")
+    top = root.resolve()
+    if not src.resolve().is_relative_to(top):
+        raise SpecError(f"{what} {rel} leads outside the analysis folder {top}")
+    if src.is_dir() and not src.is_symlink():
+        for path in _walk(src):
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                inner = path.relative_to(root).as_posix()
+                raise SpecError(f"{what} {inner} leads outside the analysis folder {top}")
+    return src
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Everything below ``folder``, links not followed, run folders (.odrun) left out."""
+    for path in sorted(folder.iterdir()):
+        if path.name == ".odrun":
+            continue
+        yield path
+        if path.is_dir() and not path.is_symlink():
+            yield from _walk(path)
+
+
+def staged_inputs(analysis: Analysis) -> list[tuple[str, str]]:
+    """(kind, path) of what a run copies into its workspace: the workflow file first, a
+    snakemake parameters file, then ``inputs.files`` and ``inputs.directories``; each once."""
+    workflow_file = (analysis.reana or {}).get("workflow", {}).get("file")
+    staged = [("files", str(workflow_file))] if workflow_file else []
+    params_file = analysis.parameters.get("input")
+    if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
+        staged.append(("files", params_file))
+    for kind in ("files", "directories"):
+        staged += [(kind, rel) for rel in analysis.files_in("inputs", kind)]
+    return list(dict.fromkeys(staged))
+
+
+def _input_checks(analysis: Analysis) -> list[Finding]:
+    out = []
+    for kind, rel in staged_inputs(analysis):
+        try:
+            inside_analysis(analysis.root, rel, "input")
+        except SpecError as exc:
+            out.append(Finding("error", f"reana.yaml inputs.{kind}", exc.message))
+    for i, item in enumerate(analysis.manifest.get("records") or []):
+        if item.get("dest") is not None:
+            try:
+                relative(str(item["dest"]), "records dest")
+            except SpecError as exc:
+                out.append(Finding("error", f"odrun.yaml records[{i}].dest", exc.message))
     return out
 
 
@@ -238,14 +388,11 @@ def _reference_checks(analysis: Analysis) -> list[Finding]:
     for i, item in enumerate(analysis.manifest.get("expect") or []):
         for key, want in (item.get("histograms") or {}).items():
             ref = str(want["reference"]).partition("#")[0]
-            path = Path(ref)
-            if path.is_absolute() or ".." in path.parts:
-                problem = f"reference {ref} must be a path inside the analysis folder"
-            elif not (analysis.root / path).is_file():
-                problem = f"reference {ref} does not exist in {analysis.root}"
-            else:
-                continue
-            out.append(Finding("error", f"odrun.yaml expect[{i}].histograms.{key}", problem))
+            try:
+                inside_analysis(analysis.root, ref, "reference")
+            except SpecError as exc:
+                where = f"odrun.yaml expect[{i}].histograms.{key}"
+                out.append(Finding("error", where, exc.message))
     return out
 
 

@@ -1,0 +1,214 @@
+"""Strict specs: run, verify and validate refuse the same things, with one code path.
+
+An unknown key is an error naming the closest valid key; inputs that lead outside the
+analysis folder, missing inputs and bad references are errors in ``validate`` exactly as
+``run`` refuses them, before anything is fetched or run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from odrun.workflow.spec import load_analysis, validate
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def nothing_happened(analysis: Path, cache: Path) -> None:
+    assert not (analysis / ".odrun").exists()  # no run folder: nothing ran
+    assert not [p for p in cache.rglob("*") if p.is_file()]  # nothing resolved or fetched
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+ODRUN_TYPOS = [
+    # (text in odrun.yaml, replacement, message)
+    ("    values:\n      mass:", "    valuez:\n      mass:",
+     "unknown key `valuez` in expect[0]: did you mean `values`?"),
+    ("name: dimuon-demo", "nmae: dimuon-demo", "unknown key `nmae`: did you mean `name`?"),
+    ("    dest: data/900001", "    destination: data/900001",
+     "unknown key `destination` in records[0]: did you mean `dest`?"),
+    ("mass: {value: 91.1876, abs: 0.5}", "mass: {value: 91.1876, abz: 0.5}",
+     "unknown key `abz` in expect[0].values.mass: did you mean `abs`?"),
+    ("bins: {reference: reference/mass_hist.csv, pull: 1}",
+     "bins: {reference: reference/mass_hist.csv, pul: 1}",
+     "unknown key `pul` in expect[1].histograms.bins: did you mean `pull`?"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "message"), ODRUN_TYPOS)
+def test_unknown_odrun_key_is_refused_everywhere(
+    odrun, demo: Path, isolated_env: Path, old: str, new: str, message: str
+) -> None:
+    edit(demo / "odrun.yaml", old, new)
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2, checked.out + checked.err
+    assert message in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host", "--verify")
+    assert ran.code == 2, ran.err
+    assert message in ran.err
+    nothing_happened(demo, isolated_env)
+    verified = odrun("verify", str(demo))
+    assert verified.code == 2, verified.err
+    assert message in verified.err
+
+
+def test_unknown_key_without_a_close_match_lists_the_valid_ones(odrun, demo: Path) -> None:
+    edit(demo / "odrun.yaml", "    values:\n      mass:", "    qqqqqq: 1\n    values:\n      mass:")
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2
+    assert "unknown key `qqqqqq` in expect[0]: expected one of " in checked.out
+    assert "did you mean" not in checked.out
+
+
+def test_unknown_executor_name_gets_a_suggestion(odrun, demo: Path) -> None:
+    write(demo / "odrun.yaml", "version: 1\nexecutors:\n  slurn: {jobs: 2}\n")
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2
+    assert "unknown key `slurn` in executors: did you mean `slurm`?" in checked.out
+
+
+REANA_TYPOS = [
+    ("        commands:\n          - mkdir", "        comands:\n          - mkdir",
+     "unknown key `comands` in workflow.specification.steps[0]: did you mean `commands`?"),
+    ("  parameters:\n", "  paramters:\n",
+     "unknown key `paramters` in inputs: did you mean `parameters`?"),
+    ("outputs:\n", "output:\n", "unknown key `output`: did you mean `outputs`?"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "message"), REANA_TYPOS)
+def test_unknown_reana_key_is_refused(
+    odrun, demo: Path, isolated_env: Path, old: str, new: str, message: str
+) -> None:
+    edit(demo / "reana.yaml", old, new)
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2
+    assert f"error: reana.yaml: {message}" in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host")
+    assert ran.code == 2
+    assert message in ran.err
+    nothing_happened(demo, isolated_env)
+
+
+def test_the_library_and_the_cli_agree(demo: Path) -> None:
+    edit(demo / "odrun.yaml", "    values:\n      mass:", "    valuez:\n      mass:")
+    findings = validate(load_analysis(demo))
+    assert [f.level for f in findings if "valuez" in f.message] == ["error"]
+
+
+@pytest.mark.parametrize("spec", ["reana.yaml", "odrun.yaml"])
+def test_yaml_errors_name_file_line_and_column(odrun, demo: Path, spec: str) -> None:
+    path = demo / spec
+    lines = path.read_text().splitlines()
+    lines.insert(5, "broken: a: b")
+    path.write_text("\n".join(lines) + "\n")
+    for command in (["validate"], ["run", "--runtime", "host"], ["verify"]):
+        result = odrun(*command, str(demo))
+        assert result.code == 2, (command, result.err)
+        assert f"{path}:6:10: mapping values are not allowed here" in result.err, result.err
+        assert "Traceback" not in result.err
+
+
+def outside_link(analysis: Path, tmp_path: Path, rel: str) -> None:
+    secret = write(tmp_path / "outside" / "secret.py", "print('not yours')\n")
+    link = analysis / rel
+    link.unlink()
+    link.symlink_to(os.path.relpath(secret, link.parent))
+
+
+def test_input_symlink_leading_outside_is_an_error_in_validate_and_run(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    outside_link(demo, tmp_path, "analysis/dimuon.py")
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2, checked.out
+    message = "input analysis/dimuon.py leads outside the analysis folder"
+    assert message in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host")
+    assert ran.code == 2
+    assert message in ran.err
+    nothing_happened(demo, isolated_env)
+
+
+def test_input_directory_holding_a_link_outside_is_refused(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    files, folder = "  files:\n    - analysis/dimuon.py", "  directories:\n    - analysis"
+    edit(demo / "reana.yaml", files, folder)
+    write(tmp_path / "outside" / "data.txt", "secret\n")
+    (demo / "analysis" / "escape").symlink_to(tmp_path / "outside")
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2, checked.out
+    assert "input analysis/escape leads outside the analysis folder" in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host")
+    assert ran.code == 2
+    nothing_happened(demo, isolated_env)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("    - analysis/dimuon.py", "    - analysis/nope.py",
+         "input analysis/nope.py does not exist"),
+        ("    - analysis/dimuon.py", "    - ../dimuon-demo/analysis/dimuon.py",
+         "must be a relative path inside the analysis"),
+        ("type: serial", "type: serial\n  file: workflow/steps.yaml",
+         "input workflow/steps.yaml does not exist"),
+    ],
+)  # fmt: skip
+def test_bad_inputs_are_validate_errors(
+    odrun, demo: Path, isolated_env: Path, old: str, new: str, message: str
+) -> None:
+    edit(demo / "reana.yaml", old, new)
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2, checked.out
+    assert message in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host")
+    assert ran.code == 2
+    assert message in ran.err
+    nothing_happened(demo, isolated_env)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("dest: data/900001", "dest: ../elsewhere", "must be a relative path inside"),
+        ("reference: reference/mass_hist.csv", "reference: reference/missing.csv",
+         "reference reference/missing.csv does not exist"),
+    ],
+)  # fmt: skip
+def test_bad_odrun_paths_are_validate_errors(
+    odrun, demo: Path, isolated_env: Path, old: str, new: str, message: str
+) -> None:
+    edit(demo / "odrun.yaml", old, new)
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2, checked.out
+    assert message in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host")
+    assert ran.code == 2
+    nothing_happened(demo, isolated_env)
+
+
+def test_reference_symlink_leading_outside_is_an_error(odrun, demo: Path, tmp_path: Path) -> None:
+    outside_link(demo, tmp_path, "reference/mass_hist.csv")
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2
+    assert "reference reference/mass_hist.csv leads outside the analysis folder" in checked.out
+
+
+def test_the_demo_is_valid(odrun, demo: Path) -> None:
+    checked = odrun("validate", str(demo))
+    assert checked.code == 0, checked.out
+    assert "0 errors" in checked.err

@@ -1,0 +1,139 @@
+"""odrun verify judges only complete runs: never a failed or partial run as if complete."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+STAMP = r"\d{8}T\d{6}\d*Z"
+
+
+def analysis(root: Path, exit_code: int = 0) -> Path:
+    """Two steps: ``make`` writes out/r.json, ``check`` exits with ``exit_code``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "reana.yaml").write_text(
+        f"version: 0.9.0\ninputs:\n  parameters: {{code: {exit_code}}}\n"
+        "workflow:\n  type: serial\n  specification:\n    steps:\n"
+        "      - name: make\n        environment: docker.io/library/busybox:1.36\n"
+        '        commands: ["mkdir -p out && echo \'{\\"x\\": 1}\' > out/r.json"]\n'
+        "      - name: check\n        environment: docker.io/library/busybox:1.36\n"
+        '        commands: ["echo checking; exit $code"]\n'
+        "outputs:\n  files: [out/r.json]\n"
+    )
+    (root / "odrun.yaml").write_text(
+        "version: 1\nexpect:\n  - name: result\n    file: out/r.json\n"
+        "    values:\n      x: {value: 1, abs: 0}\n"
+    )
+    return root
+
+
+def runs(root: Path) -> list[Path]:
+    return sorted((root / ".odrun" / "runs").iterdir())
+
+
+def test_verify_names_the_finished_run_it_judges(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    result = odrun("verify", str(root))
+    assert result.code == 0, result.err
+    (run_dir,) = runs(root)
+    ended = json.loads((run_dir / "run.json").read_text())["ended"]
+    assert f"verifying run {run_dir.name} (finished {ended})" in result.out
+    assert "PASS" in result.out or "ok" in result.out.lower()
+
+
+def test_latest_run_failed_is_reported_not_judged(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    analysis(root, exit_code=3)
+    assert odrun("run", str(root), "--runtime", "host").code == 7
+    good, bad = runs(root)
+    result = odrun("verify", str(root))
+    assert result.code == 7, result.out + result.err
+    assert f"run {bad.name} failed at step check" in result.err
+    assert "exit code 3" in result.err
+    assert f"the newest complete run is {good.name}" in result.err  # what to do instead
+    assert "FAIL" not in result.out  # no expectations judged against the failed run
+    # the failed run folder itself: the same verdict
+    direct = odrun("verify", str(bad))
+    assert direct.code == 7
+    assert f"run {bad.name} failed at step check" in direct.err
+    # and the complete run is still judged when named
+    assert odrun("verify", str(good)).code == 0
+
+
+def test_only_a_failed_run(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a", exit_code=4)
+    assert odrun("run", str(root), "--runtime", "host").code == 7
+    result = odrun("verify", str(root), "--json")
+    assert result.code == 7
+    assert "failed at step check" in result.err
+    assert result.out == ""  # no verdict on outputs at all
+    assert "Traceback" not in result.err
+
+
+def test_a_run_failing_before_any_step(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    result = odrun("run", str(root), "--runtime", "apptainer")  # not installed: fails early
+    assert result.code == 8
+    verify = odrun("verify", str(root))
+    assert verify.code == 7
+    assert re.search(rf"run {STAMP} failed: .*apptainer", verify.err), verify.err
+
+
+def test_partial_run_is_passed_over(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    assert odrun("run", str(root), "--runtime", "host", "--target", "make").code == 0
+    complete, partial = runs(root)
+    assert json.loads((partial / "run.json").read_text())["partial"] is True
+    assert json.loads((complete / "run.json").read_text())["partial"] is False
+    result = odrun("verify", str(root))
+    assert result.code == 0, result.err
+    assert f"verifying run {complete.name}" in result.out
+    assert f"passing over run {partial.name}" in result.err
+    direct = odrun("verify", str(partial))
+    assert direct.code == 7
+    assert "is partial" in direct.err
+
+
+def test_unrecorded_run_folder_is_passed_over(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    (done,) = runs(root)
+    killed = done.parent / "99999999T999999999999Z"
+    (killed / "workspace").mkdir(parents=True)  # a run killed before writing run.json
+    result = odrun("verify", str(root))
+    assert result.code == 0, result.err
+    assert f"verifying run {done.name}" in result.out
+    assert f"passing over run {killed.name}: no run.json" in result.err
+
+
+def test_never_run(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    result = odrun("verify", str(root))
+    assert result.code == 2
+    assert "has run" in result.err
+
+
+def test_library_latest_finished_only(odrun, tmp_path: Path) -> None:
+    from odrun.workflow.record import RunRecord, latest, run_to_verify
+
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    analysis(root, exit_code=5)
+    assert odrun("run", str(root), "--runtime", "host").code == 7
+    good, bad = runs(root)
+    newest = latest(root)
+    assert newest is not None
+    assert newest.run_dir == bad
+    assert newest.status == "failed"
+    assert newest.failed_step == "check"
+    finished = latest(root, finished_only=True)
+    assert finished is not None
+    assert finished.run_dir == good
+    assert finished.complete
+    assert RunRecord.load(good).describe().startswith(f"run {good.name} (finished ")
+    assert run_to_verify(good).run_dir == good
