@@ -261,3 +261,37 @@ def test_snakemake_parameters_file_is_checked(odrun, tmp_path: Path, isolated_en
     ran = odrun("run", str(tmp_path), "--runtime", "host")
     assert ran.code == 2
     nothing_happened(tmp_path, isolated_env)
+
+
+def test_unknown_key_inside_a_one_of_branch(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schema that allows a number or a mapping (as statistics options may): a misspelt
+    key in the mapping is still named, not lost in 'not valid under any of the schemas'."""
+    import copy
+
+    from odrun.workflow import spec
+
+    schema = copy.deepcopy(spec.load_spec(spec.ODRUN_SCHEMA))
+    values = schema["properties"]["expect"]["items"]["properties"]["values"]
+    values["additionalProperties"] = {"oneOf": [{"type": "number"}, values["additionalProperties"]]}
+    real = spec.load_spec
+    monkeypatch.setattr(spec, "load_spec", lambda n: schema if n == spec.ODRUN_SCHEMA else real(n))
+    edit(
+        demo / "odrun.yaml", "mass: {value: 91.1876, abs: 0.5}", "mass: {value: 91.1876, abz: 0.5}"
+    )
+    errors = [f for f in validate(load_analysis(demo)) if f.level == "error"]
+    assert str(errors[0]) == (
+        "error: odrun.yaml: unknown key `abz` in expect[0].values.mass: did you mean `abs`?"
+    )
+
+
+def test_snakemake_parameters_file_yaml_error_names_line(odrun, tmp_path: Path) -> None:
+    write(tmp_path / "Snakefile", "rule all:\n    shell: 'true'\n")
+    config = write(tmp_path / "config.yaml", "a: 1\nb: c: d\n")
+    write(
+        tmp_path / "reana.yaml",
+        "version: 0.9.0\ninputs:\n  parameters:\n    input: config.yaml\n"
+        "workflow:\n  type: snakemake\n  file: Snakefile\n",
+    )
+    checked = odrun("validate", str(tmp_path))
+    assert checked.code == 2
+    assert f"{config}:2:5: mapping values are not allowed here" in checked.out

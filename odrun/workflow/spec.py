@@ -248,10 +248,9 @@ def _schema_findings(
     cls = jsonschema.Draft7Validator if draft7 else jsonschema.Draft202012Validator
     broken, unknown = [], []
     for err in sorted(cls(schema).iter_errors(doc), key=lambda e: list(e.absolute_path)):
-        keys = list(_unknown_keys(err))
-        if keys:
-            unknown += [Finding("error", label, message) for message in keys]
-        else:
+        keys = list(dict.fromkeys(_unknown_keys(err)))
+        unknown += [Finding("error", label, message) for message in keys]
+        if not keys or err.validator in ("oneOf", "anyOf"):
             broken.append(Finding("error", label + _json_path(err.absolute_path), err.message))
     return broken, unknown
 
@@ -265,6 +264,10 @@ def _unknown_keys(err: jsonschema.ValidationError) -> Iterator[str]:
     """One message per key the schema does not allow at that place, with the closest
     valid key (or the valid keys, when none is close)."""
     instance: Any = err.instance
+    if err.validator in ("oneOf", "anyOf"):  # e.g. a number, or a mapping with tolerances
+        for branch in err.context or []:
+            yield from _unknown_keys(branch)
+        return
     if err.validator == "additionalProperties" and err.validator_value is False:
         schema: Any = err.schema if isinstance(err.schema, dict) else {}
         valid = sorted(schema.get("properties") or {})
