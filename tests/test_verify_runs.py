@@ -140,3 +140,11 @@ def test_library_latest_finished_only(odrun, tmp_path: Path) -> None:
     assert finished.complete
     assert RunRecord.load(good).describe().startswith(f"run {good.name} (finished ")
     assert run_to_verify(good).run_dir == good
+
+
+def test_run_verify_without_expectations_says_so(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    (root / "odrun.yaml").write_text("version: 1\n")
+    result = odrun("run", str(root), "--runtime", "host", "--verify")
+    assert result.code == 0, result.err
+    assert "--verify: odrun.yaml declares no expect: entries, nothing to verify" in result.err
