@@ -203,8 +203,11 @@ def _is_reference(text: str) -> bool:
 def validate_cmd(path: Path, as_json: bool) -> None:
     """Check an analysis without running it: schemas, parameters, inputs, image pins.
 
-    reana.yaml is checked against REANA's published schema (0.9); as in REANA,
-    unknown keys are warnings and every other problem an error (exit code 2).
+    odrun.yaml is checked against odrun's schema, reana.yaml against REANA's published
+    schema (0.9). Strict: an unknown key is an error naming the closest valid key, and
+    every check `odrun run` makes before it starts is made here, by the same code
+    (inputs inside the folder, symbolic links followed; references; record selections).
+    Errors exit with code 2; warnings (e.g. unpinned images) do not.
 
     \b
     Examples:
@@ -247,11 +250,11 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
         recorded = RunRecord.load(target)
         spec = load_analysis(target / "odrun.yaml") if (target / "odrun.yaml").is_file() else None
         base = recorded.analysis_root
-    else:
-        spec, base = load_analysis(target), target
+    else:  # an analysis folder, or one of its spec files
+        spec, base = load_analysis(target), target if target.is_dir() else target.parent
     if spec is not None:
         ensure_valid(replace(spec, root=base), staging=False)
-    record = run_to_verify(target, _say)
+    record = run_to_verify(target if is_run else base, _say)
     expectations = spec.manifest.get("expect") if spec else None
     if not expectations:
         raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")

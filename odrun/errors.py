@@ -14,7 +14,7 @@ Hierarchy (exit code in brackets)::
     │   ├── TransientError          [5]  worth retrying: reset, timeout, 5xx, dropped body
     │   └── OfflineError            [5]  --offline and the answer is not cached
     ├── PartialError                [6]  some of many items failed, others succeeded
-    ├── WorkflowError               [7]  an analysis step failed
+    ├── WorkflowError               [7]  an analysis step failed (verify: the run failed)
     ├── ConfigError                 [8]  bad setting, config file or environment variable
     ├── VerificationError          [10]  a run's outputs do not meet its expectations
     ├── LockError                  [11]  --locked and the inputs drifted from odrun.lock
@@ -138,7 +138,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (ChecksumError.exit_code, "checksum or size mismatch"),
     (TransportError.exit_code, "transport: portal/storage unreachable, timeout, or offline"),
     (PartialError.exit_code, "partial: some items failed, the rest succeeded"),
-    (WorkflowError.exit_code, "workflow step failed"),
+    (WorkflowError.exit_code, "workflow step failed (verify: the run judged failed or is partial)"),
     (ConfigError.exit_code, "configuration: bad setting, config file or env variable"),
     (MetadataError.exit_code, "record metadata malformed or unsafe"),
     (VerificationError.exit_code, "verification: outputs do not meet the expectations"),

@@ -212,3 +212,86 @@ def test_the_demo_is_valid(odrun, demo: Path) -> None:
     checked = odrun("validate", str(demo))
     assert checked.code == 0, checked.out
     assert "0 errors" in checked.err
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("  - ref: 900001", "  - ref: not a record",
+         "odrun.yaml records[0]: 'not a record' is not a record reference"),
+        ('    names: ["Dimuon_generated.csv"]', '    regexp: "(["',
+         "odrun.yaml records[0]: regexp '(['"),
+    ],
+)  # fmt: skip
+def test_bad_records_are_validate_errors(
+    odrun, demo: Path, isolated_env: Path, old: str, new: str, message: str
+) -> None:
+    edit(demo / "odrun.yaml", old, new)
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2, checked.out
+    assert message in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host")
+    assert ran.code == 2
+    nothing_happened(demo, isolated_env)
+
+
+@pytest.mark.parametrize("spec", ["reana.yaml", "odrun.yaml"])
+def test_duplicate_keys_are_errors(odrun, demo: Path, spec: str) -> None:
+    """A key given twice silently loses the first value: as bad as a misspelt one."""
+    path = demo / spec
+    path.write_text(path.read_text() + "version: 1\n")
+    lines = len(path.read_text().splitlines())
+    for command in (["validate"], ["run", "--runtime", "host"], ["verify"]):
+        result = odrun(*command, str(demo))
+        assert result.code == 2, (command, result.err)
+        assert f"{path}:{lines}:1: duplicate key `version` (first at line " in result.err
+
+
+def test_snakemake_parameters_file_is_checked(odrun, tmp_path: Path, isolated_env: Path) -> None:
+    write(tmp_path / "Snakefile", "rule all:\n    shell: 'true'\n")
+    write(tmp_path / "config.yaml", "- not\n- a mapping\n")
+    write(
+        tmp_path / "reana.yaml",
+        "version: 0.9.0\ninputs:\n  parameters:\n    input: config.yaml\n"
+        "workflow:\n  type: snakemake\n  file: Snakefile\n",
+    )
+    checked = odrun("validate", str(tmp_path))
+    assert checked.code == 2, checked.out
+    assert "snakemake parameters file config.yaml must hold a mapping" in checked.out
+    ran = odrun("run", str(tmp_path), "--runtime", "host")
+    assert ran.code == 2
+    nothing_happened(tmp_path, isolated_env)
+
+
+def test_unknown_key_inside_a_one_of_branch(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A schema that allows a number or a mapping (as statistics options may): a misspelt
+    key in the mapping is still named, not lost in 'not valid under any of the schemas'."""
+    import copy
+
+    from odrun.workflow import spec
+
+    schema = copy.deepcopy(spec.load_spec(spec.ODRUN_SCHEMA))
+    values = schema["properties"]["expect"]["items"]["properties"]["values"]
+    values["additionalProperties"] = {"oneOf": [{"type": "number"}, values["additionalProperties"]]}
+    real = spec.load_spec
+    monkeypatch.setattr(spec, "load_spec", lambda n: schema if n == spec.ODRUN_SCHEMA else real(n))
+    edit(
+        demo / "odrun.yaml", "mass: {value: 91.1876, abs: 0.5}", "mass: {value: 91.1876, abz: 0.5}"
+    )
+    errors = [f for f in validate(load_analysis(demo)) if f.level == "error"]
+    assert str(errors[0]) == (
+        "error: odrun.yaml: unknown key `abz` in expect[0].values.mass: did you mean `abs`?"
+    )
+
+
+def test_snakemake_parameters_file_yaml_error_names_line(odrun, tmp_path: Path) -> None:
+    write(tmp_path / "Snakefile", "rule all:\n    shell: 'true'\n")
+    config = write(tmp_path / "config.yaml", "a: 1\nb: c: d\n")
+    write(
+        tmp_path / "reana.yaml",
+        "version: 0.9.0\ninputs:\n  parameters:\n    input: config.yaml\n"
+        "workflow:\n  type: snakemake\n  file: Snakefile\n",
+    )
+    checked = odrun("validate", str(tmp_path))
+    assert checked.code == 2
+    assert f"{config}:2:5: mapping values are not allowed here" in checked.out

@@ -40,7 +40,10 @@ def test_verify_names_the_finished_run_it_judges(odrun, tmp_path: Path) -> None:
     (run_dir,) = runs(root)
     ended = json.loads((run_dir / "run.json").read_text())["ended"]
     assert f"verifying run {run_dir.name} (finished {ended})" in result.out
-    assert "PASS" in result.out or "ok" in result.out.lower()
+    # the same run when the analysis is named by its spec file
+    by_file = odrun("verify", str(root / "odrun.yaml"))
+    assert by_file.code == 0, by_file.err
+    assert f"verifying run {run_dir.name} (finished {ended})" in by_file.out
 
 
 def test_latest_run_failed_is_reported_not_judged(odrun, tmp_path: Path) -> None:
@@ -137,3 +140,11 @@ def test_library_latest_finished_only(odrun, tmp_path: Path) -> None:
     assert finished.complete
     assert RunRecord.load(good).describe().startswith(f"run {good.name} (finished ")
     assert run_to_verify(good).run_dir == good
+
+
+def test_run_verify_without_expectations_says_so(odrun, tmp_path: Path) -> None:
+    root = analysis(tmp_path / "a")
+    (root / "odrun.yaml").write_text("version: 1\n")
+    result = odrun("run", str(root), "--runtime", "host", "--verify")
+    assert result.code == 0, result.err
+    assert "--verify: odrun.yaml declares no expect: entries, nothing to verify" in result.err

@@ -184,6 +184,8 @@ def run_analysis(
             hint="submit it with: odrun submit PATH",
         )
     ensure_valid(analysis)  # the checks `odrun validate` makes: refused before anything runs
+    if verify and not analysis.manifest.get("expect"):
+        say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
     partial = from_step is not None or target_step is not None
     reused = workdir is not None and (workdir / "run.json").is_file()
     result = RunResult(

@@ -32,7 +32,7 @@ import yaml
 from odrun.errors import ConfigError, UsageError, WorkflowError
 from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, now
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
-from odrun.workflow.spec import Analysis, SpecError, relative
+from odrun.workflow.spec import Analysis, SpecError, relative, yaml_error
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
 #: Snakemake's own options an --executor-option KEY may name
@@ -305,6 +305,8 @@ def snakemake_config(analysis: Analysis) -> dict[str, Any]:
         path = analysis.root / relative(name, "inputs.parameters.input")
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.MarkedYAMLError as exc:
+            raise SpecError(f"snakemake parameters file {yaml_error(path, exc)}") from None
         except (OSError, yaml.YAMLError) as exc:
             raise SpecError(f"snakemake parameters file {name}: {exc}".splitlines()[0]) from None
         if not isinstance(loaded, dict):

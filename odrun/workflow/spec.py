@@ -23,6 +23,7 @@ import jsonschema
 import yaml
 
 from odrun.errors import UsageError
+from odrun.records import FileFilter, parse_reference
 from odrun.records.portal import mirror_path
 from odrun.settings import Settings
 from odrun.specs import load_spec
@@ -103,7 +104,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path} is not readable: {exc}".splitlines()[0]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as exc:
         raise SpecError(yaml_error(path, exc), hint="fix the YAML syntax there") from None
     except yaml.YAMLError as exc:
@@ -111,6 +112,30 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SpecError(f"{path} must hold a YAML mapping, not {type(data).__name__}")
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML forbids it;
+    PyYAML would keep the last value silently)."""
+
+
+def _unique_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[tuple[str, str], int] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            ident = (key_node.tag, key_node.value)
+            if ident in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key `{key_node.value}` (first at line {seen[ident] + 1})",
+                    key_node.start_mark,
+                )
+            seen[ident] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _unique_keys)
 
 
 def yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> str:
@@ -197,6 +222,7 @@ def validate(analysis: Analysis, *, staging: bool = True) -> list[Finding]:
         findings += _static_checks(analysis)
     if staging:
         findings += _input_checks(analysis)
+    findings += _record_checks(analysis)
     findings += _reference_checks(analysis)
     return sorted(findings, key=lambda f: f.level != "error")
 
@@ -222,10 +248,9 @@ def _schema_findings(
     cls = jsonschema.Draft7Validator if draft7 else jsonschema.Draft202012Validator
     broken, unknown = [], []
     for err in sorted(cls(schema).iter_errors(doc), key=lambda e: list(e.absolute_path)):
-        keys = list(_unknown_keys(err))
-        if keys:
-            unknown += [Finding("error", label, message) for message in keys]
-        else:
+        keys = list(dict.fromkeys(_unknown_keys(err)))
+        unknown += [Finding("error", label, message) for message in keys]
+        if not keys or err.validator in ("oneOf", "anyOf"):
             broken.append(Finding("error", label + _json_path(err.absolute_path), err.message))
     return broken, unknown
 
@@ -239,6 +264,10 @@ def _unknown_keys(err: jsonschema.ValidationError) -> Iterator[str]:
     """One message per key the schema does not allow at that place, with the closest
     valid key (or the valid keys, when none is close)."""
     instance: Any = err.instance
+    if err.validator in ("oneOf", "anyOf"):  # e.g. a number, or a mapping with tolerances
+        for branch in err.context or []:
+            yield from _unknown_keys(branch)
+        return
     if err.validator == "additionalProperties" and err.validator_value is False:
         schema: Any = err.schema if isinstance(err.schema, dict) else {}
         valid = sorted(schema.get("properties") or {})
@@ -367,12 +396,33 @@ def _input_checks(analysis: Analysis) -> list[Finding]:
             inside_analysis(analysis.root, rel, "input")
         except SpecError as exc:
             out.append(Finding("error", f"reana.yaml inputs.{kind}", exc.message))
+    if analysis.workflow_type == "snakemake" and isinstance(analysis.parameters.get("input"), str):
+        from odrun.workflow.snakemake import snakemake_config  # noqa: PLC0415 - cycle
+
+        try:
+            snakemake_config(analysis)  # what a run reads, read the same way
+        except SpecError as exc:
+            out.append(Finding("error", "reana.yaml inputs.parameters.input", exc.message))
+    return out
+
+
+def _record_checks(analysis: Analysis) -> list[Finding]:
+    """Each ``records`` item names a record, a valid file selection and a safe ``dest``."""
+    out = []
     for i, item in enumerate(analysis.manifest.get("records") or []):
-        if item.get("dest") is not None:
-            try:
+        where = f"odrun.yaml records[{i}]"
+        try:
+            parse_reference(str(item["ref"]))
+            ranges = [str(item["range"])] if item.get("range") else []
+            regexp = str(item["regexp"]) if item.get("regexp") is not None else None
+            FileFilter.build([str(n) for n in item.get("names") or []], regexp, ranges)
+            if item.get("dest") is not None:
                 relative(str(item["dest"]), "records dest")
-            except SpecError as exc:
-                out.append(Finding("error", f"odrun.yaml records[{i}].dest", exc.message))
+        except UsageError as exc:
+            message = exc.message.replace("--filter-regexp", "regexp").replace(
+                "--filter-range", "range"
+            )
+            out.append(Finding("error", where, message))
     return out
 
 
