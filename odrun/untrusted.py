@@ -12,7 +12,6 @@ value to its own typed error (:mod:`odrun.errors`) in one place.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
@@ -37,17 +36,6 @@ def count(value: Any, *, limit: int = MAX_COUNT) -> int | None:
         if text.isascii() and text.isdigit() and len(digits) <= _MAX_DIGITS:
             number = int(digits)
             return number if number <= limit else None
-    return None
-
-
-def whole_number(value: Any) -> int | None:
-    """``value`` (int, or float without fraction) as an int, None if it is not one (NaN, inf)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
     return None
 
 

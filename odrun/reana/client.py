@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+from odrun import untrusted
 from odrun.errors import (
     AuthError,
     NotFoundError,
@@ -161,6 +162,8 @@ class ReanaClient:
             ) from None
         except httpx.TransportError as exc:
             raise self._transport_error(exc, what, where) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a body that does not decode, ...
+            raise self._unreadable(exc, what, where) from None
         self._check(response, what, where)
         return response
 
@@ -173,6 +176,11 @@ class ReanaClient:
                 hint="if your site signs with its own CA, set SSL_CERT_FILE to its bundle",
             )
         return TransientError(f"REANA {what}: {detail} ({where})")
+
+    def _unreadable(self, exc: Exception, what: str, where: str) -> OdrunError:
+        """An answer odrun cannot read (bad Content-Encoding, a redirect loop): not retried."""
+        detail = redact(f"{type(exc).__name__}: {exc}", self.token)
+        return TransportError(f"REANA {what}: unreadable answer: {detail} ({where})")
 
     def _check(self, response: httpx.Response, what: str, where: str) -> None:
         code = response.status_code
@@ -235,18 +243,18 @@ class ReanaClient:
     def ping(self) -> ServerInfo:
         data = self._get_json("/api/ping", "ping", auth=False)  # unauthenticated, as in REANA
         data = {} if not isinstance(data, dict) else data
-        caps = data.get("api_capabilities") or []
+        caps = data.get("api_capabilities")
         return ServerInfo(
             self.server,
-            str(data.get("message") or ""),
+            untrusted.text(data.get("message")) or "",
             none_if_empty(data.get("reana_server_version")),
-            tuple(str(c) for c in caps) if isinstance(caps, list) else (),
+            tuple(c for c in map(untrusted.text, caps) if c) if isinstance(caps, list) else (),
         )
 
     def you(self) -> str:
         """``GET /api/you`` (reana-client's ping): checks the token; returns the user's email."""
         data = self._get_json("/api/you", "check the access token")
-        return str(data.get("email") or "") if isinstance(data, dict) else ""
+        return (untrusted.text(data.get("email")) or "") if isinstance(data, dict) else ""
 
     def find(self, name: str) -> list[WorkflowStatus]:
         """Every run of workflow ``name`` (REANA numbers runs: ``name.1``, ``name.2``)."""
@@ -255,8 +263,9 @@ class ReanaClient:
             f"list workflows named {name}",
             {"type": "batch", "workflow_id_or_name": name, "include_progress": "true"},
         )
-        items = data.get("items", []) if isinstance(data, dict) else data
-        return [status_of(item) for item in items or [] if isinstance(item, dict)]
+        items = data.get("items") if isinstance(data, dict) else data
+        items = items if isinstance(items, list) else []
+        return [status_of(item) for item in items if isinstance(item, dict)]
 
     def create(self, name: str, spec: Mapping[str, Any], bundle: bytes | None = None) -> Created:
         """Create workflow ``name``; never creates it twice.
@@ -278,7 +287,11 @@ class ReanaClient:
                 what=f"create workflow {name}",
             )
             data = _json(response, "create workflow")
-            return Created(str(data["workflow_id"]), str(data.get("workflow_name") or name))
+            data = data if isinstance(data, dict) else {}
+            workflow_id = untrusted.text(data.get("workflow_id"))
+            if not workflow_id:
+                raise TransportError(f"REANA create workflow {name}: the answer has no workflow_id")
+            return Created(workflow_id, untrusted.text(data.get("workflow_name")) or name)
 
         def got_through() -> Created | None:  # the earlier attempt was created after all
             found = [w for w in self._find_quietly(name) if w.id not in before]
@@ -340,15 +353,18 @@ class ReanaClient:
     def ls(self, workflow: str) -> list[WorkspaceFile]:
         route = f"/api/workflows/{quote(workflow, safe='')}/workspace"
         data = self._get_json(route, f"workspace of {workflow}")
-        items = data.get("items", []) if isinstance(data, dict) else []
+        items = data.get("items") if isinstance(data, dict) else None
         out = []
-        for item in items:
+        for item in items if isinstance(items, list) else []:
+            name = untrusted.text(item.get("name")) if isinstance(item, dict) else None
+            if not name:
+                continue
             size = item.get("size")
             raw = size.get("raw") if isinstance(size, dict) else size
             out.append(
                 WorkspaceFile(
-                    str(item.get("name")),
-                    int(raw) if isinstance(raw, int) else None,
+                    name,
+                    untrusted.count(raw) if isinstance(raw, int) else None,
                     none_if_empty(item.get("last-modified")),
                 )
             )
@@ -377,6 +393,8 @@ class ReanaClient:
                 raise TransientError(f"REANA download {rel}: timed out ({where})") from None
             except httpx.TransportError as exc:
                 raise self._transport_error(exc, f"download {rel}", where) from None
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise self._unreadable(exc, f"download {rel}", where) from None
 
         try:
             self._retrying(once)
@@ -394,7 +412,7 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 def _message(response: httpx.Response) -> str:
     try:
-        data = response.json()
+        data = untrusted.load_json(response.content)
     except ValueError:
         return response.text.strip()[:200]
     if isinstance(data, dict) and data.get("message"):
@@ -404,6 +422,6 @@ def _message(response: httpx.Response) -> str:
 
 def _json(response: httpx.Response, what: str) -> Any:
     try:
-        return response.json()
+        return untrusted.load_json(response.content)
     except ValueError:
         raise TransportError(f"REANA {what}: the server did not answer JSON") from None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from odrun import untrusted
 
 #: what a REANA 0.95+ server advertises on /api/ping when it takes spec bundles
 BUNDLES_V1 = "workflow-specification-bundles-v1"
@@ -99,24 +100,38 @@ class Created:
     name: str
 
 
-def jobs_of(progress: Mapping[str, Any]) -> Jobs:
+def jobs_of(progress: Any) -> Jobs:
+    """Job counts from REANA's ``progress``; 0 for anything that is not a count."""
+    if not isinstance(progress, Mapping):
+        return Jobs()
+
     def count(key: str) -> int:
         value = progress.get(key)
-        return int(value.get("total") or 0) if isinstance(value, Mapping) else 0
+        return (untrusted.count(value.get("total")) or 0) if isinstance(value, Mapping) else 0
 
     return Jobs(count("total"), count("running"), count("finished"), count("failed"))
 
 
 def none_if_empty(value: Any) -> str | None:
-    return None if value in (None, "", "None") else str(value)
+    """The text of a scalar, None for an empty one, "None" or a non-scalar (list, object)."""
+    text = untrusted.text(value)
+    return None if text in (None, "None") else text
+
+
+def _str(value: Any, default: str = "") -> str:
+    """A scalar as text, kept as sent (no stripping) but printable; ``default`` otherwise."""
+    if isinstance(value, str):
+        return untrusted.printable(value) or default
+    return untrusted.text(value) or default
 
 
 def status_of(data: Mapping[str, Any]) -> WorkflowStatus:
-    progress = data.get("progress") or {}
+    progress = data.get("progress")
+    progress = progress if isinstance(progress, Mapping) else {}
     return WorkflowStatus(
-        str(data.get("id") or data.get("workflow_id") or ""),
-        str(data.get("name") or data.get("workflow_name") or ""),
-        str(data.get("status") or "unknown"),
+        _str(data.get("id")) or _str(data.get("workflow_id")),
+        _str(data.get("name")) or _str(data.get("workflow_name")),
+        _str(data.get("status"), "unknown"),
         jobs_of(progress),
         none_if_empty(progress.get("current_step_name")),
         none_if_empty(progress.get("current_command")),
@@ -128,21 +143,22 @@ def parse_logs(raw: Any) -> WorkflowLogs:
     if not isinstance(raw, str):
         return WorkflowLogs("")
     try:
-        doc = json.loads(raw)
+        doc = untrusted.load_json(raw)
     except ValueError:
-        return WorkflowLogs(raw)
+        return WorkflowLogs(untrusted.printable(raw))
     if not isinstance(doc, dict):
-        return WorkflowLogs(raw)
-    jobs = []
-    for job in (doc.get("job_logs") or {}).values():
-        if isinstance(job, dict):
-            jobs.append(
-                JobLog(
-                    str(job.get("job_name") or "?"),
-                    str(job.get("status") or "?"),
-                    str(job.get("cmd") or ""),
-                    str(job.get("logs") or ""),
-                    none_if_empty(job.get("docker_img")),
-                )
-            )
-    return WorkflowLogs(str(doc.get("workflow_logs") or ""), tuple(jobs))
+        return WorkflowLogs(untrusted.printable(raw))
+    job_logs = doc.get("job_logs")
+    listed = job_logs.values() if isinstance(job_logs, Mapping) else ()
+    jobs = [
+        JobLog(
+            _str(job.get("job_name"), "?"),
+            _str(job.get("status"), "?"),
+            _str(job.get("cmd")),
+            _str(job.get("logs")),
+            none_if_empty(job.get("docker_img")),
+        )
+        for job in listed
+        if isinstance(job, Mapping)
+    ]
+    return WorkflowLogs(_str(doc.get("workflow_logs")), tuple(jobs))
