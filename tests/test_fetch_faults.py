@@ -136,6 +136,12 @@ def test_404_is_not_retried(odrun, serve_record, faults, tmp_path, fresh_portal)
     assert faults.gets["/eos/none.root"] == 1
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: a runner in the background (``cmd &``) ignores SIGINT, and a
+    Python started with SIGINT ignored never installs its KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _odrun_process(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "odrun", *args],
@@ -143,6 +149,7 @@ def _odrun_process(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - no threads touch the fork here
     )
 
 
@@ -222,3 +229,4 @@ def test_one_bad_uri_does_not_stop_the_others(odrun, serve_record, fresh_portal,
     assert result.code == 6
     states = {r["path"]: r["state"] for r in result.json()["results"]}
     assert states == {"k.root": "downloaded", "l.root": "failed"}
+
