@@ -185,3 +185,58 @@ def test_citations() -> None:
     assert csl["type"] == "software"
     assert csl["issued"] == {"date-parts": [[2017]]}
     assert csl["DOI"] == "10.7483/X.Y"
+
+
+# -- file name collisions: distinct paths or a MetadataError, never one file for two --------
+
+
+def _files(*entries: tuple[str, str | None, str]) -> list[dict[str, object]]:
+    """(uri, filename, checksum) -> index entries."""
+    out: list[dict[str, object]] = []
+    for uri, name, checksum in entries:
+        entry: dict[str, object] = {"uri": uri, "size": 1, "checksum": checksum}
+        if name:
+            entry["filename"] = name
+        out.append(entry)
+    return out
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # the same URI path on two servers, different content
+        [("root://a.cern.ch//eos/x/f.root", None, "adler32:1"),
+         ("root://b.cern.ch//eos/x/f.root", None, "adler32:2")],
+        # one declared file name for two files of one folder
+        [("root://h//eos/x/1.root", "f.root", "adler32:1"),
+         ("root://h//eos/x/2.root", "f.root", "adler32:2")],
+        # a query string makes another URI, not another path
+        [("https://h/eos/x/f.root?v=1", None, "adler32:1"),
+         ("https://h/eos/x/f.root?v=2", None, "adler32:2")],
+        # 'x' would be a file and the folder of 'x/x'
+        [("root://h//eos/r/x", None, "adler32:1"), ("root://h//eos/r/x/x", None, "adler32:2")],
+        # no checksum: identical content cannot be assumed
+        [("root://a.cern.ch//eos/x/f.root", None, ""),
+         ("root://b.cern.ch//eos/x/f.root", None, "")],
+    ],
+)  # fmt: skip
+def test_colliding_paths_are_a_metadata_error(entries: list[tuple[str, str | None, str]]) -> None:
+    with pytest.raises(MetadataError, match=r"would both be saved as|both a file and a folder"):
+        parse_record(_doc(_files(*entries)))
+
+
+def test_paths_are_distinct_case_insensitively_when_possible() -> None:
+    record = parse_record(
+        _doc(_files(("root://h//eos/a/Data.root", None, "adler32:1"),
+                    ("root://h//eos/b/data.root", None, "adler32:2")))
+    )  # fmt: skip
+    assert [f.path for f in record.files] == ["a/Data.root", "b/data.root"]
+
+
+def test_one_file_listed_by_two_protocols_is_kept_once() -> None:
+    record = parse_record(
+        _doc(_files(("root://h//eos/x/f.root", None, "adler32:1"),
+                    ("https://h/eos/x/f.root", None, "adler32:1")))
+    )  # fmt: skip
+    assert [(f.path, f.uri) for f in record.files] == [("f.root", "root://h//eos/x/f.root")]
+
