@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from odrun.transfer.engine import Engine
 from odrun.transfer.store import FileStore, cache_key
 
 from conftest import api_doc, blob
+from fault_server import Fault
 
 KB = 1024
 MB = 1024 * KB
@@ -78,6 +80,34 @@ def test_gc_and_verify_skip_busy_entries(odrun, isolated_env: Path) -> None:
         assert store.has(key)
     assert odrun("cache", "verify", "--remove-bad").code == 0
     assert not store.has(key)
+
+
+def test_gc_during_a_running_fetch(odrun, publish, isolated_env: Path, tmp_path: Path) -> None:
+    """The reported race, end to end: gc while another process is writing the part."""
+    data = blob(56, 8 * MB)
+    rec = publish(("slow.root", data), fault=Fault(rate=4 * MB))  # about 2 s
+    fetch = subprocess.Popen(
+        [sys.executable, "-m", "odrun", "fetch", rec, "--dest", str(tmp_path / "d")],
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def part_size() -> int:
+        parts = list((isolated_env / "files").glob("*/*/*.part"))
+        return parts[0].stat().st_size if parts else 0
+
+    try:
+        _wait_for(lambda: part_size() >= MB, timeout=30)
+        gc = odrun("cache", "gc", "--parts-older-than", "0", "--json")
+    finally:
+        _, err = fetch.communicate(timeout=60)
+    assert gc.code == 0, gc.err
+    assert gc.json()["removed"] == []
+    assert len(gc.json()["skipped"]) == 1
+    assert fetch.returncode == 0, err
+    assert (tmp_path / "d" / "slow.root").read_bytes() == data
 
 
 # -- the committed bytes are the bytes on disk ------------------------------------------------
@@ -173,8 +203,8 @@ def _temp_files(*roots: Path) -> list[Path]:
 def publish(fresh_portal, faults, monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ODRUN_PORTAL_URL", fresh_portal.url)
 
-    def make(*files: tuple[str, bytes]) -> str:
-        uris = [(faults.add(f"/eos/{name}", data), data) for name, data in files]
+    def make(*files: tuple[str, bytes], fault: Fault | None = None) -> str:
+        uris = [(faults.add(f"/eos/{name}", data, fault), data) for name, data in files]
         fresh_portal.overrides["910"] = api_doc("910", uris)
         return "910"
 
