@@ -96,12 +96,20 @@ def checksum_file(path: Path, algorithm: str = "adler32") -> Checksum:
 def feed_file(path: Path, hasher: Hasher) -> int:
     """Stream a file into ``hasher`` block by block; return its length."""
     with path.open("rb", buffering=0) as fh:
-        # a block-sized buffer only for files that need it: small files are common
-        size = os.fstat(fh.fileno()).st_size
-        buf = bytearray(max(1, min(BLOCK_SIZE, size)))
-        view = memoryview(buf)
-        total = 0
-        while n := fh.readinto(buf):
-            hasher.update(view[:n])
-            total += n
+        return feed_fd(fh.fileno(), hasher)
+
+
+def feed_fd(fd: int, hasher: Hasher) -> int:
+    """Stream an open file from its start into ``hasher``; return how many bytes it held.
+
+    Reads by position (``pread``): the descriptor's own offset is left alone, so
+    a file opened for appending can be hashed and then written through one fd.
+    """
+    # a block-sized buffer only for files that need it: small files are common
+    buf = bytearray(max(1, min(BLOCK_SIZE, os.fstat(fd).st_size)))
+    view = memoryview(buf)
+    total = 0
+    while n := os.preadv(fd, [buf], total):
+        hasher.update(view[:n])
+        total += n
     return total

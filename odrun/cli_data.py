@@ -101,7 +101,12 @@ def fetch(
             f"{report.count(State.DOWNLOADED)} downloaded, {report.count(State.CACHED)} cached, "
             f"{report.count(State.PRESENT)} already present, {len(report.failed)} failed; "
             f"{render.human_size(report.bytes_transferred)} in {report.seconds:.1f} s "
-            f"({render.human_size(int(rate))}/s)",
+            f"({render.human_size(int(rate))}/s)"
+            + (
+                f"; {report.unverified} unverified (no checksum declared)"
+                if report.unverified
+                else ""
+            ),
             err=True,
         )
     error = fetch_error(report)
@@ -224,7 +229,8 @@ def verify_files_cmd(
     """Check files in DIRECTORY against the record's sizes and checksums (streaming).
 
     Exit code 0 when every file matches, 4 on a size/checksum mismatch, 3 when
-    files are missing.
+    files are missing. A file the record declares no checksum for is only
+    checked by size and shown as "unverified (no checksum declared)".
 
     \b
     Examples:
@@ -239,9 +245,9 @@ def verify_files_cmd(
     for check in verify_files(directory, files, jobs):
         checks.append(check)
         if not as_json:
-            mark = "ok" if check.verdict in (Verdict.OK, Verdict.UNCHECKED) else "BAD"
+            mark = {Verdict.OK: "ok", Verdict.UNVERIFIED: "?"}.get(check.verdict, "BAD")
             detail = f": expected {check.expected}, got {check.actual}" if check.actual else ""
-            click.echo(f"{mark:3} {check.verdict.value:20} {check.path}{detail}")
+            click.echo(f"{mark:3} {check.verdict.text:20} {check.path}{detail}")
     seconds = time.monotonic() - started
     bad = [c for c in checks if c.verdict in (Verdict.SIZE, Verdict.CHECKSUM)]
     missing = [c for c in checks if c.verdict is Verdict.MISSING]
@@ -251,6 +257,7 @@ def verify_files_cmd(
                 "recid": record.recid,
                 "directory": str(directory),
                 "ok": not bad and not missing,
+                "unverified": sum(1 for c in checks if c.verdict is Verdict.UNVERIFIED),
                 "seconds": round(seconds, 3),
                 "files": [c.to_dict() for c in checks],
             }
@@ -282,16 +289,20 @@ def cache_path(ctx: click.Context) -> None:
 @json_option
 @click.pass_context
 def cache_ls(ctx: click.Context, as_json: bool) -> None:
-    """List cached files: key, size, where they came from."""
+    """List cached files: key, size, where they came from (busy: a fetch holds it)."""
     store = FileStore(settings_of(ctx).cache_dir)
     entries = list(store.entries())
     if as_json:
         render.print_json(
-            [{**e.meta, "key": e.key, "size": e.size, "path": str(e.path)} for e in entries]
+            [
+                {**e.meta, "key": e.key, "size": e.size, "path": str(e.path), "busy": e.busy}
+                for e in entries
+            ]
         )
         return
     for e in entries:
-        click.echo(f"{e.key}\t{render.human_size(e.size)}\t{e.meta.get('uri', '?')}")
+        busy = "\tbusy" if e.busy else ""
+        click.echo(f"{e.key}\t{render.human_size(e.size)}\t{e.meta.get('uri', '?')}{busy}")
     total = sum(e.size for e in entries)
     click.echo(f"{len(entries)} files, {render.human_size(total)}", err=True)
 
@@ -302,23 +313,37 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def cache_verify(ctx: click.Context, remove_bad: bool, as_json: bool) -> None:
-    """Re-hash every cached file against its key. Exit code 4 if any is corrupt."""
+    """Re-hash every cached file against its key. Exit code 4 if any is corrupt.
+
+    Entries without a declared checksum are checked by size and shown as
+    "unverified (no checksum declared)"; entries a running fetch holds are
+    skipped (busy).
+    """
     store = FileStore(settings_of(ctx).cache_dir)
-    bad = []
-    count = 0
-    for entry in store.entries():
-        count += 1
-        problem = store.verify_entry(entry)
-        if problem:
-            bad.append({"key": entry.key, "problem": problem})
-            if remove_bad:
-                store.remove(entry.key)
+    checks = list(store.verify(remove_bad=remove_bad))
+    bad = [{"key": c.key, "problem": c.problem} for c in checks if c.status == "bad"]
+    unverified = [c.key for c in checks if c.status == "unverified"]
+    busy = [c.key for c in checks if c.status == "busy"]
     if as_json:
-        render.print_json({"checked": count, "bad": bad, "removed": remove_bad})
+        render.print_json(
+            {
+                "checked": len(checks) - len(busy),
+                "bad": bad,
+                "unverified": len(unverified),
+                "unverified_keys": unverified,
+                "busy": busy,
+                "removed": remove_bad,
+            }
+        )
     else:
-        for item in bad:
-            click.echo(f"BAD {item['key']}: {item['problem']}")
-        click.echo(f"{count} files checked, {len(bad)} bad", err=True)
+        for c in checks:
+            if c.status != "ok":
+                click.echo(f"{'BAD ' if c.status == 'bad' else ''}{c.key}: {c.problem}")
+        click.echo(
+            f"{len(checks) - len(busy)} files checked, {len(bad)} bad, "
+            f"{len(unverified)} unverified (no checksum declared), {len(busy)} busy",
+            err=True,
+        )
     if bad and not remove_bad:
         raise ChecksumError(
             f"{len(bad)} cached files are corrupt", hint="odrun cache verify --remove-bad"
@@ -336,30 +361,26 @@ def cache_gc(
 ) -> None:
     """Remove stale part files and, with --max-size, least recently used entries.
 
+    Each part and entry is removed under its lock: what a running fetch holds
+    is skipped (listed as "skipped"), never pulled from under it.
+
     \b
     Examples:
       odrun cache gc --max-size 100G
     """
     store = FileStore(settings_of(ctx).cache_dir)
-    removed: list[str] = []
-    for part in list(store.stale_parts(parts_older_than * 86400)):
-        part.unlink(missing_ok=True)
-        removed.append(str(part))
-    if max_size is not None:
-        limit = parse_size(max_size)
-        entries = sorted(store.entries(), key=lambda e: e.last_used)
-        total = sum(e.size for e in entries)
-        for entry in entries:
-            if total <= limit:
-                break
-            with store.lock(entry.key):
-                store.remove(entry.key)
-            total -= entry.size
-            removed.append(entry.key)
+    limit = parse_size(max_size) if max_size is not None else None
+    report = store.gc(parts_older_than=parts_older_than * 86400, max_size=limit)
     if as_json:
-        render.print_json({"removed": removed})
+        render.print_json(
+            {"removed": report.removed, "skipped": report.skipped, "freed": report.freed}
+        )
     else:
-        click.echo(f"removed {len(removed)} items", err=True)
+        busy = f", {len(report.skipped)} in use skipped" if report.skipped else ""
+        click.echo(
+            f"removed {len(report.removed)} items ({render.human_size(report.freed)}){busy}",
+            err=True,
+        )
 
 
 def parse_size(text: str) -> int:

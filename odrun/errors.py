@@ -19,6 +19,7 @@ Hierarchy (exit code in brackets)::
     ├── VerificationError          [10]  a run's outputs do not meet its expectations
     ├── LockError                  [11]  --locked and the inputs drifted from odrun.lock
     ├── AuthError                  [12]  a server rejected the access token (REANA)
+    ├── DiskFullError              [13]  no space left (ENOSPC) or quota exceeded (EDQUOT)
     ├── MetadataError               [9]  record metadata is malformed or unsafe
     │   └── UnsafeMetadataError     [9]  a path or URI that would escape its destination
     └── CancelledError            [130]  stopped on request (Ctrl-C); work so far is kept
@@ -74,9 +75,17 @@ class TransportError(OdrunError):
 
 
 class TransientError(TransportError):
-    """A failure that may go away on retry (connection reset, timeout, 5xx)."""
+    """A failure that may go away on retry (connection reset, timeout, 5xx).
+
+    ``resumable`` is False when the bytes received so far must not be kept for a
+    resume: the response disagreed with the declared size, or could not vouch for it.
+    """
 
     label = "transient transport error"
+
+    def __init__(self, message: str, *, hint: str | None = None, resumable: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.resumable = resumable
 
 
 class OfflineError(TransportError):
@@ -124,6 +133,13 @@ class AuthError(OdrunError):
     label = "access denied"
 
 
+class DiskFullError(OdrunError):
+    """No space left on a filesystem (ENOSPC) or a quota exceeded (EDQUOT); names which one."""
+
+    exit_code = 13
+    label = "disk full"
+
+
 class CancelledError(OdrunError):
     exit_code = EXIT_INTERRUPTED
     label = "interrupted"
@@ -144,5 +160,6 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (VerificationError.exit_code, "verification: outputs do not meet the expectations"),
     (LockError.exit_code, "lock drift: --locked and inputs differ from odrun.lock"),
     (AuthError.exit_code, "access denied: the server rejected the token (REANA_ACCESS_TOKEN)"),
+    (DiskFullError.exit_code, "disk full: no space left or quota exceeded (cache or destination)"),
     (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
 )

@@ -9,6 +9,7 @@ Every GET is counted per path.
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -37,6 +38,20 @@ class Fault:
     ignore_range: bool = False
     #: bytes per second, for slow transfers
     rate: int | None = None
+    #: answer this many times with ``200`` and a short HTML error page (a proxy's error)
+    html_page: int = 0
+    #: send the HTML page without Content-Length (delimited by closing the connection)
+    html_without_length: bool = False
+    #: a 206 that lies: Content-Range total length / first byte shifted by these
+    range_total_delta: int = 0
+    range_start_delta: int = 0
+
+
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head>"
+    b"<body><h1>Service Unavailable</h1><p>The proxy could not reach the storage.</p>"
+    b"</body></html>\n"
+)
 
 
 class FaultServer(ThreadingHTTPServer):
@@ -55,6 +70,12 @@ class FaultServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up mid-body is what these tests do: no traceback on stderr for it."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def add(self, path: str, data: bytes, fault: Fault | None = None) -> str:
         self.files[path] = data
@@ -80,10 +101,15 @@ class _Handler(BaseHTTPRequestHandler):
             unavailable = fault.unavailable > 0
             if unavailable:
                 fault.unavailable -= 1
+            html = fault.html_page > 0 and not unavailable
+            if html:
+                fault.html_page -= 1
         if data is None:
             return self._status(404)
         if unavailable:
             return self._status(503)
+        if html:
+            return self._html_page(fault.html_without_length)
         body = fault.wrong_bytes if fault.wrong_bytes is not None else data
         start = 0
         end = len(body)
@@ -97,7 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
             with srv.lock:
                 srv.ranges.append(self.headers["Range"])
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(body)}")
+            first, total = start + fault.range_start_delta, len(body) + fault.range_total_delta
+            self.send_header("Content-Range", f"bytes {first}-{end - 1}/{total}")
         else:
             self.send_response(200)
         body = body[:end]
@@ -146,6 +173,18 @@ class _Handler(BaseHTTPRequestHandler):
             sent += len(chunk)
             if fault.rate:
                 time.sleep(len(chunk) / fault.rate)  # throttling the server side
+
+    def _html_page(self, without_length: bool) -> None:
+        page = HTML_PAGE
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        if without_length:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     def _status(self, code: int) -> None:
         self.send_response(code)

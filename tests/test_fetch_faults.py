@@ -136,6 +136,12 @@ def test_404_is_not_retried(odrun, serve_record, faults, tmp_path, fresh_portal)
     assert faults.gets["/eos/none.root"] == 1
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: a runner in the background (``cmd &``) ignores SIGINT, and a
+    Python started with SIGINT ignored never installs its KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _odrun_process(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "odrun", *args],
@@ -143,6 +149,7 @@ def _odrun_process(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,  # noqa: PLW1509 - no threads touch the fork here
     )
 
 
@@ -222,3 +229,92 @@ def test_one_bad_uri_does_not_stop_the_others(odrun, serve_record, fresh_portal,
     assert result.code == 6
     states = {r["path"]: r["state"] for r in result.json()["results"]}
     assert states == {"k.root": "downloaded", "l.root": "failed"}
+
+
+# -- what is kept for resuming, files without a checksum -----------------------------------
+
+
+def _no_checksum(fresh_portal, *indices: int) -> None:
+    for i in indices:
+        fresh_portal.overrides["900"]["metadata"]["files"][i]["checksum"] = None
+
+
+@pytest.mark.parametrize("without_length", [False, True])
+def test_error_page_is_never_kept_as_first_bytes(
+    odrun, serve_record, fresh_portal, faults, tmp_path, isolated_env, without_length
+) -> None:
+    """A 200 with a short HTML page, then correct answers: the page must not stay in the file."""
+    data = blob(40, 300_000)
+    fault = Fault(html_page=1, html_without_length=without_length)
+    rec = serve_record(("nock.root", data, fault))
+    _no_checksum(fresh_portal, 0)
+    result = odrun("fetch", rec, "--dest", str(tmp_path / "d"), "--json")
+    assert result.code == 0, result.err
+    (entry,) = result.json()["results"]
+    assert (tmp_path / "d" / "nock.root").read_bytes() == data
+    assert entry["resumed_from"] == 0  # nothing of the error page was resumed from
+    assert faults.ranges == []
+    assert entry["integrity"] == "unverified"
+    assert result.json()["unverified"] == 1
+
+
+def test_unverified_files_are_said_so(odrun, serve_record, fresh_portal, tmp_path) -> None:
+    rec = serve_record(("ck.root", blob(41, 1000), None), ("nock.root", blob(42, 2000), None))
+    _no_checksum(fresh_portal, 1)
+    dest = tmp_path / "d"
+    fetched = odrun("fetch", rec, "--dest", str(dest), "--json")
+    assert fetched.code == 0, fetched.err
+    integrity = {r["path"]: r["integrity"] for r in fetched.json()["results"]}
+    assert integrity == {"ck.root": "verified", "nock.root": "unverified"}
+    human = odrun("fetch", rec, "--dest", str(dest))
+    assert "1 unverified (no checksum declared)" in human.err
+    checked = odrun("verify-files", str(dest), rec, "--json")
+    assert checked.code == 0, checked.err
+    verdicts = {f["path"]: f["verdict"] for f in checked.json()["files"]}
+    assert verdicts == {"ck.root": "ok", "nock.root": "unverified"}
+    assert checked.json()["unverified"] == 1
+    lines = odrun("verify-files", str(dest), rec).out.splitlines()
+    (line,) = [x for x in lines if "nock.root" in x]
+    assert "unverified (no checksum declared)" in line
+    assert not line.lower().startswith("ok")
+    cache = odrun("cache", "verify")
+    assert cache.code == 0
+    assert "unverified (no checksum declared)" in cache.out
+    assert odrun("cache", "verify", "--json").json()["unverified"] == 1
+    # a size the record declares is still checked without a checksum
+    wrong = dest / "nock.root"
+    wrong.unlink()
+    wrong.write_bytes(b"short")
+    assert odrun("verify-files", str(dest), rec).code == 4
+
+
+@pytest.mark.parametrize(
+    "lie", [{"range_total_delta": 10}, {"range_total_delta": -10}, {"range_start_delta": -1}]
+)
+def test_resume_needs_a_matching_content_range(
+    odrun, serve_record, fresh_portal, faults, tmp_path, lie
+) -> None:
+    """A 206 whose Content-Range names another length (or start) is refused, and the bytes
+    kept so far are not trusted: the file starts again from byte 0 with a plain GET."""
+    data = blob(43, 400_000)
+    rec = serve_record(("cr.root", data, Fault(drop_after=128 * 1024, **lie)))
+    _no_checksum(fresh_portal, 0)
+    result = odrun("fetch", rec, "--dest", str(tmp_path / "d"), "--json")
+    assert result.code == 0, result.err
+    assert faults.ranges  # a resume was asked for, and its answer refused
+    (entry,) = result.json()["results"]
+    assert entry["resumed_from"] == 0
+    assert (tmp_path / "d" / "cr.root").read_bytes() == data
+
+
+def test_same_name_twice_is_never_one_file(
+    odrun, serve_record, fresh_portal, tmp_path, isolated_env
+) -> None:
+    """Two different files a record names alike: distinct paths or a metadata error."""
+    rec = serve_record(("one.root", blob(44, 1000), None), ("two.root", blob(45, 1000), None))
+    for entry in fresh_portal.overrides["900"]["metadata"]["files"]:
+        entry["filename"] = "same.root"
+    result = odrun("fetch", rec, "--dest", str(tmp_path / "d"), "--json")
+    assert result.code == 9, result.out
+    assert "same.root" in result.err
+    assert not (tmp_path / "d").exists()

@@ -185,3 +185,98 @@ def test_citations() -> None:
     assert csl["type"] == "software"
     assert csl["issued"] == {"date-parts": [[2017]]}
     assert csl["DOI"] == "10.7483/X.Y"
+
+
+# -- file name collisions: distinct paths or a MetadataError, never one file for two --------
+
+
+def _files(*entries: tuple[str, str | None, str]) -> list[dict[str, object]]:
+    """(uri, filename, checksum) -> index entries."""
+    out: list[dict[str, object]] = []
+    for uri, name, checksum in entries:
+        entry: dict[str, object] = {"uri": uri, "size": 1, "checksum": checksum}
+        if name:
+            entry["filename"] = name
+        out.append(entry)
+    return out
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        # the same URI path on two servers, different content
+        [("root://a.cern.ch//eos/x/f.root", None, "adler32:1"),
+         ("root://b.cern.ch//eos/x/f.root", None, "adler32:2")],
+        # one declared file name for two files of one folder
+        [("root://h//eos/x/1.root", "f.root", "adler32:1"),
+         ("root://h//eos/x/2.root", "f.root", "adler32:2")],
+        # a query string makes another URI, not another path
+        [("https://h/eos/x/f.root?v=1", None, "adler32:1"),
+         ("https://h/eos/x/f.root?v=2", None, "adler32:2")],
+        # 'x' would be a file and the folder of 'x/x'
+        [("root://h//eos/r/x", None, "adler32:1"), ("root://h//eos/r/x/x", None, "adler32:2")],
+        # no checksum: identical content cannot be assumed
+        [("root://a.cern.ch//eos/x/f.root", None, ""),
+         ("root://b.cern.ch//eos/x/f.root", None, "")],
+    ],
+)  # fmt: skip
+def test_colliding_paths_are_a_metadata_error(entries: list[tuple[str, str | None, str]]) -> None:
+    with pytest.raises(MetadataError, match=r"would both be saved as|both a file and a folder"):
+        parse_record(_doc(_files(*entries)))
+
+
+def test_paths_are_distinct_case_insensitively_when_possible() -> None:
+    record = parse_record(
+        _doc(_files(("root://h//eos/a/Data.root", None, "adler32:1"),
+                    ("root://h//eos/b/data.root", None, "adler32:2")))
+    )  # fmt: skip
+    assert [f.path for f in record.files] == ["a/Data.root", "b/data.root"]
+
+
+def test_one_file_listed_by_two_protocols_is_kept_once() -> None:
+    record = parse_record(
+        _doc(_files(("root://h//eos/x/f.root", None, "adler32:1"),
+                    ("https://h/eos/x/f.root", None, "adler32:1")))
+    )  # fmt: skip
+    assert [(f.path, f.uri) for f in record.files] == [("f.root", "root://h//eos/x/f.root")]
+
+
+def test_fetch_never_links_two_files_to_one_path(tmp_path: Path) -> None:
+    """The fetcher's own guard, for file lists not made by parse_record (exact and case)."""
+    from odrun.records.paths import claim_paths
+    from odrun.settings import Settings
+    from odrun.transfer.fetch import Fetcher
+
+    files = []
+    for n, path in enumerate(["f.root", "f.root", "d", "d/x.root", "C.root", "c.root"]):
+        src = tmp_path / f"src{n}"
+        src.write_bytes(bytes([n]) * 10)
+        digest = f"adler32:{zlib.adler32(src.read_bytes()):08x}"
+        files.append(_record_file(src.as_uri(), path, digest))
+    settings = Settings.load({"cache_dir": str(tmp_path / "cache")})
+    with Fetcher(settings) as fetcher:
+        report = fetcher.fetch_files(files, tmp_path / "dest")
+    states = [(r.path, r.state.value, r.exit_code) for r in report.results]
+    assert ("f.root", "failed", 9) in states
+    assert ("f.root", "downloaded", 0) in states
+    assert ("d/x.root", "failed", 9) in states
+    assert (tmp_path / "dest" / "f.root").read_bytes() == bytes([0]) * 10
+    assert claim_paths(["C.root", "c.root"], case_insensitive=True) == [None, "C.root"]
+    assert claim_paths(["C.root", "c.root"], case_insensitive=False) == [None, None]
+    assert claim_paths(["a/b", "a"], case_insensitive=False) == [None, "a/b"]
+
+
+def _record_file(uri: str, path: str, checksum: str) -> object:
+    from odrun.records.model import RecordFile
+
+    return RecordFile(uri, 10, parse_checksum(checksum), path.rsplit("/", 1)[-1], path)
+
+
+def test_lock_marks_files_without_checksum_unverified() -> None:
+    from odrun.records.model import RecordFile
+    from odrun.workflow.lock import file_entry
+
+    with_sum = RecordFile("root://h//a", 1, parse_checksum("adler32:1"), "a", "a")
+    without = RecordFile("root://h//b", 1, None, "b", "b")
+    assert file_entry(with_sum)["integrity"] == "verified"
+    assert file_entry(without)["integrity"] == "unverified"

@@ -8,6 +8,20 @@ names escaping a folder, URIs with unexpected schemes).
 File indices come in two shapes: already expanded by the API into
 ``metadata._file_indices[].files``, or as raw ``index.json`` / ``index.txt``
 entries in ``metadata.files``; the latter are read through ``load_index``.
+
+Every file gets a distinct download path (``RecordFile.path``), never one for two:
+
+1. its name (``filename``, else the URI's base name) when all names differ, also
+   ignoring case (so that a case-insensitive filesystem keeps them apart too);
+2. else the URI's folder layout below the deepest folder all files share
+   (``0001/AO2D.root``, ``0002/AO2D.root``);
+3. two entries still on one path are the same file listed twice (e.g. by
+   ``root://`` and ``https://``) when both declare the same size and checksum:
+   the first is kept; otherwise, and when a path would be both a file and the
+   folder of another (``x`` and ``x/y``), the record is refused with a
+   MetadataError naming both URIs: there is no name to give either without
+   guessing. Paths differing only in case are kept (they are distinct on the
+   server); ``fetch`` refuses the second on a case-insensitive destination.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from odrun.errors import MetadataError, OdrunError, UnsafeMetadataError
 from odrun.urls import REMOTE_SCHEMES, scheme_of
 
 from .model import ContainerImage, Environment, FileIndex, Record, RecordFile
+from .paths import PathClaims
 from .refs import is_recid
 
 #: reads the bytes of a raw index file entry; raises OdrunError when unavailable
@@ -236,7 +251,7 @@ def _build_files(
         checksum = _checksum(raw.get("checksum"), checker.recid, uri)
         prepared.append((uri, _int(raw.get("size")), checksum, filename, index))
     names = [p[3] for p in prepared]
-    if len(set(names)) == len(names):
+    if len({name.casefold() for name in names}) == len(names):
         paths = names
     else:
         # names collide (e.g. every ALICE file is AO2D.root): keep the URI layout
@@ -250,10 +265,42 @@ def _build_files(
             for d, p in zip(dirs, prepared, strict=True)
         ]
         paths = [p.removeprefix("./") for p in paths]
-    return tuple(
+    files = [
         RecordFile(uri, size, checksum, filename, checker.relpath(path, uri), index)
         for (uri, size, checksum, filename, index), path in zip(prepared, paths, strict=True)
-    )
+    ]
+    return _distinct(files, checker.recid)
+
+
+def _distinct(files: list[RecordFile], recid: str) -> tuple[RecordFile, ...]:
+    """Keep one of a file listed twice on one path; refuse two files on one path."""
+    claims = PathClaims()
+    by_path: dict[str, RecordFile] = {}
+    kept = []
+    for f in files:
+        owner = claims.claim(f.path, f.uri)
+        if owner is None:
+            by_path[f.path] = f
+            kept.append(f)
+            continue
+        first = by_path.get(owner[0])
+        if (
+            first is not None
+            and first.path == f.path
+            and f.checksum is not None
+            and (first.size, first.checksum) == (f.size, f.checksum)
+        ):
+            continue  # the same bytes listed under two URIs: one file
+        if owner[0] == f.path:
+            raise MetadataError(
+                f"record {recid}: files {owner[1]} and {f.uri} would both be saved as "
+                f"{f.path}; refusing a file list that would overwrite one with the other"
+            )
+        raise MetadataError(
+            f"record {recid}: {min(owner[0], f.path, key=len)} would be both a file and a "
+            f"folder ({owner[1]} and {f.uri}); refusing this file list"
+        )
+    return tuple(kept)
 
 
 def _parse_index(data: bytes, kind: str, name: str) -> list[Mapping[str, Any]]:

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
+from odrun.errors import ChecksumError, OdrunError, TransientError
+
 #: bytes per chunk a transport yields (and the engine writes)
 CHUNK = 4 * 1024 * 1024
 
@@ -34,6 +36,24 @@ class Transport(Protocol):
         to ask for an explicit byte range.
         """
         ...
+
+
+def length_mismatch(uri: str, actual: int, declared: int) -> OdrunError:
+    """The server says its copy has ``actual`` bytes, the record ``declared``: another file.
+
+    Longer is a mismatch (as a body running past the declared size is); shorter may
+    be a truncated replica (worth another source). Neither response is ever kept.
+    """
+    if actual > declared:
+        return ChecksumError(
+            f"{uri}: the server's copy has {actual} bytes: more bytes than the record declares "
+            f"({declared})"
+        )
+    return TransientError(
+        f"{uri}: the server's copy has {actual} bytes, nothing from byte {actual} on: "
+        f"the file there is shorter than the record declares ({declared})",
+        resumable=False,
+    )
 
 
 def skip_prefix(chunks: Iterable[bytes], skip: int) -> Iterator[bytes]:

@@ -2,9 +2,20 @@
 
 Rules, in order of precedence:
 
-- bytes go to ``<entry>.part``; size and checksum are computed as they arrive;
-  the part is renamed into the cache only after both match the record;
-- an existing part file is resumed from its end (its bytes are re-hashed first);
+- bytes go to ``<entry>.part`` through one descriptor, opened once: the part's
+  existing bytes are re-hashed through it, new bytes are hashed as they are
+  appended through it; before the rename into the cache, ``fstat`` of that
+  descriptor must show the declared size and the path must still name that
+  inode (a part removed, replaced or truncated behind the fetch is never
+  published: the file starts again);
+- a part is only ever resumed from bytes of responses that vouched for the
+  declared size (see :mod:`odrun.transfer.http`); a response that disagrees,
+  or a body that ends short without an error, is dropped with the part
+  (``TransientError.resumable`` is False);
+- files the record declares no checksum for are checked by size only and
+  reported *unverified*;
+- a full disk (ENOSPC, EDQUOT) is a DiskFullError naming the filesystem; the
+  part is kept (it resumes once there is room) unless it is empty;
 - a transient failure (reset, timeout, 5xx, dropped body) is retried with
   exponential backoff and jitter, alternating between the candidate URIs
   (root:// and https:// in ``auto`` mode), up to ``settings.retries`` times;
@@ -15,16 +26,18 @@ Rules, in order of precedence:
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from odrun.checksum import Hasher, feed_file
+from odrun.checksum import Hasher, feed_fd
 from odrun.errors import (
     CancelledError,
     ChecksumError,
+    DiskFullError,
     NotFoundError,
     OdrunError,
     TransientError,
@@ -34,7 +47,8 @@ from odrun.http import backoff_delay
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
 from odrun.transfer.base import Transport, prefetch
-from odrun.transfer.store import FileStore
+from odrun.transfer.space import disk_full, is_disk_full
+from odrun.transfer.store import CACHE_HINT, FileStore
 from odrun.urls import scheme_of
 
 #: called with how many bytes of the file the part file holds now
@@ -113,6 +127,8 @@ class Engine:
             except NotFoundError as exc:
                 failed[uri] = exc
             except TransientError as exc:
+                if not exc.resumable:
+                    part.unlink(missing_ok=True)
                 failed[uri] = exc
                 if len(candidates) > 1:
                     self.demoted.add(_server(uri))
@@ -139,16 +155,19 @@ class Engine:
         key: str,
     ) -> Transferred:
         transport = self.transport_for(uri)
-        hasher = Hasher(f.checksum.algorithm if f.checksum else "adler32")
-        offset = feed_file(part, hasher) if part.exists() else 0
-        if f.size is not None and offset > f.size:
-            part.unlink()
-            hasher, offset = Hasher(hasher.algorithm), 0
-        on_position(offset)
-        start = offset
-        received = 0
         try:
-            with part.open("ab") as out:
+            # O_APPEND: a part truncated behind our back shows in its size, never as a hole
+            out = part.open("a+b")
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            raise self._full(exc, part, f, 0) from None
+        with out:
+            hasher, offset = self._resume_point(f, out)
+            on_position(offset)
+            start = offset
+            received = 0
+            try:
                 chunks = (
                     iter(())
                     if offset == f.size
@@ -166,19 +185,53 @@ class Engine:
                             f"{f.path}: more bytes than the record declares "
                             f"({offset} > {f.size}) from {uri}"
                         )
-        except ChecksumError:
-            on_position(0)
-            raise
+                out.flush()
+                written = os.fstat(out.fileno())
+            except ChecksumError:
+                on_position(0)
+                raise
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                raise self._full(exc, part, f, os.fstat(out.fileno()).st_size) from None
         if f.size is not None and offset < f.size:
-            raise TransientError(f"{uri}: transfer ended early at {offset} of {f.size} bytes")
+            # the response ended without an error: the server's file is shorter than declared
+            raise TransientError(
+                f"{uri}: transfer ended early at {offset} of {f.size} bytes", resumable=False
+            )
+        if written.st_size != offset or (f.size is not None and written.st_size != f.size):
+            raise TransientError(
+                f"{part}: holds {written.st_size} bytes after writing {offset} (changed by "
+                "another process?); starting this file again",
+                resumable=False,
+            )
         actual = hasher.checksum()
         if f.checksum is not None and actual != f.checksum:
             on_position(0)
             raise ChecksumError(
                 f"{f.path}: checksum {actual} does not match the record's {f.checksum} (from {uri})"
             )
-        entry = self.store.commit(part, key, dict(meta, uri=uri, checksum=str(actual)))
+        entry = self.store.commit(part, key, dict(meta, uri=uri, checksum=str(actual)), written)
         return Transferred(entry, uri, transport.name, received, start)
+
+    @staticmethod
+    def _resume_point(f: RecordFile, out: IO[bytes]) -> tuple[Hasher, int]:
+        """Hash what the part holds, through the descriptor the new bytes will go to."""
+        algorithm = f.checksum.algorithm if f.checksum else "adler32"
+        hasher = Hasher(algorithm)
+        offset = feed_fd(out.fileno(), hasher)
+        if f.size is not None and offset > f.size:
+            out.truncate(0)
+            hasher, offset = Hasher(algorithm), 0
+        return hasher, offset
+
+    @staticmethod
+    def _full(exc: OSError, part: Path, f: RecordFile, have: int) -> DiskFullError:
+        """A full cache: keep a part that can resume once there is room, drop an empty one."""
+        if have == 0:
+            part.unlink(missing_ok=True)
+        needed = f.size - have if f.size is not None else None
+        return disk_full(exc, part, needed, f"{f.path} into the cache", hint=CACHE_HINT)
 
 
 def _server(uri: str) -> str:

@@ -5,11 +5,23 @@
 files. Each file ends in one state: ``downloaded``, ``cached`` (already in the
 shared cache, linked), ``present`` (already at the destination), ``failed``
 (with the reason and the exit code of its error) or ``planned`` (dry run).
+A file in place is ``verified`` (size and checksum) or, when the record declares
+no checksum, ``unverified`` (its size alone was checked): ``integrity``.
+
+Two files never share a destination path: the first keeps it, a later one whose
+path is the same (also case-only, when the destination's filesystem ignores
+case) or is a folder of the other (or the other way round) fails with a
+MetadataError and nothing is overwritten. (``parse_record`` already gives a
+record's files distinct paths; this guards every other file list.)
+
+A full cache or destination fails the file with a DiskFullError (exit 13); a
+file already in place is never failed because the cache could not be written.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,17 +31,22 @@ from typing import Any, Literal, Protocol
 
 from odrun.checksum import checksum_file
 from odrun.errors import (
+    CancelledError,
     ChecksumError,
+    DiskFullError,
+    MetadataError,
     NotFoundError,
     OdrunError,
     PartialError,
     TransportError,
 )
 from odrun.records.model import RecordFile
+from odrun.records.paths import PathClaims
 from odrun.settings import Settings
 from odrun.transfer.engine import Engine
 from odrun.transfer.http import HttpTransport
 from odrun.transfer.local import FileTransport
+from odrun.transfer.space import disk_full, is_disk_full
 from odrun.transfer.store import FileStore, cache_key
 from odrun.transfer.xrootd import XrdcpTransport, XRootDTransport
 from odrun.urls import scheme_of
@@ -59,6 +76,8 @@ class FileResult:
     bytes_transferred: int = 0
     resumed_from: int = 0
     seconds: float = 0.0
+    #: for a file in place: "verified" (size and checksum) or "unverified" (no checksum)
+    integrity: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +92,7 @@ class FileResult:
             "bytes_transferred": self.bytes_transferred,
             "resumed_from": self.resumed_from,
             "seconds": round(self.seconds, 3),
+            "integrity": self.integrity,
         }
 
 
@@ -88,6 +108,11 @@ class FetchReport:
     @property
     def bytes_transferred(self) -> int:
         return sum(r.bytes_transferred for r in self.results)
+
+    @property
+    def unverified(self) -> int:
+        """Files in place whose record declares no checksum (their size alone was checked)."""
+        return sum(1 for r in self.results if r.integrity == "unverified")
 
     @property
     def failed(self) -> list[FileResult]:
@@ -113,6 +138,7 @@ class FetchReport:
             "present": self.count(State.PRESENT),
             "failed": self.count(State.FAILED),
             "planned": self.count(State.PLANNED),
+            "unverified": self.unverified,
             "bytes_transferred": self.bytes_transferred,
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
@@ -211,14 +237,31 @@ class Fetcher:
                     result.state = State.DOWNLOADED
                     result.source, result.transport = done.uri, done.transport
                     result.bytes_transferred, result.resumed_from = done.bytes, done.resumed_from
+        except DiskFullError as exc:
+            # the cache could not even be locked: a file already in place is still fine
+            if _verified_at(target, f):
+                result.state = State.PRESENT
+            else:
+                result.state, result.reason, result.exit_code = (
+                    State.FAILED,
+                    str(exc),
+                    exc.exit_code,
+                )
         except OdrunError as exc:
             result.state, result.reason, result.exit_code = State.FAILED, str(exc), exc.exit_code
         except OSError as exc:
-            result.state, result.reason = State.FAILED, f"{target}: {exc.strerror or exc}"
-            result.exit_code = TransportError.exit_code
+            if is_disk_full(exc):
+                full = disk_full(exc, Path(exc.filename or target), f.size, f.path)
+                result.state, result.reason = State.FAILED, str(full)
+                result.exit_code = full.exit_code
+            else:
+                result.state, result.reason = State.FAILED, f"{target}: {exc.strerror or exc}"
+                result.exit_code = TransportError.exit_code
         except Exception as exc:  # one file's bug must not abort the others' transfers
             result.state, result.exit_code = State.FAILED, 1
             result.reason = f"unexpected error: {type(exc).__name__}: {exc}"
+        if result.state is not State.FAILED:
+            result.integrity = "verified" if f.checksum is not None else "unverified"
         result.seconds = time.monotonic() - started
         progress.finish(f, result)
         return result
@@ -237,20 +280,33 @@ class Fetcher:
         self.engine.cancelled.clear()  # a Fetcher may be reused after an interrupt
         report = FetchReport(dest)
         started = time.monotonic()
-        if dry_run:
+        claims = PathClaims(case_insensitive=case_insensitive(dest))
+        collided: list[FileResult] = []
+
+        def admitted() -> Iterator[RecordFile]:
             for f in files:
+                owner = claims.claim(f.path, f.uri)
+                if owner is None:
+                    yield f
+                else:
+                    collided.append(_collision(f, owner, dest))
+
+        if dry_run:
+            for f in admitted():
                 state = State.CACHED if self.store.has(cache_key(f)) else State.PLANNED
                 report.results.append(
                     FileResult(f.path, f.uri, f.size, state, source=self.candidates(f.uri)[0])
                 )
+            report.results += collided
             return report
         for result in _bounded_map(
             lambda f: self.fetch_one(f, dest, progress, recid),
-            files,
+            admitted(),
             max(1, jobs),
             abort=self.engine.cancelled.set,
         ):
             report.results.append(result)
+        report.results += collided
         report.results.sort(key=lambda r: r.path)
         report.seconds = time.monotonic() - started
         return report
@@ -297,8 +353,46 @@ def fetch_error(report: FetchReport) -> OdrunError | None:
     kind = {
         ChecksumError.exit_code: ChecksumError,
         NotFoundError.exit_code: NotFoundError,
+        DiskFullError.exit_code: DiskFullError,
+        MetadataError.exit_code: MetadataError,
+        CancelledError.exit_code: CancelledError,
     }.get(report.exit_code, TransportError)
+    if kind is DiskFullError and len(failed) == 1:
+        return DiskFullError(first)  # already one line naming the filesystem
     return kind(f"nothing could be fetched ({len(failed)} files failed); first: {first}")
+
+
+def _collision(f: RecordFile, owner: tuple[str, str], dest: Path) -> FileResult:
+    path, uri = owner
+    how = "is the same path as" if path.casefold() == f.path.casefold() else "clashes with"
+    error = MetadataError(
+        f"{f.path} ({f.uri}) {how} {path} ({uri}) in {dest}: not fetched, "
+        "refusing to overwrite one file with another",
+        hint="fetch the two files into different --dest folders",
+    )
+    return FileResult(
+        f.path, f.uri, f.size, State.FAILED, reason=str(error), exit_code=error.exit_code
+    )
+
+
+def case_insensitive(dest: Path) -> bool:
+    """Whether ``dest`` (or its nearest existing folder) ignores case in names.
+
+    Looks up the nearest existing path component that has letters under its
+    other case; no file is written.
+    """
+    current = Path(os.path.abspath(dest))
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    while current != current.parent:
+        other = current.with_name(current.name.swapcase())
+        if other.name != current.name:
+            try:
+                return os.path.samefile(current, other)
+            except OSError:
+                return False
+        current = current.parent
+    return False
 
 
 def _verified_at(target: Path, f: RecordFile) -> bool:

@@ -1,4 +1,19 @@
-"""``http(s)://`` transport through httpx, with Range requests for resume."""
+"""``http(s)://`` transport through httpx, with Range requests for resume.
+
+What a response must show before its bytes are used (``size`` is the declared size):
+
+- ``200``: a Content-Length equal to ``size``; without one, the body is used only
+  if it delivers exactly ``size`` bytes (on a failure or a short end it is dropped,
+  never resumed from: ``TransientError.resumable`` is False);
+- ``206`` (a resume): ``Content-Range: bytes <offset>-<last>/<size>``, the start
+  we asked for AND the declared total length;
+- a ``200`` to a Range request (the server ignores Range) must carry the full
+  declared Content-Length; its first ``offset`` bytes are dropped.
+
+Anything else (another length, another range, an unknown total) is not this file:
+a longer one is a ChecksumError, a shorter or unclear one a TransientError whose
+bytes are not kept.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +25,13 @@ from typing import TYPE_CHECKING
 from odrun import http as odrun_http
 from odrun.errors import NotFoundError, TransientError, TransportError
 from odrun.settings import Settings
-from odrun.transfer.base import skip_prefix
+from odrun.transfer.base import length_mismatch, skip_prefix
 from odrun.untrusted import count
 
 if TYPE_CHECKING:
     import httpx
 
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class HttpTransport:
@@ -49,6 +64,7 @@ class HttpTransport:
 
         # identity: the bytes on the wire are the file's bytes (raw reads, no decoding)
         headers = {"Accept-Encoding": "identity"}
+        vouched = False  # whether the response vouched for the declared length
         try:
             if offset:
                 # explicit ranges: XrdHttp 5.5 answers an open-ended "bytes=N-" with no body
@@ -58,50 +74,84 @@ class HttpTransport:
                     return
                 headers["Range"] = f"bytes={offset}-{size - 1}"
             with self.client.stream("GET", uri, headers=headers) as response:
+                _check_status(response, uri, offset)
                 # a server that ignores Range sends everything: drop what we have
-                skip = self._check(response, uri, offset)
+                skip, vouched = _check_length(response, uri, offset, size)
                 # chunks as they arrive: a dropped connection loses nothing received
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 chunks = response.iter_bytes() if encoded else response.iter_raw()
                 yield from skip_prefix(chunks, skip)
         except httpx.TimeoutException:
             raise TransientError(
-                f"{uri}: timed out after {self.settings.timeout:g} s without data"
+                f"{uri}: timed out after {self.settings.timeout:g} s without data",
+                resumable=vouched,
             ) from None
         except httpx.TransportError as exc:
-            raise TransientError(f"{uri}: {type(exc).__name__}: {exc}") from None
+            raise TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise TransportError(f"{uri}: {type(exc).__name__}: {exc}") from None
 
     def _length(self, uri: str) -> int:
         response = self.client.head(uri)
-        self._check(response, uri, 0)
-        try:
-            return int(response.headers["content-length"])
-        except (KeyError, ValueError):
-            raise TransientError(f"{uri}: server did not say the file's length") from None
+        _check_status(response, uri, 0)
+        length = _content_length(response)
+        if length is None:
+            raise TransientError(f"{uri}: server did not say the file's length")
+        return length
 
-    @staticmethod
-    def _check(response: httpx.Response, uri: str, offset: int) -> int:
-        """Raise for a bad status; return how many leading bytes to drop."""
-        status = response.status_code
-        if status in (404, 410):
-            raise NotFoundError(f"{uri}: HTTP {status}, no such file")
-        if status in odrun_http.RETRY_STATUS:
-            raise TransientError(f"{uri}: HTTP {status}")
-        if status == 416 and offset:
+
+def _check_status(response: httpx.Response, uri: str, offset: int) -> None:
+    """Raise for a status that is not a file's bytes."""
+    status = response.status_code
+    if status in (404, 410):
+        raise NotFoundError(f"{uri}: HTTP {status}, no such file")
+    if status in odrun_http.RETRY_STATUS:
+        raise TransientError(f"{uri}: HTTP {status}")
+    if status == 416 and offset:
+        raise TransientError(
+            f"{uri}: HTTP 416, nothing from byte {offset} on: the file there is shorter "
+            "than the record declares"
+        )
+    if status >= 400:
+        raise TransportError(f"{uri}: HTTP {status}", hint="check access rights and the URL")
+    if status not in (200, 206):
+        raise TransportError(f"{uri}: HTTP {status}, expected 200 or 206 with the file's bytes")
+
+
+def _check_length(
+    response: httpx.Response, uri: str, offset: int, size: int | None
+) -> tuple[int, bool]:
+    """Check a 200/206 against the declared size: (leading bytes to drop, vouched)."""
+    length = _content_length(response)
+    if response.status_code == 206:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
+        if not match or count(match.group(1)) != offset:
             raise TransientError(
-                f"{uri}: HTTP 416, nothing from byte {offset} on: the file there is shorter "
-                "than the record declares"
+                f"{uri}: server answered a different byte range "
+                f"({response.headers.get('content-range')!r} for bytes from {offset})",
+                resumable=False,
             )
-        if status >= 400:
-            raise TransportError(f"{uri}: HTTP {status}", hint="check access rights and the URL")
-        if offset and status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
-            if not match or count(match.group(1)) != offset:
-                raise TransientError(f"{uri}: server answered a different byte range")
-            return 0
-        return offset if offset else 0
+        total = count(match.group(3))
+        if total is None:
+            raise TransientError(
+                f"{uri}: server's Content-Range does not say the file's length", resumable=False
+            )
+        if size is not None and total != size:
+            raise length_mismatch(uri, total, size)
+        return 0, True
+    if length is not None and size is not None and length != size:
+        raise length_mismatch(uri, length, size)
+    vouched = length is not None
+    if offset and not vouched:
+        raise TransientError(
+            f"{uri}: server ignored the Range request and did not say the length",
+            resumable=False,
+        )
+    return offset, vouched
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    return count(response.headers.get("content-length"))
 
 
 def _widen_reads() -> None:

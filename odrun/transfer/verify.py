@@ -1,4 +1,8 @@
-"""Check local files against a record, streaming (never a whole file in memory), in parallel."""
+"""Check local files against a record, streaming (never a whole file in memory), in parallel.
+
+A file the record declares no checksum for can only be checked by size: its
+verdict is ``unverified`` ("unverified (no checksum declared)"), never ``ok``.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,12 @@ class Verdict(str, enum.Enum):
     MISSING = "missing"
     SIZE = "size mismatch"
     CHECKSUM = "checksum mismatch"
-    UNCHECKED = "no checksum declared"
+    UNVERIFIED = "unverified"
+
+    @property
+    def text(self) -> str:
+        """The verdict for people: says why an unverified file is not "ok"."""
+        return "unverified (no checksum declared)" if self is Verdict.UNVERIFIED else self.value
 
 
 @dataclass(frozen=True)
@@ -46,7 +55,7 @@ def check_file(root: Path, f: RecordFile) -> FileCheck:
     if f.size is not None and size != f.size:
         return FileCheck(f.path, Verdict.SIZE, str(f.size), str(size))
     if f.checksum is None:
-        return FileCheck(f.path, Verdict.UNCHECKED)
+        return FileCheck(f.path, Verdict.UNVERIFIED, str(f.size) if f.size is not None else None)
     actual = checksum_file(path, f.checksum.algorithm)
     if actual != f.checksum:
         return FileCheck(f.path, Verdict.CHECKSUM, str(f.checksum), str(actual))

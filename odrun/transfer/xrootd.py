@@ -15,7 +15,7 @@ from typing import Any
 
 from odrun.errors import NotFoundError, OdrunError, TransientError, TransportError
 from odrun.settings import Settings
-from odrun.transfer.base import CHUNK, skip_prefix
+from odrun.transfer.base import CHUNK, length_mismatch, skip_prefix
 
 INSTALL_HINT = "install the XRootD bindings with: pip install 'odrun[xrootd]'"
 
@@ -76,7 +76,10 @@ class XRootDTransport:
             status, info = handle.stat(timeout=timeout)
             if not status.ok:
                 raise _xrd_error(status, uri, "stat")
-            size = int(info.size)
+            actual = int(info.size)
+            if size is not None and actual != size:
+                raise length_mismatch(uri, actual, size)  # another file: never resumed from
+            size = actual
             while offset < size:
                 status, data = handle.read(offset, min(CHUNK, size - offset), timeout=timeout)
                 if not status.ok:

@@ -1,7 +1,8 @@
 """``odrun.lock``: what a run read, pinned, and the drift check behind ``odrun run --locked``.
 
 The lock lists each record (recid, DOI, portal revision and update time) with
-every file the analysis selected (URI, size, checksum), the step images, the
+every file the analysis selected (URI, size, checksum; ``integrity``
+"unverified" for a file without a declared checksum), the step images, the
 revision and root hash of each CVMFS repository the spec declares (recorded, not
 enforced by ``--locked``: repositories publish many times a day; mount a pinned
 snapshot with ``CVMFS_ROOT_HASH``), and the tool versions. It is sorted JSON, so it
@@ -19,6 +20,7 @@ from odrun.errors import LockError
 from odrun.records.cache import atomic_write
 
 if TYPE_CHECKING:
+    from odrun.records.model import RecordFile
     from odrun.workflow.runner import RunResult
     from odrun.workflow.spec import Analysis
 
@@ -38,16 +40,7 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
                 "doi": record.doi,
                 "revision": record.revision,
                 "updated": record.updated,
-                "files": [
-                    {
-                        "path": f.path,
-                        # a mirror's file:// location is machine-specific: not pinned
-                        "uri": None if f.uri.startswith("file:") else f.uri,
-                        "size": f.size,
-                        "checksum": str(f.checksum) if f.checksum else None,
-                    }
-                    for f in files
-                ],
+                "files": [file_entry(f) for f in files],
             }
         )
     steps = analysis.steps if analysis.workflow_type == "serial" else []
@@ -64,6 +57,19 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
         ],
         "cvmfs": cvmfs.pins(cvmfs.declared_repos(analysis.reana)),
         "tools": tool_versions(run_tools(analysis, result.runtime)),
+    }
+
+
+def file_entry(f: RecordFile) -> dict[str, Any]:
+    """One pinned file. ``integrity`` is "unverified" when the record declares no checksum:
+    only its size was checked, by the fetch and by ``--locked``."""
+    return {
+        "path": f.path,
+        # a mirror's file:// location is machine-specific: not pinned
+        "uri": None if f.uri.startswith("file:") else f.uri,
+        "size": f.size,
+        "checksum": str(f.checksum) if f.checksum else None,
+        "integrity": "verified" if f.checksum is not None else "unverified",
     }
 
 
