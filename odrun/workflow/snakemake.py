@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, UsageError, WorkflowError
 from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, _safe_rel, now
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
@@ -303,10 +304,7 @@ def snakemake_config(analysis: Analysis) -> dict[str, Any]:
     name = params.get("input")
     if isinstance(name, str):
         path = analysis.root / _safe_rel(name, "inputs.parameters.input")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SpecError(f"snakemake parameters file {name}: {exc}".splitlines()[0]) from None
+        loaded = load_yaml(path, "snakemake parameters file", error=SpecError) or {}
         if not isinstance(loaded, dict):
             raise SpecError(f"snakemake parameters file {name} must hold a mapping")
         return loaded
