@@ -96,7 +96,7 @@ def fetch(
     else:
         rate = report.bytes_transferred / report.seconds if report.seconds else 0.0
         verb = "would fetch" if dry_run else "fetched"
-        click.echo(
+        render.echo(
             f"{verb} {len(report.results)} files to {dest}: "
             f"{report.count(State.DOWNLOADED)} downloaded, {report.count(State.CACHED)} cached, "
             f"{report.count(State.PRESENT)} already present, {len(report.failed)} failed; "
@@ -180,7 +180,7 @@ def mirror(
                 if entry.report:
                     local = entry.file_count - len(entry.report.failed)
                     got = f", {local} stored under files/{entry.recid}/"
-                click.echo(
+                render.echo(
                     f"{entry.path}: record {entry.recid}, {entry.file_count} files{got}{state}"
                 )
     if as_json:
@@ -241,7 +241,7 @@ def verify_files_cmd(
         if not as_json:
             mark = "ok" if check.verdict in (Verdict.OK, Verdict.UNCHECKED) else "BAD"
             detail = f": expected {check.expected}, got {check.actual}" if check.actual else ""
-            click.echo(f"{mark:3} {check.verdict.value:20} {check.path}{detail}")
+            render.echo(f"{mark:3} {check.verdict.value:20} {check.path}{detail}")
     seconds = time.monotonic() - started
     bad = [c for c in checks if c.verdict in (Verdict.SIZE, Verdict.CHECKSUM)]
     missing = [c for c in checks if c.verdict is Verdict.MISSING]
@@ -274,7 +274,7 @@ def cache() -> None:
 @click.pass_context
 def cache_path(ctx: click.Context) -> None:
     """Print the cache folder."""
-    click.echo(settings_of(ctx).cache_dir)
+    render.echo(settings_of(ctx).cache_dir)
 
 
 @cache.command("ls")
@@ -291,9 +291,9 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
         )
         return
     for e in entries:
-        click.echo(f"{e.key}\t{render.human_size(e.size)}\t{e.meta.get('uri', '?')}")
+        render.echo(f"{e.key}\t{render.human_size(e.size)}\t{e.meta.get('uri', '?')}")
     total = sum(e.size for e in entries)
-    click.echo(f"{len(entries)} files, {render.human_size(total)}", err=True)
+    render.echo(f"{len(entries)} files, {render.human_size(total)}", err=True)
 
 
 @cache.command("verify")
@@ -317,8 +317,8 @@ def cache_verify(ctx: click.Context, remove_bad: bool, as_json: bool) -> None:
         render.print_json({"checked": count, "bad": bad, "removed": remove_bad})
     else:
         for item in bad:
-            click.echo(f"BAD {item['key']}: {item['problem']}")
-        click.echo(f"{count} files checked, {len(bad)} bad", err=True)
+            render.echo(f"BAD {item['key']}: {item['problem']}")
+        render.echo(f"{count} files checked, {len(bad)} bad", err=True)
     if bad and not remove_bad:
         raise ChecksumError(
             f"{len(bad)} cached files are corrupt", hint="odrun cache verify --remove-bad"
@@ -359,7 +359,7 @@ def cache_gc(
     if as_json:
         render.print_json({"removed": removed})
     else:
-        click.echo(f"removed {len(removed)} items", err=True)
+        render.echo(f"removed {len(removed)} items", err=True)
 
 
 def parse_size(text: str) -> int:

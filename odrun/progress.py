@@ -18,7 +18,7 @@ from rich.progress import (
 )
 
 from odrun.records.model import RecordFile
-from odrun.render import human_size
+from odrun.render import clean, human_size
 from odrun.transfer.fetch import FileResult, State
 
 
@@ -100,5 +100,5 @@ class PlainProgress:
         if result.resumed_from:
             detail += f", resumed at {human_size(result.resumed_from)}"
         with self.lock:
-            self.stream.write(f"{result.state.value:10} {f.path} ({detail})\n")
+            self.stream.write(clean(f"{result.state.value:10} {f.path} ({detail})") + "\n")
             self.stream.flush()
