@@ -18,7 +18,6 @@ from . import __version__, render
 from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
 from .records import FileFilter, Resolver
 from .records.cite import cite as make_citation
-from .redact import redact
 from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -276,5 +275,5 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, code: int) -> None:
     """The one line every error ends as: tokens redacted, control characters escaped."""
-    render.echo(f"odrun: {redact(message)}", err=True)
+    render.echo(f"odrun: {message}", err=True)
     sys.exit(code)

@@ -27,7 +27,6 @@ from odrun.reana.submit import (
     submit,
     write_run_record,
 )
-from odrun.redact import redact
 from odrun.workflow import load_analysis
 
 SERVER_ENV = "REANA_SERVER_URL"
@@ -36,7 +35,7 @@ INSECURE_KEY = "odrun.reana.insecure_http"
 
 
 def _say(message: str) -> None:
-    render.echo(f"odrun: {redact(message)}", err=True)
+    render.echo(f"odrun: {message}", err=True)
 
 
 def _remember_insecure(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -116,11 +115,11 @@ class _Progress:
 def _print_logs(logs: WorkflowLogs, only_failed: bool, err: bool = True) -> None:
     jobs = logs.failed if only_failed and logs.failed else logs.jobs
     if (not jobs or not only_failed) and logs.workflow.strip():
-        render.echo(redact(logs.workflow.rstrip()), err=err, lines=True)
+        render.echo(logs.workflow.rstrip(), err=err, lines=True)
     for job in jobs:
-        render.echo(redact(f"--- step {job.name} ({job.status}): {job.command}"), err=err)
+        render.echo(f"--- step {job.name} ({job.status}): {job.command}", err=err)
         if job.logs.strip():
-            render.echo(redact(job.logs.rstrip()), err=err, lines=True)
+            render.echo(job.logs.rstrip(), err=err, lines=True)
 
 
 def _finish(sub: Submission, as_json: bool) -> None:

@@ -4,12 +4,14 @@ Everything odrun shows a person passes through here, and :func:`clean` makes it
 safe for a terminal: names and messages come from records, servers and files that
 anyone can write, so control characters (C0 but tab, DEL, C1) and the bidi
 controls U+202A-U+202E, U+2066-U+2069 are shown as escapes (``\x1b``, ``\u202e``),
-never sent raw. Plain lines go through :func:`echo`; rich output through the
-consoles :func:`stdout_console` / :func:`stderr_console` return, which clean every
-text segment they write (tables, progress bars, messages); values put into rich
-markup are escaped (:func:`markup`) or given as :class:`rich.text.Text`, so a file
-named ``[red]x[/red]`` or ``[link=...]`` is shown as it is. ``--json`` output
-(:func:`print_json`) is written as it is: JSON escapes control characters itself.
+never sent raw; access tokens (:mod:`odrun.redact`) are never shown at all.
+Plain lines go through :func:`echo`; rich output through the consoles
+:func:`stdout_console` / :func:`stderr_console` return, which clean every text
+segment they write (tables, progress bars, messages); values put into rich markup
+are escaped (:func:`markup`) or given as :class:`rich.text.Text`, so a file named
+``[red]x[/red]`` or ``[link=...]`` is shown as it is. ``--json`` output
+(:func:`print_json`) is written as it is, but for tokens: JSON escapes control
+characters itself.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .records.model import Record
+from .redact import redact
 
 if TYPE_CHECKING:
     from .workflow.expect import Check
@@ -55,8 +58,8 @@ def markup(value: object) -> str:
 
 
 def echo(message: object = "", *, err: bool = False, nl: bool = True, lines: bool = False) -> None:
-    """click.echo, cleaned (:func:`clean`): the only way the CLI prints a plain line."""
-    click.echo(clean(str(message), lines=lines), err=err, nl=nl)
+    """click.echo, tokens redacted and cleaned: the only way the CLI prints a plain line."""
+    click.echo(clean(redact(str(message)), lines=lines), err=err, nl=nl)
 
 
 class SafeConsole(Console):
@@ -68,7 +71,9 @@ class SafeConsole(Console):
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         return super()._render_buffer(
-            segment if segment.control else Segment(clean(segment.text, lines=True), *segment[1:])
+            segment
+            if segment.control
+            else Segment(clean(redact(segment.text), lines=True), *segment[1:])
             for segment in buffer
         )
 
@@ -85,9 +90,9 @@ def human_size(n: int | None) -> str:
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:
+    """``data`` as JSON, exactly (JSON escapes control characters); tokens redacted."""
     out = stream or sys.stdout
-    json.dump(data, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    out.write(redact(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def stdout_console() -> Console:

@@ -200,3 +200,20 @@ def test_loopback_http_servers_stay_allowed(odrun, hostile, monkeypatch) -> None
         res = odrun("status", "nope", "--server", url)
         assert res.code == 3, res.err
         assert "warning" not in res.err
+
+
+def test_logs_and_status_echoing_the_token_never_show_it(odrun, hostile, demo: Path) -> None:
+    res = odrun("submit", str(demo), "--follow", "--poll-interval", "0.05", "--json")
+    assert res.code == 0, res.err
+    (wf,) = hostile.workflows.values()
+    wf.engine_log += f"engine saw {TOKEN}\n"
+    wf.jobs[0]["logs"] += f"GET /x?access_token={quote_plus(TOKEN)}\n{TOKEN[:14]}\n"
+    wf.jobs[0]["job_name"] += TOKEN[5:20]
+    for args in (("logs", "dimuon-demo.1"), ("logs", "dimuon-demo.1", "--json")):
+        res = odrun(*args)
+        assert res.code == 0, res.err
+        assert "engine saw ***" in res.out
+        assert leaks(res.out + res.err) == [], res.out
+    res = odrun("status", str(demo), "--json")
+    assert res.code == 0, res.err
+    assert leaks(res.out + res.err) == [], res.out
