@@ -11,7 +11,12 @@ image catalogs, cloud-init bases) goes through :func:`load_yaml`. Limits:
   (a recursive alias) is refused. A "billion laughs" document is refused while it
   is parsed, in well under a second and a few megabytes, before any of it is
   built or validated;
+- **nodes**: at most :data:`MAX_NODES` (500,000) nodes per document, aliases
+  counted as one; parsing stops at the first node over the limit;
 - **nesting**: a document nested deeper than Python's recursion limit is refused.
+
+Parsing uses libyaml's C parser when PyYAML has it (7x faster), the composing is
+always PyYAML's Python composer, where the counting happens.
 
 Refusals and syntax errors raise ``error`` (the caller's family: UsageError for
 the user's spec files, ConfigError for configuration) with one line that names
@@ -33,27 +38,34 @@ from odrun.errors import OdrunError, UsageError
 MAX_BYTES = 16 * 1024 * 1024
 #: the most nodes that aliases may stand for in one document (nested ones counted)
 MAX_ALIAS_NODES = 10_000
+#: the most nodes one document may have
+MAX_NODES = 500_000
 
 
 class YamlLimitError(Exception):
     """Raised inside the loader; :func:`load_yaml` turns it into the caller's error."""
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that counts what aliases expand to and refuses recursive aliases."""
+class _Bounds:
+    """Composer hooks: count nodes and what aliases expand to, refuse recursive aliases."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+    anchors: dict[str, Node]
+
+    def _start_counting(self) -> None:
+        self._nodes = MAX_NODES
         self._alias_budget = MAX_ALIAS_NODES
         self._sizes: dict[int, int] = {}
         self._open: list[str] = []  # anchors being composed (an alias to one is recursive)
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()  # type: ignore[attr-defined]
+        self._nodes -= 1
+        if self._nodes < 0:
+            raise YamlLimitError(f"more than {MAX_NODES} nodes")
         if isinstance(event, AliasEvent):
             if event.anchor in self._open:
                 raise YamlLimitError(f"alias *{event.anchor} refers to a node that contains it")
-            node = self.anchors.get(event.anchor)
+            node = self.anchors.get(event.anchor or "")
             if node is not None:
                 self._alias_budget -= self._expanded(node)
                 if self._alias_budget < 0:
@@ -61,13 +73,13 @@ class _BoundedLoader(yaml.SafeLoader):
                         f"aliases expand to more than {MAX_ALIAS_NODES} nodes "
                         "(a 'billion laughs' document?)"
                     )
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc, no-any-return]
         anchor = event.anchor if isinstance(event, NodeEvent) else None
         if anchor is None:
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc, no-any-return]
         self._open.append(anchor)
         try:
-            return super().compose_node(parent, index)
+            return super().compose_node(parent, index)  # type: ignore[misc, no-any-return]
         finally:
             self._open.pop()
 
@@ -89,6 +101,30 @@ class _BoundedLoader(yaml.SafeLoader):
                     break
         self._sizes[id(node)] = size
         return size
+
+
+class _PyLoader(_Bounds, yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+        self._start_counting()
+
+
+_Loader: type[Any] = _PyLoader
+if yaml.__with_libyaml__:  # libyaml parses, PyYAML's Python composer composes (and counts)
+    from yaml._yaml import CParser
+    from yaml.composer import Composer
+    from yaml.constructor import SafeConstructor
+    from yaml.resolver import Resolver
+
+    class _CLoader(_Bounds, Composer, CParser, SafeConstructor, Resolver):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self._start_counting()
+
+    _Loader = _CLoader
 
 
 def load_yaml(
@@ -128,7 +164,7 @@ def load_yaml(
         text = source
         if len(text) > MAX_BYTES or len(text.encode("utf-8", "replace")) > MAX_BYTES:
             raise error(_too_big(what, name, len(text.encode("utf-8", "replace"))), hint=hint)
-    loader = _BoundedLoader(text)
+    loader = _Loader(text)
     try:
         return loader.get_single_data()
     except YamlLimitError as exc:

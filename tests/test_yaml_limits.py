@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from odrun import _yaml
 from odrun.errors import ConfigError, UsageError
@@ -102,9 +103,23 @@ def test_billion_laughs_is_refused_fast_and_small(tmp_path: Path, command: tuple
     ],
     ids=["wide", "merge-keys", "recursive-seq", "recursive-map"],
 )
-def test_alias_variants_are_refused(text: str) -> None:
+@pytest.mark.parametrize("loader", ["libyaml", "python"])
+def test_alias_variants_are_refused(
+    text: str, loader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if loader == "python":  # the fallback where PyYAML was built without libyaml
+        monkeypatch.setattr(_yaml, "_Loader", _yaml._PyLoader)
+    elif not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
     with pytest.raises(UsageError, match=r"^<reana.yaml>: (aliases expand|alias \*a refers)"):
         _yaml.load_yaml(text, "reana.yaml")
+
+
+def test_node_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_yaml, "MAX_NODES", 1000)
+    assert len(_yaml.load_yaml("x: [" + ",".join(["1"] * 990) + "]", "odrun.yaml")["x"]) == 990
+    with pytest.raises(UsageError, match=r"<odrun.yaml>: more than 1000 nodes: refused"):
+        _yaml.load_yaml("x: [" + ",".join(["1"] * 1000) + "]", "odrun.yaml")
 
 
 def test_modest_aliases_still_load() -> None:
