@@ -70,7 +70,7 @@ def fetch(
     files = chosen.apply(record.files)
     if not record.files_complete:
         render.stderr_console().print(
-            f"[yellow]warning:[/] record {record.recid}: file list incomplete "
+            f"[yellow]warning:[/] record {render.markup(record.recid)}: file list incomplete "
             f"({len(record.missing_indices)} index files unreadable); fetching the known files"
         )
     dest = dest or Path(record.recid)

@@ -124,3 +124,25 @@ def test_the_cli_prints_only_through_the_render_layer() -> None:
             if bad.search(line):
                 offenders.append(f"{path.name}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("kind", ["rich", "plain"])
+def test_fetch_progress_escapes_names(kind: str) -> None:
+    from odrun.progress import PlainProgress, RichProgress
+    from odrun.records.model import RecordFile
+    from odrun.transfer.fetch import FileResult, State
+
+    out = io.StringIO()
+    console = render.SafeConsole(file=out, force_terminal=True, color_system="standard")
+    bar = RichProgress(console, 2, 2) if kind == "rich" else PlainProgress(out)
+    with bar:
+        for name in HOSTILE_NAMES[:2]:
+            f = RecordFile(f"http://h/{name}", 1, None, name, name)
+            bar.start(f)
+            bar.position(f, 1)
+            reason = f"HTTP 404 for {name}"
+            bar.finish(f, FileResult(name, f.uri, 1, State.FAILED, reason=reason))
+    text = out.getvalue()
+    assert "\x1b[2J" not in text
+    assert "\x1b]8;;" not in text
+    assert "\\x1b[2J" in text
