@@ -23,7 +23,8 @@ from typing import Any
 import yaml
 
 from odrun import __version__, cvmfs
-from odrun.errors import UsageError
+from odrun._yaml import load_yaml
+from odrun.errors import ConfigError, UsageError
 
 _HERE = Path(__file__).parent
 #: user-data size limits (bytes, as sent): EC2 16 KiB, Nova 64 KiB, GCE metadata 256 KiB
@@ -138,7 +139,7 @@ _Dumper.add_representer(_Literal, _literal)
 def cloud_config(settings: ApplianceSettings) -> str:
     """The ``#cloud-config`` document: base.yaml plus the settings and the script."""
     folder = appliance_dir()
-    doc = yaml.safe_load((folder / "cloud-init" / "base.yaml").read_text(encoding="utf-8"))
+    doc = load_yaml(folder / "cloud-init" / "base.yaml", "cloud-init base", error=ConfigError)
     script = (folder / "provision.sh").read_text(encoding="utf-8")
     doc["write_files"] = [
         {

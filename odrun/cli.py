@@ -204,7 +204,8 @@ def files(
     render.file_lines(uris)
     for index in record.missing_indices:
         render.stderr_console().print(
-            f"[yellow]warning:[/] list incomplete: index {index.name} unavailable ({index.reason})"
+            f"[yellow]warning:[/] list incomplete: index {render.markup(index.name)} "
+            f"unavailable ({render.markup(index.reason)})"
         )
 
 
@@ -234,7 +235,7 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
     if isinstance(citation, dict):
         render.print_json(citation)
     else:
-        click.echo(citation)
+        render.echo(citation, lines=True)
 
 
 # the data commands (fetch, mirror, verify-files, cache) register themselves on `cli`
@@ -273,5 +274,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"odrun: {message}", err=True)
+    """The one line every error ends as: tokens redacted, control characters escaped."""
+    render.echo(f"odrun: {message}", err=True)
     sys.exit(code)

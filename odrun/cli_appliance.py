@@ -150,11 +150,15 @@ def user_data_command(
     settings = ApplianceSettings(names, proxy, quota_mb, pins, pip_spec, cloud)
     text = user_data(settings, cernvm=cernvm)
     if output is None:
-        click.echo(text, nl=False)
+        render.echo(text, nl=False, lines=True)
         return
     write_output(output, text)
     launch = LAUNCH[cloud].replace("FILE", str(output))
-    click.echo(f"wrote {output} ({len(text.encode())} bytes); launch with:\n  {launch}", err=True)
+    render.echo(
+        f"wrote {output} ({len(text.encode())} bytes); launch with:\n  {launch}",
+        err=True,
+        lines=True,
+    )
 
 
 @cli.command()
@@ -192,9 +196,9 @@ def doctor(ctx: click.Context, repos: tuple[str, ...], as_json: bool) -> None:
     else:
         marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
         for check in report.checks:
-            click.echo(f"{marks[check.status]} {check.area:8} {check.name}: {check.detail}")
+            render.echo(f"{marks[check.status]} {check.area:8} {check.name}: {check.detail}")
             if check.fix and check.status != "ok":
-                click.echo(f"     {'':8} fix: {check.fix}")
+                render.echo(f"     {'':8} fix: {check.fix}")
     if not report.ok:
         failed = [c for c in report.checks if c.status == "fail"]
         raise ConfigError(

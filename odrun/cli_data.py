@@ -70,7 +70,7 @@ def fetch(
     files = chosen.apply(record.files)
     if not record.files_complete:
         render.stderr_console().print(
-            f"[yellow]warning:[/] record {record.recid}: file list incomplete "
+            f"[yellow]warning:[/] record {render.markup(record.recid)}: file list incomplete "
             f"({len(record.missing_indices)} index files unreadable); fetching the known files"
         )
     dest = dest or Path(record.recid)
@@ -96,7 +96,7 @@ def fetch(
     else:
         rate = report.bytes_transferred / report.seconds if report.seconds else 0.0
         verb = "would fetch" if dry_run else "fetched"
-        click.echo(
+        render.echo(
             f"{verb} {len(report.results)} files to {dest}: "
             f"{report.count(State.DOWNLOADED)} downloaded, {report.count(State.CACHED)} cached, "
             f"{report.count(State.PRESENT)} already present, {len(report.failed)} failed; "
@@ -185,7 +185,7 @@ def mirror(
                 if entry.report:
                     local = entry.file_count - len(entry.report.failed)
                     got = f", {local} stored under files/{entry.recid}/"
-                click.echo(
+                render.echo(
                     f"{entry.path}: record {entry.recid}, {entry.file_count} files{got}{state}"
                 )
     if as_json:
@@ -247,7 +247,7 @@ def verify_files_cmd(
         if not as_json:
             mark = {Verdict.OK: "ok", Verdict.UNVERIFIED: "?"}.get(check.verdict, "BAD")
             detail = f": expected {check.expected}, got {check.actual}" if check.actual else ""
-            click.echo(f"{mark:3} {check.verdict.text:20} {check.path}{detail}")
+            render.echo(f"{mark:3} {check.verdict.text:20} {check.path}{detail}")
     seconds = time.monotonic() - started
     bad = [c for c in checks if c.verdict in (Verdict.SIZE, Verdict.CHECKSUM)]
     missing = [c for c in checks if c.verdict is Verdict.MISSING]
@@ -281,7 +281,7 @@ def cache() -> None:
 @click.pass_context
 def cache_path(ctx: click.Context) -> None:
     """Print the cache folder."""
-    click.echo(settings_of(ctx).cache_dir)
+    render.echo(settings_of(ctx).cache_dir)
 
 
 @cache.command("ls")
@@ -302,9 +302,9 @@ def cache_ls(ctx: click.Context, as_json: bool) -> None:
         return
     for e in entries:
         busy = "\tbusy" if e.busy else ""
-        click.echo(f"{e.key}\t{render.human_size(e.size)}\t{e.meta.get('uri', '?')}{busy}")
+        render.echo(f"{e.key}\t{render.human_size(e.size)}\t{e.meta.get('uri', '?')}{busy}")
     total = sum(e.size for e in entries)
-    click.echo(f"{len(entries)} files, {render.human_size(total)}", err=True)
+    render.echo(f"{len(entries)} files, {render.human_size(total)}", err=True)
 
 
 @cache.command("verify")
@@ -338,8 +338,8 @@ def cache_verify(ctx: click.Context, remove_bad: bool, as_json: bool) -> None:
     else:
         for c in checks:
             if c.status != "ok":
-                click.echo(f"{'BAD ' if c.status == 'bad' else ''}{c.key}: {c.problem}")
-        click.echo(
+                render.echo(f"{'BAD ' if c.status == 'bad' else ''}{c.key}: {c.problem}")
+        render.echo(
             f"{len(checks) - len(busy)} files checked, {len(bad)} bad, "
             f"{len(unverified)} unverified (no checksum declared), {len(busy)} busy",
             err=True,
@@ -377,7 +377,7 @@ def cache_gc(
         )
     else:
         busy = f", {len(report.skipped)} in use skipped" if report.skipped else ""
-        click.echo(
+        render.echo(
             f"removed {len(report.removed)} items ({render.human_size(report.freed)}){busy}",
             err=True,
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.markup import escape
 from rich.table import Table
 
 from odrun import render
@@ -57,7 +56,7 @@ def env(ctx: click.Context, target: str, catalog_path: Path | None, as_json: boo
     if as_json:
         render.print_json(plan.to_dict())
     elif plan.image is None and plan.declared is None:
-        click.echo(no_environment_note(record))
+        render.echo(no_environment_note(record))
     else:
         _render(plan)
 
@@ -69,7 +68,7 @@ def _render(plan: EnvironmentPlan) -> None:
 
     def row(label: str, value: object) -> None:
         if value not in (None, "", ()):
-            table.add_row(label, escape(str(value)))
+            table.add_row(label, render.markup(value))
 
     row("Record", f"{plan.recid}  {plan.title}")
     row("Experiment", ", ".join(plan.experiments))

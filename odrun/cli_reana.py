@@ -31,13 +31,27 @@ from odrun.workflow import load_analysis
 
 SERVER_ENV = "REANA_SERVER_URL"
 TOKEN_ENV = "REANA_ACCESS_TOKEN"
+INSECURE_KEY = "odrun.reana.insecure_http"
 
 
 def _say(message: str) -> None:
-    click.echo(f"odrun: {message}", err=True)
+    render.echo(f"odrun: {message}", err=True)
+
+
+def _remember_insecure(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[INSECURE_KEY] = True  # meta: shared by every context, not a setting
 
 
 def _server_option(func: Callable[..., object]) -> Callable[..., object]:
+    func = click.option(
+        "--insecure-http",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember_insecure,
+        help="Allow a plain http:// REANA server that is not loopback (the token then "
+        "travels unencrypted).",
+    )(func)
     return click.option("--server", metavar="URL", help=f"REANA server URL [{SERVER_ENV}].")(func)
 
 
@@ -49,7 +63,14 @@ def _client(ctx: click.Context, server: str | None, recorded: str | None = None)
             "no REANA server given",
             hint=f"pass --server URL or set {SERVER_ENV} (e.g. https://reana.cern.ch)",
         )
-    return ReanaClient(url, os.environ.get(TOKEN_ENV), settings_of(ctx))
+    insecure = bool(ctx.meta.get(INSECURE_KEY))
+    client = ReanaClient(url, os.environ.get(TOKEN_ENV), settings_of(ctx), insecure_http=insecure)
+    if client.unencrypted:
+        _say(
+            f"warning: --insecure-http: REANA server {client.server} is plain http; the access "
+            "token travels unencrypted and anyone on the network path can read it"
+        )
+    return client
 
 
 class _Progress:
@@ -87,18 +108,18 @@ class _Progress:
             total = jobs.total or None
             self.bar.update(self.task, description=line, total=total, completed=jobs.finished)
         elif line != self.last and not self.quiet:
-            click.echo(line, err=True)
+            render.echo(line, err=True)
         self.last = line
 
 
 def _print_logs(logs: WorkflowLogs, only_failed: bool, err: bool = True) -> None:
     jobs = logs.failed if only_failed and logs.failed else logs.jobs
     if (not jobs or not only_failed) and logs.workflow.strip():
-        click.echo(logs.workflow.rstrip(), err=err)
+        render.echo(logs.workflow.rstrip(), err=err, lines=True)
     for job in jobs:
-        click.echo(f"--- step {job.name} ({job.status}): {job.command}", err=err)
+        render.echo(f"--- step {job.name} ({job.status}): {job.command}", err=err)
         if job.logs.strip():
-            click.echo(job.logs.rstrip(), err=err)
+            render.echo(job.logs.rstrip(), err=err, lines=True)
 
 
 def _finish(sub: Submission, as_json: bool) -> None:
@@ -110,7 +131,7 @@ def _finish(sub: Submission, as_json: bool) -> None:
             doc["failed_steps"] = [j.__dict__ for j in sub.logs.failed]
         render.print_json(doc)
     else:
-        click.echo(f"workflow {sub.workflow_name} {sub.status}: {sub.run_dir}")
+        render.echo(f"workflow {sub.workflow_name} {sub.status}: {sub.run_dir}")
         render.output_lines(sub.outputs)
         render.check_lines(sub.checks)
     error = outcome_error(sub)
@@ -244,13 +265,13 @@ def status_cmd(ctx: click.Context, run: str, server: str | None, as_json: bool) 
         render.print_json(status.to_dict() | {"server": client.server})
         return
     jobs = status.jobs
-    click.echo(f"{status.name} ({status.id}): {status.status}")
-    click.echo(
+    render.echo(f"{status.name} ({status.id}): {status.status}")
+    render.echo(
         f"  jobs: {jobs.total} total, {jobs.running} running, {jobs.finished} finished, "
         f"{jobs.failed} failed"
     )
     if status.current_step:
-        click.echo(f"  current step: {status.current_step}")
+        render.echo(f"  current step: {status.current_step}")
 
 
 @cli.command("logs")
@@ -321,7 +342,7 @@ def download_cmd(
             if as_json:
                 render.print_json({"workflow": workflow, "files": [f.name for f in files]})
             else:
-                click.echo(f"downloaded {len(files)} files to {target}")
+                render.echo(f"downloaded {len(files)} files to {target}")
             return
         analysis = load_analysis(Path(sub.analysis_path))
         if do_verify and not analysis.manifest.get("expect"):
@@ -361,9 +382,9 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
         status = client.status(workflow)
         name = status.name or workflow
         if status.done:  # REANA answers 409 to stopping an ended workflow
-            click.echo(f"{name}: already {status.status}, nothing to stop")
+            render.echo(f"{name}: already {status.status}, nothing to stop")
         elif status.status == "created":
-            click.echo(
+            render.echo(
                 f"{name}: created but never started, nothing to stop "
                 f"(delete it in the REANA web UI, or: reana-client delete -w {name})"
             )
@@ -374,10 +395,10 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
                 status = client.status(workflow)
                 if not status.done:
                     raise
-                click.echo(f"{name}: already {status.status}, nothing to stop")
+                render.echo(f"{name}: already {status.status}, nothing to stop")
             else:
                 status = client.status(workflow)
-                click.echo(f"{name}: {status.status}")
+                render.echo(f"{name}: {status.status}")
     if sub is not None:
         sub.update(status)
         sub.save()

@@ -23,7 +23,7 @@ from odrun.workflow.spec import SpecError, ensure_valid
 
 
 def _say(message: str) -> None:
-    click.echo(f"odrun: {message}", err=True)
+    render.echo(f"odrun: {message}", err=True)
 
 
 def _write_junit(path: Path, suite: str, checks: list[Check], seconds: float = 0.0) -> None:
@@ -42,7 +42,7 @@ def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
     if as_json:
         render.print_json(json.loads((result.run_dir / "run.json").read_text()))
     else:
-        click.echo(f"run {result.status}: {result.run_dir}")
+        render.echo(f"run {result.status}: {result.run_dir}")
         render.output_lines(result.outputs)
         render.check_lines(result.checks)
     failed = [c for c in result.checks if not c.ok]
@@ -218,9 +218,9 @@ def validate_cmd(path: Path, as_json: bool) -> None:
         render.print_json([f.__dict__ for f in findings])
     else:
         for finding in findings:
-            click.echo(str(finding))
+            render.echo(str(finding))
         errors = sum(1 for f in findings if f.level == "error")
-        click.echo(f"{errors} errors, {len(findings) - errors} warnings", err=True)
+        render.echo(f"{errors} errors, {len(findings) - errors} warnings", err=True)
     errors_found = [f for f in findings if f.level == "error"]
     if errors_found:
         raise SpecError(f"{len(errors_found)} errors in {path}; first: {errors_found[0]}")
@@ -272,7 +272,7 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
             }
         )
     else:
-        click.echo(f"verifying {record.describe()}: {record.run_dir}")
+        render.echo(f"verifying {record.describe()}: {record.run_dir}")
         render.check_lines(checks)
     failed = [c for c in checks if not c.ok]
     if failed:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
+from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, NotFoundError
 from odrun.records.model import Environment, Record
 from odrun.specs import load_spec
@@ -105,12 +105,7 @@ def catalog_dir() -> Path:
 
 def read_catalog_document(path: Path) -> dict[str, Any]:
     """The catalog YAML, checked against specs/catalog.schema.json."""
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read image catalog {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"image catalog {path} is not valid YAML: {exc}") from None
+    doc = load_yaml(path, "image catalog", error=ConfigError)
     _check(doc, "catalog.schema.json", path)
     names = [image["name"] for image in doc["images"]]
     duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -23,13 +23,15 @@ USER_AGENT = f"odrun/{__version__}"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-def make_client(settings: Settings) -> httpx.Client:
+def make_client(settings: Settings, *, follow_redirects: bool = True) -> httpx.Client:
+    """An HTTP client with odrun's timeouts; ``follow_redirects=False`` for calls that carry
+    a credential (REANA): those follow redirects by hand, same origin only."""
     import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
 
     timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
     return httpx.Client(
         timeout=timeout,
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         headers={"User-Agent": USER_AGENT},
         trust_env=True,
     )

@@ -6,7 +6,6 @@ import threading
 from typing import TextIO
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -18,7 +17,7 @@ from rich.progress import (
 )
 
 from odrun.records.model import RecordFile
-from odrun.render import human_size
+from odrun.render import clean, human_size, markup
 from odrun.transfer.fetch import FileResult, State
 
 
@@ -71,7 +70,7 @@ class RichProgress:
         if result.state is not State.FAILED:
             self.progress.advance(self.overall, (f.size or 0) - before)
         else:
-            reason = escape(f"{f.path}: {result.reason}")
+            reason = markup(f"{f.path}: {result.reason}")
             self.progress.console.print(f"[red]failed[/] {reason}")
         self.progress.update(self.overall, description=self._label())
 
@@ -100,5 +99,5 @@ class PlainProgress:
         if result.resumed_from:
             detail += f", resumed at {human_size(result.resumed_from)}"
         with self.lock:
-            self.stream.write(f"{result.state.value:10} {f.path} ({detail})\n")
+            self.stream.write(clean(f"{result.state.value:10} {f.path} ({detail})") + "\n")
             self.stream.flush()

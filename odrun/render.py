@@ -1,4 +1,18 @@
-"""Human-readable rendering for the CLI (rich). Nothing here decides anything."""
+r"""Human-readable rendering for the CLI (rich). Nothing here decides anything.
+
+Everything odrun shows a person passes through here, and :func:`clean` makes it
+safe for a terminal: names and messages come from records, servers and files that
+anyone can write, so control characters (C0 but tab, DEL, C1) and the bidi
+controls U+202A-U+202E, U+2066-U+2069 are shown as escapes (``\x1b``, ``\u202e``),
+never sent raw; access tokens (:mod:`odrun.redact`) are never shown at all.
+Plain lines go through :func:`echo`; rich output through the consoles
+:func:`stdout_console` / :func:`stderr_console` return, which clean every text
+segment they write (tables, progress bars, messages); values put into rich markup
+are escaped (:func:`markup`) or given as :class:`rich.text.Text`, so a file named
+``[red]x[/red]`` or ``[link=...]`` is shown as it is. ``--json`` output
+(:func:`print_json`) is written as it is, but for tokens: JSON escapes control
+characters itself.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +23,59 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from .records.model import Record
+from .redact import redact
 
 if TYPE_CHECKING:
     from .workflow.expect import Check
+
+
+_BIDI = (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_UNSAFE = (*range(0x20), 0x7F, *range(0x80, 0xA0))
+#: one-line texts: every C0 control but tab escaped (a newline would forge a line)
+_ONE_LINE = {c: f"\\x{c:02x}" for c in _UNSAFE if c != 0x09} | {c: f"\\u{c:04x}" for c in _BIDI}
+#: multi-line texts (logs, citations): newlines kept too
+_LINES = {c: v for c, v in _ONE_LINE.items() if c != 0x0A}
+
+
+def clean(text: str, *, lines: bool = False) -> str:
+    """``text`` safe for a terminal: control and bidi characters shown as escapes.
+
+    Tabs are kept; newlines too with ``lines=True`` (for multi-line texts such as
+    logs), else shown as ``\\x0a``.
+    """
+    return text.translate(_LINES if lines else _ONE_LINE)
+
+
+def markup(value: object) -> str:
+    """``value`` for an f-string of rich markup: cleaned, its ``[`` markup escaped."""
+    return escape(clean(str(value)))
+
+
+def echo(message: object = "", *, err: bool = False, nl: bool = True, lines: bool = False) -> None:
+    """click.echo, tokens redacted and cleaned: the only way the CLI prints a plain line."""
+    click.echo(clean(redact(str(message)), lines=lines), err=err, nl=nl)
+
+
+class SafeConsole(Console):
+    """A rich Console that cleans every text segment before writing it.
+
+    rich's own control codes (styles, cursor moves of live progress bars) are not
+    text segments and pass unchanged; control characters inside texts never do.
+    """
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment
+            if segment.control
+            else Segment(clean(redact(segment.text), lines=True), *segment[1:])
+            for segment in buffer
+        )
 
 
 def human_size(n: int | None) -> str:
@@ -29,17 +90,17 @@ def human_size(n: int | None) -> str:
 
 
 def print_json(data: Any, stream: TextIO | None = None) -> None:
+    """``data`` as JSON, exactly (JSON escapes control characters); tokens redacted."""
     out = stream or sys.stdout
-    json.dump(data, out, indent=2, ensure_ascii=False)
-    out.write("\n")
+    out.write(redact(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
 
 
 def stdout_console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return SafeConsole(highlight=False, soft_wrap=True)
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return SafeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 def record_info(console: Console, record: Record) -> None:
@@ -49,7 +110,7 @@ def record_info(console: Console, record: Record) -> None:
 
     def row(label: str, value: object) -> None:
         if value not in (None, "", ()):
-            table.add_row(label, str(value))
+            table.add_row(label, Text(clean(str(value))))  # Text: never read as markup
 
     row("Title", record.title)
     row("Record", f"{record.recid}  {record.record_url}")
@@ -84,27 +145,27 @@ def record_info(console: Console, record: Record) -> None:
     console.print(table)
     for index in record.missing_indices:
         console.print(
-            f"[yellow]warning:[/] file list incomplete: index {index.name} "
-            f"could not be read ({index.reason})"
+            f"[yellow]warning:[/] file list incomplete: index {markup(index.name)} "
+            f"could not be read ({markup(index.reason)})"
         )
     for note in record.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {markup(note)}")
 
 
 def file_lines(uris: Iterable[str], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
     for uri in uris:
-        out.write(uri + "\n")
+        out.write(clean(uri) + "\n")
 
 
 def output_lines(outputs: Iterable[dict[str, Any]]) -> None:
     """A run's declared outputs, one line each: size and checksum, or MISSING."""
     for out in outputs:
         state = "MISSING" if out.get("missing") else f"{out['size']} B  {out['checksum']}"
-        click.echo(f"  output {out['path']}: {state}")
+        echo(f"  output {out['path']}: {state}")
 
 
 def check_lines(checks: Iterable[Check]) -> None:
     """Expectation checks, one line each: ok or FAIL, name, detail."""
     for check in checks:
-        click.echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        echo(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -113,6 +113,13 @@ class ReanaServer:
         self.created_specs: list[Any] = []
         self.lock = threading.RLock()
         self.url = ""
+        #: a hostile server: builds the body of every error answer from the token the
+        #: request carried, (body, content type); answers are then not spec-checked
+        self.echo_token: Callable[[str], tuple[bytes, str]] | None = None
+        #: a hostile or moved server: given the request's path and query, the Location to
+        #: redirect to (with status ``redirect_status``), or None to answer normally
+        self.redirect: Callable[[str], str | None] | None = None
+        self.redirect_status = 301
 
     def fail(
         self, method: str, path: str, status: int = 500, count: int = 1, after: bool = False
@@ -252,6 +259,10 @@ class Handler(BaseHTTPRequestHandler):
         body = raw if raw is not None else json.dumps(doc).encode()
         mime = mime or "application/json"
         split = urlsplit(self.path)
+        if status >= 400 and self.state.echo_token is not None:
+            token = parse_qs(split.query).get("access_token", [""])[0]
+            body, mime = self.state.echo_token(token)
+            check = False
         if check:  # injected faults stand for a proxy or gateway in front of REANA: not checked
             self.state.violations += check_response(
                 self.state.spec, self.command, unquote(split.path), status, mime, body
@@ -278,6 +289,13 @@ class Handler(BaseHTTPRequestHandler):
             body,
             state.strict_query,
         )
+        location = state.redirect(self.path) if state.redirect is not None else None
+        if location is not None:
+            self.send_response(state.redirect_status)
+            self.send_header("Location", location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         fault = state._fault(self.command, path, after=False)
         if fault is not None:
             self._fail(fault)

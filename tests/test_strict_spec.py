@@ -117,7 +117,9 @@ def test_yaml_errors_name_file_line_and_column(odrun, demo: Path, spec: str) -> 
     for command in (["validate"], ["run", "--runtime", "host"], ["verify"]):
         result = odrun(*command, str(demo))
         assert result.code == 2, (command, result.err)
-        assert f"{path}:6:10: mapping values are not allowed here" in result.err, result.err
+        # libyaml says "... in this context", PyYAML "... here": both name the place
+        assert f"{path}:6:10: " in result.err, result.err
+        assert "mapping values are not allowed" in result.err, result.err
         assert "Traceback" not in result.err
 
 
@@ -294,4 +296,5 @@ def test_snakemake_parameters_file_yaml_error_names_line(odrun, tmp_path: Path) 
     )
     checked = odrun("validate", str(tmp_path))
     assert checked.code == 2
-    assert f"{config}:2:5: mapping values are not allowed here" in checked.out
+    assert f"{config}:2:5: " in checked.out
+    assert "mapping values are not allowed" in checked.out

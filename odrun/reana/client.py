@@ -2,8 +2,14 @@
 
 The token travels in the query string (``?access_token=``), as REANA 0.9 wants;
 every message this module builds names the server and the path only, and
-:func:`redact` scrubs the token from anything else (httpx errors, httpx's own log
-records). Idempotent calls (GET, uploads, stop) are retried on resets, timeouts
+:func:`odrun.redact.redact` scrubs the token (whole, URL-encoded, or a piece of it)
+from anything else (server error bodies, redacted *before* they are cut, httpx
+errors, httpx's own log records). The token goes only to the server's own origin:
+plain ``http://`` is refused unless the host is loopback or ``insecure_http`` is
+set, and redirects are followed by hand, only to the same scheme, host and port
+(the token re-added); any other redirect is refused with a TransportError.
+
+Idempotent calls (GET, uploads, stop) are retried on resets, timeouts
 and 5xx with exponential backoff; ``create`` is never blindly retried: after an
 ambiguous failure it looks the workflow up by name first, so a flaky server never
 gets two workflows.
@@ -11,14 +17,14 @@ gets two workflows.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from odrun import untrusted
 from odrun.errors import (
@@ -30,6 +36,7 @@ from odrun.errors import (
     UsageError,
 )
 from odrun.http import RETRY_STATUS, backoff_delay, make_client
+from odrun.redact import cut, redact, register_secret
 from odrun.settings import Settings
 
 from .models import (
@@ -49,18 +56,27 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 T = TypeVar("T")
 RETRY_HINT = "check the server (REANA_SERVER_URL) and the network; try again later"
-_TOKEN_IN_URL = re.compile(r"(access_token=)[^&\s'\"]+")
+#: redirects followed (same origin only) before giving up
+MAX_REDIRECTS = 5
+#: how much of a server's error body a message shows (after redaction)
+MESSAGE_CHARS, TEXT_CHARS = 500, 200
+
+__all__ = ["ReanaClient", "is_loopback", "redact"]
 
 
-def redact(text: str, token: str | None = None) -> str:
-    """``text`` with any access token (given, or in a query string) replaced by ``***``."""
-    if token:
-        text = text.replace(token, "***").replace(quote(token, safe=""), "***")
-    return _TOKEN_IN_URL.sub(r"\1***", text)
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine: 127.0.0.0/8, ::1 or ``localhost``."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _RedactLogs(logging.Filter):
-    """httpx logs every request URL at INFO: scrub the query-string token from them."""
+    """httpx logs every request URL at INFO: scrub tokens (known, or in a query) from them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.args:
@@ -86,11 +102,22 @@ class ReanaClient:
         settings: Settings,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        insecure_http: bool = False,
     ) -> None:
+        register_secret(token)
         if not server.startswith(("https://", "http://")):
             raise UsageError(
-                f"REANA server {server!r} is not an http(s) URL",
+                f"REANA server {redact(server)!r} is not an http(s) URL",
                 hint="give --server https://reana.cern.ch or set REANA_SERVER_URL",
+            )
+        #: plain http to another machine, allowed by insecure_http: the CLI warns
+        self.unencrypted = server.startswith("http://") and not is_loopback(server)
+        if self.unencrypted and not insecure_http:
+            raise UsageError(
+                f"REANA server {redact(server)} is plain http: the access token would travel "
+                "unencrypted",
+                hint="use its https:// URL; --insecure-http allows it anyway "
+                "(loopback addresses are always allowed)",
             )
         self.server = server.rstrip("/")
         self.token = token or None
@@ -111,7 +138,8 @@ class ReanaClient:
     @property
     def http(self) -> httpx.Client:
         if self._http is None:
-            self._http = make_client(self.settings)  # TLS verification stays on
+            # TLS verification stays on; redirects are followed by hand (_redirected)
+            self._http = make_client(self.settings, follow_redirects=False)
         return self._http
 
     # -- the one place requests are sent ------------------------------------------
@@ -142,20 +170,34 @@ class ReanaClient:
         """One attempt; transient failures raise TransientError, others their typed error."""
         import httpx  # noqa: PLC0415 - lazy
 
-        kwargs: dict[str, Any] = {"params": self._params(params, auth)}
-        if body is not None:
-            kwargs["json"] = body
-        if files is not None:
-            kwargs["files"] = dict(files)
-        if upload is not None:
-            kwargs["content"] = _chunks(upload)
-            kwargs["headers"] = {
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(upload.stat().st_size),
-            }
-        where = f"{self.server}{path}"
+        def request(query: Mapping[str, Any] | None, with_body: bool) -> dict[str, Any]:
+            kwargs: dict[str, Any] = {"params": self._params(query, auth)}
+            if with_body and body is not None:
+                kwargs["json"] = body
+            if with_body and files is not None:
+                kwargs["files"] = dict(files)
+            if with_body and upload is not None:
+                kwargs["content"] = _chunks(upload)
+                kwargs["headers"] = {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(upload.stat().st_size),
+                }
+            return kwargs
+
+        where = url = f"{self.server}{path}"
+        with_body, query = True, params
         try:
-            response = self.http.request(method, where, **kwargs)
+            for _ in range(MAX_REDIRECTS + 1):
+                response = self.http.request(method, url, **request(query, with_body))
+                if not response.is_redirect:
+                    break
+                url, query = self._redirected(response, what, where)
+                if response.status_code == 303 or (
+                    response.status_code in (301, 302) and method not in ("GET", "HEAD")
+                ):
+                    method, with_body = "GET", False  # as browsers and httpx do
+            else:
+                raise TransportError(f"REANA {what}: more than {MAX_REDIRECTS} redirects ({where})")
         except httpx.TimeoutException:
             raise TransientError(
                 f"REANA {what}: timed out after {self.settings.timeout:g} s ({where})"
@@ -166,6 +208,24 @@ class ReanaClient:
             raise self._unreadable(exc, what, where) from None
         self._check(response, what, where)
         return response
+
+    def _redirected(
+        self, response: httpx.Response, what: str, where: str
+    ) -> tuple[str, dict[str, str]]:
+        """Where a redirect points (URL, query) if it is this server's origin; else a
+        TransportError. The token is taken out of the query: the next request adds it."""
+        target = response.url.join(response.headers["Location"])
+        base = type(target)(self.server)
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            shown = redact(str(target.copy_with(query=None)))
+            raise TransportError(
+                f"REANA {what}: the server redirected to {shown}, another scheme or host: "
+                f"not followed, the access token is only sent to {self.server} ({where})",
+                hint="if that is the REANA server's real address, give it as --server "
+                "or REANA_SERVER_URL",
+            )
+        query = {k: v for k, v in target.params.items() if k != "access_token"}
+        return str(target.copy_with(query=None)), query
 
     def _transport_error(self, exc: Exception, what: str, where: str) -> OdrunError:
         """A connection failure: worth retrying, unless the TLS certificate is not trusted."""
@@ -186,7 +246,7 @@ class ReanaClient:
         code = response.status_code
         if code < 400:
             return
-        message = redact(_message(response), self.token)
+        message = _message(response, self.token)
         text = f"REANA {what}: HTTP {code} from {where}" + (f": {message}" if message else "")
         if code in RETRY_STATUS:
             raise TransientError(text)
@@ -379,16 +439,24 @@ class ReanaClient:
         def once() -> httpx.Response:
             import httpx  # noqa: PLC0415 - lazy
 
-            where = f"{self.server}{route}"
+            where = url = f"{self.server}{route}"
+            query: dict[str, str] | None = None
             try:
-                with self.http.stream("GET", where, params=self._params(None, True)) as response:
-                    if response.status_code >= 400:
-                        response.read()
-                        self._check(response, f"download {rel}", where)
-                    with part.open("wb") as out:
-                        for chunk in response.iter_bytes(CHUNK):
-                            out.write(chunk)
-                    return response
+                for _ in range(MAX_REDIRECTS + 1):
+                    with self.http.stream("GET", url, params=self._params(query, True)) as response:
+                        if response.is_redirect:
+                            url, query = self._redirected(response, f"download {rel}", where)
+                            continue
+                        if response.status_code >= 400:
+                            response.read()
+                            self._check(response, f"download {rel}", where)
+                        with part.open("wb") as out:
+                            for chunk in response.iter_bytes(CHUNK):
+                                out.write(chunk)
+                        return response
+                raise TransportError(
+                    f"REANA download {rel}: more than {MAX_REDIRECTS} redirects ({where})"
+                )
             except httpx.TimeoutException:
                 raise TransientError(f"REANA download {rel}: timed out ({where})") from None
             except httpx.TransportError as exc:
@@ -410,13 +478,14 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _message(response: httpx.Response) -> str:
+def _message(response: httpx.Response, token: str | None) -> str:
+    """The server's error message: redacted first, then cut (a cut never shows a token piece)."""
     try:
         data = untrusted.load_json(response.content)
     except ValueError:
-        return response.text.strip()[:200]
+        return cut(response.text.strip(), TEXT_CHARS, token)
     if isinstance(data, dict) and data.get("message"):
-        return str(data["message"])[:500]
+        return cut(str(data["message"]), MESSAGE_CHARS, token)
     return ""
 
 

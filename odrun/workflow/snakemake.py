@@ -29,10 +29,11 @@ from typing import Any
 
 import yaml
 
+from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, UsageError, WorkflowError
 from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, now
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
-from odrun.workflow.spec import Analysis, SpecError, relative, yaml_error
+from odrun.workflow.spec import Analysis, SpecError, relative
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
 #: Snakemake's own options an --executor-option KEY may name
@@ -303,12 +304,7 @@ def snakemake_config(analysis: Analysis) -> dict[str, Any]:
     name = params.get("input")
     if isinstance(name, str):
         path = analysis.root / relative(name, "inputs.parameters.input")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.MarkedYAMLError as exc:
-            raise SpecError(f"snakemake parameters file {yaml_error(path, exc)}") from None
-        except (OSError, yaml.YAMLError) as exc:
-            raise SpecError(f"snakemake parameters file {name}: {exc}".splitlines()[0]) from None
+        loaded = load_yaml(path, "snakemake parameters file", error=SpecError) or {}
         if not isinstance(loaded, dict):
             raise SpecError(f"snakemake parameters file {name} must hold a mapping")
         return loaded

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
+from odrun._yaml import load_yaml
 from odrun.errors import UsageError
 from odrun.records import FileFilter, parse_reference
 from odrun.records.portal import mirror_path
@@ -99,55 +99,10 @@ def record_settings(analysis: Analysis, settings: Settings) -> Settings:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path} is not readable: {exc}".splitlines()[0]) from None
-    try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.MarkedYAMLError as exc:
-        raise SpecError(yaml_error(path, exc), hint="fix the YAML syntax there") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path} is not readable YAML: {exc}".splitlines()[0]) from None
+    data = load_yaml(path, path.name, error=SpecError)
     if not isinstance(data, dict):
         raise SpecError(f"{path} must hold a YAML mapping, not {type(data).__name__}")
     return data
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML forbids it;
-    PyYAML would keep the last value silently)."""
-
-
-def _unique_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: dict[tuple[str, str], int] = {}
-    for key_node, _ in node.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-            ident = (key_node.tag, key_node.value)
-            if ident in seen:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key `{key_node.value}` (first at line {seen[ident] + 1})",
-                    key_node.start_mark,
-                )
-            seen[ident] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _unique_keys)
-
-
-def yaml_error(path: Path, exc: yaml.MarkedYAMLError) -> str:
-    """``FILE:LINE:COLUMN: problem`` (1-based, as editors count), on one line."""
-    mark = exc.problem_mark or exc.context_mark
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-    problem = exc.problem or exc.context or "malformed YAML"
-    context = ""
-    if exc.context and exc.context_mark and exc.problem:
-        cm = exc.context_mark
-        context = f" ({exc.context} at line {cm.line + 1}, column {cm.column + 1})"
-    return f"{where}: {problem}{context} (not readable YAML)"
 
 
 def load_analysis(path: Path) -> Analysis:
@@ -185,17 +140,39 @@ def used_parameters(command: str) -> set[str]:
     return {m.group("braced") or m.group("named") for m in _PARAM.finditer(text)}
 
 
+#: the longest command a substitution may produce (Linux's MAX_ARG_STRLEN: one argument
+#: of ``bash -c`` holds at most 128 KiB)
+MAX_COMMAND = 128 * 1024 - 1
+
+
 def substitute(command: str, params: dict[str, Any], where: str) -> str:
-    """REANA serial substitution: ``$name`` / ``${name}``, ``$$`` is a literal ``$``."""
+    """REANA serial substitution: ``$name`` / ``${name}``, ``$$`` is a literal ``$``.
+
+    Only the parameters the command uses are rendered, once each and never again
+    (a value holding ``$x`` stays as it is); a command that would expand beyond
+    :data:`MAX_COMMAND` characters is refused before it is built.
+    """
+    used = used_parameters(command)
+    values = {name: str(params[name]) for name in used if name in params}
+    counts: dict[str, int] = {}
+    for match in _PARAM.finditer(command.replace("$$", "")):
+        name = match.group("braced") or match.group("named")
+        counts[name] = counts.get(name, 0) + 1
+    size = len(command) + sum(len(values.get(n, "")) * k for n, k in counts.items())
+    if size > MAX_COMMAND:
+        raise SpecError(
+            f"{where}: the command expands to more than {MAX_COMMAND} characters ({size})",
+            hint="pass large values in a file named by the parameter instead",
+        )
     try:
-        return string.Template(command).substitute({k: str(v) for k, v in params.items()})
+        return string.Template(command).substitute(values)
     except KeyError as exc:
         raise SpecError(
             f"{where}: parameter {exc.args[0]} is not defined in inputs.parameters",
             hint="define it, or write $$ for a literal $ (shell variables: $${HOME})",
         ) from None
     except ValueError as exc:
-        raise SpecError(f"{where}: bad $ placeholder in {command!r}: {exc}") from None
+        raise SpecError(f"{where}: bad $ placeholder in {command[:200]!r}: {exc}") from None
 
 
 def validate(analysis: Analysis, *, staging: bool = True) -> list[Finding]:
