@@ -246,7 +246,8 @@ def test_duplicate_keys_are_errors(odrun, demo: Path, spec: str) -> None:
     for command in (["validate"], ["run", "--runtime", "host"], ["verify"]):
         result = odrun(*command, str(demo))
         assert result.code == 2, (command, result.err)
-        assert f"{path}:{lines}:1: duplicate key `version` (first at line " in result.err
+        assert f"{path}:{lines}:1: " in result.err, result.err
+        assert "duplicate key `version` (first at line " in result.err, result.err
 
 
 def test_snakemake_parameters_file_is_checked(odrun, tmp_path: Path, isolated_env: Path) -> None:
