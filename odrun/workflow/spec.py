@@ -236,8 +236,15 @@ def _reference_checks(analysis: Analysis) -> list[Finding]:
             if name not in names:
                 out.append(Finding("warning", "odrun.yaml network", f"no step named {name!r}"))
     for i, item in enumerate(analysis.manifest.get("expect") or []):
-        for key, want in (item.get("histograms") or {}).items():
-            ref = str(want["reference"]).partition("#")[0]
+        refs = [
+            (f"histograms.{key}", str(want["reference"]))
+            for key, want in (item.get("histograms") or {}).items()
+        ]
+        ks = item.get("ks") or []
+        for n, spec in enumerate([ks] if isinstance(ks, dict) else ks):
+            refs.append(("ks" if isinstance(ks, dict) else f"ks[{n}]", str(spec["reference"])))
+        for where, reference in refs:
+            ref = reference.partition("#")[0]
             path = Path(ref)
             if path.is_absolute() or ".." in path.parts:
                 problem = f"reference {ref} must be a path inside the analysis folder"
@@ -245,7 +252,7 @@ def _reference_checks(analysis: Analysis) -> list[Finding]:
                 problem = f"reference {ref} does not exist in {analysis.root}"
             else:
                 continue
-            out.append(Finding("error", f"odrun.yaml expect[{i}].histograms.{key}", problem))
+            out.append(Finding("error", f"odrun.yaml expect[{i}].{where}", problem))
     return out
 
 
