@@ -113,8 +113,8 @@ class KSResult:
 
     def describe(self) -> str:
         return (
-            f"KS D = {self.statistic:.4g} at {self.at:g} (n = {self.n}, m = {self.m}), "
-            f"p = {self.p_value:.3g}"
+            f"KS D {self.statistic:.4g} at {self.at:g} (n {self.n}, reference n {self.m}), "
+            f"p-value {self.p_value:.3g}"
         )
 
 
@@ -170,8 +170,8 @@ class Chi2Result:
         skipped = f", {self.skipped} empty bins skipped" if self.skipped else ""
         bins = "; ".join(b.describe() for b in self.worst[:worst])
         return (
-            f"chi2 {self.chi2:.2f} / {self.ndf} ndf = {self.chi2 / max(self.ndf, 1):.3f}, "
-            f"p = {self.p_value:.3g}{scaled}{skipped}; worst {bins}"
+            f"chi2 {self.chi2:.2f}, ndf {self.ndf}, chi2/ndf {self.chi2 / max(self.ndf, 1):.3f}, "
+            f"p-value {self.p_value:.3g}{scaled}{skipped}; worst bins: {bins}"
         )
 
 
