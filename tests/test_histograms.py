@@ -167,22 +167,23 @@ def test_evaluate_compares_outputs_with_references(tmp_path: Path) -> None:
 def test_demo_spectrum_against_its_reference_and_reverify(odrun, demo: Path) -> None:
     run = odrun("run", str(demo), "--runtime", "host", "--verify")
     assert run.code == 0, run.err
-    assert "ok   mass spectrum bins: 80 bins identical to the reference" in run.out
-    reference = demo / "reference" / "mass_hist.csv"
-    lines = reference.read_text().splitlines()
-    low, high, count = lines[43].split(",")  # row 42, the peak bin
-    lines[43] = f"{low},{high},{int(count) + 60}"
-    reference.write_text("\n".join(lines) + "\n")
+    # an independent, normalised reference: a chi2 test, not a golden file
+    assert "ok   mass spectrum bins: compatible (p_min 0.01): chi2 " in run.out
+    assert "ndf 79," in run.out
+    reference = demo / "reference" / "mass_spectrum.json"
+    doc = json.loads(reference.read_text())
+    assert doc["generated"] is True
+    doc["spectrum"]["counts"][42] *= 1.5  # the bin at 91.0-91.5 GeV, at the peak: 10 sigma
+    reference.write_text(json.dumps(doc))
     # verifying the analysis folder again uses its current references, no new run
     again = odrun("verify", str(demo), "--json")
     assert again.code == 10
     checks = {c["name"]: c for c in again.json()["checks"]}
     assert checks["mass spectrum bins"]["ok"] is False
-    assert (
-        "1 of 80 bins differ beyond tolerance; worst bin 42 [91, 91.5)"
-        in (checks["mass spectrum bins"]["detail"])
-    )
+    detail = checks["mass spectrum bins"]["detail"]
+    assert "INCOMPATIBLE (p_min 0.01)" in detail
+    assert "worst bins: bin 42 [91, 91.5)" in detail
     reference.unlink()
     invalid = odrun("validate", str(demo))
     assert invalid.code == 2
-    assert "reference/mass_hist.csv does not exist" in invalid.out + invalid.err
+    assert "reference/mass_spectrum.json does not exist" in invalid.out + invalid.err

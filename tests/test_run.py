@@ -178,9 +178,7 @@ def test_cwl_is_for_reana_only(odrun, tmp_path: Path) -> None:
 
 def test_verification_failure_exit_code(odrun, demo: Path) -> None:
     manifest = demo / "odrun.yaml"
-    manifest.write_text(
-        manifest.read_text().replace("value: 91.1876, abs: 0.5", "value: 80.0, abs: 0.5")
-    )
+    manifest.write_text(manifest.read_text().replace("mass: {value: 91.1876", "mass: {value: 80.0"))
     result = odrun("run", str(demo), "--runtime", "host", "--verify")
     assert result.code == 10
     assert "FAIL Z peak fit mass" in result.out

@@ -34,16 +34,15 @@ def edit(path: Path, old: str, new: str) -> None:
 
 ODRUN_TYPOS = [
     # (text in odrun.yaml, replacement, message)
-    ("    values:\n      mass:", "    valuez:\n      mass:",
+    ("    values:\n", "    valuez:\n",
      "unknown key `valuez` in expect[0]: did you mean `values`?"),
     ("name: dimuon-demo", "nmae: dimuon-demo", "unknown key `nmae`: did you mean `name`?"),
     ("    dest: data/900001", "    destination: data/900001",
      "unknown key `destination` in records[0]: did you mean `dest`?"),
-    ("mass: {value: 91.1876, abs: 0.5}", "mass: {value: 91.1876, abz: 0.5}",
-     "unknown key `abz` in expect[0].values.mass: did you mean `abs`?"),
-    ("bins: {reference: reference/mass_hist.csv, pull: 1}",
-     "bins: {reference: reference/mass_hist.csv, pul: 1}",
-     "unknown key `pul` in expect[1].histograms.bins: did you mean `pull`?"),
+    ("chi2_ndf: {value: 1.0, abs: 0.5}", "chi2_ndf: {value: 1.0, abz: 0.5}",
+     "unknown key `abz` in expect[0].values.chi2_ndf: did you mean `abs`?"),
+    ("chi2: {p_min: 0.01, normalize: true}", "chi2: {p_min: 0.01, normalise: true}",
+     "unknown key `normalise` in expect[1].histograms.bins.chi2: did you mean `normalize`?"),
 ]  # fmt: skip
 
 
@@ -65,7 +64,7 @@ def test_unknown_odrun_key_is_refused_everywhere(
 
 
 def test_unknown_key_without_a_close_match_lists_the_valid_ones(odrun, demo: Path) -> None:
-    edit(demo / "odrun.yaml", "    values:\n      mass:", "    qqqqqq: 1\n    values:\n      mass:")
+    edit(demo / "odrun.yaml", "    values:\n", "    qqqqqq: 1\n    values:\n")
     checked = odrun("validate", str(demo))
     assert checked.code == 2
     assert "unknown key `qqqqqq` in expect[0]: expected one of " in checked.out
@@ -103,7 +102,7 @@ def test_unknown_reana_key_is_refused(
 
 
 def test_the_library_and_the_cli_agree(demo: Path) -> None:
-    edit(demo / "odrun.yaml", "    values:\n      mass:", "    valuez:\n      mass:")
+    edit(demo / "odrun.yaml", "    values:\n", "    valuez:\n")
     findings = validate(load_analysis(demo))
     assert [f.level for f in findings if "valuez" in f.message] == ["error"]
 
@@ -187,8 +186,8 @@ def test_bad_inputs_are_validate_errors(
     ("old", "new", "message"),
     [
         ("dest: data/900001", "dest: ../elsewhere", "must be a relative path inside"),
-        ("reference: reference/mass_hist.csv", "reference: reference/missing.csv",
-         "reference reference/missing.csv does not exist"),
+        ('reference: "reference/mass_spectrum.json', 'reference: "reference/missing.json',
+         "reference reference/missing.json does not exist"),
     ],
 )  # fmt: skip
 def test_bad_odrun_paths_are_validate_errors(
@@ -204,10 +203,10 @@ def test_bad_odrun_paths_are_validate_errors(
 
 
 def test_reference_symlink_leading_outside_is_an_error(odrun, demo: Path, tmp_path: Path) -> None:
-    outside_link(demo, tmp_path, "reference/mass_hist.csv")
+    outside_link(demo, tmp_path, "reference/mass_spectrum.json")
     checked = odrun("validate", str(demo))
     assert checked.code == 2
-    assert "reference reference/mass_hist.csv leads outside the analysis folder" in checked.out
+    assert "reference reference/mass_spectrum.json leads outside the analysis folder" in checked.out
 
 
 def test_the_demo_is_valid(odrun, demo: Path) -> None:
@@ -279,11 +278,11 @@ def test_unknown_key_inside_a_one_of_branch(demo: Path, monkeypatch: pytest.Monk
     real = spec.load_spec
     monkeypatch.setattr(spec, "load_spec", lambda n: schema if n == spec.ODRUN_SCHEMA else real(n))
     edit(
-        demo / "odrun.yaml", "mass: {value: 91.1876, abs: 0.5}", "mass: {value: 91.1876, abz: 0.5}"
+        demo / "odrun.yaml", "chi2_ndf: {value: 1.0, abs: 0.5}", "chi2_ndf: {value: 1.0, abz: 0.5}"
     )
     errors = [f for f in validate(load_analysis(demo)) if f.level == "error"]
     assert str(errors[0]) == (
-        "error: odrun.yaml: unknown key `abz` in expect[0].values.mass: did you mean `abs`?"
+        "error: odrun.yaml: unknown key `abz` in expect[0].values.chi2_ndf: did you mean `abs`?"
     )
 
 

@@ -1,9 +1,17 @@
 """Check a run's outputs against odrun.yaml ``expect``: checksums, numbers, histograms.
 
 Numbers are addressed by dotted keys: ``a.b.0`` in JSON, ``<row>.<column>`` in CSV
-(rows counted from 0 after the header). Histograms are compared bin by bin with a
-reference file (``reference: path[#key]``, relative to the analysis folder); see
-:mod:`odrun.workflow.histograms` for the formats (JSON, CSV, ROOT via uproot).
+(rows counted from 0 after the header). A number passes when it is within
+``max(abs, rel * |value|)`` of ``value``, or, with ``sigma: {n, error | error_key}``,
+within ``n`` standard deviations: the declared ``error`` or the number at ``error_key``
+in the same output file, combined in quadrature with the expected value's own ``error``.
+
+Histograms are compared with a reference file (``reference: path[#key]``, relative to
+the analysis folder; formats in :mod:`odrun.workflow.histograms`): bin by bin
+(``abs``/``rel``/``pull``) and/or by a chi2 test (``chi2: {p_min, normalize}``, see
+:mod:`odrun.workflow.stats`); ``normalize: true`` scales the reference to the actual
+total first. Unbinned values are compared with a reference sample by a two-sample
+Kolmogorov-Smirnov test (``ks: {column, reference: path[#column], p_min}``).
 
 Produces one :class:`Check` per expectation item; ``junit_xml`` renders them for CI.
 """
@@ -21,7 +29,18 @@ from xml.etree import ElementTree as ET
 
 from odrun.checksum import checksum_file, parse_checksum
 from odrun.errors import MetadataError
-from odrun.workflow.histograms import HistogramError, Tolerance, compare, read_histogram
+from odrun.workflow.histograms import (
+    Histogram,
+    HistogramError,
+    Tolerance,
+    compare,
+    read_histogram,
+    same_binning,
+)
+from odrun.workflow.samples import SampleError, read_sample
+from odrun.workflow.stats import chi2_test, ks_2samp
+
+BIN_BY_BIN = ("abs", "rel", "pull")
 
 
 @dataclass(frozen=True)
@@ -53,11 +72,50 @@ def _lookup(doc: Any, dotted: str) -> Any:
     return doc
 
 
-def check_value(actual: float, want: dict[str, Any]) -> tuple[bool, str]:
+def _sigma(want: dict[str, Any], doc: Any) -> tuple[float, str]:
+    """The standard deviation ``want['sigma']`` declares, and how it was made up."""
+    spec = want["sigma"]
+    parts: list[tuple[float, str]] = []
+    if "error" in spec:
+        parts.append((float(spec["error"]), "declared"))
+    if "error_key" in spec:
+        key = str(spec["error_key"])
+        try:
+            parts.append((float(_lookup(doc, key)), key))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"sigma error_key {key} missing or not a number") from None
+    if "error" in want:
+        parts.append((float(want["error"]), "expected value's error"))
+    if not parts:
+        raise ValueError("sigma needs error or error_key (or the value's own error)")
+    for err, what in parts:
+        if not math.isfinite(err) or err < 0:
+            raise ValueError(f"sigma from {what} is {err:g}, not a finite error >= 0")
+    sigma = math.sqrt(sum(err * err for err, _ in parts))
+    made = " ⊕ ".join(f"{what} {err:g}" for err, what in parts)
+    return sigma, made
+
+
+def check_value(actual: float, want: dict[str, Any], doc: Any = None) -> tuple[bool, str]:
+    """``actual`` against ``want``; ``doc`` is the output file that holds ``sigma.error_key``."""
     value = float(want["value"])
     tol = max(float(want.get("abs", 0.0)), float(want.get("rel", 0.0)) * abs(value))
-    ok = math.isfinite(actual) and abs(actual - value) <= tol
-    return ok, f"{actual:g} vs expected {value:g} ± {tol:g}"
+    diff = abs(actual - value)
+    if "sigma" not in want:
+        ok = math.isfinite(actual) and diff <= tol
+        return ok, f"{actual:g} vs expected {value:g} ± {tol:g}"
+    n = float(want["sigma"].get("n", 1.0))
+    try:
+        sigma, made = _sigma(want, doc)
+    except ValueError as exc:
+        return False, str(exc)
+    allowed = max(tol, n * sigma)
+    ok = math.isfinite(actual) and diff <= allowed
+    pull = f"{(actual - value) / sigma:+.2f}" if sigma > 0 else ("0" if diff == 0 else "inf")
+    return ok, (
+        f"{actual:g} vs expected {value:g} ± {allowed:g} ({n:g} sigma, sigma {sigma:.4g} = "
+        f"{made}); pull {pull} sigma"
+    )
 
 
 def _inside(rel: str) -> bool:
@@ -77,8 +135,58 @@ def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> t
         reference = read_histogram(ref_path, ref_key or key)
     except HistogramError as exc:
         return False, str(exc)
-    result = compare(actual, reference, Tolerance.of(want))
-    return result.ok, result.detail
+    binning = same_binning(actual, reference)
+    if not binning.ok:
+        return False, binning.detail
+    chi2 = want.get("chi2")
+    normalize = bool(want.get("normalize") or (chi2 or {}).get("normalize"))
+    results: list[tuple[bool, str]] = []
+    if chi2 is None or any(k in want for k in BIN_BY_BIN):
+        scaled = _normalized(actual, reference) if normalize else reference
+        result = compare(actual, scaled, Tolerance.of(want))
+        results.append((result.ok, result.detail))
+    if chi2 is not None:
+        results.append(_chi2(actual, reference, chi2, normalize))
+    return all(ok for ok, _ in results), "; ".join(detail for _, detail in results)
+
+
+def _normalized(actual: Histogram, reference: Histogram) -> Histogram:
+    total = sum(reference.counts)
+    return reference.scaled(sum(actual.counts) / total) if total > 0 else reference
+
+
+def _chi2(
+    actual: Histogram, reference: Histogram, spec: dict[str, Any], normalize: bool
+) -> tuple[bool, str]:
+    p_min = float(spec.get("p_min", 0.01))
+    try:
+        result = chi2_test(actual, reference, normalize=normalize)
+    except ValueError as exc:
+        return False, f"chi2 test impossible: {exc}"
+    ok = result.p_value >= p_min
+    verdict = "compatible" if ok else "INCOMPATIBLE"
+    return ok, f"{verdict} (p_min {p_min:g}): {result.describe()}"
+
+
+def check_ks(path: Path, spec: dict[str, Any], base: Path) -> tuple[bool, str]:
+    """Two-sample KS test of ``spec['column']`` in ``path`` against ``spec['reference']``."""
+    column = str(spec.get("column", ""))
+    ref_file, _, ref_column = str(spec["reference"]).partition("#")
+    if not _inside(ref_file):
+        return False, f"reference {ref_file} is not a path inside the analysis folder"
+    ref_path = base / ref_file
+    if not ref_path.is_file():
+        return False, f"reference {ref_file} not found in {base}"
+    try:
+        sample = read_sample(path, column)
+        reference = read_sample(ref_path, ref_column or column)
+    except SampleError as exc:
+        return False, str(exc)
+    p_min = float(spec.get("p_min", 0.01))
+    result = ks_2samp(sample, reference)
+    ok = result.p_value >= p_min
+    verdict = "compatible" if ok else "INCOMPATIBLE"
+    return ok, f"{verdict} (p_min {p_min:g}): {result.describe()}"
 
 
 def evaluate(
@@ -109,7 +217,9 @@ def evaluate(
                 )
         values = item.get("values") or {}
         histograms = item.get("histograms") or {}
-        if "checksum" not in item and not values and not histograms:
+        ks = item.get("ks") or []
+        ks = [ks] if isinstance(ks, dict) else list(ks)
+        if "checksum" not in item and not values and not histograms and not ks:
             checks.append(Check(label, True, f"{rel} present ({path.stat().st_size} bytes)"))
         doc: Any = None
         if values:
@@ -124,11 +234,15 @@ def evaluate(
             except (KeyError, TypeError, ValueError):
                 checks.append(Check(f"{label} {key}", False, f"{key} missing or not a number"))
                 continue
-            ok, detail = check_value(actual, want)
+            ok, detail = check_value(actual, want, doc)
             checks.append(Check(f"{label} {key}", ok, detail))
         for key, want in histograms.items():
             ok, detail = check_histogram(path, key, want, base or workspace)
             checks.append(Check(f"{label} {key}", ok, detail))
+        for spec in ks:
+            ok, detail = check_ks(path, spec, base or workspace)
+            column = spec.get("column")
+            checks.append(Check(f"{label} ks{f' {column}' if column else ''}", ok, detail))
     return checks
 
 

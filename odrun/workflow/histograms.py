@@ -11,7 +11,8 @@ Formats:
 
 Bins agree when ``|a - r| <= max(abs, rel * |r|)``, or, with ``pull`` set, when the
 difference is within ``pull`` standard deviations (errors from the files, else Poisson
-``sqrt(count)``). Edges must agree to 1e-9 relative.
+``sqrt(count)``). Edges must agree to 1e-9 relative. The distribution-level chi2 test
+lives in :mod:`odrun.workflow.stats`.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class Histogram:
         if self.errors is not None:
             return self.errors[i]
         return math.sqrt(max(self.counts[i], 0.0))
+
+    def scaled(self, factor: float) -> Histogram:
+        """Counts and errors times ``factor`` (errors become explicit: Poisson of the
+        unscaled counts, scaled)."""
+        errors = tuple(factor * self.error(i) for i in range(len(self.counts)))
+        return Histogram(self.edges, tuple(factor * c for c in self.counts), errors)
 
 
 @dataclass(frozen=True)
@@ -179,14 +186,23 @@ def read_histogram(path: Path, key: str = "") -> Histogram:
     return _from_mapping(doc, where)
 
 
-def compare(actual: Histogram, reference: Histogram, tol: Tolerance) -> Comparison:
-    """Bin-by-bin agreement of ``actual`` with ``reference`` within ``tol``."""
+def same_binning(actual: Histogram, reference: Histogram) -> Comparison:
+    """Same number of bins and edges (to 1e-9 relative) as the reference."""
     n = len(reference.counts)
     if len(actual.counts) != n:
         return Comparison(False, f"{len(actual.counts)} bins vs {n} in the reference")
     for i, (a, r) in enumerate(zip(actual.edges, reference.edges, strict=True)):
         if not math.isclose(a, r, rel_tol=1e-9, abs_tol=1e-12):
             return Comparison(False, f"edge {i} is {a:g}, the reference has {r:g}")
+    return Comparison(True, f"{n} bins")
+
+
+def compare(actual: Histogram, reference: Histogram, tol: Tolerance) -> Comparison:
+    """Bin-by-bin agreement of ``actual`` with ``reference`` within ``tol``."""
+    n = len(reference.counts)
+    binning = same_binning(actual, reference)
+    if not binning.ok:
+        return binning
     bad: list[int] = []
     worst, worst_score = 0, -1.0
     for i, (a, r) in enumerate(zip(actual.counts, reference.counts, strict=True)):

@@ -413,13 +413,18 @@ def _reference_checks(analysis: Analysis) -> list[Finding]:
             if name not in names:
                 out.append(Finding("warning", "odrun.yaml network", f"no step named {name!r}"))
     for i, item in enumerate(analysis.manifest.get("expect") or []):
-        for key, want in (item.get("histograms") or {}).items():
-            ref = str(want["reference"]).partition("#")[0]
+        refs = [
+            (f"histograms.{key}", str(want["reference"]))
+            for key, want in (item.get("histograms") or {}).items()
+        ]
+        ks = item.get("ks") or []
+        for n, spec in enumerate([ks] if isinstance(ks, dict) else ks):
+            refs.append(("ks" if isinstance(ks, dict) else f"ks[{n}]", str(spec["reference"])))
+        for where, reference in refs:
             try:
-                inside_analysis(analysis.root, ref, "reference")
+                inside_analysis(analysis.root, reference.partition("#")[0], "reference")
             except SpecError as exc:
-                where = f"odrun.yaml expect[{i}].histograms.{key}"
-                out.append(Finding("error", where, exc.message))
+                out.append(Finding("error", f"odrun.yaml expect[{i}].{where}", exc.message))
     return out
 
 

@@ -8,16 +8,20 @@ background, from a fixed seed, so every run produces the same bytes.
 
 Writes the CSV and its record (recid 900001) into the bundled mirror:
     python workflows/dimuon-demo/generate_data.py
+or, for statistically equivalent samples (benchmarks/verdict_power.py), only a CSV:
+    python workflows/dimuon-demo/generate_data.py --seed 7 --out sample.csv
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
 import math
 import random
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 RECID = "900001"
@@ -65,15 +69,13 @@ def invariant_mass(a: dict[str, float], b: dict[str, float]) -> float:
     return math.sqrt(max(e * e - px * px - py * py - pz * pz, 0.0))
 
 
-def generate() -> bytes:
-    rng = random.Random(SEED)
-    buf = io.StringIO()
-    cols = ["Run", "Event"]
-    for n in (1, 2):
-        cols += [f"type{n}", f"E{n}", f"px{n}", f"py{n}", f"pz{n}", f"pt{n}", f"eta{n}", f"phi{n}", f"Q{n}"]
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([*cols, "M"])
-    for event in range(EVENTS):
+Muon = dict[str, float]
+
+
+def events(seed: int = SEED, count: int = EVENTS) -> Iterator[tuple[Muon, Muon, tuple[int, int]]]:
+    """The generated events: two muons and their charges."""
+    rng = random.Random(seed)
+    for _ in range(count):
         if rng.random() < 0.75:  # Z signal, opposite sign
             mass = MZ + GZ / 2 * math.tan(math.pi * (rng.random() - 0.5))
             mass = rng.gauss(mass, RESOLUTION)
@@ -84,6 +86,17 @@ def generate() -> bytes:
         if not 40 < mass < 140:
             mass = 40 + rng.random() * 100
         mu1, mu2 = pair(rng, mass)
+        yield mu1, mu2, charges
+
+
+def generate(seed: int = SEED, count: int = EVENTS) -> bytes:
+    buf = io.StringIO()
+    cols = ["Run", "Event"]
+    for n in (1, 2):
+        cols += [f"type{n}", f"E{n}", f"px{n}", f"py{n}", f"pz{n}", f"pt{n}", f"eta{n}", f"phi{n}", f"Q{n}"]
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*cols, "M"])
+    for event, (mu1, mu2, charges) in enumerate(events(seed, count)):
         row: list[object] = [195013, 1_000_000 + event]
         for mu, q in ((mu1, charges[0]), (mu2, charges[1])):
             row += ["G"] + [f"{mu[k]:.5f}" for k in ("E", "px", "py", "pz", "pt", "eta", "phi")] + [q]
@@ -93,6 +106,16 @@ def generate() -> bytes:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--events", type=int, default=EVENTS)
+    parser.add_argument("--out", type=Path, help="write only this CSV (no mirror record)")
+    args = parser.parse_args()
+    if args.out is not None:
+        args.out.write_bytes(generate(args.seed, args.events))
+        return
+    if (args.seed, args.events) != (SEED, EVENTS):
+        parser.error("the mirror holds the fixed sample: use --out for other seeds or sizes")
     data = generate()
     folder = MIRROR / "files" / RECID
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,12 @@
 """Dimuon invariant-mass analysis: select opposite-sign pairs, histogram, fit the Z peak, plot.
 
+The fit model accounts for the detector resolution (a Breit-Wigner convolved with a Gaussian
+of known width, the ``resolution`` parameter), so its chi2/ndf is about 1 for any sample.
+
 Pure Python (no numpy/ROOT), so the demo runs anywhere Python 3 does.
 
     python3 analysis/dimuon.py select INPUT.csv results/masses.txt
-    python3 analysis/dimuon.py fit results/masses.txt MMIN MMAX NBINS results/
+    python3 analysis/dimuon.py fit results/masses.txt MMIN MMAX NBINS results/ [RESOLUTION]
     python3 analysis/dimuon.py plot results/ results/mass.png
 """
 
@@ -33,11 +36,30 @@ def select(src: str, dst: str) -> None:
     print(f"selected {kept} opposite-sign pairs of {total} events")
 
 
-def model(x: float, p: list[float]) -> float:
-    """Breit-Wigner peak (height amp, position mu, full width gamma) on a linear background."""
-    amp, mu, gamma, c0, c1 = p
-    half = gamma / 2
-    return amp * half * half / ((x - mu) ** 2 + half * half) + c0 + c1 * (x - mu)
+MAX_ITER = 200  # Levenberg-Marquardt steps per pass
+PASSES = 4  # Poisson weights 1/expected re-evaluated between passes (converges to the ML fit)
+GRID = [0.5 * k for k in range(-10, 11)]  # resolution convolution: Gaussian nodes, in sigma
+GAUSS = [math.exp(-u * u / 2) for u in GRID]
+GAUSS = [g / sum(GAUSS) for g in GAUSS]
+NAMES = ["signal", "mass", "width", "background", "slope"]
+
+
+def expected(lo: float, hi: float, p: list[float], resolution: float) -> float:
+    """Expected entries in [lo, hi): a Breit-Wigner (``signal`` events, pole ``mass``, full
+    ``width``) convolved with the Gaussian detector resolution, integrated over the bin
+    (exactly, through the Cauchy CDF), on an exponential background (``background`` entries
+    per GeV at 90 GeV, falling with ``slope`` per GeV)."""
+    nsig, mu, gamma, bkg, slope = p
+    half = abs(gamma) / 2 or 1e-9
+    sig = 0.0
+    for u, g in zip(GRID, GAUSS):
+        shift = mu + u * resolution
+        sig += g * (math.atan((hi - shift) / half) - math.atan((lo - shift) / half))
+    if abs(slope) < 1e-9:
+        back = bkg * (hi - lo)
+    else:
+        back = bkg * (math.exp(-slope * (lo - 90)) - math.exp(-slope * (hi - 90))) / slope
+    return nsig * sig / math.pi + back
 
 
 def solve(a: list[list[float]], b: list[float]) -> list[float]:
@@ -55,82 +77,111 @@ def solve(a: list[list[float]], b: list[float]) -> list[float]:
     return [m[i][n] / m[i][i] for i in range(n)]
 
 
-def fit(xs: list[float], ys: list[float], p: list[float]) -> tuple[list[float], list[float], float]:
-    """Levenberg-Marquardt least squares with Poisson weights; returns params, errors, chi2."""
-    w = [1 / max(y, 1.0) for y in ys]
+def fit(edges: list[float], ys: list[float], p: list[float], resolution: float) -> tuple[list[float], list[float], float]:
+    """Binned Poisson maximum-likelihood fit by iteratively re-weighted least squares
+    (Levenberg-Marquardt, weights 1/expected); returns params, errors, Pearson chi2."""
+    bins = list(zip(edges[:-1], edges[1:]))
 
-    def chi2(q: list[float]) -> float:
-        return sum(wi * (y - model(x, q)) ** 2 for x, y, wi in zip(xs, ys, w))
+    def predict(q: list[float]) -> list[float]:
+        return [expected(lo, hi, q, resolution) for lo, hi in bins]
 
-    lam, best = 1e-3, chi2(p)
-    jt_j: list[list[float]] = []
-    for _ in range(200):
+    def normal_equations(q: list[float], w: list[float]) -> tuple[list[list[float]], list[float]]:
+        base = predict(q)
         jac = []
-        for x in xs:
-            row = []
-            for k in range(len(p)):
-                h = 1e-6 * max(abs(p[k]), 1.0)
-                q = p[:]
-                q[k] += h
-                row.append((model(x, q) - model(x, p)) / h)
-            jac.append(row)
-        n = len(p)
-        jt_j = [[sum(w[i] * jac[i][a] * jac[i][b] for i in range(len(xs))) for b in range(n)] for a in range(n)]
-        jt_r = [sum(w[i] * jac[i][a] * (ys[i] - model(xs[i], p)) for i in range(len(xs))) for a in range(n)]
-        damped = [[v * (1 + lam) if a == b else v for b, v in enumerate(row)] for a, row in enumerate(jt_j)]
-        step = solve(damped, jt_r)
-        trial = [pi + si for pi, si in zip(p, step)]
-        value = chi2(trial)
-        if value < best:
-            converged = best - value < 1e-9 * max(best, 1.0)
-            p, best, lam = trial, value, lam / 10
-            if converged:
-                break
-        else:
-            lam *= 10
-    cov_diag = []
+        for k in range(len(q)):
+            h = 1e-6 * max(abs(q[k]), 1.0)
+            shifted = q[:]
+            shifted[k] += h
+            jac.append([(v - b) / h for v, b in zip(predict(shifted), base)])
+        n = len(q)
+        jt_j = [[sum(wi * ja * jb for wi, ja, jb in zip(w, jac[a], jac[b])) for b in range(n)] for a in range(n)]
+        jt_r = [sum(wi * ja * (y - m) for wi, ja, y, m in zip(w, jac[a], ys, base)) for a in range(n)]
+        return jt_j, jt_r
+
+    w = [1 / max(y, 1.0) for y in ys]
+    for _ in range(PASSES):
+        def chi2(q: list[float]) -> float:
+            return sum(wi * (y - m) ** 2 for wi, y, m in zip(w, ys, predict(q)))
+
+        lam, best = 1e-3, chi2(p)
+        for _ in range(MAX_ITER):
+            jt_j, jt_r = normal_equations(p, w)
+            damped = [[v * (1 + lam) if a == b else v for b, v in enumerate(row)] for a, row in enumerate(jt_j)]
+            trial = [pi + si for pi, si in zip(p, solve(damped, jt_r))]
+            value = chi2(trial)
+            if value < best:
+                converged = best - value < 1e-9 * max(best, 1.0)
+                p, best, lam = trial, value, lam / 10
+                if converged:
+                    break
+            else:
+                lam *= 10
+                if lam > 1e12:
+                    break
+        w = [1 / max(m, 1e-3) for m in predict(p)]
+    jt_j, _ = normal_equations(p, w)  # the Fisher information at the result
+    errors = []
     for k in range(len(p)):
         unit = [1.0 if i == k else 0.0 for i in range(len(p))]
-        cov_diag.append(math.sqrt(abs(solve(jt_j, unit)[k])))
-    return p, cov_diag, best
+        errors.append(math.sqrt(abs(solve(jt_j, unit)[k])))
+    pearson = sum((y - m) ** 2 / max(m, 1e-3) for y, m in zip(ys, predict(p)))
+    return p, errors, pearson
 
 
-def fit_cmd(masses: str, mmin: str, mmax: str, nbins: str, outdir: str) -> None:
-    lo, hi, n = float(mmin), float(mmax), int(nbins)
+def start(edges: list[float], counts: list[int]) -> list[float]:
+    """Starting values read off the histogram: peak position, background from the edges."""
+    n, width = len(counts), edges[1] - edges[0]
+    peak = max(range(n), key=counts.__getitem__)
+    k = max(n // 10, 1)
+    left = max(sum(counts[:k]) / (k * width), 0.5)
+    right = max(sum(counts[-k:]) / (k * width), 0.5)
+    x_left, x_right = (edges[0] + edges[k]) / 2, (edges[-k - 1] + edges[-1]) / 2
+    slope = math.log(left / right) / (x_right - x_left)
+    bkg = left * math.exp(slope * (x_left - 90))
+    total_bkg = sum(expected(lo, hi, [0.0, 90.0, 2.5, bkg, slope], 1.0) for lo, hi in zip(edges, edges[1:]))
+    center = (edges[peak] + edges[peak + 1]) / 2
+    return [max(sum(counts) - total_bkg, 1.0), center, 2.5, bkg, slope]
+
+
+def fit_cmd(masses: str, mmin: str, mmax: str, nbins: str, outdir: str, resolution: str = "1.2") -> None:
+    lo, hi, n, res = float(mmin), float(mmax), int(nbins), float(resolution)
     width = (hi - lo) / n
     counts = [0] * n
     for line in Path(masses).read_text().split():
         m = float(line)
         if lo <= m < hi:
             counts[int((m - lo) / width)] += 1
-    centers = [lo + (i + 0.5) * width for i in range(n)]
-    peak = max(range(n), key=counts.__getitem__)
-    params, errors, chi2 = fit(centers, [float(c) for c in counts], [counts[peak], centers[peak], 2.5, 1.0, 0.0])
+    edges = [lo + i * width for i in range(n + 1)]
+    params, errors, chi2 = fit(edges, [float(c) for c in counts], start(edges, counts), res)
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     with (out / "mass_hist.csv").open("w") as fh:
         fh.write("bin_low,bin_high,count\n")
         for i, c in enumerate(counts):
             fh.write(f"{lo + i * width:.3f},{lo + (i + 1) * width:.3f},{c}\n")
+    ndf = n - len(params)
     result = {
         "generated_data": True,
-        "fit_model": "Breit-Wigner + linear background, least squares with Poisson weights",
+        "fit_model": "Breit-Wigner convolved with a Gaussian resolution (fixed), on an exponential "
+        "background; binned Poisson maximum likelihood (iteratively re-weighted least squares)",
         "range_gev": [lo, hi],
         "bins": n,
         "entries": sum(counts),
+        "resolution_gev": res,
+        "params": dict(zip(NAMES, (round(v, 6) for v in params))),
         "mass": round(params[1], 4),
         "mass_error": round(errors[1], 4),
-        "amplitude": round(params[0], 4),
-        "background": [round(params[3], 6), round(params[4], 6)],
         "width": round(abs(params[2]), 4),
         "width_error": round(errors[2], 4),
+        "signal": round(params[0], 1),
+        "signal_error": round(errors[0], 1),
         "chi2": round(chi2, 3),
-        "ndf": n - len(params),
-        "chi2_ndf": round(chi2 / (n - len(params)), 4),
+        "ndf": ndf,
+        "chi2_ndf": round(chi2 / ndf, 4),
     }
     (out / "fit.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(f"Z mass {result['mass']} +- {result['mass_error']} GeV, width {result['width']} GeV, "
-          f"chi2/ndf {result['chi2_ndf']}")
+    print(f"Z mass {result['mass']} +- {result['mass_error']} GeV, width {result['width']} +- "
+          f"{result['width_error']} GeV, chi2/ndf {chi2:.1f}/{ndf}")
 
 
 def png(path: Path, pixels: list[bytearray], width: int, height: int) -> None:
@@ -168,13 +219,13 @@ def plot_cmd(resdir: str, dst: str) -> None:
         put(x, height - margin, (0, 0, 0))
     for y in range(margin, height - margin):
         put(margin, y, (0, 0, 0))
-    c0, c1 = fit_result["background"]
-    p = [fit_result["amplitude"], fit_result["mass"], fit_result["width"], c0, c1]
-    # the fitted curve
+    p = [fit_result["params"][name] for name in NAMES]
+    res, bin_w = fit_result["resolution_gev"], (hi - lo) / len(counts)
+    # the fitted curve, as expected entries per bin
     step = (hi - lo) / plot_w
     for px in range(plot_w):
         m = lo + px * step
-        y = height - margin - int(model(m, p) / top * plot_h)
+        y = height - margin - int(expected(m - bin_w / 2, m + bin_w / 2, p, res) / top * plot_h)
         for dy in (-1, 0, 1):
             put(margin + px, y + dy, (220, 40, 40))
     mark = margin + int((fit_result["mass"] - lo) / (hi - lo) * plot_w)
