@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from odrun.errors import ConfigError, UsageError, WorkflowError
-from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, _safe_rel, now
+from odrun.workflow.preflight import choose_runtime
+from odrun.workflow.runner import RunResult, Say, StepRun, _safe_rel, now
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
 from odrun.workflow.spec import Analysis, SpecError
 
@@ -65,6 +66,8 @@ class SnakemakePlan:
     options: dict[str, str] = field(default_factory=dict)
     #: odrun.yaml ``network: true``: containers get the host's network
     network: bool = False
+    #: how to start Snakemake (found before anything is fetched)
+    command: list[str] = field(default_factory=list)
 
 
 def declared_images(workspace: Path, snakefile: str) -> list[str]:
@@ -93,8 +96,12 @@ def plan_snakemake(
     untrusted: bool,
     say: Say,
 ) -> SnakemakePlan:
-    """Choose the runtime for the rules' containers; check the executor plugin is there."""
-    plan = SnakemakePlan(images=declared_images(result.workspace, _snakefile(analysis)))
+    """Preflight, before any input is staged: Snakemake and the executor plugin are
+    installed, and the runtime for the rules' containers has their images."""
+    snakefile = _safe_rel(_snakefile(analysis), "workflow.file")
+    plan = SnakemakePlan(
+        images=declared_images(analysis.root, str(snakefile)), command=_snakemake_command()
+    )
     executor = result.executor
     allowed = analysis.manifest.get("network", False)
     plan.network = allowed is True
@@ -128,7 +135,7 @@ def plan_snakemake(
         return plan
     names = [oci_name(i) for i in plan.images]
     result.images = names
-    plan.runtime = _choose_runtime(analysis, result, names, untrusted, say)
+    plan.runtime = choose_runtime(analysis, result, names, untrusted, say)
     return plan
 
 
@@ -137,7 +144,7 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
     config.write_text(yaml.safe_dump(snakemake_config(analysis)), encoding="utf-8")
     log = result.run_dir / "logs" / "01-snakemake.log"
     cmd = [
-        *_snakemake_command(),
+        *(plan.command or _snakemake_command()),
         "--snakefile",
         str(result.workspace / _snakefile(analysis)),
         "--configfile",
@@ -191,8 +198,9 @@ def _snakemake_command() -> list[str]:
         return [sys.executable, "-m", "snakemake"]
     exe = shutil.which("snakemake")
     if exe is None:
-        raise WorkflowError(
-            "workflow.type snakemake needs Snakemake", hint="pip install 'odrun[snakemake]'"
+        raise ConfigError(
+            "workflow.type snakemake needs Snakemake, which is not installed",
+            hint="pip install 'odrun[snakemake]'",
         )
     return [exe]
 

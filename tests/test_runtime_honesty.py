@@ -1,0 +1,241 @@
+"""Runtime honesty: preflight before any fetch, recorded fallbacks, --locked on runtimes.
+
+A stand-in ``podman`` (first on PATH) answers ``image inspect`` from $FAKE_IMAGES
+(``name=digest,...``; digest ``none`` prints nothing), refuses every ``pull`` and
+runs ``run ... IMAGE bash -c CMD`` as ``bash -c CMD`` here: the runtime logic is
+exercised without a container engine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_run import serial_spec, write
+
+IMAGE = "docker.io/library/busybox:1.36"  # what serial_spec's steps name
+DIGEST = "sha256:" + "a" * 64
+
+FAKE_PODMAN = """\
+import os, sys
+args = sys.argv[1:]
+images = dict(x.split("=", 1) for x in os.environ.get("FAKE_IMAGES", "").split(",") if "=" in x)
+if args[:1] == ["--version"]:
+    print("podman version 0.0.0-fake")
+    sys.exit(0)
+if args[:2] == ["image", "inspect"]:
+    if args[-1] not in images:
+        print("Error: " + args[-1] + ": image not known", file=sys.stderr)
+        sys.exit(125)
+    if "--format" in args and images[args[-1]] != "none":
+        print(images[args[-1]])
+    sys.exit(0)
+if args[:1] == ["pull"]:
+    print("Error: initializing source: no registry here (fake)", file=sys.stderr)
+    sys.exit(125)
+if args[:1] == ["run"]:
+    os.execvp(args[-3], args[-3:])
+sys.exit(2)
+"""
+
+
+@pytest.fixture
+def fake_podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Put the stand-in podman first on PATH; returns a setter for its images."""
+    bin_dir = tmp_path / "fake-bin"
+    write(bin_dir / "podman", f"#!{sys.executable}\n{FAKE_PODMAN}").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+
+    def images(**by_name: str) -> None:
+        monkeypatch.setenv("FAKE_IMAGES", ",".join(f"{k}={v}" for k, v in by_name.items()))
+
+    images()
+    return images
+
+
+def fetched_anything(run_dir: Path, cache: Path) -> bool:
+    data = run_dir / "workspace" / "data"
+    files = [p for p in cache.rglob("*") if p.is_file() and "metadata" not in p.parts]
+    return data.exists() or bool(files)
+
+
+# --- preflight: nothing is fetched or staged when the run cannot start -----------------
+
+
+def test_missing_runtime_fails_before_fetching(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path, monkeypatch
+) -> None:
+    (tmp_path / "empty-bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    run_dir = tmp_path / "r"
+    result = odrun("run", str(demo), "--runtime", "podman", "--workdir", str(run_dir))
+    assert result.code == 8, result.err
+    assert "podman is not installed" in result.err
+    assert not fetched_anything(run_dir, isolated_env)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+
+
+def test_missing_image_fails_before_fetching(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path, fake_podman
+) -> None:
+    run_dir = tmp_path / "r"
+    result = odrun("run", str(demo), "--runtime", "podman", "--workdir", str(run_dir))
+    assert result.code == 8, result.err
+    assert "docker.io/library/python:3.11-slim is not available to podman" in result.err
+    assert not fetched_anything(run_dir, isolated_env)
+    assert not (run_dir / "workspace" / "analysis").exists()  # nothing staged either
+
+
+def snakemake_with_records(root: Path, demo: Path) -> Path:
+    """A Snakemake analysis that reads the demo's record (fetched from the bundled mirror)."""
+    write(root / "Snakefile", 'rule all:\n    output: "out.txt"\n    shell: "echo hi > {output}"\n')
+    (root / "odrun.yaml").write_text((demo / "odrun.yaml").read_text().split("expect:")[0])
+    return write(root / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n")
+
+
+def test_missing_executor_plugin_fails_before_fetching(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path
+) -> None:
+    root = snakemake_with_records(demo.parent / "snk", demo)
+    run_dir = tmp_path / "r"
+    args = ("--runtime", "host", "--executor", "htcondor", "--workdir", str(run_dir))
+    result = odrun("run", str(root), *args)
+    assert result.code == 8, result.err
+    assert "snakemake-executor-plugin-htcondor" in result.err
+    assert not fetched_anything(run_dir, isolated_env)
+
+
+def test_missing_snakemake_is_a_configuration_error(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path, monkeypatch
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "snakemake" else real(name, *a),
+    )
+    (tmp_path / "empty-bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    root = snakemake_with_records(demo.parent / "snk", demo)
+    run_dir = tmp_path / "r"
+    result = odrun("run", str(root), "--runtime", "host", "--workdir", str(run_dir))
+    assert result.code == 8, result.err  # not a failed step (7)
+    assert "needs Snakemake" in result.err
+    assert not fetched_anything(run_dir, isolated_env)
+
+
+# --- a fallback to the host is loud and recorded -----------------------------------------
+
+
+def test_fallback_is_a_banner_and_is_recorded(odrun, tmp_path: Path, fake_podman) -> None:
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    result = odrun("run", str(tmp_path), "--runtime", "auto", "--json")
+    assert result.code == 0, result.err
+    assert "WARNING" in result.err
+    assert "=====" in result.err
+    assert "runtime host (fallback from podman:" in result.err
+    doc = result.json()
+    assert doc["runtime"] == "host"
+    assert doc["runtime_requested"] == "auto"
+    fallback = doc["runtime_fallback"]
+    assert fallback["from"] == "podman"
+    assert f"image {IMAGE} is not available to podman" in fallback["reason"]
+    assert doc["runtime_description"].startswith("host (fallback from podman: image ")
+    run_dir = Path(doc["run_dir"])
+    lock = json.loads((run_dir / "odrun.lock").read_text())
+    assert lock["runtime"] == "host"
+    assert lock["runtime_fallback"] == fallback
+    crate = json.loads((run_dir / "ro-crate-metadata.json").read_text())
+    graph = {node["@id"]: node for node in crate["@graph"]}
+    assert graph["#runtime"]["name"] == "host"
+    assert graph["#runtime"]["description"] == doc["runtime_description"]
+    assert graph["#runtime-fallback"]["value"] == "podman"
+    assert graph["#runtime-fallback"]["description"] == fallback["reason"]
+    assert "fallback from podman" in graph["#run"]["description"]
+
+
+def test_no_fallback_no_fallback_fields(odrun, tmp_path: Path, fake_podman) -> None:
+    fake_podman(**{IMAGE: DIGEST})
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    doc = odrun("run", str(tmp_path), "--runtime", "auto", "--json").json()
+    assert (doc["runtime"], doc["runtime_fallback"]) == ("podman", None)
+    assert doc["runtime_description"] == "podman"
+    lock = json.loads((tmp_path / "odrun.lock").read_text())
+    assert (lock["runtime"], lock["runtime_fallback"]) == ("podman", None)
+    assert lock["images"] == [{"name": IMAGE, "digest": DIGEST}]
+
+
+def test_record_analysis_never_falls_back_for_a_missing_image(
+    odrun, tmp_path: Path, demo: Path, isolated_env: Path, fake_podman
+) -> None:
+    from odrun.errors import ConfigError
+    from odrun.settings import Settings
+    from odrun.workflow import load_analysis, run_analysis
+
+    run_dir = tmp_path / "r"
+    with pytest.raises(ConfigError, match="comes from a record and would run on the host"):
+        run_analysis(
+            load_analysis(demo), Settings.load(), workdir=run_dir, runtime="auto", untrusted=True
+        )
+    assert not fetched_anything(run_dir, isolated_env)
+    assert json.loads((run_dir / "run.json").read_text())["untrusted"] is True
+
+
+# --- --locked: the runtime and every image digest are pinned -----------------------------
+
+
+def test_locked_refuses_a_lock_written_by_a_fallback(odrun, tmp_path: Path, fake_podman) -> None:
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    assert odrun("run", str(tmp_path), "--runtime", "auto").code == 0
+    again = odrun("run", str(tmp_path), "--runtime", "auto", "--locked")
+    assert again.code == 11, again.err
+    assert f"image {IMAGE}" in again.err
+    assert "no digest" in again.err
+    fake_podman(**{IMAGE: DIGEST})  # the image is there now: auto picks podman
+    now = odrun("run", str(tmp_path), "--runtime", "auto", "--locked")
+    assert now.code == 11, now.err
+    assert "runtime host (fallback from podman" in now.err
+    assert "-> podman" in now.err
+
+
+def test_locked_refuses_another_runtime_kind(odrun, tmp_path: Path, fake_podman) -> None:
+    fake_podman(**{IMAGE: DIGEST})
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    assert odrun("run", str(tmp_path), "--runtime", "host").code == 0
+    result = odrun("run", str(tmp_path), "--runtime", "podman", "--locked")
+    assert result.code == 11, result.err
+    assert "runtime host -> podman" in result.err
+    assert odrun("run", str(tmp_path), "--runtime", "host", "--locked").code == 0
+
+
+@pytest.mark.parametrize("now", ["none", "sha256:" + "b" * 64])
+def test_locked_refuses_a_changed_or_unknown_digest(
+    odrun, tmp_path: Path, fake_podman, now: str
+) -> None:
+    fake_podman(**{IMAGE: DIGEST})
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    assert odrun("run", str(tmp_path), "--runtime", "podman").code == 0
+    assert odrun("run", str(tmp_path), "--runtime", "podman", "--locked").code == 0
+    fake_podman(**{IMAGE: now})
+    result = odrun("run", str(tmp_path), "--runtime", "podman", "--locked")
+    assert result.code == 11, result.err
+    assert f"image {IMAGE}" in result.err
+
+
+def test_locked_runtime_drift_is_found_before_fetching(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path, fake_podman
+) -> None:
+    assert odrun("run", str(demo), "--runtime", "host").code == 0
+    fake_podman(**{"docker.io/library/python:3.11-slim": DIGEST})
+    for path in isolated_env.rglob("*"):  # forget the cached data
+        if path.is_file():
+            path.unlink()
+    run_dir = tmp_path / "r"
+    result = odrun("run", str(demo), "--runtime", "podman", "--locked", "--workdir", str(run_dir))
+    assert result.code == 11, result.err
+    assert not fetched_anything(run_dir, isolated_env)
