@@ -1,7 +1,8 @@
 """Runtime honesty: preflight before any fetch, recorded fallbacks, --locked on runtimes.
 
-A stand-in ``podman`` (first on PATH) answers ``image inspect`` from $FAKE_IMAGES
-(``name=digest,...``; digest ``none`` prints nothing), refuses every ``pull`` and
+Stand-in ``podman`` and ``docker`` (first on PATH) answer ``image inspect`` from
+$FAKE_IMAGES_PODMAN / $FAKE_IMAGES_DOCKER (``name=digest,...``; digest ``none``
+prints nothing), refuse every ``pull`` and
 runs ``run ... IMAGE bash -c CMD`` as ``bash -c CMD`` here: the runtime logic is
 exercised without a container engine.
 """
@@ -9,6 +10,8 @@ exercised without a container engine.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,12 +22,13 @@ from test_run import serial_spec, write
 IMAGE = "docker.io/library/busybox:1.36"  # what serial_spec's steps name
 DIGEST = "sha256:" + "a" * 64
 
-FAKE_PODMAN = """\
+FAKE_RUNTIME = """\
 import os, sys
 args = sys.argv[1:]
-images = dict(x.split("=", 1) for x in os.environ.get("FAKE_IMAGES", "").split(",") if "=" in x)
+known = os.environ.get("FAKE_IMAGES_NAME", "")
+images = dict(x.split("=", 1) for x in known.split(",") if "=" in x)
 if args[:1] == ["--version"]:
-    print("podman version 0.0.0-fake")
+    print("NAME version 0.0.0-fake")
     sys.exit(0)
 if args[:2] == ["image", "inspect"]:
     if args[-1] not in images:
@@ -43,17 +47,27 @@ sys.exit(2)
 
 
 @pytest.fixture
-def fake_podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Put the stand-in podman first on PATH; returns a setter for its images."""
+def fake_runtimes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Stand-in podman and docker first on PATH; returns a setter for a runtime's images."""
     bin_dir = tmp_path / "fake-bin"
-    write(bin_dir / "podman", f"#!{sys.executable}\n{FAKE_PODMAN}").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    for name in ("podman", "docker"):
+        script = FAKE_RUNTIME.replace("_NAME", f"_{name.upper()}").replace("NAME", name)
+        write(bin_dir / name, f"#!{sys.executable}\n{script}").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
 
-    def images(**by_name: str) -> None:
-        monkeypatch.setenv("FAKE_IMAGES", ",".join(f"{k}={v}" for k, v in by_name.items()))
+    def images(runtime: str, **by_name: str) -> None:
+        value = ",".join(f"{k}={v}" for k, v in by_name.items())
+        monkeypatch.setenv(f"FAKE_IMAGES_{runtime.upper()}", value)
 
-    images()
+    images("podman")
+    images("docker")
     return images
+
+
+@pytest.fixture
+def fake_podman(fake_runtimes):
+    """Sets the stand-in podman's images (docker, also a stand-in, has none)."""
+    return lambda **by_name: fake_runtimes("podman", **by_name)
 
 
 def fetched_anything(run_dir: Path, cache: Path) -> bool:
@@ -239,3 +253,43 @@ def test_locked_runtime_drift_is_found_before_fetching(
     result = odrun("run", str(demo), "--runtime", "podman", "--locked", "--workdir", str(run_dir))
     assert result.code == 11, result.err
     assert not fetched_anything(run_dir, isolated_env)
+
+
+def test_auto_tries_every_installed_runtime(odrun, tmp_path: Path, fake_runtimes) -> None:
+    fake_runtimes("docker", **{IMAGE: DIGEST})  # podman lacks the image, docker has it
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    result = odrun("run", str(tmp_path), "--runtime", "auto", "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert (doc["runtime"], doc["runtime_fallback"]) == ("docker", None)
+    assert "WARNING" not in result.err
+    lock = json.loads((tmp_path / "odrun.lock").read_text())
+    assert lock["images"] == [{"name": IMAGE, "digest": DIGEST}]
+
+
+def test_auto_fallback_names_every_runtime_tried(odrun, tmp_path: Path, fake_runtimes) -> None:
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    doc = odrun("run", str(tmp_path), "--runtime", "auto", "--json").json()
+    fallback = doc["runtime_fallback"]
+    assert fallback["from"] == "podman"
+    assert "not available to podman" in fallback["reason"]
+    assert "not available to docker" in fallback["reason"]
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI installed")
+def test_docker_daemon_not_answering(odrun, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-daemon.sock")
+    serial_spec(tmp_path, {"a": ["true"]})
+    result = odrun("run", str(tmp_path), "--runtime", "docker")
+    assert result.code == 8, result.err
+    assert "the docker daemon is not answering" in result.err
+    assert "DOCKER_HOST" in result.err
+
+
+def test_analysis_without_steps_pins_no_runtime(odrun, demo: Path) -> None:
+    (demo / "reana.yaml").unlink()  # odrun.yaml alone: fetch and verify, nothing runs
+    (demo / "odrun.yaml").write_text((demo / "odrun.yaml").read_text().split("expect:")[0])
+    assert odrun("run", str(demo), "--runtime", "host").code == 0
+    assert json.loads((demo / "odrun.lock").read_text())["runtime"] is None
+    locked = odrun("run", str(demo), "--locked")
+    assert locked.code == 0, locked.err

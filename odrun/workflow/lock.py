@@ -69,7 +69,8 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
             for name in images
         ],
         "cvmfs": cvmfs.pins(cvmfs.declared_repos(analysis.reana)),
-        "runtime": result.runtime,
+        # where the steps ran; None when the analysis runs none (odrun.yaml alone)
+        "runtime": result.runtime if analysis.workflow_type else None,
         "runtime_fallback": result.runtime_fallback.to_dict() if result.runtime_fallback else None,
         "tools": tool_versions(run_tools(analysis, result.runtime)),
     }
@@ -154,9 +155,14 @@ def _runtime_differences(pinned: dict[str, Any], current: dict[str, Any]) -> lis
     not compared, and its images count as pinned unless this run is on the host)."""
     out = []
     legacy = "runtime" not in pinned
-    if not legacy and (
-        pinned.get("runtime") != current.get("runtime")
-        or bool(pinned.get("runtime_fallback")) != bool(current.get("runtime_fallback"))
+    if (
+        not legacy
+        and pinned.get("runtime") is not None
+        and current.get("runtime") is not None
+        and (
+            pinned.get("runtime") != current.get("runtime")
+            or bool(pinned.get("runtime_fallback")) != bool(current.get("runtime_fallback"))
+        )
     ):
         out.append(f"runtime {_describe(pinned)} -> {_describe(current)}")
     old_images = {i["name"]: i.get("digest") for i in pinned.get("images", [])}

@@ -20,7 +20,7 @@ from odrun.workflow.runtime import (
     Runtime,
     check_cvmfs,
     describe,
-    installed_container_runtime,
+    installed_container_runtimes,
     make_runtime,
 )
 
@@ -43,31 +43,25 @@ def choose_runtime(
     resources = (analysis.reana or {}).get("workflow", {}).get("resources") or {}
     cvmfs = check_cvmfs([str(r) for r in resources.get("cvmfs") or []])
     wanted = result.runtime
-    name = (installed_container_runtime() or "host") if wanted == "auto" else wanted
-    runtime = make_runtime(name, cvmfs, pull=not result.offline)
+    pull = not result.offline
     fallback: Fallback | None = None
-    if wanted == "auto" and name == "host":
-        fallback = Fallback(
-            "auto", f"no container runtime ({', '.join(CONTAINER_RUNTIMES)}) is installed"
-        )
-    if name != "host" and (images or wanted != "auto"):
-        try:
+    runtime: Runtime
+    if wanted != "auto":
+        runtime, name = make_runtime(wanted, cvmfs, pull), wanted
+        if name != "host":
             for image in images or [None]:  # type: ignore[list-item]
                 runtime.prepare(image)
-        except (ConfigError, UsageError) as exc:
-            if wanted != "auto":
-                raise
-            fallback = Fallback(name, exc.message)
-            runtime, name = HostRuntime(), "host"
-    elif name != "host":  # auto, and no step names an image: nothing to run in a container
+    elif not images:  # no step names an image: nothing to run in a container
         runtime, name = HostRuntime(), "host"
+    else:
+        runtime, name, fallback = _first_ready(images, cvmfs, pull)
     if wanted == "auto" and name == "host" and untrusted:
         why = fallback.reason if fallback else "no step names a container image"
         raise ConfigError(
             f"this analysis comes from a record and would run on the host: {why}",
             hint="review its commands, then allow it with --runtime host",
         )
-    if fallback is not None and images:
+    if fallback is not None:
         _banner(fallback, images, say)
         result.runtime_fallback = fallback
     elif wanted == "auto" and name == "host":
@@ -82,6 +76,28 @@ def choose_runtime(
         result.ignored_images = images
         say(f"warning: runtime host ignores the step images: {', '.join(images)}")
     return runtime
+
+
+def _first_ready(
+    images: list[str], cvmfs: tuple[str, ...], pull: bool
+) -> tuple[Runtime, str, Fallback | None]:
+    """``auto``: the first installed container runtime that has every image, else the host
+    and the fallback naming the first runtime tried and why each one could not run them."""
+    tried = installed_container_runtimes()
+    if not tried:
+        why = f"no container runtime ({', '.join(CONTAINER_RUNTIMES)}) is installed"
+        return HostRuntime(), "host", Fallback("auto", why)
+    reasons = []
+    for name in tried:
+        runtime = make_runtime(name, cvmfs, pull)
+        try:
+            for image in images:
+                runtime.prepare(image)
+        except (ConfigError, UsageError) as exc:
+            reasons.append(exc.message)
+            continue
+        return runtime, name, None
+    return HostRuntime(), "host", Fallback(tried[0], "; ".join(reasons))
 
 
 def _banner(fallback: Fallback, images: list[str], say: Say) -> None:

@@ -107,10 +107,17 @@ class OciRuntime:
         exists = subprocess.run(
             [self.binary, "image", "inspect", image],
             capture_output=True,
+            text=True,
             check=False,
         )
         if exists.returncode == 0:
             return
+        if self.name == "docker" and "daemon running" in exists.stderr:
+            raise ConfigError(
+                f"the docker daemon is not answering: {exists.stderr.strip().splitlines()[-1]}",
+                hint="start it (systemctl start docker) or point DOCKER_HOST at one; "
+                "check with `docker info`",
+            )
         if not self.pull:
             raise ConfigError(
                 f"image {image} is not available to {self.name} (--offline: not pulling)",
@@ -194,8 +201,13 @@ def executable(name: str) -> str | None:
     return shutil.which(name) or (shutil.which("singularity") if name == "apptainer" else None)
 
 
+def installed_container_runtimes() -> list[str]:
+    """The container runtimes installed here, in the order ``--runtime auto`` tries them."""
+    return [name for name in CONTAINER_RUNTIMES if executable(name)]
+
+
 def installed_container_runtime() -> str | None:
-    return next((name for name in CONTAINER_RUNTIMES if executable(name)), None)
+    return next(iter(installed_container_runtimes()), None)
 
 
 def make_runtime(name: str, cvmfs: tuple[str, ...] = (), pull: bool = True) -> Runtime:
