@@ -69,7 +69,7 @@ class RunResult:
     ended: str = ""
     runtime: str = "host"
     #: what --runtime asked for (auto, podman, ...); ``runtime`` is where the steps ran
-    runtime_requested: str = "host"
+    runtime_requested: str = ""
     #: set when --runtime auto ran on the host instead of a container runtime
     runtime_fallback: Fallback | None = None
     #: the analysis came from a record: never run on the host unless asked to
@@ -115,7 +115,7 @@ class RunResult:
             "started": self.started,
             "ended": self.ended,
             "runtime": self.runtime,
-            "runtime_requested": self.runtime_requested,
+            "runtime_requested": self.runtime_requested or self.runtime,
             "runtime_fallback": self.runtime_fallback.to_dict() if self.runtime_fallback else None,
             "runtime_description": self.runtime_description,
             "untrusted": self.untrusted,
