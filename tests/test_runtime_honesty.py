@@ -293,3 +293,50 @@ def test_analysis_without_steps_pins_no_runtime(odrun, demo: Path) -> None:
     assert json.loads((demo / "odrun.lock").read_text())["runtime"] is None
     locked = odrun("run", str(demo), "--locked")
     assert locked.code == 0, locked.err
+
+
+MIXED_SNAKEFILE = """\
+rule all:
+    input: "a.txt", "b.txt", "c.txt"
+
+rule boxed:
+    output: "a.txt"
+    container: "docker://IMAGE"
+    shell: "echo in > {output}"
+
+rule on_host:
+    output: "b.txt"
+    shell: "echo out > {output}"
+
+rule python_here:
+    output: "c.txt"
+    container: "docker://IMAGE"
+    run:
+        open(output[0], "w").write("python")
+"""
+
+
+def test_record_snakefile_rules_without_container_are_refused(tmp_path: Path, fake_podman) -> None:
+    from odrun.errors import ConfigError
+    from odrun.settings import Settings
+    from odrun.workflow import load_analysis, run_analysis
+
+    fake_podman(**{IMAGE: DIGEST})
+    write(tmp_path / "Snakefile", MIXED_SNAKEFILE.replace("IMAGE", IMAGE))
+    write(tmp_path / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n")
+    with pytest.raises(ConfigError, match="would run on the host") as err:
+        run_analysis(load_analysis(tmp_path), Settings.load(), runtime="auto", untrusted=True)
+    assert "on_host" in str(err.value)
+    assert "python_here" in str(err.value)  # run: is Python in Snakemake's own process
+    assert "boxed" not in str(err.value)
+
+
+def test_host_rules_of_a_snakefile(tmp_path: Path) -> None:
+    from odrun.workflow.snakemake import host_rules
+
+    write(tmp_path / "Snakefile", MIXED_SNAKEFILE + 'include: "more.smk"\n')
+    write(tmp_path / "more.smk", 'rule extra:\n    output: "d"\n    script: "s.py"\n')
+    assert host_rules(tmp_path, "Snakefile") == ["extra", "on_host", "python_here"]
+    glob = 'container: "docker://x:1"\n\n' + MIXED_SNAKEFILE
+    write(tmp_path / "Snakefile", glob)  # a global container: every shell rule is in it
+    assert host_rules(tmp_path, "Snakefile") == ["python_here"]

@@ -49,6 +49,13 @@ CORE_OPTIONS = (
     "container-image",
 )
 DEFAULT_JOBS = 20
+_RULE_RE = re.compile(r"^(?:rule|checkpoint)(?:\s+(\w+))?\s*:", re.M)
+#: the next line at column 0 that is not blank or a comment: where a rule's body ends
+_TOP_LEVEL_RE = re.compile(r"^[^\s#]", re.M)
+_ACTION_RE = re.compile(r"^\s+(shell|script|notebook|wrapper|cwl|run)\s*:", re.M)
+_GLOBAL_CONTAINER_RE = re.compile(r"^(?:container|singularity|containerized)\s*:", re.M)
+#: a rule's own container, a literal or not (container: config["image"])
+_CONTAINER_RE = re.compile(r"^\s+(?:container|singularity)\s*:", re.M)
 _INCLUDE_RE = re.compile(r"^\s*include\s*:\s*[\"']([^\"'\n]+)[\"']", re.M)
 _IMAGE_RE = re.compile(
     r"^\s*(?:container|singularity|containerized)\s*:\s*[\"']([^\"'\n]+)[\"']", re.M
@@ -70,19 +77,44 @@ class SnakemakePlan:
     command: list[str] = field(default_factory=list)
 
 
-def declared_images(workspace: Path, snakefile: str) -> list[str]:
-    """Images named by ``container:`` directives (string literals) in the Snakefile and the
-    files it ``include:``s (string literals, relative to the including file)."""
+def _snakefile_texts(workspace: Path, snakefile: str) -> list[str]:
+    """The Snakefile and the files it ``include:``s (string literals, relative to the
+    including file), each once."""
     todo, seen = [workspace / snakefile], set()
-    found: set[str] = set()
+    texts: list[str] = []
     while todo:
         path = todo.pop()
         if path in seen or not path.is_file():
             continue
         seen.add(path)
         text = path.read_text(encoding="utf-8", errors="replace")
-        found |= set(_IMAGE_RE.findall(text))
+        texts.append(text)
         todo += [path.parent / name for name in _INCLUDE_RE.findall(text)]
+    return texts
+
+
+def declared_images(workspace: Path, snakefile: str) -> list[str]:
+    """Images named by ``container:`` directives (string literals) in the Snakefile and the
+    files it ``include:``s."""
+    texts = _snakefile_texts(workspace, snakefile)
+    return sorted({image for text in texts for image in _IMAGE_RE.findall(text)})
+
+
+def host_rules(workspace: Path, snakefile: str) -> list[str]:
+    """Rules that run on the host whatever the runtime: a ``run:`` block (Python inside
+    Snakemake's own process), or a shell/script/notebook/wrapper/cwl action without a
+    ``container:`` of its own or a global one."""
+    texts = _snakefile_texts(workspace, snakefile)
+    everywhere = any(_GLOBAL_CONTAINER_RE.search(text) for text in texts)
+    found = set()
+    for text in texts:
+        for match in _RULE_RE.finditer(text):
+            end = _TOP_LEVEL_RE.search(text, match.end())
+            body = text[match.end() : end.start() if end else len(text)]
+            actions = set(_ACTION_RE.findall(body))
+            boxed = everywhere or _CONTAINER_RE.search(body) is not None
+            if "run" in actions or (actions and not boxed):
+                found.add(match.group(1) or "(unnamed rule)")
     return sorted(found)
 
 
@@ -135,7 +167,19 @@ def plan_snakemake(
         return plan
     names = [oci_name(i) for i in plan.images]
     result.images = names
+    on_host = host_rules(analysis.root, str(snakefile))
+    if on_host and untrusted and wanted == "auto":
+        raise ConfigError(
+            "this analysis comes from a record and would run on the host: its Snakefile rules "
+            f"{', '.join(on_host)} have no container: (or use run:, which runs in Snakemake)",
+            hint="review its rules, then allow it with --runtime host",
+        )
     plan.runtime = choose_runtime(analysis, result, names, untrusted, say)
+    if on_host and plan.runtime is not None and result.runtime != "host":
+        say(
+            f"warning: Snakefile rules {', '.join(on_host)} run on the host, not in a "
+            "container (no container: directive, or run:)"
+        )
     return plan
 
 
