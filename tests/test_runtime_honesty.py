@@ -340,3 +340,36 @@ def test_host_rules_of_a_snakefile(tmp_path: Path) -> None:
     glob = 'container: "docker://x:1"\n\n' + MIXED_SNAKEFILE
     write(tmp_path / "Snakefile", glob)  # a global container: every shell rule is in it
     assert host_rules(tmp_path, "Snakefile") == ["python_here"]
+
+
+def test_fallback_crate_passes_the_validator(odrun, demo: Path, fake_podman) -> None:
+    import rocrate_validator
+
+    reason = rocrate_validator.ensure()
+    if reason:
+        pytest.skip(f"roc-validator unavailable: {reason}")
+    run = odrun("run", str(demo), "--runtime", "auto", "--json")
+    assert run.code == 0, run.err
+    assert run.json()["runtime_fallback"]["from"] == "podman"
+    report = rocrate_validator.validate(Path(run.json()["run_dir"]), "workflow-run-crate-0.5")
+    assert report["issues"] == []
+    assert report["passed"] is True
+
+
+def test_rerun_decides_a_fallback_again_and_keeps_untrusted(
+    odrun, tmp_path: Path, fake_podman
+) -> None:
+    from odrun.settings import Settings
+    from odrun.workflow import load_analysis, run_analysis
+
+    serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
+    fell_back = odrun("run", str(tmp_path), "--runtime", "auto", "--json").json()
+    assert fell_back["runtime_fallback"] is not None
+    fake_podman(**{IMAGE: DIGEST})  # now podman has the image: the rerun uses it
+    again = odrun("rerun", fell_back["run_dir"], "--json")
+    assert again.code == 0, again.err
+    assert (again.json()["runtime"], again.json()["runtime_fallback"]) == ("podman", None)
+    first = run_analysis(load_analysis(tmp_path), Settings.load(), runtime="auto", untrusted=True)
+    rerun = odrun("rerun", str(first.run_dir), "--json")
+    assert rerun.code == 0, rerun.err
+    assert rerun.json()["untrusted"] is True
