@@ -164,6 +164,7 @@ def test_fallback_is_a_banner_and_is_recorded(odrun, tmp_path: Path, fake_podman
     lock = json.loads((run_dir / "odrun.lock").read_text())
     assert lock["runtime"] == "host"
     assert lock["runtime_fallback"] == fallback
+    assert lock["runtime_description"] == doc["runtime_description"]
     crate = json.loads((run_dir / "ro-crate-metadata.json").read_text())
     graph = {node["@id"]: node for node in crate["@graph"]}
     assert graph["#runtime"]["name"] == "host"
