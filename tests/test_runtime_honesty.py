@@ -374,3 +374,22 @@ def test_rerun_decides_a_fallback_again_and_keeps_untrusted(
     rerun = odrun("rerun", str(first.run_dir), "--json")
     assert rerun.code == 0, rerun.err
     assert rerun.json()["untrusted"] is True
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("snakemake_executor_plugin_slurm") is None,
+    reason="snakemake-executor-plugin-slurm not installed",
+)
+def test_slurm_executor_without_sbatch_fails_before_fetching(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path, monkeypatch
+) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "which").symlink_to(shutil.which("which") or "/usr/bin/which")
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no sbatch here
+    root = snakemake_with_records(demo.parent / "snk", demo)
+    run_dir = tmp_path / "r"
+    args = ("--runtime", "host", "--executor", "slurm", "--workdir", str(run_dir))
+    result = odrun("run", str(root), *args)
+    assert result.code == 8, result.err
+    assert "sbatch" in result.err
+    assert not fetched_anything(run_dir, isolated_env)

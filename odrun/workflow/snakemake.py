@@ -147,6 +147,7 @@ def plan_snakemake(
         merged = {str(k): _text(v) for k, v in _file_options(analysis, executor).items()}
         plan.options = {**merged, **result.executor_options}
         executor_args(executor, plan.options)  # fail early on a missing plugin
+        _check_executor_commands(executor)
     wanted = result.runtime
     result.images = list(plan.images)
     if not plan.images:
@@ -289,6 +290,20 @@ def _used_images(runtime: OciRuntime, record: Path, result: RunResult) -> None:
                 result.image_digests[image] = digest
 
 
+#: the commands an executor plugin starts to submit jobs (checked before anything is fetched)
+EXECUTOR_COMMANDS = {"slurm": ("sbatch",), "htcondor": (), "kubernetes": ()}
+
+
+def _check_executor_commands(executor: str) -> None:
+    missing = [c for c in EXECUTOR_COMMANDS.get(executor, ()) if shutil.which(c) is None]
+    if missing:
+        raise ConfigError(
+            f"--executor {executor} submits jobs with {', '.join(missing)}, which is not on PATH",
+            hint="run odrun on a login node of the cluster (where sbatch works), "
+            "or install the Slurm client",
+        )
+
+
 def _file_options(analysis: Analysis, executor: str) -> dict[str, Any]:
     options = (analysis.manifest.get("executors") or {}).get(executor) or {}
     return dict(options) if isinstance(options, dict) else {}
@@ -315,6 +330,11 @@ def executor_args(executor: str, options: dict[str, str]) -> list[str]:
         raise ConfigError(
             f"--executor {executor} needs the Snakemake executor plugin {module.replace('_', '-')}",
             hint=f"pip install 'odrun[{executor}]'",
+        ) from None
+    except OSError as exc:  # the slurm plugin runs `which sacct` while it is imported
+        raise ConfigError(
+            f"--executor {executor}: the plugin {module.replace('_', '-')} cannot load: {exc}",
+            hint="run odrun where the cluster's commands are on PATH",
         ) from None
     settings = getattr(plugin, "ExecutorSettings", None)
     fields = {f.name: f for f in dataclasses.fields(settings)} if settings else {}
