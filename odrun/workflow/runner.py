@@ -1,11 +1,16 @@
-"""Run an analysis: fresh workspace, staged inputs, fetched records, steps, outputs, record.
+"""Run an analysis: preflight, fresh workspace, staged inputs, fetched records, steps, record.
+
+The preflight (runtime, images, executor, Snakemake, the lock's runtime and image
+digests: :mod:`odrun.workflow.preflight`) comes before anything is staged or fetched.
 
 A run lives in its own folder (default ``<analysis>/.odrun/runs/<UTC time>``)::
 
     workspace/                 inputs copied in, records fetched (hard links), outputs
     logs/NN-<step>.log         stdout+stderr of each command
-    run.json                   what ran: commands, exit codes, times, inputs, outputs, checks
-    odrun.lock                 records and files pinned (also written next to the analysis)
+    run.json                   what ran: runtime (and any fallback), commands, exit codes,
+                               times, inputs, outputs, checks
+    odrun.lock                 records, files, runtime and images pinned (also written next
+                               to the analysis)
     ro-crate-metadata.json     provenance (Workflow Run Crate)
 
 Everything is written even when a step fails: the run folder keeps the logs and
