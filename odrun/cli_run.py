@@ -172,6 +172,8 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     record = RunRecord.load(run_dir).data
     analysis = load_analysis(Path(str(record["analysis_path"])))
     runtime = str(record.get("runtime") or "auto")  # where the recorded run ran
+    if record.get("runtime_fallback"):  # decide again, as it was asked (and warned about)
+        runtime = str(record.get("runtime_requested") or "auto")
     executor = str(record.get("executor") or "local")
     options = record.get("executor_options")
     result = run_analysis(
@@ -183,6 +185,7 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
         if isinstance(options, dict)
         else None,
         verify=True,
+        untrusted=record.get("untrusted") is True,
         say=_say,
     )
     _finish(result, as_json, None)

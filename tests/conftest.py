@@ -103,6 +103,31 @@ def podman_ready() -> str:
 
 
 @pytest.fixture(scope="session")
+def dockerd() -> Iterator[Any]:
+    """A private Docker daemon (tests/docker_daemon.py) for the session, or a clear skip."""
+    import docker_daemon
+
+    reason = docker_daemon.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with docker_daemon.run_dockerd() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def docker_ready(dockerd: Any, podman_ready: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The podman test image loaded into the private dockerd, and DOCKER_HOST pointing at it
+    (the docker CLI odrun starts reads it; odrun itself does not)."""
+    import docker_daemon
+
+    reason = docker_daemon.load_image(dockerd, podman_ready)
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setenv("DOCKER_HOST", dockerd.host)
+    return podman_ready
+
+
+@pytest.fixture(scope="session")
 def mirror_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return portal_server.write_mirror(tmp_path_factory.mktemp("mirror"))
 

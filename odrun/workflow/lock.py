@@ -5,8 +5,14 @@ every file the analysis selected (URI, size, checksum; ``integrity``
 "unverified" for a file without a declared checksum), the step images, the
 revision and root hash of each CVMFS repository the spec declares (recorded, not
 enforced by ``--locked``: repositories publish many times a day; mount a pinned
-snapshot with ``CVMFS_ROOT_HASH``), and the tool versions. It is sorted JSON, so it
-diffs well under version control.
+snapshot with ``CVMFS_ROOT_HASH``), the runtime the steps ran in (with the
+``runtime_fallback`` when ``--runtime auto`` fell back to the host) and the tool
+versions. It is sorted JSON, so it diffs well under version control.
+
+``--locked`` refuses a run whose records, files, runtime kind or image digests differ
+from the lock. A missing (``null``) digest counts as a difference unless both the lock
+and the run chose the host on purpose (``--runtime host`` ignores the images): a lock
+written by a fallback pins nothing about its images, so it never passes.
 """
 
 from __future__ import annotations
@@ -56,6 +62,10 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
             for name in images
         ],
         "cvmfs": cvmfs.pins(cvmfs.declared_repos(analysis.reana)),
+        # where the steps ran; None when the analysis runs none (odrun.yaml alone)
+        "runtime": result.runtime if analysis.workflow_type else None,
+        "runtime_fallback": result.runtime_fallback.to_dict() if result.runtime_fallback else None,
+        "runtime_description": result.runtime_description if analysis.workflow_type else None,
         "tools": tool_versions(run_tools(analysis, result.runtime)),
     }
 
@@ -81,8 +91,9 @@ def write(path: Path, lock: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(lock, indent=2, sort_keys=True) + "\n").encode())
 
 
-def check(path: Path, current: dict[str, Any]) -> None:
-    """Raise LockError naming what differs between ``path`` and the inputs about to be used."""
+def check(path: Path, current: dict[str, Any], *, records: bool = True) -> None:
+    """Raise LockError naming what differs between ``path`` and the inputs about to be used;
+    ``records=False``: only the runtime and the images (the preflight, before fetching)."""
     try:
         pinned = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -92,7 +103,9 @@ def check(path: Path, current: dict[str, Any]) -> None:
     except ValueError as exc:
         raise LockError(f"{path} is not valid JSON: {exc}") from None
     try:
-        drift = list(_differences(pinned, current))
+        drift = _runtime_differences(pinned, current)
+        if records:
+            drift += _differences(pinned, current)
     except (AttributeError, KeyError, TypeError):
         raise LockError(
             f"{path} is not an odrun lock file", hint="delete it and run again"
@@ -130,12 +143,48 @@ def _differences(pinned: dict[str, Any], current: dict[str, Any]) -> list[str]:
                         f"record {recid}: {path} {key} "
                         f"{before[path].get(key)} -> {after[path].get(key)}"
                     )
+    return out
+
+
+def _describe(lock: dict[str, Any]) -> str:
+    from odrun.workflow.runtime import Fallback, describe  # noqa: PLC0415 - cycle
+
+    return describe(str(lock.get("runtime")), Fallback.from_dict(lock.get("runtime_fallback")))
+
+
+def _images_ignored(lock: dict[str, Any]) -> bool:
+    """The host was chosen on purpose: the step images were not used, so not pinned."""
+    return lock.get("runtime") == "host" and not lock.get("runtime_fallback")
+
+
+def _runtime_differences(pinned: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The runtime kind and every image digest (an older lock has no runtime: the kind is
+    not compared, and its images count as pinned unless this run is on the host)."""
+    out = []
+    legacy = "runtime" not in pinned
+    if (
+        not legacy
+        and pinned.get("runtime") is not None
+        and current.get("runtime") is not None
+        and (
+            pinned.get("runtime") != current.get("runtime")
+            or bool(pinned.get("runtime_fallback")) != bool(current.get("runtime_fallback"))
+        )
+    ):
+        out.append(f"runtime {_describe(pinned)} -> {_describe(current)}")
     old_images = {i["name"]: i.get("digest") for i in pinned.get("images", [])}
     new_images = {i["name"]: i.get("digest") for i in current.get("images", [])}
     if sorted(old_images) != sorted(new_images):
         out.append(f"images {sorted(old_images)} -> {sorted(new_images)}")
+    if _images_ignored(current) and (legacy or _images_ignored(pinned)):
+        return out
     for name in sorted(old_images.keys() & new_images.keys()):
         was, now = old_images[name], new_images[name]
-        if was and now and was != now:
+        if not was:
+            why = f" (it ran {_describe(pinned)})" if not legacy else ""
+            out.append(f"image {name} has no digest in the lock{why}")
+        elif not now:
+            out.append(f"image {name} has no digest in runtime {_describe(current)} (lock: {was})")
+        elif was != now:
             out.append(f"image {name} digest {was} -> {now}")
     return out

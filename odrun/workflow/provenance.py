@@ -3,8 +3,10 @@
 ``<run>/ro-crate-metadata.json`` describes the run folder: the workflow spec,
 the records read (by DOI or record URL), input and output files with size and
 checksum, the CVMFS repositories it declares (with the revision and root hash
-mounted), one CreateAction per command with its exit code and times, and the
-tools. No environment variables are recorded (they may hold secrets).
+mounted), one CreateAction per command with its exit code and times, the
+runtime the commands ran in (``#runtime``; a ``#runtime-fallback`` PropertyValue
+when ``--runtime auto`` fell back to the host), and the tools. No environment
+variables are recorded (they may hold secrets).
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ def crate(
     }
     if result.error:
         run["error"] = result.error
+    runtimes = [] if reana else _runtime_nodes(result)
+    if runtimes:
+        run["description"] = f"runtime: {result.runtime_description}"
     engines: list[dict[str, Any]] = []
     if reana:  # where it ran: the REANA server (never its token) and the workflow id
         run["identifier"] = reana["workflow_id"]
@@ -139,7 +144,9 @@ def crate(
             "conformsTo": [{"@id": p} for p in PROFILES],
             "mainEntity": {"@id": spec},
             "hasPart": [{"@id": spec}] + [{"@id": x["@id"]} for x in inputs + outputs + records],
-            "mentions": [{"@id": "#run"}] + [{"@id": s["@id"]} for s in steps],
+            "mentions": [{"@id": "#run"}]
+            + [{"@id": s["@id"]} for s in steps]
+            + [{"@id": n["@id"]} for n in runtimes],
         },
         {
             "@id": spec,
@@ -155,6 +162,7 @@ def crate(
         {"@id": "#odrun", "@type": "SoftwareApplication", "name": "odrun", "version": __version__},
         run,
         *engines,
+        *runtimes,
         *steps,
         *records,
         *inputs,
@@ -162,6 +170,30 @@ def crate(
         *({"@id": p, "@type": "CreativeWork", "name": p.rsplit("/", 2)[-2]} for p in PROFILES),
     ]
     return {"@context": CONTEXT, "@graph": graph}
+
+
+def _runtime_nodes(result: RunResult) -> list[dict[str, Any]]:
+    """Where the commands ran and, for a fallback to the host, from where and why."""
+    nodes: list[dict[str, Any]] = [
+        {
+            "@id": "#runtime",
+            "@type": "SoftwareApplication",
+            "name": result.runtime,
+            "description": result.runtime_description,
+        }
+    ]
+    fallback = result.runtime_fallback
+    if fallback is not None:
+        nodes.append(
+            {
+                "@id": "#runtime-fallback",
+                "@type": "PropertyValue",
+                "name": "runtime_fallback",
+                "value": fallback.from_,
+                "description": fallback.reason,
+            }
+        )
+    return nodes
 
 
 def write_crate(result: RunResult, analysis: Analysis, reana: dict[str, str] | None = None) -> None:

@@ -1,11 +1,16 @@
-"""Run an analysis: fresh workspace, staged inputs, fetched records, steps, outputs, record.
+"""Run an analysis: preflight, fresh workspace, staged inputs, fetched records, steps, record.
+
+The preflight (runtime, images, executor, Snakemake, the lock's runtime and image
+digests: :mod:`odrun.workflow.preflight`) comes before anything is staged or fetched.
 
 A run lives in its own folder (default ``<analysis>/.odrun/runs/<UTC time>``)::
 
     workspace/                 inputs copied in, records fetched (hard links), outputs
     logs/NN-<step>.log         stdout+stderr of each command
-    run.json                   what ran: commands, exit codes, times, inputs, outputs, checks
-    odrun.lock                 records and files pinned (also written next to the analysis)
+    run.json                   what ran: runtime (and any fallback), commands, exit codes,
+                               times, inputs, outputs, checks
+    odrun.lock                 records, files, runtime and images pinned (also written next
+                               to the analysis)
     ro-crate-metadata.json     provenance (Workflow Run Crate)
 
 Everything is written even when a step fails: the run folder keeps the logs and
@@ -27,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from odrun import __version__
 from odrun.checksum import checksum_file
-from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
+from odrun.errors import OdrunError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
 from odrun.records.cache import atomic_write
 from odrun.records.model import Record, RecordFile
@@ -35,14 +40,8 @@ from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
 from odrun.workflow.expect import Check, evaluate
-from odrun.workflow.runtime import (
-    HostRuntime,
-    OciRuntime,
-    Runtime,
-    check_cvmfs,
-    installed_container_runtime,
-    make_runtime,
-)
+from odrun.workflow.preflight import choose_runtime
+from odrun.workflow.runtime import Fallback, Runtime, describe
 from odrun.workflow.spec import (
     Analysis,
     SpecError,
@@ -83,6 +82,12 @@ class RunResult:
     started: str = ""
     ended: str = ""
     runtime: str = "host"
+    #: what --runtime asked for (auto, podman, ...); ``runtime`` is where the steps ran
+    runtime_requested: str = ""
+    #: set when --runtime auto ran on the host instead of a container runtime
+    runtime_fallback: Fallback | None = None
+    #: the analysis came from a record: never run on the host unless asked to
+    untrusted: bool = False
     executor: str = "local"
     #: --executor-option KEY=VALUE given for this run (odrun.yaml's are read again)
     executor_options: dict[str, str] = field(default_factory=dict)
@@ -109,6 +114,11 @@ class RunResult:
         return self.run_dir / "workspace"
 
     @property
+    def runtime_description(self) -> str:
+        """``podman``, or ``host (fallback from podman: <why>)``."""
+        return describe(self.runtime, self.runtime_fallback)
+
+    @property
     def verified(self) -> bool | None:
         return all(c.ok for c in self.checks) if self.checks else None
 
@@ -122,6 +132,10 @@ class RunResult:
             "started": self.started,
             "ended": self.ended,
             "runtime": self.runtime,
+            "runtime_requested": self.runtime_requested or self.runtime,
+            "runtime_fallback": self.runtime_fallback.to_dict() if self.runtime_fallback else None,
+            "runtime_description": self.runtime_description,
+            "untrusted": self.untrusted,
             "executor": self.executor,
             "executor_options": self.executor_options,
             "ignored_images": self.ignored_images,
@@ -196,6 +210,8 @@ def run_analysis(
             (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
         ),
         runtime=runtime,
+        runtime_requested=runtime,
+        untrusted=untrusted,
         executor=executor,
         executor_options=dict(executor_options or {}),
         offline=settings.offline,
@@ -203,12 +219,17 @@ def run_analysis(
     result.started = now()
     (result.run_dir / "logs").mkdir(exist_ok=True)
     failure: BaseException | None = None
+    lock_path = analysis.root / lockfile.NAME
     try:
-        _stage_inputs(analysis, result)
-        _fetch_records(analysis, settings, result, say)
+        # preflight: runtime, images, executor, Snakemake, and the lock's runtime and images,
+        # all before a single input is staged or fetched
         plan = _plan(analysis, result, from_step, target_step, untrusted, say)
         if locked:
-            lockfile.check(analysis.root / lockfile.NAME, lockfile.build(result, analysis))
+            lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
+        _stage_inputs(analysis, result)
+        _fetch_records(analysis, settings, result, say)
+        if locked:
+            lockfile.check(lock_path, lockfile.build(result, analysis))
         result.status = "running"
         _run_workflow(analysis, result, plan, say)
         result.status = "finished"
@@ -222,7 +243,7 @@ def run_analysis(
         lock = lockfile.build(result, analysis)
         lockfile.write(result.run_dir / lockfile.NAME, lock)
         if result.status == "finished" and not locked and not partial:
-            lockfile.write(analysis.root / lockfile.NAME, lock)
+            lockfile.write(lock_path, lock)
         expect = analysis.manifest.get("expect") or []
         if result.status == "finished" and expect and (verify or not partial):
             result.checks = evaluate(result.workspace, expect, analysis.root)
@@ -350,7 +371,7 @@ def _plan(
         for raw in step.get("commands") or []:
             plan.commands.append((name, image, substitute(str(raw), params, f"step {name}")))
     images = sorted({img for _, img, _ in plan.commands if img})
-    plan.runtime = _choose_runtime(analysis, result, images, untrusted, say)
+    plan.runtime = choose_runtime(analysis, result, images, untrusted, say)
     return plan
 
 
@@ -388,45 +409,6 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
                 f"step {name} failed with exit code {proc.returncode}: {command}",
                 hint=f"log: {log}" + (f"; last lines: {' | '.join(tail)}" if tail else ""),
             )
-
-
-def _choose_runtime(
-    analysis: Analysis, result: RunResult, images: list[str], untrusted: bool, say: Say
-) -> Runtime:
-    """The runtime asked for; ``auto``: a container runtime if one is installed and has the
-    images, else the host (with a warning naming the images it ignores)."""
-    resources = (analysis.reana or {}).get("workflow", {}).get("resources") or {}
-    cvmfs = check_cvmfs([str(r) for r in resources.get("cvmfs") or []])
-    wanted = result.runtime
-    name = (installed_container_runtime() or "host") if wanted == "auto" else wanted
-    runtime = make_runtime(name, cvmfs, pull=not result.offline)
-    why_host = "no container runtime is installed"
-    if name != "host":
-        try:
-            for image in images or [None]:  # type: ignore[list-item]
-                runtime.prepare(image)
-        except (ConfigError, UsageError) as exc:
-            if wanted != "auto":
-                raise
-            why_host = str(exc)
-            runtime, name = HostRuntime(), "host"
-    if name == "host" and wanted == "auto":
-        if untrusted:
-            raise ConfigError(
-                f"this analysis comes from a record and would run on the host: {why_host}",
-                hint="review its commands, then allow it with --runtime host",
-            )
-        say(f"warning: --runtime auto: {why_host}; running on the host")
-    result.runtime = name
-    if isinstance(runtime, OciRuntime):
-        for image in images:
-            digest = runtime.digest(image)
-            if digest:
-                result.image_digests[image] = digest
-    if name == "host" and images:
-        result.ignored_images = images
-        say(f"warning: runtime host ignores the step images: {', '.join(images)}")
-    return runtime
 
 
 def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:

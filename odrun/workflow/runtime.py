@@ -36,6 +36,29 @@ class Runtime(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Fallback:
+    """``--runtime auto`` ran on the host instead of ``from_`` (a container runtime, or
+    ``auto`` when none is installed), and why: recorded in run.json, the lock, the crate."""
+
+    from_: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"from": self.from_, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Fallback | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(str(data.get("from")), str(data.get("reason")))
+
+
+def describe(name: str, fallback: Fallback | None) -> str:
+    """``podman``, or ``host (fallback from podman: image X is not available ...)``."""
+    return f"{name} (fallback from {fallback.from_}: {fallback.reason})" if fallback else name
+
+
 def cvmfs_binds(repos: tuple[str, ...]) -> list[str]:
     """``SOURCE:/cvmfs/<repo>:ro`` for each repository (the source under $ODRUN_CVMFS_ROOT)."""
     return [f"{cvmfs_repos.root() / r}:{CVMFS_ROOT / r}:ro" for r in repos]
@@ -84,10 +107,17 @@ class OciRuntime:
         exists = subprocess.run(
             [self.binary, "image", "inspect", image],
             capture_output=True,
+            text=True,
             check=False,
         )
         if exists.returncode == 0:
             return
+        if self.name == "docker" and "daemon running" in exists.stderr:
+            raise ConfigError(
+                f"the docker daemon is not answering: {exists.stderr.strip().splitlines()[-1]}",
+                hint="start it (systemctl start docker) or point DOCKER_HOST at one; "
+                "check with `docker info`",
+            )
         if not self.pull:
             raise ConfigError(
                 f"image {image} is not available to {self.name} (--offline: not pulling)",
@@ -104,9 +134,12 @@ class OciRuntime:
             )
 
     def digest(self, image: str) -> str | None:
-        """The image's content digest (``sha256:...``), for the lock file."""
+        """The image's content digest (``sha256:...``), for the lock file: podman's manifest
+        digest; docker has none for a loaded or built image, so its image ID (the digest of
+        the image's configuration, which names every layer's digest)."""
+        field = "{{.Digest}}" if self.name == "podman" else "{{.Id}}"
         out = subprocess.run(
-            [self.binary, "image", "inspect", "--format", "{{.Digest}}", image],
+            [self.binary, "image", "inspect", "--format", field, image],
             capture_output=True,
             text=True,
             check=False,
@@ -168,8 +201,13 @@ def executable(name: str) -> str | None:
     return shutil.which(name) or (shutil.which("singularity") if name == "apptainer" else None)
 
 
+def installed_container_runtimes() -> list[str]:
+    """The container runtimes installed here, in the order ``--runtime auto`` tries them."""
+    return [name for name in CONTAINER_RUNTIMES if executable(name)]
+
+
 def installed_container_runtime() -> str | None:
-    return next((name for name in CONTAINER_RUNTIMES if executable(name)), None)
+    return next(iter(installed_container_runtimes()), None)
 
 
 def make_runtime(name: str, cvmfs: tuple[str, ...] = (), pull: bool = True) -> Runtime:

@@ -31,7 +31,8 @@ import yaml
 
 from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, UsageError, WorkflowError
-from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, now
+from odrun.workflow.preflight import choose_runtime
+from odrun.workflow.runner import RunResult, Say, StepRun, now
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
 from odrun.workflow.spec import Analysis, SpecError, relative
 
@@ -49,6 +50,13 @@ CORE_OPTIONS = (
     "container-image",
 )
 DEFAULT_JOBS = 20
+_RULE_RE = re.compile(r"^(?:rule|checkpoint)(?:\s+(\w+))?\s*:", re.M)
+#: the next line at column 0 that is not blank or a comment: where a rule's body ends
+_TOP_LEVEL_RE = re.compile(r"^[^\s#]", re.M)
+_ACTION_RE = re.compile(r"^\s+(shell|script|notebook|wrapper|cwl|run)\s*:", re.M)
+_GLOBAL_CONTAINER_RE = re.compile(r"^(?:container|singularity|containerized)\s*:", re.M)
+#: a rule's own container, a literal or not (container: config["image"])
+_CONTAINER_RE = re.compile(r"^\s+(?:container|singularity)\s*:", re.M)
 _INCLUDE_RE = re.compile(r"^\s*include\s*:\s*[\"']([^\"'\n]+)[\"']", re.M)
 _IMAGE_RE = re.compile(
     r"^\s*(?:container|singularity|containerized)\s*:\s*[\"']([^\"'\n]+)[\"']", re.M
@@ -66,21 +74,48 @@ class SnakemakePlan:
     options: dict[str, str] = field(default_factory=dict)
     #: odrun.yaml ``network: true``: containers get the host's network
     network: bool = False
+    #: how to start Snakemake (found before anything is fetched)
+    command: list[str] = field(default_factory=list)
 
 
-def declared_images(workspace: Path, snakefile: str) -> list[str]:
-    """Images named by ``container:`` directives (string literals) in the Snakefile and the
-    files it ``include:``s (string literals, relative to the including file)."""
+def _snakefile_texts(workspace: Path, snakefile: str) -> list[str]:
+    """The Snakefile and the files it ``include:``s (string literals, relative to the
+    including file), each once."""
     todo, seen = [workspace / snakefile], set()
-    found: set[str] = set()
+    texts: list[str] = []
     while todo:
         path = todo.pop()
         if path in seen or not path.is_file():
             continue
         seen.add(path)
         text = path.read_text(encoding="utf-8", errors="replace")
-        found |= set(_IMAGE_RE.findall(text))
+        texts.append(text)
         todo += [path.parent / name for name in _INCLUDE_RE.findall(text)]
+    return texts
+
+
+def declared_images(workspace: Path, snakefile: str) -> list[str]:
+    """Images named by ``container:`` directives (string literals) in the Snakefile and the
+    files it ``include:``s."""
+    texts = _snakefile_texts(workspace, snakefile)
+    return sorted({image for text in texts for image in _IMAGE_RE.findall(text)})
+
+
+def host_rules(workspace: Path, snakefile: str) -> list[str]:
+    """Rules that run on the host whatever the runtime: a ``run:`` block (Python inside
+    Snakemake's own process), or a shell/script/notebook/wrapper/cwl action without a
+    ``container:`` of its own or a global one."""
+    texts = _snakefile_texts(workspace, snakefile)
+    everywhere = any(_GLOBAL_CONTAINER_RE.search(text) for text in texts)
+    found = set()
+    for text in texts:
+        for match in _RULE_RE.finditer(text):
+            end = _TOP_LEVEL_RE.search(text, match.end())
+            body = text[match.end() : end.start() if end else len(text)]
+            actions = set(_ACTION_RE.findall(body))
+            boxed = everywhere or _CONTAINER_RE.search(body) is not None
+            if "run" in actions or (actions and not boxed):
+                found.add(match.group(1) or "(unnamed rule)")
     return sorted(found)
 
 
@@ -94,8 +129,12 @@ def plan_snakemake(
     untrusted: bool,
     say: Say,
 ) -> SnakemakePlan:
-    """Choose the runtime for the rules' containers; check the executor plugin is there."""
-    plan = SnakemakePlan(images=declared_images(result.workspace, _snakefile(analysis)))
+    """Preflight, before any input is staged: Snakemake and the executor plugin are
+    installed, and the runtime for the rules' containers has their images."""
+    snakefile = relative(_snakefile(analysis), "workflow.file")
+    plan = SnakemakePlan(
+        images=declared_images(analysis.root, str(snakefile)), command=_snakemake_command()
+    )
     executor = result.executor
     allowed = analysis.manifest.get("network", False)
     plan.network = allowed is True
@@ -109,6 +148,7 @@ def plan_snakemake(
         merged = {str(k): _text(v) for k, v in _file_options(analysis, executor).items()}
         plan.options = {**merged, **result.executor_options}
         executor_args(executor, plan.options)  # fail early on a missing plugin
+        _check_executor_commands(executor)
     wanted = result.runtime
     result.images = list(plan.images)
     if not plan.images:
@@ -129,7 +169,19 @@ def plan_snakemake(
         return plan
     names = [oci_name(i) for i in plan.images]
     result.images = names
-    plan.runtime = _choose_runtime(analysis, result, names, untrusted, say)
+    on_host = host_rules(analysis.root, str(snakefile))
+    if on_host and untrusted and wanted == "auto":
+        raise ConfigError(
+            "this analysis comes from a record and would run on the host: its Snakefile rules "
+            f"{', '.join(on_host)} have no container: (or use run:, which runs in Snakemake)",
+            hint="review its rules, then allow it with --runtime host",
+        )
+    plan.runtime = choose_runtime(analysis, result, names, untrusted, say)
+    if on_host and plan.runtime is not None and result.runtime != "host":
+        say(
+            f"warning: Snakefile rules {', '.join(on_host)} run on the host, not in a "
+            "container (no container: directive, or run:)"
+        )
     return plan
 
 
@@ -138,7 +190,7 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
     config.write_text(yaml.safe_dump(snakemake_config(analysis)), encoding="utf-8")
     log = result.run_dir / "logs" / "01-snakemake.log"
     cmd = [
-        *_snakemake_command(),
+        *(plan.command or _snakemake_command()),
         "--snakefile",
         str(result.workspace / _snakefile(analysis)),
         "--configfile",
@@ -192,8 +244,9 @@ def _snakemake_command() -> list[str]:
         return [sys.executable, "-m", "snakemake"]
     exe = shutil.which("snakemake")
     if exe is None:
-        raise WorkflowError(
-            "workflow.type snakemake needs Snakemake", hint="pip install 'odrun[snakemake]'"
+        raise ConfigError(
+            "workflow.type snakemake needs Snakemake, which is not installed",
+            hint="pip install 'odrun[snakemake]'",
         )
     return [exe]
 
@@ -238,6 +291,20 @@ def _used_images(runtime: OciRuntime, record: Path, result: RunResult) -> None:
                 result.image_digests[image] = digest
 
 
+#: the commands an executor plugin starts to submit jobs (checked before anything is fetched)
+EXECUTOR_COMMANDS = {"slurm": ("sbatch",), "htcondor": (), "kubernetes": ()}
+
+
+def _check_executor_commands(executor: str) -> None:
+    missing = [c for c in EXECUTOR_COMMANDS.get(executor, ()) if shutil.which(c) is None]
+    if missing:
+        raise ConfigError(
+            f"--executor {executor} submits jobs with {', '.join(missing)}, which is not on PATH",
+            hint="run odrun on a login node of the cluster (where sbatch works), "
+            "or install the Slurm client",
+        )
+
+
 def _file_options(analysis: Analysis, executor: str) -> dict[str, Any]:
     options = (analysis.manifest.get("executors") or {}).get(executor) or {}
     return dict(options) if isinstance(options, dict) else {}
@@ -264,6 +331,11 @@ def executor_args(executor: str, options: dict[str, str]) -> list[str]:
         raise ConfigError(
             f"--executor {executor} needs the Snakemake executor plugin {module.replace('_', '-')}",
             hint=f"pip install 'odrun[{executor}]'",
+        ) from None
+    except OSError as exc:  # the slurm plugin runs `which sacct` while it is imported
+        raise ConfigError(
+            f"--executor {executor}: the plugin {module.replace('_', '-')} cannot load: {exc}",
+            hint="run odrun where the cluster's commands are on PATH",
         ) from None
     settings = getattr(plugin, "ExecutorSettings", None)
     fields = {f.name: f for f in dataclasses.fields(settings)} if settings else {}
