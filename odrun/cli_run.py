@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from odrun import render
+from odrun._fs import atomic_write
 from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
-from odrun.records.cache import atomic_write
 from odrun.workflow import load_analysis, run_analysis, validate
 from odrun.workflow.expect import Check, evaluate, junit_xml
 from odrun.workflow.fromrecord import fetch_analysis

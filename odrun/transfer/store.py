@@ -17,26 +17,21 @@ get hard links to entries (or copies across filesystems).
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from odrun._fs import LinkMode, atomic_write, place
 from odrun.checksum import checksum_file
 from odrun.errors import CancelledError
-from odrun.records.cache import atomic_write
 from odrun.records.model import RecordFile
-
-LinkMode = Literal["hardlink", "copy"]
 
 
 def cache_key(f: RecordFile) -> str:
@@ -146,23 +141,7 @@ class FileStore:
 
     def link(self, key: str, dest: Path) -> LinkMode:
         """Make ``dest`` show the entry's bytes: a hard link, or a copy across filesystems."""
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.odrun-link")
-        mode: LinkMode = "hardlink"
-        try:
-            os.link(self.entry(key), tmp)
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                raise
-            mode = "copy"
-            with self.entry(key).open("rb") as src, open(tmp, "xb") as out:
-                shutil.copyfileobj(src, out, 4 << 20)
-        try:
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return mode
+        return place(self.entry(key), dest)
 
     def same_file(self, key: str, dest: Path) -> bool:
         try:
