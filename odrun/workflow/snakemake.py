@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,22 @@ from typing import Any
 import yaml
 
 from odrun.errors import ConfigError, UsageError, WorkflowError
-from odrun.workflow.runner import RunResult, Say, StepRun, _choose_runtime, _safe_rel, now
-from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
+from odrun.workflow.runner import (
+    RunResult,
+    Say,
+    StepRun,
+    _choose_runtime,
+    _safe_rel,
+    now,
+    record_files,
+)
+from odrun.workflow.runtime import (
+    ApptainerRuntime,
+    OciRuntime,
+    Runtime,
+    cvmfs_binds,
+    readonly_bind,
+)
 from odrun.workflow.spec import Analysis, SpecError
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
@@ -152,7 +167,8 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
     env = dict(os.environ)
     record = result.run_dir / "containers" / "used.txt"
     if isinstance(plan.runtime, (OciRuntime, ApptainerRuntime)):
-        cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network)
+        readonly = record_files(result)
+        cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network, readonly)
     shown = cmd[cmd.index("--snakefile") :]
     say(f"[snakemake] snakemake {shlex.join(shown)}")
     started = now()
@@ -198,11 +214,17 @@ def _snakemake_command() -> list[str]:
 
 
 def _container_args(
-    runtime: Runtime, run_dir: Path, record: Path, env: dict[str, str], network: bool
+    runtime: Runtime,
+    run_dir: Path,
+    record: Path,
+    env: dict[str, str],
+    network: bool,
+    readonly: Sequence[Path] = (),
 ) -> list[str]:
-    """``--sdm apptainer`` and, for podman/docker, the shim first on PATH."""
+    """``--sdm apptainer`` and, for podman/docker, the shim first on PATH; the record files
+    bound read-only."""
     cvmfs = getattr(runtime, "cvmfs", ())
-    binds = [f"--bind {bind}" for bind in cvmfs_binds(cvmfs)]
+    binds = [f"--bind {bind}" for bind in [*map(readonly_bind, readonly), *cvmfs_binds(cvmfs)]]
     prefix = run_dir / "containers"
     prefix.mkdir(exist_ok=True)
     args = ["--sdm", "apptainer", "--apptainer-prefix", str(prefix)]
