@@ -373,3 +373,19 @@ def test_container_commands_bind_record_files_read_only(tmp_path: Path) -> None:
         assert joined.index(f"{ws}") < joined.index(f"{files[0]}:")  # on top of the workspace
     args = _container_args(make_runtime("podman"), tmp_path, tmp_path / "used", {}, False, files)
     assert any(f"--bind {files[0]}:{files[0]}:ro" in a for a in args)
+
+
+def test_zip_link_member_is_refused(odrun: Any, publish: Any, tmp_path: Path) -> None:
+    import stat
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("reana.yaml", REANA)
+        link = zipfile.ZipInfo("code.py")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zf.writestr(link, "/etc/passwd")
+    rec = publish("922", {"code.zip": buf.getvalue()})
+    result = odrun("run", rec, "--runtime", "host")
+    assert result.code == 9, result.err
+    assert "code.py is a link" in result.err
+    assert not (tmp_path / "record-922" / "code.py").exists()

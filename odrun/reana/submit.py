@@ -146,7 +146,10 @@ def submit(
         if portal and portal.startswith("file:"):
             say(f"warning: --inputs remote with a local mirror portal {portal}: the cluster "
                 "must see that path")  # fmt: skip
-        wfile = analysis.root / str(body["workflow"].get("file") or "Snakefile")
+        wfile = confine(
+            analysis.root, str(body["workflow"].get("file") or "Snakefile"), "workflow.file",
+            error=SpecError,
+        )  # fmt: skip
         text = wfile.read_text(encoding="utf-8") if wfile.is_file() else None
         image = options.odrun_image or ""
         body, extra = reana_spec.inject_fetch(body, records, portal, text, image)

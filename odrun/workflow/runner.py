@@ -233,14 +233,6 @@ def run_analysis(
     return result
 
 
-def _safe_rel(rel: str, what: str) -> Path:
-    """``rel`` if it is relative and free of ``..`` (a lexical check; see odrun._fs.confine)."""
-    path = Path(rel)
-    if path.is_absolute() or ".." in path.parts:
-        raise SpecError(f"{what} {rel!r} must be a relative path inside the analysis")
-    return path
-
-
 def _spec_error(untrusted: bool) -> type[OdrunError]:
     """Whose spec is wrong: a record's (exit 9) or the user's own (exit 2)."""
     return UnsafeMetadataError if untrusted else SpecError

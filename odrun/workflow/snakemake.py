@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -30,13 +31,13 @@ from typing import Any
 
 import yaml
 
-from odrun.errors import ConfigError, UsageError, WorkflowError
+from odrun._fs import confine
+from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
 from odrun.workflow.runner import (
     RunResult,
     Say,
     StepRun,
     _choose_runtime,
-    _safe_rel,
     now,
     record_files,
 )
@@ -85,7 +86,7 @@ class SnakemakePlan:
 def declared_images(workspace: Path, snakefile: str) -> list[str]:
     """Images named by ``container:`` directives (string literals) in the Snakefile and the
     files it ``include:``s (string literals, relative to the including file)."""
-    todo, seen = [workspace / snakefile], set()
+    todo, seen = [confine(workspace, snakefile, "workflow.file", error=SpecError)], set()
     found: set[str] = set()
     while todo:
         path = todo.pop()
@@ -94,7 +95,10 @@ def declared_images(workspace: Path, snakefile: str) -> list[str]:
         seen.add(path)
         text = path.read_text(encoding="utf-8", errors="replace")
         found |= set(_IMAGE_RE.findall(text))
-        todo += [path.parent / name for name in _INCLUDE_RE.findall(text)]
+        for name in _INCLUDE_RE.findall(text):  # never read a file outside the workspace
+            with contextlib.suppress(OdrunError):
+                rel = os.path.relpath(path.parent / name, workspace)
+                todo.append(confine(workspace, rel, "include"))
     return sorted(found)
 
 
@@ -324,7 +328,7 @@ def snakemake_config(analysis: Analysis) -> dict[str, Any]:
     params = analysis.parameters
     name = params.get("input")
     if isinstance(name, str):
-        path = analysis.root / _safe_rel(name, "inputs.parameters.input")
+        path = confine(analysis.root, name, "inputs.parameters.input", error=SpecError)
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tarfile
 import uuid
 import zipfile
@@ -99,8 +100,11 @@ def _member_path(root: Path, name: str, archive: Path) -> Path | None:
         raise UnsafeMetadataError(f"{what} {name!r} is inside odrun's own {RESERVED}/ folder")
     try:
         path = confine(root, name, what)
-    except UnsafeMetadataError as exc:
-        raise UnsafeMetadataError(f"{exc.message} (it would escape the folder)") from None
+    except UnsafeMetadataError:
+        raise UnsafeMetadataError(
+            f"{what} {name!r} would escape the folder it is unpacked into "
+            "(an absolute path, '..' or a link): nothing was kept"
+        ) from None
     return None if path == root.resolve() else path
 
 
@@ -125,6 +129,9 @@ def _unpack_zip(archive: Path, root: Path, budget: _Budget) -> None:
         for info in infos:
             budget.member()
             path = _member_path(root, info.filename, archive)
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):  # a unix link, device, fifo
+                raise MetadataError(f"{archive.name}: member {info.filename} is a link or device")
             if path is None:
                 continue
             if info.is_dir():
