@@ -86,6 +86,14 @@ def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML of the checks."
 )
+@click.option(
+    "--unpack-limit",
+    "unpack_limits",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="Raise a limit for unpacking a record's code archive: max_bytes (10 GiB), max_ratio "
+    "(200) or max_members (100000) [ODRUN_UNPACK_MAX_BYTES etc.].",
+)
 @json_option
 @click.pass_context
 def run(
@@ -100,6 +108,7 @@ def run(
     from_step: str | None,
     target_step: str | None,
     junit: Path | None,
+    unpack_limits: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.
@@ -121,6 +130,14 @@ def run(
       odrun run 10.7483/OPENDATA.CMS.XXXX.YYYY --verify
       odrun run . --executor slurm --executor-option slurm_partition=debug
     """
+    limits = _key_values(unpack_limits, "--unpack-limit")
+    unknown = sorted(set(limits) - {"max_bytes", "max_ratio", "max_members"})
+    if unknown:
+        raise UsageError(
+            f"--unpack-limit {unknown[0]}: expected max_bytes, max_ratio or max_members"
+        )
+    overrides = ctx.find_root().ensure_object(dict)
+    overrides.update({f"unpack_{key}": value for key, value in limits.items()})
     settings = settings_of(ctx)
     from_record = not path.exists() and _is_reference(str(path))
     if from_record:

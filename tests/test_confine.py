@@ -180,8 +180,13 @@ def test_unpack_limits_on_bytes_and_members_are_settings(
     result = odrun("run", rec, "--runtime", "host")
     assert result.code == 9, result.err
     assert "more than 2,000 bytes" in result.err
-    monkeypatch.setenv("ODRUN_UNPACK_MAX_BYTES", "1000000")  # raised: it unpacks and runs
-    result = odrun("run", rec, "--runtime", "host")
+    bad = odrun("run", rec, "--runtime", "host", "--unpack-limit", "max_size=1")
+    assert bad.code == 2, bad.err
+    assert "expected max_bytes, max_ratio or max_members" in bad.err
+    negative = odrun("run", rec, "--runtime", "host", "--unpack-limit", "max_bytes=-1")
+    assert negative.code == 8, negative.err
+    # raised on the command line (over the environment): it unpacks and runs
+    result = odrun("run", rec, "--runtime", "host", "--unpack-limit", "max_bytes=1000000")
     assert result.code == 0, result.err
     assert (tmp_path / "record-921" / "f3.txt").read_bytes() == many["f3.txt"]
 
