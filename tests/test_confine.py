@@ -320,6 +320,8 @@ def test_untrusted_analysis_on_the_host_gets_copies_of_record_files(
     ws = Path(result.json()["run_dir"]) / "workspace"
     assert (ws / "data" / "916" / "events.txt").read_bytes() == b"EVIL\n"  # its own copy
     assert cache_holds(isolated_env, b"EVIL") == []
+    # the record's own files (its analysis folder) are private copies too
+    assert (tmp_path / "record-917" / "reana.yaml").stat().st_nlink == 1
 
 
 # -- REANA: uploads and downloads ---------------------------------------------------------

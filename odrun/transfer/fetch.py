@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from odrun._fs import confine
 from odrun.checksum import checksum_file
 from odrun.errors import (
     ChecksumError,
@@ -190,6 +191,7 @@ class Fetcher:
         result = FileResult(f.path, f.uri, f.size, State.CACHED)
         progress.start(f)
         try:
+            target = confine(dest, f.path, "record file")  # no link may lead it out of dest
             with self.store.lock(key, self.engine.cancelled):
                 cached = self.store.has(key) and self.store.intact(key)
                 if self.store.same_file(key, target) and cached:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from odrun._fs import confine
+from odrun._fs import confine, detach
 from odrun.errors import NotFoundError
 from odrun.records import Resolver
 from odrun.records.model import RecordFile
@@ -57,6 +57,8 @@ def fetch_analysis(
             error = fetch_error(report)
             if error is not None:
                 raise error
+            for f in files:  # private copies: no step can write through them into the cache
+                detach(dest / f.path)
 
         if specs:
             # the specs first, then only the files they name: a record may also hold data
