@@ -396,3 +396,17 @@ def test_zip_link_member_is_refused(odrun: Any, publish: Any, tmp_path: Path) ->
     assert result.code == 9, result.err
     assert "code.py is a link" in result.err
     assert not (tmp_path / "record-922" / "code.py").exists()
+
+
+def test_fetch_does_not_count_a_host_file_behind_a_link_as_present(
+    odrun: Any, publish: Any, tmp_path: Path
+) -> None:
+    rec = publish("930", {"events.txt": b"record bytes\n"})
+    host = write(tmp_path / "host" / "events.txt", "record bytes\n")  # same bytes, outside
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "events.txt").symlink_to(host)
+    result = odrun("fetch", rec, "--dest", str(dest))
+    assert result.code == 9, result.err
+    assert "leads outside" in result.err
+    assert (dest / "events.txt").is_symlink()  # left alone, and not reported as fetched

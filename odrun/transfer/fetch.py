@@ -25,6 +25,7 @@ from odrun.errors import (
     OdrunError,
     PartialError,
     TransportError,
+    UnsafeMetadataError,
 )
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
@@ -236,6 +237,9 @@ class Fetcher:
         recid: str | None = None,
     ) -> FetchReport:
         progress = progress or NoProgress()
+        files = list(files)
+        for f in files:  # every target checked before anything is written (UnsafeMetadataError)
+            confine(dest, f.path, "record file")
         self.engine.cancelled.clear()  # a Fetcher may be reused after an interrupt
         report = FetchReport(dest)
         started = time.monotonic()
@@ -299,6 +303,7 @@ def fetch_error(report: FetchReport) -> OdrunError | None:
     kind = {
         ChecksumError.exit_code: ChecksumError,
         NotFoundError.exit_code: NotFoundError,
+        UnsafeMetadataError.exit_code: UnsafeMetadataError,
     }.get(report.exit_code, TransportError)
     return kind(f"nothing could be fetched ({len(failed)} files failed); first: {first}")
 

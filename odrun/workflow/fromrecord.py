@@ -51,8 +51,6 @@ def fetch_analysis(
     with Fetcher(settings) as fetcher:
 
         def get(files: list[RecordFile], dest: Path = folder) -> None:
-            for f in files:  # record metadata: confined, links followed
-                confine(dest, f.path, f"record {record.recid} file")
             report = fetcher.fetch_files(files, dest, recid=record.recid)
             error = fetch_error(report)
             if error is not None:

@@ -279,8 +279,6 @@ def _fetch_records(
             files = chosen.apply(record.files)
             dest_rel = str(item.get("dest") or f"data/{record.recid}")
             dest = confine(ws, dest_rel, "records dest", error=error)
-            for f in files:  # every file lands inside the workspace, links followed
-                confine(ws, f"{dest_rel}/{f.path}", f"record {record.recid} file")
             say(f"fetching {len(files)} files of record {record.recid} into {dest_rel}/")
             report = fetcher.fetch_files(files, dest, recid=record.recid)
             error_ = fetch_error(report)
