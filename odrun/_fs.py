@@ -60,7 +60,7 @@ def confine(
     if not target.is_relative_to(inside):
         raise UnsafeMetadataError(
             f"{what} {text!r} leads outside {inside} (through a link, to {target})",
-            hint="nothing was read or written there",
+            hint="nothing was read or written there; remove the link, or copy the file in",
         )
     return target
 

@@ -410,3 +410,52 @@ def test_fetch_does_not_count_a_host_file_behind_a_link_as_present(
     assert result.code == 9, result.err
     assert "leads outside" in result.err
     assert (dest / "events.txt").is_symlink()  # left alone, and not reported as fetched
+
+
+def _tar_with(info: Any, data: bytes = b"x") -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info.size = len(data) if info.isfile() else 0
+        tf.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return buf.getvalue()
+
+
+def _tar_member(name: str, kind: bytes = b"0", link: str = "") -> bytes:
+    import tarfile
+
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return _tar_with(info)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "make"),
+    [
+        ("tar.gz", lambda out: _tar_member("../escaped.txt")),
+        ("tar.gz", lambda out: _tar_member(f"{out}/escaped.txt")),
+        ("tar.gz", lambda out: _tar_member("a/../../escaped.txt")),
+        ("tar.gz", lambda out: _tar_member("link", b"2", str(out))),
+        ("tar.gz", lambda out: _tar_member("hard", b"1", f"{out}/escaped.txt")),
+        ("tar.gz", lambda out: _tar_member("dev", b"3")),
+        ("tar.gz", lambda out: _tar_member(".odrun/planted.txt")),
+        ("zip", lambda out: zipped({"../escaped.txt": b"x"})),
+        ("zip", lambda out: zipped({f"{out}/escaped.txt": b"x"})),
+    ],
+)
+def test_unpack_refuses_every_escape(tmp_path: Path, suffix: str, make: Any) -> None:
+    from odrun.errors import MetadataError
+    from odrun.workflow.fromrecord import _unpack
+
+    out = tmp_path / "out"
+    out.mkdir()
+    archive = tmp_path / f"evil.{suffix}"
+    archive.write_bytes(make(out))
+    dest = tmp_path / "a" / "dest"
+    dest.mkdir(parents=True)
+    with pytest.raises(MetadataError):
+        _unpack(archive, dest)
+    assert list(out.iterdir()) == []
+    assert not (tmp_path / "a" / "escaped.txt").exists()
+    assert list(dest.iterdir()) == []  # nothing kept

@@ -22,7 +22,7 @@ from odrun.workflow.unpack import Limits, unpack
 
 SPEC_NAMES = ("reana.yaml", "reana.yml", "odrun.yaml")
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
-#: where code archives are fetched (hard links to the cache), out of their members' reach
+#: where code archives are fetched (private copies), out of their members' reach
 ARCHIVE_DIR = ".odrun"
 
 
@@ -73,9 +73,8 @@ def fetch_analysis(
             say(f"fetching the code archive of record {record.recid} into {folder}")
             get(archives, private)
     if not specs:
-        limits = Limits.of(settings)
         for archive in archives:
-            unpack(confine(private, archive.path, "archive"), folder, limits, private)
+            _unpack(confine(private, archive.path, "archive"), folder, settings)
     found = sorted(
         p.parent
         for name in SPEC_NAMES
@@ -99,3 +98,9 @@ def _named_inputs(folder: Path) -> set[str]:
         if isinstance(extra, str):
             names.add(extra)
     return names
+
+
+def _unpack(archive: Path, dest: Path, settings: Settings | None = None) -> None:
+    """Unpack ``archive`` into ``dest`` with the rules and limits of odrun.workflow.unpack."""
+    limits = Limits.of(settings or Settings())
+    unpack(archive, dest, limits, dest / ARCHIVE_DIR)

@@ -270,7 +270,7 @@ def _fetch_records(
         return
     settings = record_settings(analysis, settings)
     ws = result.workspace
-    error = _spec_error(untrusted)
+    spec_error = _spec_error(untrusted)
     with Resolver(settings) as resolver, Fetcher(settings) as fetcher:
         for item in wanted:
             record = resolver.resolve(str(item["ref"]))
@@ -278,12 +278,12 @@ def _fetch_records(
             chosen = FileFilter.build(item.get("names") or [], item.get("regexp"), ranges)
             files = chosen.apply(record.files)
             dest_rel = str(item.get("dest") or f"data/{record.recid}")
-            dest = confine(ws, dest_rel, "records dest", error=error)
+            dest = confine(ws, dest_rel, "records dest", error=spec_error)
             say(f"fetching {len(files)} files of record {record.recid} into {dest_rel}/")
             report = fetcher.fetch_files(files, dest, recid=record.recid)
-            error_ = fetch_error(report)
-            if error_ is not None:
-                raise error_
+            error = fetch_error(report)
+            if error is not None:
+                raise error
             result.records.append(record)
             result.selected[record.recid] = files
             result.inputs += [

@@ -19,6 +19,7 @@ Rules (docs/security.md, "Workspaces, archives and untrusted analyses"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -163,12 +164,18 @@ def _unpack_tar(archive: Path, root: Path, budget: _Budget) -> None:
 
 @contextmanager
 def _fresh_folder(parent: Path) -> Iterator[Path]:
+    """A new empty folder under ``parent``; removed afterwards (and ``parent`` if it was
+    made for it and is empty again)."""
+    made = not parent.exists()
     folder = parent / f"unpack-{uuid.uuid4().hex}"
     folder.mkdir(parents=True)
     try:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 def _move_into(src: Path, dest: Path) -> None:
