@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from odrun import render
+from odrun._fs import atomic_write
 from odrun.appliance import (
     CLOUD_LIMITS,
     LAUNCH,
@@ -19,7 +20,6 @@ from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.cvmfs import OPEN_DATA_REPOS
 from odrun.doctor import diagnose
 from odrun.errors import ConfigError, UsageError
-from odrun.records.cache import atomic_write
 
 
 def _repos(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -12,11 +12,12 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from odrun import render
+from odrun._fs import confine
 from odrun.cli import cli, global_options, json_option, settings_of
-from odrun.errors import CancelledError, ConfigError, MetadataError, UsageError
+from odrun.errors import CancelledError, ConfigError, MetadataError, OdrunError, UsageError
 from odrun.reana.client import ReanaClient
 from odrun.reana.models import WorkflowLogs, WorkflowStatus
-from odrun.reana.spec import IMAGE_ENV, IMAGE_HOWTO, safe_rel
+from odrun.reana.spec import IMAGE_ENV, IMAGE_HOWTO
 from odrun.reana.submit import (
     Submission,
     SubmitOptions,
@@ -407,11 +408,10 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
 def _inside(target: Path, name: str, workflow: str) -> Path:
     """Workspace file ``name`` (as the server lists it) under ``target``, never outside it."""
     try:
-        rel = safe_rel(name, "workspace file")
-    except UsageError:
-        rel = ""
-    dest = (target / rel).resolve() if rel else target
-    if not rel or not dest.is_relative_to(target) or dest == target:
+        dest = confine(target, name, "workspace file")
+    except OdrunError:
+        dest = target
+    if dest == target.resolve():
         raise MetadataError(
             f"REANA workflow {workflow} lists workspace file {name!r}, which would land outside "
             f"{target}: nothing written",

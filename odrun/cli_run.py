@@ -10,16 +10,16 @@ from pathlib import Path
 import click
 
 from odrun import render
+from odrun._fs import atomic_write
 from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
-from odrun.records.cache import atomic_write
 from odrun.workflow import load_analysis, run_analysis, validate
 from odrun.workflow.expect import Check, evaluate, junit_xml
 from odrun.workflow.fromrecord import fetch_analysis
 from odrun.workflow.record import RunRecord, run_to_verify
 from odrun.workflow.runner import RunResult
-from odrun.workflow.spec import SpecError, ensure_valid
+from odrun.workflow.spec import ensure_valid, worst_error
 
 
 def _say(message: str) -> None:
@@ -88,6 +88,14 @@ def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
 @click.option(
     "--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML of the checks."
 )
+@click.option(
+    "--unpack-limit",
+    "unpack_limits",
+    metavar="KEY=VALUE",
+    multiple=True,
+    help="Raise a limit for unpacking a record's code archive: max_bytes (10 GiB), max_ratio "
+    "(200) or max_members (100000) [ODRUN_UNPACK_MAX_BYTES etc.].",
+)
 @json_option
 @click.pass_context
 def run(
@@ -102,6 +110,7 @@ def run(
     from_step: str | None,
     target_step: str | None,
     junit: Path | None,
+    unpack_limits: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.
@@ -123,6 +132,14 @@ def run(
       odrun run 10.7483/OPENDATA.CMS.XXXX.YYYY --verify
       odrun run . --executor slurm --executor-option slurm_partition=debug
     """
+    limits = _key_values(unpack_limits, "--unpack-limit")
+    unknown = sorted(set(limits) - {"max_bytes", "max_ratio", "max_members"})
+    if unknown:
+        raise UsageError(
+            f"--unpack-limit {unknown[0]}: expected max_bytes, max_ratio or max_members"
+        )
+    overrides = ctx.find_root().ensure_object(dict)
+    overrides.update({f"unpack_{key}": value for key, value in limits.items()})
     settings = settings_of(ctx)
     from_record = not path.exists() and _is_reference(str(path))
     if from_record:
@@ -226,7 +243,10 @@ def validate_cmd(path: Path, as_json: bool) -> None:
         render.echo(f"{errors} errors, {len(findings) - errors} warnings", err=True)
     errors_found = [f for f in findings if f.level == "error"]
     if errors_found:
-        raise SpecError(f"{len(errors_found)} errors in {path}; first: {errors_found[0]}")
+        # a path leading out through a link is unsafe (exit 9), anything else a spec error (2)
+        raise worst_error(errors_found)(
+            f"{len(errors_found)} errors in {path}; first: {errors_found[0]}"
+        )
 
 
 @cli.command("verify")

@@ -21,7 +21,8 @@ Hierarchy (exit code in brackets)::
     ├── AuthError                  [12]  a server rejected the access token (REANA)
     ├── DiskFullError              [13]  no space left (ENOSPC) or quota exceeded (EDQUOT)
     ├── MetadataError               [9]  record metadata is malformed or unsafe
-    │   └── UnsafeMetadataError     [9]  a path or URI that would escape its destination
+    │   └── UnsafeMetadataError     [9]  a path that would escape its folder (also through a
+    │                                    link), an unsafe archive member, an unpack limit
     └── CancelledError            [130]  stopped on request (Ctrl-C); work so far is kept
 
 130 is used for an interrupted run (Ctrl-C), 0 for success.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from odrun.records.cache import atomic_write
+from odrun._fs import atomic_write
 from odrun.records.model import Record
 from odrun.records.parse import INDEX_TYPES
 from odrun.records.resolve import Resolved, Resolver

@@ -55,6 +55,12 @@ class Settings:
     protocol_map: ProtocolMap = field(
         default_factory=lambda: ProtocolMap.parse(DEFAULT_PROTOCOL_MAP)
     )
+    #: unpacking a record's code archive stops past this many bytes written (10 GiB)
+    unpack_max_bytes: int = 10 * 1024**3
+    #: ... or when the bytes written exceed this many times the archive's size
+    unpack_max_ratio: float = 200.0
+    #: ... or past this many members
+    unpack_max_members: int = 100_000
 
     @property
     def metadata_cache_dir(self) -> Path:
@@ -141,7 +147,12 @@ def _coerce(name: str, value: Any) -> Any:
             if number < 0:
                 raise ValueError("must not be negative")
             return number
-        if name == "retries":
+        if name == "unpack_max_ratio":
+            ratio = float(value)
+            if not ratio > 0:
+                raise ValueError("must be positive")
+            return ratio
+        if name in ("retries", "unpack_max_bytes", "unpack_max_members"):
             count = int(value)
             if count < 0:
                 raise ValueError("must not be negative")

@@ -134,11 +134,11 @@ def test_input_symlink_leading_outside_is_an_error_in_validate_and_run(
 ) -> None:
     outside_link(demo, tmp_path, "analysis/dimuon.py")
     checked = odrun("validate", str(demo))
-    assert checked.code == 2, checked.out
+    assert checked.code == 9, checked.out
     message = "input analysis/dimuon.py leads outside the analysis folder"
     assert message in checked.out
     ran = odrun("run", str(demo), "--runtime", "host")
-    assert ran.code == 2
+    assert ran.code == 9
     assert message in ran.err
     nothing_happened(demo, isolated_env)
 
@@ -151,10 +151,10 @@ def test_input_directory_holding_a_link_outside_is_refused(
     write(tmp_path / "outside" / "data.txt", "secret\n")
     (demo / "analysis" / "escape").symlink_to(tmp_path / "outside")
     checked = odrun("validate", str(demo))
-    assert checked.code == 2, checked.out
+    assert checked.code == 9, checked.out
     assert "input analysis/escape leads outside the analysis folder" in checked.out
     ran = odrun("run", str(demo), "--runtime", "host")
-    assert ran.code == 2
+    assert ran.code == 9
     nothing_happened(demo, isolated_env)
 
 
@@ -205,7 +205,7 @@ def test_bad_odrun_paths_are_validate_errors(
 def test_reference_symlink_leading_outside_is_an_error(odrun, demo: Path, tmp_path: Path) -> None:
     outside_link(demo, tmp_path, "reference/mass_spectrum.json")
     checked = odrun("validate", str(demo))
-    assert checked.code == 2
+    assert checked.code == 9  # unsafe, not a typo
     assert "reference reference/mass_spectrum.json leads outside the analysis folder" in checked.out
 
 

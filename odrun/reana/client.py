@@ -450,7 +450,8 @@ class ReanaClient:
                         if response.status_code >= 400:
                             response.read()
                             self._check(response, f"download {rel}", where)
-                        with part.open("wb") as out:
+                        part.unlink(missing_ok=True)  # a new file: never written through
+                        with part.open("xb") as out:
                             for chunk in response.iter_bytes(CHUNK):
                                 out.write(chunk)
                         return response

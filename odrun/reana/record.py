@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from odrun._fs import atomic_write
 from odrun.errors import UsageError
-from odrun.records.cache import atomic_write
 from odrun.workflow.expect import Check
 
 from .models import WorkflowLogs, WorkflowStatus

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 import shlex
 import zipfile
 from dataclasses import dataclass
@@ -22,12 +23,13 @@ from typing import Any
 
 import yaml
 
+from odrun._fs import confine
 from odrun.errors import UsageError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
 from odrun.workflow.snakemake import snakemake_config
-from odrun.workflow.spec import Analysis, SpecError, inside_analysis, record_settings, relative
+from odrun.workflow.spec import Analysis, SpecError, record_settings, relative
 
 #: the injected fetch step's image (built from images/odrun): no public default exists,
 #: --inputs remote needs --odrun-image or this variable
@@ -83,17 +85,23 @@ def workspace_files(analysis: Analysis) -> list[tuple[str, Path]]:
     if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
         wanted.append(params_file)
     wanted += analysis.files_in("inputs", "files") + analysis.files_in("inputs", "directories")
+    root = analysis.root.resolve()
     out: dict[str, Path] = {}
     for wanted_rel in dict.fromkeys(wanted):
         rel = safe_rel(wanted_rel, "input")
-        src = inside_analysis(analysis.root, rel, "input")
-        if src.is_dir():
-            for path in sorted(src.rglob("*")):
-                inside = path.relative_to(analysis.root)
-                if path.is_file() and ".odrun" not in inside.parts:
-                    out.setdefault(inside.as_posix(), path)
-        else:
+        src = confine(root, rel, "input", error=SpecError)  # links followed, kept inside
+        if not src.exists():
+            raise SpecError(f"input {rel} does not exist in {analysis.root}")
+        if not src.is_dir():
             out.setdefault(rel, src)
+            continue
+        for here, dirs, files in os.walk(src):  # as before: not into linked folders
+            dirs[:] = sorted(d for d in dirs if d != ".odrun")
+            for name in sorted(files):
+                inside = Path(rel, os.path.relpath(Path(here, name), src)).as_posix()
+                path = confine(root, inside, "input", error=SpecError)  # a link may lead out
+                if path.is_file():
+                    out.setdefault(inside, path)
     return list(out.items())
 
 

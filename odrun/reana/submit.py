@@ -21,14 +21,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from odrun._fs import atomic_write, confine, place
 from odrun.checksum import checksum_file
-from odrun.errors import CancelledError, OdrunError, TransportError, UsageError, WorkflowError
-from odrun.records.cache import atomic_write, ensure_writable
+from odrun.errors import (
+    CancelledError,
+    OdrunError,
+    TransportError,
+    UnsafeMetadataError,
+    UsageError,
+    WorkflowError,
+)
+from odrun.records.cache import ensure_writable
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
 from odrun.workflow.runner import RunResult
-from odrun.workflow.spec import Analysis, ensure_valid, record_settings
+from odrun.workflow.spec import Analysis, SpecError, ensure_valid, record_settings
 
 from . import spec as reana_spec
 from .client import ReanaClient
@@ -136,7 +144,10 @@ def submit(
         if portal and portal.startswith("file:"):
             say(f"warning: --inputs remote with a local mirror portal {portal}: the cluster "
                 "must see that path")  # fmt: skip
-        wfile = analysis.root / str(body["workflow"].get("file") or "Snakefile")
+        wfile = confine(
+            analysis.root, str(body["workflow"].get("file") or "Snakefile"), "workflow.file",
+            error=SpecError,
+        )  # fmt: skip
         text = wfile.read_text(encoding="utf-8") if wfile.is_file() else None
         image = options.odrun_image or ""
         body, extra = reana_spec.inject_fetch(body, records, portal, text, image)
@@ -340,12 +351,17 @@ def download_outputs(
 
     target = output_target(analysis, output_dir)
     outputs: list[dict[str, Any]] = []
+    own = set(analysis.files_in("outputs", "files"))
     for declared in declared_outputs(client, sub, analysis):
-        rel = reana_spec.safe_rel(declared, "outputs entry")
-        local = sub.run_dir / "workspace" / rel
+        # a name the server listed (in a declared folder) is untrusted; a declared one is ours
+        error = SpecError if declared in own else UnsafeMetadataError
+        local = confine(sub.run_dir / "workspace", declared, "outputs entry", error=error)
+        dest = confine(target, declared, "outputs entry", error=error)
+        rel = Path(declared).as_posix()
         try:
             size = client.download(sub.workflow_id, rel, local)
-            _place(local, target / rel)
+            if dest != local:
+                place(local, dest)
         except NotFoundError:
             outputs.append({"path": rel, "size": None, "checksum": None, "missing": True})
             continue
@@ -356,20 +372,6 @@ def download_outputs(
             ) from None
         outputs.append({"path": rel, "size": size, "checksum": str(checksum_file(local))})
     sub.outputs = outputs
-
-
-def _place(src: Path, dst: Path) -> None:
-    """``src`` at ``dst``: a hard link (a copy across filesystems), through a temp name."""
-    if dst.resolve() == src.resolve():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copy2(src, tmp)
-    tmp.replace(dst)
 
 
 def write_run_record(sub: Submission, analysis: Analysis) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from odrun._fs import atomic_write
 from odrun.checksum import Checksum
 
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -30,20 +30,6 @@ class CacheHit:
     @property
     def saved_at(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() - self.age))
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; cache and mirror files are shareable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def ensure_writable(folder: Path) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from odrun import untrusted
+from odrun._fs import confine
 from odrun.checksum import Checksum, parse_checksum
 from odrun.errors import MetadataError, OdrunError, UnsafeMetadataError
 from odrun.urls import REMOTE_SCHEMES, scheme_of
@@ -179,12 +180,13 @@ class _Checker:
         assert self.local_root is not None
         rel = unquote(uri[len("file:") :])
         root = self.local_root.resolve()
-        target = (root / self.relpath(rel, uri)).resolve() if not rel.startswith("/") else None
-        if target is None or not target.is_relative_to(root):
+        try:
+            target = confine(root, self.relpath(rel, uri), f"record {self.recid}: file URI")
+        except UnsafeMetadataError:
             raise UnsafeMetadataError(
                 f"record {self.recid}: file URI {uri!r} points outside the mirror {root}; "
                 "a mirror may only use relative file:files/... URIs"
-            )
+            ) from None
         return target.as_uri()
 
     def uri(self, uri: str) -> str:

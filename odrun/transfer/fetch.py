@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from odrun._fs import confine
 from odrun.checksum import checksum_file
 from odrun.errors import (
     CancelledError,
@@ -216,6 +217,7 @@ class Fetcher:
         result = FileResult(f.path, f.uri, f.size, State.CACHED)
         progress.start(f)
         try:
+            target = confine(dest, f.path, "record file")  # no link may lead it out of dest
             with self.store.lock(key, self.engine.cancelled):
                 cached = self.store.has(key) and self.store.intact(key)
                 if self.store.same_file(key, target) and cached:
@@ -277,6 +279,9 @@ class Fetcher:
         recid: str | None = None,
     ) -> FetchReport:
         progress = progress or NoProgress()
+        files = list(files)
+        for f in files:  # every target checked before anything is written (UnsafeMetadataError)
+            confine(dest, f.path, "record file")
         self.engine.cancelled.clear()  # a Fetcher may be reused after an interrupt
         report = FetchReport(dest)
         started = time.monotonic()

@@ -24,27 +24,23 @@ fails a file that is already in place.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import json
 import os
-import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from odrun._fs import LinkMode, atomic_write, place
 from odrun.checksum import checksum_file
 from odrun.errors import CancelledError, TransientError
-from odrun.records.cache import atomic_write
 from odrun.records.model import RecordFile
 from odrun.transfer.space import disk_full, is_disk_full
 
-LinkMode = Literal["hardlink", "copy"]
 EntryStatus = Literal["ok", "unverified", "bad", "busy"]
 UNCHECKED = "nochecksum/"
 CACHE_HINT = "free space with: odrun cache gc --max-size SIZE, or set ODRUN_CACHE_DIR elsewhere"
@@ -244,32 +240,18 @@ class FileStore:
     def link(self, key: str, dest: Path) -> LinkMode:
         """Make ``dest`` show the entry's bytes: a hard link, or a copy across filesystems.
 
-        Nothing is left behind on failure: the temporary name is always removed, and
-        a full destination is a DiskFullError naming its filesystem.
+        Nothing is left behind on failure (:func:`odrun._fs.place` removes its temporary
+        name), and a full destination is a DiskFullError naming its filesystem.
         """
-        tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.odrun-link")
-        mode: LinkMode = "hardlink"
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(self.entry(key), tmp)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
-                    raise
-                mode = "copy"
-                with self.entry(key).open("rb") as src, open(tmp, "xb") as out:
-                    shutil.copyfileobj(src, out, 4 << 20)
-            os.replace(tmp, dest)
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink(missing_ok=True)
-            if isinstance(exc, OSError) and is_disk_full(exc):
+            return place(self.entry(key), dest)
+        except OSError as exc:
+            if is_disk_full(exc):
                 raise disk_full(
                     exc, dest, self._size(key), f"a copy of {dest.name}",
                     hint=f"free space there or fetch to another --dest than {dest.parent}",
                 ) from None  # fmt: skip
             raise
-        return mode
 
     def _size(self, key: str) -> int | None:
         try:

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from odrun._fs import confine
 from odrun.checksum import checksum_file
+from odrun.errors import UnsafeMetadataError
 from odrun.records.model import RecordFile
 
 
@@ -47,9 +49,11 @@ class FileCheck:
 
 
 def check_file(root: Path, f: RecordFile) -> FileCheck:
-    path = root / f.path
-    try:
+    try:  # record metadata: a link in the folder must not make odrun read a host file
+        path = confine(root, f.path, "record file")
         size = path.stat().st_size
+    except UnsafeMetadataError:
+        return FileCheck(f.path, Verdict.MISSING)
     except OSError:
         return FileCheck(f.path, Verdict.MISSING)
     if f.size is not None and size != f.size:

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from odrun._fs import confine
 from odrun.checksum import checksum_file, parse_checksum
-from odrun.errors import MetadataError
+from odrun.errors import MetadataError, OdrunError
 from odrun.workflow.histograms import (
     Histogram,
     HistogramError,
@@ -118,16 +119,13 @@ def check_value(actual: float, want: dict[str, Any], doc: Any = None) -> tuple[b
     )
 
 
-def _inside(rel: str) -> bool:
-    return not Path(rel).is_absolute() and ".." not in Path(rel).parts
-
-
 def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> tuple[bool, str]:
     """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``."""
     ref_file, _, ref_key = str(want["reference"]).partition("#")
-    if not _inside(ref_file):
-        return False, f"reference {ref_file} is not a path inside the analysis folder"
-    ref_path = base / ref_file
+    try:
+        ref_path = confine(base, ref_file, "histogram reference")
+    except OdrunError as exc:
+        return False, f"reference {ref_file} is not inside the analysis folder: {exc.message}"
     if not ref_path.is_file():
         return False, f"reference {ref_file} not found in {base}"
     try:
@@ -172,9 +170,10 @@ def check_ks(path: Path, spec: dict[str, Any], base: Path) -> tuple[bool, str]:
     """Two-sample KS test of ``spec['column']`` in ``path`` against ``spec['reference']``."""
     column = str(spec.get("column", ""))
     ref_file, _, ref_column = str(spec["reference"]).partition("#")
-    if not _inside(ref_file):
-        return False, f"reference {ref_file} is not a path inside the analysis folder"
-    ref_path = base / ref_file
+    try:
+        ref_path = confine(base, ref_file, "reference")
+    except OdrunError as exc:
+        return False, exc.message
     if not ref_path.is_file():
         return False, f"reference {ref_file} not found in {base}"
     try:
@@ -197,10 +196,11 @@ def evaluate(
     checks: list[Check] = []
     for item in expectations:
         rel = str(item["file"])
-        path = workspace / rel
         label = str(item.get("name") or rel)
-        if not _inside(rel):
-            checks.append(Check(label, False, f"{rel} is not a path inside the workspace"))
+        try:  # a step may have left a link to a host file: never read through it
+            path = confine(workspace, rel, "expectation file")
+        except OdrunError as exc:
+            checks.append(Check(label, False, f"{rel} is not a file inside the workspace: {exc}"))
             continue
         if not path.is_file():
             checks.append(Check(label, False, f"{rel} was not produced"))

@@ -2,24 +2,28 @@
 
 A record ships an analysis when its files include a ``reana.yaml`` / ``odrun.yaml``
 (the record's files are then the analysis folder) or a code archive
-(``.tar.gz``, ``.tgz``, ``.tar``, ``.zip``), which is unpacked safely.
+(``.tar.gz``, ``.tgz``, ``.tar``, ``.zip``), fetched into ``record-<recid>/.odrun/``
+and unpacked into ``record-<recid>/`` by :mod:`odrun.workflow.unpack` (confined,
+never through an existing file, within size/ratio/member limits). Both are untrusted.
 """
 
 from __future__ import annotations
 
-import tarfile
-import zipfile
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from odrun.errors import MetadataError, NotFoundError
+from odrun._fs import confine, detach
+from odrun.errors import NotFoundError
 from odrun.records import Resolver
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
+from odrun.workflow.unpack import Limits, unpack
 
 SPEC_NAMES = ("reana.yaml", "reana.yml", "odrun.yaml")
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
+#: where code archives are fetched (private copies), out of their members' reach
+ARCHIVE_DIR = ".odrun"
 
 
 def fetch_analysis(
@@ -43,13 +47,16 @@ def fetch_analysis(
             hint=hint,
         )
     folder = dest_root / f"record-{record.recid}"
+    private = folder / ARCHIVE_DIR  # the archives, apart from what they unpack to
     with Fetcher(settings) as fetcher:
 
-        def get(files: list[RecordFile]) -> None:
-            report = fetcher.fetch_files(files, folder, recid=record.recid)
+        def get(files: list[RecordFile], dest: Path = folder) -> None:
+            report = fetcher.fetch_files(files, dest, recid=record.recid)
             error = fetch_error(report)
             if error is not None:
                 raise error
+            for f in files:  # private copies: no step can write through them into the cache
+                detach(dest / f.path)
 
         if specs:
             # the specs first, then only the files they name: a record may also hold data
@@ -64,16 +71,16 @@ def fetch_analysis(
             get(rest)
         else:
             say(f"fetching the code archive of record {record.recid} into {folder}")
-            get(archives)
+            get(archives, private)
     if not specs:
         for archive in archives:
-            try:
-                _unpack(folder / archive.path, folder)
-            except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-                raise MetadataError(
-                    f"{archive.filename} is not a readable archive: {exc}"
-                ) from None
-    found = sorted(p.parent for name in SPEC_NAMES for p in folder.rglob(name))
+            _unpack(confine(private, archive.path, "archive"), folder, settings)
+    found = sorted(
+        p.parent
+        for name in SPEC_NAMES
+        for p in folder.rglob(name)
+        if ARCHIVE_DIR not in p.relative_to(folder).parts
+    )
     if not found:
         raise NotFoundError(f"record {record.recid}: its archive holds no reana.yaml or odrun.yaml")
     return min(found, key=lambda p: len(p.parts))
@@ -93,26 +100,7 @@ def _named_inputs(folder: Path) -> set[str]:
     return names
 
 
-def _unpack(archive: Path, dest: Path) -> None:
-    """Unpack without letting a member escape ``dest`` (no absolute paths, no ``..``, no links)."""
-    if archive.name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            for name in zf.namelist():
-                _check_member(name, archive)
-            zf.extractall(dest)
-        return
-    with tarfile.open(archive) as tf:
-        for member in tf.getmembers():
-            _check_member(member.name, archive)
-            if member.issym() or member.islnk() or member.isdev():
-                raise MetadataError(f"{archive.name}: member {member.name} is a link or device")
-        if hasattr(tarfile, "data_filter"):  # 3.11.4+, 3.10.12+: the safe extraction filter
-            tf.extractall(dest, filter="data")
-        else:  # pragma: no cover - members checked above
-            tf.extractall(dest)
-
-
-def _check_member(name: str, archive: Path) -> None:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise MetadataError(f"{archive.name}: member {name!r} would escape the folder")
+def _unpack(archive: Path, dest: Path, settings: Settings | None = None) -> None:
+    """Unpack ``archive`` into ``dest`` with the rules and limits of odrun.workflow.unpack."""
+    limits = Limits.of(settings or Settings())
+    unpack(archive, dest, limits, dest / ARCHIVE_DIR)

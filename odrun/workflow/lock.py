@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from odrun import cvmfs
+from odrun._fs import atomic_write
 from odrun.errors import LockError
-from odrun.records.cache import atomic_write
 
 if TYPE_CHECKING:
     from odrun.records.model import RecordFile

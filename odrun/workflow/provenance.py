@@ -16,7 +16,7 @@ import mimetypes
 from typing import TYPE_CHECKING, Any
 
 from odrun import __version__, cvmfs
-from odrun.records.cache import atomic_write
+from odrun._fs import atomic_write
 
 if TYPE_CHECKING:
     from odrun.workflow.runner import RunResult
@@ -199,6 +199,6 @@ def _runtime_nodes(result: RunResult) -> list[dict[str, Any]]:
 def write_crate(result: RunResult, analysis: Analysis, reana: dict[str, str] | None = None) -> None:
     for path in (analysis.reana_path, analysis.manifest_path):
         if path is not None:  # the specs that ran, beside their record
-            (result.run_dir / path.name).write_bytes(path.read_bytes())
+            atomic_write(result.run_dir / path.name, path.read_bytes())
     text = json.dumps(crate(result, analysis, reana), indent=2)
     atomic_write(result.run_dir / "ro-crate-metadata.json", (text + "\n").encode())

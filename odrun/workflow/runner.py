@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -31,24 +32,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from odrun import __version__
+from odrun._fs import atomic_write, confine, detach, stage
 from odrun.checksum import checksum_file
-from odrun.errors import OdrunError, UsageError, WorkflowError
+from odrun.errors import OdrunError, UnsafeMetadataError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
-from odrun.records.cache import atomic_write
 from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
 from odrun.workflow.expect import Check, evaluate
 from odrun.workflow.preflight import choose_runtime
-from odrun.workflow.runtime import Fallback, Runtime, describe
+from odrun.workflow.runtime import ApptainerRuntime, Fallback, OciRuntime, Runtime, describe
 from odrun.workflow.spec import (
     Analysis,
     SpecError,
     ensure_valid,
-    inside_analysis,
     record_settings,
-    relative,
     staged_inputs,
     substitute,
 )
@@ -226,8 +225,10 @@ def run_analysis(
         plan = _plan(analysis, result, from_step, target_step, untrusted, say)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
-        _stage_inputs(analysis, result)
-        _fetch_records(analysis, settings, result, say)
+        _stage_inputs(analysis, result, untrusted)
+        _fetch_records(analysis, settings, result, say, untrusted)
+        if untrusted and not _binds_readonly(plan):
+            _detach_records(result)  # steps on the host get private copies, not cache links
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis))
         result.status = "running"
@@ -270,27 +271,37 @@ def _skips_steps(
     return cut_end or cut_start
 
 
-def _stage_inputs(analysis: Analysis, result: RunResult) -> None:
+def _spec_error(untrusted: bool) -> type[OdrunError]:
+    """Whose spec is wrong: a record's (exit 9) or the user's own (exit 2)."""
+    return UnsafeMetadataError if untrusted else SpecError
+
+
+def _stage_inputs(analysis: Analysis, result: RunResult, untrusted: bool = False) -> None:
+    """Copy the inputs into the workspace: no link survives (see odrun._fs.stage)."""
     ws = result.workspace
     ws.mkdir(parents=True, exist_ok=True)
+    error = _spec_error(untrusted)
+    root = analysis.root.resolve()
     for kind, rel in staged_inputs(analysis):  # the workflow file first, each path once
-        src = inside_analysis(analysis.root, rel, "input")
-        dst = ws / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            # never the run folders themselves; links (all inside: checked) are copied as links
-            skip = shutil.ignore_patterns(".odrun")
-            shutil.copytree(src, dst, dirs_exist_ok=True, symlinks=True, ignore=skip)
-        else:
-            shutil.copy2(src, dst)
+        what = f"inputs.{kind} entry"
+        src = confine(root, rel, what, error=error)
+        if not src.exists():
+            raise SpecError(f"input {rel} does not exist in {analysis.root}")
+        stage(src, confine(ws, rel, what, error=error), root, what, error=error)
         result.inputs.append({"path": rel, "kind": kind[:-1]})
 
 
-def _fetch_records(analysis: Analysis, settings: Settings, result: RunResult, say: Say) -> None:
+def _fetch_records(
+    analysis: Analysis, settings: Settings, result: RunResult, say: Say, untrusted: bool = False
+) -> None:
+    """Fetch the records odrun.yaml names into the workspace (hard links to the shared
+    cache), each file confined to the workspace after links are followed."""
     wanted = analysis.manifest.get("records") or []
     if not wanted:
         return
     settings = record_settings(analysis, settings)
+    ws = result.workspace
+    spec_error = _spec_error(untrusted)
     with Resolver(settings) as resolver, Fetcher(settings) as fetcher:
         for item in wanted:
             record = resolver.resolve(str(item["ref"]))
@@ -298,7 +309,7 @@ def _fetch_records(analysis: Analysis, settings: Settings, result: RunResult, sa
             chosen = FileFilter.build(item.get("names") or [], item.get("regexp"), ranges)
             files = chosen.apply(record.files)
             dest_rel = str(item.get("dest") or f"data/{record.recid}")
-            dest = result.workspace / relative(dest_rel, "records dest")
+            dest = confine(ws, dest_rel, "records dest", error=spec_error)
             say(f"fetching {len(files)} files of record {record.recid} into {dest_rel}/")
             report = fetcher.fetch_files(files, dest, recid=record.recid)
             error = fetch_error(report)
@@ -317,6 +328,28 @@ def _fetch_records(analysis: Analysis, settings: Settings, result: RunResult, sa
                 }
                 for r in report.results
             ]
+
+
+def record_files(result: RunResult) -> list[Path]:
+    """The record files in the workspace (read-only for container steps)."""
+    ws = result.workspace
+    paths = [ws / i["path"] for i in result.inputs if i.get("kind") == "record-file"]
+    return [p for p in paths if p.is_file()]
+
+
+def _binds_readonly(plan: Plan) -> bool:
+    """Whether every command of ``plan`` runs in a container that gets the record files
+    read-only (serial steps under podman, docker, apptainer); Snakemake may run rules on
+    the host, and the host runtime has no binds."""
+    return isinstance(plan.runtime, (OciRuntime, ApptainerRuntime))
+
+
+def _detach_records(result: RunResult) -> None:
+    """Private copies (reflinks where possible) of the record files for an untrusted
+    analysis that runs on the host: its commands must not write through the hard links
+    into the shared cache and every other project's copy."""
+    for path in record_files(result):
+        detach(path)
 
 
 def _select_steps(
@@ -393,7 +426,13 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
         try:
             with log.open("wb") as out:
                 proc = subprocess.run(
-                    plan.runtime.argv(image, result.workspace, command, analysis.network(name)),
+                    plan.runtime.argv(
+                        image,
+                        result.workspace,
+                        command,
+                        analysis.network(name),
+                        readonly=record_files(result),
+                    ),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
@@ -412,24 +451,31 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
 
 
 def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:
-    """Declared outputs with size and adler32: only what lies inside the workspace."""
+    """Declared outputs with size and adler32: only what lies inside the workspace after
+    links are followed (odrun._fs.confine); anything else is listed as missing."""
     out: list[dict[str, Any]] = []
-    paths: list[tuple[str, Path]] = []
-    inside = workspace.resolve()
+    paths: list[tuple[str, Path | None]] = []
+
+    def inside(rel: str) -> Path | None:
+        try:
+            return confine(workspace, rel, "output")
+        except OdrunError:
+            return None
+
     for kind in ("files", "directories"):
         for rel in analysis.files_in("outputs", kind):
-            try:
-                path = workspace / relative(rel, f"outputs.{kind} entry")
-            except SpecError:
-                out.append({"path": rel, "size": None, "checksum": None, "missing": True})
-                continue
-            if kind == "files" or not path.is_dir():
+            path = inside(rel)
+            if kind == "files" or path is None or not path.is_dir():
                 paths.append((rel, path))
-            else:
-                found = sorted(p for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-                paths += [(p.relative_to(workspace).as_posix(), p) for p in found]
+                continue
+            for here, _dirs, files in sorted(os.walk(path)):  # never into a linked folder
+                for file in sorted(files):
+                    found = Path(here, file)
+                    if not found.is_symlink():
+                        name = (Path(rel) / found.relative_to(path)).as_posix()
+                        paths.append((name, inside(name)))
     for rel, path in paths:
-        if path.is_file() and path.resolve().is_relative_to(inside):
+        if path is not None and path.is_file():
             size = path.stat().st_size
             out.append({"path": rel, "size": size, "checksum": str(checksum_file(path))})
         else:

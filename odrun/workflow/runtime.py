@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -30,9 +31,16 @@ class Runtime(Protocol):
         ...
 
     def argv(
-        self, image: str | None, workspace: Path, command: str, network: bool = False
+        self,
+        image: str | None,
+        workspace: Path,
+        command: str,
+        network: bool = False,
+        readonly: Sequence[Path] = (),
     ) -> list[str]:
-        """The process to start for one step command; ``network``: the step may use it."""
+        """The process to start for one step command; ``network``: the step may use it;
+        ``readonly``: files in the workspace the step may read but never change (a
+        container binds each one read-only on top of the workspace)."""
         ...
 
 
@@ -64,6 +72,15 @@ def cvmfs_binds(repos: tuple[str, ...]) -> list[str]:
     return [f"{cvmfs_repos.root() / r}:{CVMFS_ROOT / r}:ro" for r in repos]
 
 
+def readonly_bind(path: Path) -> str:
+    """``PATH:PATH:ro``: a record file a step sees but cannot change (nor, through its
+    hard link, the shared cache), even as root in the container."""
+    text = str(path)
+    if ":" in text or "," in text:
+        raise UsageError(f"input file path {text} must not contain ':' or ','")
+    return f"{text}:{text}:ro"
+
+
 def _bash(workspace: Path, command: str) -> list[str]:
     import shlex  # noqa: PLC0415
 
@@ -77,7 +94,12 @@ class HostRuntime:
         pass
 
     def argv(
-        self, image: str | None, workspace: Path, command: str, network: bool = False
+        self,
+        image: str | None,
+        workspace: Path,
+        command: str,
+        network: bool = False,
+        readonly: Sequence[Path] = (),
     ) -> list[str]:
         return _bash(workspace, command)
 
@@ -148,13 +170,19 @@ class OciRuntime:
         return value if out.returncode == 0 and value.startswith("sha256:") else None
 
     def argv(
-        self, image: str | None, workspace: Path, command: str, network: bool = False
+        self,
+        image: str | None,
+        workspace: Path,
+        command: str,
+        network: bool = False,
+        readonly: Sequence[Path] = (),
     ) -> list[str]:
         if ":" in str(workspace) or "," in str(workspace):
             raise UsageError(f"workspace path {workspace} must not contain ':' or ','")
         net = "--network=host" if network else "--network=none"
         argv = [self.binary, "run", "--rm", net, "--security-opt", "label=disable"]
         argv += ["-v", f"{workspace}:{workspace}"]
+        argv += [arg for path in readonly for arg in ("-v", readonly_bind(path))]
         for bind in cvmfs_binds(self.cvmfs):
             argv += ["-v", bind]
         return [*argv, "-w", str(workspace), str(image), *_bash(workspace, command)]
@@ -172,10 +200,16 @@ class ApptainerRuntime:
             raise UsageError("a step has no 'environment' image", hint="use --runtime host")
 
     def argv(
-        self, image: str | None, workspace: Path, command: str, network: bool = False
+        self,
+        image: str | None,
+        workspace: Path,
+        command: str,
+        network: bool = False,
+        readonly: Sequence[Path] = (),
     ) -> list[str]:
         exe = executable("apptainer") or "apptainer"
-        binds = ",".join([str(workspace), *cvmfs_binds(self.cvmfs)])
+        ro = [readonly_bind(path) for path in readonly]
+        binds = ",".join([str(workspace), *ro, *cvmfs_binds(self.cvmfs)])
         isolate = [] if network else ["--net", "--network", "none"]
         options = ["--containall", *isolate, "--bind", binds]
         bash = _bash(workspace, command)

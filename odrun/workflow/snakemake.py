@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -23,17 +24,25 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from odrun._fs import confine
 from odrun._yaml import load_yaml
-from odrun.errors import ConfigError, UsageError, WorkflowError
+from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
 from odrun.workflow.preflight import choose_runtime
-from odrun.workflow.runner import RunResult, Say, StepRun, now
-from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, cvmfs_binds
+from odrun.workflow.runner import RunResult, Say, StepRun, now, record_files
+from odrun.workflow.runtime import (
+    ApptainerRuntime,
+    OciRuntime,
+    Runtime,
+    cvmfs_binds,
+    readonly_bind,
+)
 from odrun.workflow.spec import Analysis, SpecError, relative
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
@@ -80,8 +89,8 @@ class SnakemakePlan:
 
 def _snakefile_texts(workspace: Path, snakefile: str) -> list[str]:
     """The Snakefile and the files it ``include:``s (string literals, relative to the
-    including file), each once."""
-    todo, seen = [workspace / snakefile], set()
+    including file), each once; never a file outside the workspace."""
+    todo, seen = [confine(workspace, snakefile, "workflow.file", error=SpecError)], set()
     texts: list[str] = []
     while todo:
         path = todo.pop()
@@ -90,7 +99,10 @@ def _snakefile_texts(workspace: Path, snakefile: str) -> list[str]:
         seen.add(path)
         text = path.read_text(encoding="utf-8", errors="replace")
         texts.append(text)
-        todo += [path.parent / name for name in _INCLUDE_RE.findall(text)]
+        for name in _INCLUDE_RE.findall(text):  # never read a file outside the workspace
+            with contextlib.suppress(OdrunError):
+                rel = os.path.relpath(path.parent / name, workspace)
+                todo.append(confine(workspace, rel, "include"))
     return texts
 
 
@@ -205,7 +217,8 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
     env = dict(os.environ)
     record = result.run_dir / "containers" / "used.txt"
     if isinstance(plan.runtime, (OciRuntime, ApptainerRuntime)):
-        cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network)
+        readonly = record_files(result)
+        cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network, readonly)
     shown = cmd[cmd.index("--snakefile") :]
     say(f"[snakemake] snakemake {shlex.join(shown)}")
     started = now()
@@ -252,11 +265,17 @@ def _snakemake_command() -> list[str]:
 
 
 def _container_args(
-    runtime: Runtime, run_dir: Path, record: Path, env: dict[str, str], network: bool
+    runtime: Runtime,
+    run_dir: Path,
+    record: Path,
+    env: dict[str, str],
+    network: bool,
+    readonly: Sequence[Path] = (),
 ) -> list[str]:
-    """``--sdm apptainer`` and, for podman/docker, the shim first on PATH."""
+    """``--sdm apptainer`` and, for podman/docker, the shim first on PATH; the record files
+    bound read-only."""
     cvmfs = getattr(runtime, "cvmfs", ())
-    binds = [f"--bind {bind}" for bind in cvmfs_binds(cvmfs)]
+    binds = [f"--bind {bind}" for bind in [*map(readonly_bind, readonly), *cvmfs_binds(cvmfs)]]
     prefix = run_dir / "containers"
     prefix.mkdir(exist_ok=True)
     args = ["--sdm", "apptainer", "--apptainer-prefix", str(prefix)]
@@ -375,7 +394,7 @@ def snakemake_config(analysis: Analysis) -> dict[str, Any]:
     params = analysis.parameters
     name = params.get("input")
     if isinstance(name, str):
-        path = analysis.root / relative(name, "inputs.parameters.input")
+        path = confine(analysis.root, name, "inputs.parameters.input", error=SpecError)
         loaded = load_yaml(path, "snakemake parameters file", error=SpecError) or {}
         if not isinstance(loaded, dict):
             raise SpecError(f"snakemake parameters file {name} must hold a mapping")

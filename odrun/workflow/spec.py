@@ -21,8 +21,9 @@ from typing import Any
 
 import jsonschema
 
+from odrun._fs import confine
 from odrun._yaml import load_yaml
-from odrun.errors import UsageError
+from odrun.errors import OdrunError, UnsafeMetadataError, UsageError
 from odrun.records import FileFilter, parse_reference
 from odrun.records.portal import mirror_path
 from odrun.settings import Settings
@@ -43,6 +44,13 @@ class Finding:
     level: str  # "error" | "warning"
     where: str
     message: str
+    #: a path leading out of the analysis through a link: refused as unsafe (exit 9)
+    unsafe: bool = False
+
+    @property
+    def error(self) -> type[OdrunError]:
+        """The error a run raises for this finding."""
+        return UnsafeMetadataError if self.unsafe else SpecError
 
     def __str__(self) -> str:
         return f"{self.level}: {self.where}: {self.message}"
@@ -204,13 +212,18 @@ def validate(analysis: Analysis, *, staging: bool = True) -> list[Finding]:
     return sorted(findings, key=lambda f: f.level != "error")
 
 
+def worst_error(errors: list[Finding]) -> type[OdrunError]:
+    """The error a run raises for these findings: unsafe (exit 9) if any is, else SpecError."""
+    return UnsafeMetadataError if any(f.unsafe for f in errors) else SpecError
+
+
 def ensure_valid(analysis: Analysis, *, staging: bool = True) -> list[Finding]:
     """:func:`validate`, raising :class:`SpecError` on the first error; returns the warnings."""
     findings = validate(analysis, staging=staging)
     errors = [f for f in findings if f.level == "error"]
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SpecError(
+        raise worst_error(errors)(
             f"{errors[0].where}: {errors[0].message}{more}",
             hint=f"odrun validate {analysis.root} lists every problem",
         )
@@ -330,16 +343,18 @@ def inside_analysis(root: Path, rel: str, what: str = "input") -> Path:
     followed) lies inside ``root``: the one confinement rule for what a run stages, what
     REANA is sent and what ``expect`` references."""
     src = root / relative(rel, what)
+    top = root.resolve()
+    try:  # the one confinement rule (odrun._fs); a link out is unsafe (exit 9), not a typo
+        confine(root, rel, what, error=SpecError)
+    except UnsafeMetadataError:
+        raise UnsafeMetadataError(f"{what} {rel} leads outside the analysis folder {top}") from None
     if not src.exists():
         raise SpecError(f"{what} {rel} does not exist in {root}")
-    top = root.resolve()
-    if not src.resolve().is_relative_to(top):
-        raise SpecError(f"{what} {rel} leads outside the analysis folder {top}")
     if src.is_dir() and not src.is_symlink():
         for path in _walk(src):
             if path.is_symlink() and not path.resolve().is_relative_to(top):
                 inner = path.relative_to(root).as_posix()
-                raise SpecError(f"{what} {inner} leads outside the analysis folder {top}")
+                raise UnsafeMetadataError(f"{what} {inner} leads outside the analysis folder {top}")
     return src
 
 
@@ -371,8 +386,9 @@ def _input_checks(analysis: Analysis) -> list[Finding]:
     for kind, rel in staged_inputs(analysis):
         try:
             inside_analysis(analysis.root, rel, "input")
-        except SpecError as exc:
-            out.append(Finding("error", f"reana.yaml inputs.{kind}", exc.message))
+        except (SpecError, UnsafeMetadataError) as exc:
+            unsafe = isinstance(exc, UnsafeMetadataError)
+            out.append(Finding("error", f"reana.yaml inputs.{kind}", exc.message, unsafe))
     if analysis.workflow_type == "snakemake" and isinstance(analysis.parameters.get("input"), str):
         from odrun.workflow.snakemake import snakemake_config  # noqa: PLC0415 - cycle
 
@@ -423,8 +439,9 @@ def _reference_checks(analysis: Analysis) -> list[Finding]:
         for where, reference in refs:
             try:
                 inside_analysis(analysis.root, reference.partition("#")[0], "reference")
-            except SpecError as exc:
-                out.append(Finding("error", f"odrun.yaml expect[{i}].{where}", exc.message))
+            except (SpecError, UnsafeMetadataError) as exc:
+                unsafe = isinstance(exc, UnsafeMetadataError)
+                out.append(Finding("error", f"odrun.yaml expect[{i}].{where}", exc.message, unsafe))
     return out
 
 
