@@ -216,7 +216,7 @@ class ReanaClient:
         if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             shown = redact(str(target.copy_with(query=None)))
             raise TransportError(
-                f"REANA {what}: the server redirected to {shown}, another scheme or host: "
+                f"REANA {what}: the server redirected to {shown} (another scheme, host or port): "
                 f"not followed, the access token is only sent to {self.server} ({where})",
                 hint="if that is the REANA server's real address, give it as --server "
                 "or REANA_SERVER_URL",
