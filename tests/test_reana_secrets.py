@@ -217,3 +217,22 @@ def test_logs_and_status_echoing_the_token_never_show_it(odrun, hostile, demo: P
     res = odrun("status", str(demo), "--json")
     assert res.code == 0, res.err
     assert leaks(res.out + res.err) == [], res.out
+
+
+@needs_openssl
+def test_debug_logs_of_a_redirect_never_show_the_token(
+    odrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpcore logs response headers (Location, with the token) from its own child loggers."""
+    cert, key = reana_server.self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("REANA_ACCESS_TOKEN", TOKEN)
+    with reana_server.serve(tmp_path / "tls", token=TOKEN, tls=(cert, key)) as tls:
+        tls.redirect = lambda path: "http://127.0.0.1:9" + path
+        with caplog.at_level(logging.DEBUG):
+            assert odrun("status", "wf", "--server", tls.url).code == 5
+    names = {r.name for r in caplog.records}
+    assert "httpcore.http11" in names, names
+    logged = "\n".join(f"{r.name}: {r.getMessage()}" for r in caplog.records)
+    assert "access_token=***" in logged
+    assert leaks(logged) == [], logged
