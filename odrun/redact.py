@@ -1,7 +1,8 @@
 """Secrets never shown: one function scrubs access tokens from every text odrun shows.
 
 :func:`register_secret` is called with each token odrun holds (the REANA client does
-it for REANA_ACCESS_TOKEN); :func:`redact` then replaces, in any text:
+it for REANA_ACCESS_TOKEN; the CLI forgets them when a command ends); :func:`redact`
+then replaces, in any text:
 
 - the token itself and its URL-encoded forms (percent-encoded with or without ``/``
   kept, ``+`` for spaces), compared case-insensitively (``%2f`` = ``%2F``);
@@ -35,6 +36,12 @@ def register_secret(secret: str | None) -> None:
     if secret:
         with _lock:
             _secrets.add(secret)
+
+
+def forget_secrets() -> None:
+    """Forget every registered secret (the CLI does, at the start and end of a command)."""
+    with _lock:
+        _secrets.clear()
 
 
 def _forms(extra: str | None) -> list[str]:
