@@ -18,6 +18,7 @@ from . import __version__, render
 from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
 from .records import FileFilter, Resolver
 from .records.cite import cite as make_citation
+from .redact import forget_secrets
 from .settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -249,6 +250,14 @@ INTERRUPTED = "interrupted; finished files are kept and partial transfers resume
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, map every error to a one-line message and an exit code."""
+    forget_secrets()  # the tokens of this command only (main runs many times in tests)
+    try:
+        _run(argv)
+    finally:
+        forget_secrets()
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="odrun", standalone_mode=False)
     except OdrunError as exc:

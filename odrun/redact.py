@@ -1,7 +1,8 @@
 """Secrets never shown: one function scrubs access tokens from every text odrun shows.
 
 :func:`register_secret` is called with each token odrun holds (the REANA client does
-it for REANA_ACCESS_TOKEN); :func:`redact` then replaces, in any text:
+it for REANA_ACCESS_TOKEN; the CLI forgets them when a command ends); :func:`redact`
+then replaces, in any text:
 
 - the token itself and its URL-encoded forms (percent-encoded with or without ``/``
   kept, ``+`` for spaces), compared case-insensitively (``%2f`` = ``%2F``);
@@ -10,11 +11,14 @@ it for REANA_ACCESS_TOKEN); :func:`redact` then replaces, in any text:
   forms: what survives of a token that a server echoed and something cut.
 
 :func:`cut` shortens a text for a message *after* redacting it, and scrubs the
-pieces again, so a cut never leaves a token's prefix behind.
+pieces again, so a cut never leaves a token's prefix behind. :func:`filter_http_logs`
+puts a filter redacting every record on httpx's and httpcore's loggers (each one:
+a logger's filters never see its children's records).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from urllib.parse import quote, quote_plus
@@ -32,6 +36,12 @@ def register_secret(secret: str | None) -> None:
     if secret:
         with _lock:
             _secrets.add(secret)
+
+
+def forget_secrets() -> None:
+    """Forget every registered secret (the CLI does, at the start and end of a command)."""
+    with _lock:
+        _secrets.clear()
 
 
 def _forms(extra: str | None) -> list[str]:
@@ -83,3 +93,29 @@ def _scrub_pieces(text: str, forms: list[str]) -> str:
         start = p = end
     out.append(text[start:])
     return "".join(out)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a log record's message (httpx logs every request URL, httpcore headers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = redact(record.getMessage())
+            record.args = ()
+        else:
+            record.msg = redact(str(record.msg))
+        return True
+
+
+_FILTER = RedactingFilter()
+_HTTP_LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11",
+                 "httpcore.http2", "httpcore.proxy", "httpcore.socks")  # fmt: skip
+
+
+def filter_http_logs() -> None:
+    """Put the redacting filter on httpx's and httpcore's loggers (known, or created since)."""
+    names = [n for n in logging.Logger.manager.loggerDict if n.startswith(("httpx", "httpcore"))]
+    for name in {*_HTTP_LOGGERS, *names}:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

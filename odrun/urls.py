@@ -8,6 +8,7 @@ xrootd server's root:// port to its HTTP port.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -21,6 +22,17 @@ Protocol = Literal["root", "https"]
 
 #: Schemes a record file URI may use. ``file`` only for local mirrors.
 REMOTE_SCHEMES = frozenset({"root", "http", "https"})
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url``'s host is this machine: 127.0.0.0/8, ::1 or ``localhost``."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def scheme_of(uri: str) -> str:

@@ -11,7 +11,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 import pytest
 
-from odrun.redact import MIN_PIECE, cut, redact, register_secret
+from odrun.redact import MIN_PIECE, cut, forget_secrets, redact, register_secret
 
 import reana_server
 
@@ -99,7 +99,13 @@ def test_log_records_and_unexpected_errors_never_show_the_token(
     assert leaks(logged) == [], logged
 
 
-def test_redact_then_cut() -> None:
+@pytest.fixture
+def forget() -> Iterator[None]:
+    yield
+    forget_secrets()
+
+
+def test_redact_then_cut(forget: None) -> None:
     secret = "A1b2C3d4E5f6G7h8I9j0K"  # 21 characters
     register_secret(secret)
     text = "x" * 480 + secret
@@ -217,3 +223,29 @@ def test_logs_and_status_echoing_the_token_never_show_it(odrun, hostile, demo: P
     res = odrun("status", str(demo), "--json")
     assert res.code == 0, res.err
     assert leaks(res.out + res.err) == [], res.out
+
+
+@needs_openssl
+def test_debug_logs_of_a_redirect_never_show_the_token(
+    odrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpcore logs response headers (Location, with the token) from its own child loggers."""
+    cert, key = reana_server.self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("REANA_ACCESS_TOKEN", TOKEN)
+    with reana_server.serve(tmp_path / "tls", token=TOKEN, tls=(cert, key)) as tls:
+        tls.redirect = lambda path: "http://127.0.0.1:9" + path
+        with caplog.at_level(logging.DEBUG):
+            assert odrun("status", "wf", "--server", tls.url).code == 5
+    names = {r.name for r in caplog.records}
+    assert "httpcore.http11" in names, names
+    logged = "\n".join(f"{r.name}: {r.getMessage()}" for r in caplog.records)
+    assert "access_token=***" in logged
+    assert leaks(logged) == [], logged
+
+
+def test_tokens_are_forgotten_when_a_command_ends(odrun, hostile) -> None:
+    """A later command (or test) in the same process never redacts an old token's pieces."""
+    assert odrun("status", "nope").code == 3
+    assert redact(TOKEN) == TOKEN  # forgotten: main() registered it for one command only
+    assert odrun("cache", "path").code == 0

@@ -209,3 +209,6 @@ def test_run_with_runaway_expansion_is_a_usage_error(odrun, tmp_path: Path) -> N
     assert res.code == 2, res.err
     assert "expands to more than" in res.err
     assert len(res.err.strip().splitlines()) == 1
+    res = odrun("validate", str(folder))
+    assert res.code == 2, res.err
+    assert "expands to more than" in res.out

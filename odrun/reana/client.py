@@ -17,14 +17,12 @@ gets two workflows.
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from odrun import untrusted
 from odrun.errors import (
@@ -36,8 +34,9 @@ from odrun.errors import (
     UsageError,
 )
 from odrun.http import RETRY_STATUS, backoff_delay, make_client
-from odrun.redact import cut, redact, register_secret
+from odrun.redact import cut, filter_http_logs, redact, register_secret
 from odrun.settings import Settings
+from odrun.urls import is_loopback
 
 from .models import (
     Created,
@@ -64,32 +63,7 @@ MESSAGE_CHARS, TEXT_CHARS = 500, 200
 __all__ = ["ReanaClient", "is_loopback", "redact"]
 
 
-def is_loopback(url: str) -> bool:
-    """Whether ``url``'s host is this machine: 127.0.0.0/8, ::1 or ``localhost``."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _RedactLogs(logging.Filter):
-    """httpx logs every request URL at INFO: scrub tokens (known, or in a query) from them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = redact(record.getMessage())
-            record.args = ()
-        else:
-            record.msg = redact(str(record.msg))
-        return True
-
-
-_FILTER = _RedactLogs()
-for _name in ("httpx", "httpcore"):
-    logging.getLogger(_name).addFilter(_FILTER)
+filter_http_logs()
 
 
 class ReanaClient:
@@ -105,6 +79,7 @@ class ReanaClient:
         insecure_http: bool = False,
     ) -> None:
         register_secret(token)
+        filter_http_logs()
         if not server.startswith(("https://", "http://")):
             raise UsageError(
                 f"REANA server {redact(server)!r} is not an http(s) URL",
@@ -219,7 +194,7 @@ class ReanaClient:
         if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
             shown = redact(str(target.copy_with(query=None)))
             raise TransportError(
-                f"REANA {what}: the server redirected to {shown}, another scheme or host: "
+                f"REANA {what}: the server redirected to {shown} (another scheme, host or port): "
                 f"not followed, the access token is only sent to {self.server} ({where})",
                 hint="if that is the REANA server's real address, give it as --server "
                 "or REANA_SERVER_URL",

@@ -298,10 +298,9 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
         name = step.get("name") or f"step {i + 1}"
         for command in step.get("commands") or []:
             try:
+                # the real values (the length cap is checked), missing ones reported below
                 substitute(
-                    str(command),
-                    dict.fromkeys(params, "") | dict.fromkeys(used_parameters(str(command)), ""),
-                    name,
+                    str(command), dict.fromkeys(used_parameters(str(command)), "") | params, name
                 )
             except SpecError as exc:
                 out.append(Finding("error", f"reana.yaml step {name}", exc.message))
