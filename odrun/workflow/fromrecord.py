@@ -7,8 +7,10 @@ A record ships an analysis when its files include a ``reana.yaml`` / ``odrun.yam
 
 from __future__ import annotations
 
+import lzma
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +21,21 @@ from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 
 SPEC_NAMES = ("reana.yaml", "reana.yml", "odrun.yaml")
+#: what tarfile and zipfile raise on a corrupt or hostile archive: bad headers, bad
+#: compressed data, encrypted members (RuntimeError), unknown compression methods
+#: (NotImplementedError), members that clash with each other on disk (OSError)
+_UNREADABLE = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+)
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
@@ -67,12 +84,7 @@ def fetch_analysis(
             get(archives)
     if not specs:
         for archive in archives:
-            try:
-                _unpack(folder / archive.path, folder)
-            except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
-                raise MetadataError(
-                    f"{archive.filename} is not a readable archive: {exc}"
-                ) from None
+            unpack_archive(folder / archive.path, folder)
     found = sorted(p.parent for name in SPEC_NAMES for p in folder.rglob(name))
     if not found:
         raise NotFoundError(f"record {record.recid}: its archive holds no reana.yaml or odrun.yaml")
@@ -91,6 +103,15 @@ def _named_inputs(folder: Path) -> set[str]:
         if isinstance(extra, str):
             names.add(extra)
     return names
+
+
+def unpack_archive(archive: Path, dest: Path) -> None:
+    """Unpack a record's code archive into ``dest``; MetadataError for anything unreadable."""
+    try:
+        _unpack(archive, dest)
+    except _UNREADABLE as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MetadataError(f"cannot unpack {archive.name}: {detail}") from None
 
 
 def _unpack(archive: Path, dest: Path) -> None:
