@@ -10,6 +10,7 @@ with the same keys as the :class:`Settings` fields, e.g.::
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -110,7 +111,7 @@ def _read_config_file(env: Mapping[str, str]) -> dict[str, Any]:
         return {}
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError, UnicodeDecodeError: ValueErrors
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _KNOWN)
     if unknown:
@@ -138,8 +139,8 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError("expected true/false")
         if name in ("timeout", "retry_backoff", "metadata_ttl"):
             number = float(value)
-            if number < 0:
-                raise ValueError("must not be negative")
+            if not 0 <= number < math.inf:  # NaN and inf too: they reach int() and sleep()
+                raise ValueError("must be a finite number, not negative")
             return number
         if name == "retries":
             count = int(value)

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odrun import cvmfs
+from odrun import cvmfs, untrusted
 from odrun.errors import LockError
 from odrun.records.cache import atomic_write
 
@@ -78,7 +78,7 @@ def write(path: Path, lock: dict[str, Any]) -> None:
 def check(path: Path, current: dict[str, Any]) -> None:
     """Raise LockError naming what differs between ``path`` and the inputs about to be used."""
     try:
-        pinned = json.loads(path.read_text(encoding="utf-8"))
+        pinned = untrusted.load_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LockError(
             f"--locked but there is no {path}", hint="run once without --locked to write it"
