@@ -19,7 +19,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from odrun.errors import ConfigError, LockError, NotFoundError, TransportError
+from odrun.errors import ConfigError, LockError, NotFoundError, TransportError, UsageError
 from odrun.reana.record import Submission, _newest
 from odrun.records.portal import MirrorPortal
 from odrun.settings import Settings
@@ -163,3 +163,11 @@ def test_a_workflow_run_number_int_refuses_sorts_as_zero(run: str, tmp_path: Pat
         Submission("s", "id", f"w.{name}", "a", "p", tmp_path, submitted="t") for name in (run, "2")
     ]
     assert _newest(subs).workflow_name == "w.2"
+
+
+def test_a_deeply_nested_submission_record_is_a_usage_error(tmp_path: Path) -> None:
+    """RecursionError (exit 1) before the fix: `odrun status FOLDER` on a hostile folder."""
+    path = tmp_path / "submission.json"
+    path.write_bytes(b"[" * 5000 + b"]" * 5000)
+    with pytest.raises(UsageError):
+        Submission.load(path)

@@ -69,7 +69,7 @@ class Submission:
     @classmethod
     def load(cls, path: Path) -> Submission:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = untrusted.load_json(path.read_text(encoding="utf-8"))
             return cls(
                 server=str(doc["server"]),
                 workflow_id=str(doc["workflow_id"]),
