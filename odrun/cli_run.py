@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
-from odrun import render
+from odrun import render, untrusted
 from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
@@ -196,9 +197,11 @@ def _is_reference(text: str) -> bool:
 
 def _run_record(run_dir: Path) -> dict[str, object]:
     try:
-        data: dict[str, object] = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        data: Any = untrusted.load_json((run_dir / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise UsageError(f"{run_dir} is not an odrun run folder (no readable run.json)") from None
+        data = None
+    if not isinstance(data, dict):
+        raise UsageError(f"{run_dir} is not an odrun run folder (no readable run.json)")
     return data
 
 
@@ -270,8 +273,8 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
 def _analysis_root(run_dir: Path) -> Path:
     """The folder of the analysis a run ran (histogram references live there)."""
     try:
-        recorded = Path(str(json.loads((run_dir / "run.json").read_text())["analysis_path"]))
-    except (OSError, ValueError, KeyError):
+        recorded = Path(str(_run_record(run_dir)["analysis_path"]))
+    except (UsageError, KeyError):
         return run_dir / "workspace"
     return recorded if recorded.is_dir() else recorded.parent
 

@@ -171,3 +171,33 @@ def test_a_deeply_nested_submission_record_is_a_usage_error(tmp_path: Path) -> N
     path.write_bytes(b"[" * 5000 + b"]" * 5000)
     with pytest.raises(UsageError):
         Submission.load(path)
+
+
+@pytest.mark.parametrize(
+    "jobs", ["²", "0", "-1", "9" * 5000, ""], ids=["sup2", "0", "-1", "5000", "empty"]
+)
+def test_a_jobs_option_int_refuses_is_a_usage_error(jobs: str) -> None:
+    """--executor-option jobs=² passed isdigit() and failed in int() (exit 1)."""
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    from odrun.workflow.snakemake import executor_args
+
+    with pytest.raises(UsageError):
+        executor_args("slurm", {"jobs": jobs})
+
+
+@pytest.mark.parametrize(
+    "run_json",
+    [b"[]", b"[" * 5000 + b"]" * 5000, b"\xff", b'{"analysis_path": []}', b"5"],
+    ids=["list", "deep", "not-utf8", "path-list", "number"],
+)
+@pytest.mark.parametrize("command", ["rerun", "verify"])
+def test_a_hostile_run_json_is_a_typed_error(command: str, run_json: bytes, tmp_path: Path) -> None:
+    """run.json a list or deeply nested: TypeError / RecursionError (exit 1) before the fix."""
+    from test_properties_cli import run_cli
+
+    run_dir = tmp_path / "run"
+    (run_dir / "workspace").mkdir(parents=True)
+    (run_dir / "run.json").write_bytes(run_json)
+    code, err = run_cli([command, str(run_dir)])
+    assert code != 1, err
+    assert "Traceback" not in err
