@@ -10,7 +10,6 @@ with the same keys as the :class:`Settings` fields, e.g.::
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -122,6 +121,9 @@ def _read_config_file(env: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+#: bounds of the numeric settings: beyond them sleep() and socket timeouts overflow
+MAX_SECONDS = 1e9
+MAX_RETRIES = 100
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -139,13 +141,14 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError("expected true/false")
         if name in ("timeout", "retry_backoff", "metadata_ttl"):
             number = float(value)
-            if not 0 <= number < math.inf:  # NaN and inf too: they reach int() and sleep()
-                raise ValueError("must be a finite number, not negative")
+            # NaN, inf and 1e300 too: they reach int(), sleep() and socket timeouts
+            if not 0 <= number <= MAX_SECONDS:
+                raise ValueError(f"must be a number of seconds from 0 to {MAX_SECONDS:g}")
             return number
         if name == "retries":
             count = int(value)
-            if count < 0:
-                raise ValueError("must not be negative")
+            if not 0 <= count <= MAX_RETRIES:
+                raise ValueError(f"must be from 0 to {MAX_RETRIES}")
             return count
         if name == "cache_dir":
             return Path(os.path.expanduser(str(value)))

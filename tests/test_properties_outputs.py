@@ -20,9 +20,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from odrun.errors import ConfigError, LockError, NotFoundError, TransportError, UsageError
+from odrun.http import MAX_BACKOFF, backoff_delay
 from odrun.reana.record import Submission, _newest
 from odrun.records.portal import MirrorPortal
-from odrun.settings import Settings
+from odrun.settings import MAX_RETRIES, MAX_SECONDS, Settings
 from odrun.transfer.local import file_path
 from odrun.workflow import lock
 from odrun.workflow.expect import evaluate
@@ -114,8 +115,15 @@ def test_a_deeply_nested_lock_file_is_a_lock_error(tmp_path: Path) -> None:
 
 @given(
     st.sampled_from(("timeout", "retry_backoff", "metadata_ttl", "retries", "offline")),
-    st.one_of(st.sampled_from(("nan", "inf", "-inf", "1e999", "-1", "9" * 5000, "²")), st.text()),
+    st.one_of(
+        st.sampled_from(("nan", "inf", "-inf", "1e999", "1e300", "-1", "9" * 5000, "²", "10**18")),
+        st.integers().map(str),
+        st.floats().map(str),
+        st.text(),
+    ),
 )
+@example("retry_backoff", "1e300")  # time.sleep(1e300): OverflowError (exit 1) before the fix
+@example("retries", str(10**18))  # retried (nearly) forever
 def test_any_setting_value_is_a_setting_or_a_config_error(name: str, value: str) -> None:
     try:
         settings = Settings.load(environ={f"ODRUN_{name.upper()}": value.replace("\x00", "")})
@@ -123,7 +131,16 @@ def test_any_setting_value_is_a_setting_or_a_config_error(name: str, value: str)
         return
     for number in (settings.timeout, settings.retry_backoff, settings.metadata_ttl):
         assert math.isfinite(number)
-        assert number >= 0
+        assert 0 <= number <= MAX_SECONDS
+    assert 0 <= settings.retries <= MAX_RETRIES
+    for attempt in range(1, settings.retries + 1):
+        assert 0 <= backoff_delay(attempt, settings.retry_backoff) <= MAX_BACKOFF
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.floats(min_value=0, allow_infinity=True))
+def test_a_backoff_delay_is_a_number_sleep_takes(attempt: int, base: float) -> None:
+    """base * 2**(attempt-1) overflowed float (OverflowError) for late attempts."""
+    assert 0 <= backoff_delay(attempt, base) <= MAX_BACKOFF
 
 
 def test_a_config_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
