@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # httpx costs ~0.1 s to import: only when a request is made
 
 USER_AGENT = f"odrun/{__version__}"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+#: the longest wait between two attempts, in seconds
+MAX_BACKOFF = 3600.0
 
 
 def make_client(settings: Settings, *, follow_redirects: bool = True) -> httpx.Client:
@@ -38,9 +40,10 @@ def make_client(settings: Settings, *, follow_redirects: bool = True) -> httpx.C
 
 
 def backoff_delay(attempt: int, base: float) -> float:
-    """Delay before retry ``attempt`` (1-based): base * 2**(attempt-1), +-25% jitter."""
-    delay: float = base * (2 ** (attempt - 1))
-    return delay * random.uniform(0.75, 1.25)
+    """Delay before retry ``attempt`` (1-based): base * 2**(attempt-1), +-25% jitter,
+    at most :data:`MAX_BACKOFF` (time.sleep overflows on huge values)."""
+    delay: float = base * 2.0 ** min(attempt - 1, 64)
+    return min(delay * random.uniform(0.75, 1.25), MAX_BACKOFF)
 
 
 def get(

@@ -116,7 +116,7 @@ def _read_config_file(env: Mapping[str, str]) -> dict[str, Any]:
         return {}
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError, UnicodeDecodeError: ValueErrors
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _KNOWN)
     if unknown:
@@ -127,6 +127,9 @@ def _read_config_file(env: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
+#: bounds of the numeric settings: beyond them sleep() and socket timeouts overflow
+MAX_SECONDS = 1e9
+MAX_RETRIES = 100
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -144,8 +147,9 @@ def _coerce(name: str, value: Any) -> Any:
             raise ValueError("expected true/false")
         if name in ("timeout", "retry_backoff", "metadata_ttl"):
             number = float(value)
-            if number < 0:
-                raise ValueError("must not be negative")
+            # NaN, inf and 1e300 too: they reach int(), sleep() and socket timeouts
+            if not 0 <= number <= MAX_SECONDS:
+                raise ValueError(f"must be a number of seconds from 0 to {MAX_SECONDS:g}")
             return number
         if name == "unpack_max_ratio":
             ratio = float(value)
@@ -154,8 +158,8 @@ def _coerce(name: str, value: Any) -> Any:
             return ratio
         if name in ("retries", "unpack_max_bytes", "unpack_max_members"):
             count = int(value)
-            if count < 0:
-                raise ValueError("must not be negative")
+            if not 0 <= count <= MAX_RETRIES:
+                raise ValueError(f"must be from 0 to {MAX_RETRIES}")
             return count
         if name == "cache_dir":
             return Path(os.path.expanduser(str(value)))

@@ -26,7 +26,11 @@ REMOTE_SCHEMES = frozenset({"root", "http", "https"})
 
 def is_loopback(url: str) -> bool:
     """Whether ``url``'s host is this machine: 127.0.0.0/8, ::1 or ``localhost``."""
-    host = (urlsplit(url).hostname or "").lower()
+    parts = split_url(url)
+    try:
+        host = ((parts.hostname if parts else None) or "").lower()
+    except ValueError:  # a malformed port or bracket
+        return False
     if host == "localhost":
         return True
     try:

@@ -234,3 +234,51 @@ def test_the_doi_search_gives_a_recid_or_a_typed_error(
         client.close()
     assert recid.isascii()
     assert "/" not in recid
+
+
+# -- the HTTP transport, driven by hostile answers to a (resumed) download ---------------------
+
+range_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "content-range": st.one_of(
+            st.sampled_from(("bytes 5-9/10", "bytes ²-9/10", "bytes 0-1/*", "bytes -1/10")),
+            st.builds("bytes {}-9/10".format, st.sampled_from(("9" * 5000, "5", "0" * 4400 + "5"))),
+            st.text(max_size=20),
+        ),
+        "content-length": st.sampled_from(("10", "²", "9" * 5000, "-1", "x")),
+        "content-encoding": st.sampled_from(("gzip", "identity", "br")),
+    },
+)
+
+
+@given(
+    st.sampled_from((200, 206, 206, 301, 404, 416, 500)),
+    range_headers,
+    st.binary(max_size=12),
+    st.sampled_from((0, 5)),
+)
+@example(206, {"content-range": "bytes " + "9" * 5000 + "-9/10"}, b"x", 5)
+@example(206, {"content-range": "bytes ²-9/10"}, b"x", 5)
+def test_a_download_gives_bytes_or_a_typed_error(
+    status: int, headers: dict[str, str], body: bytes, offset: int
+) -> None:
+    """int() of a 5000-digit Content-Range start raised ValueError (exit 1) before the fix."""
+    import httpx
+
+    from odrun.transfer.http import HttpTransport
+
+    raw = [(k.encode(), v.encode("utf-8", "surrogatepass")) for k, v in headers.items()]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers=raw, stream=httpx.ByteStream(body))
+
+    transport = HttpTransport(Settings(retries=0))
+    transport._client = httpx.Client(transport=httpx.MockTransport(handler))
+    try:
+        data = b"".join(transport.stream("https://127.0.0.1:9/f.root", offset, 10))
+    except OdrunError:
+        return
+    finally:
+        transport.close()
+    assert isinstance(data, bytes)

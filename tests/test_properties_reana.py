@@ -19,7 +19,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from odrun.errors import OdrunError
+from odrun.errors import OdrunError, UsageError
 from odrun.reana.client import ReanaClient
 from odrun.reana.models import (
     Created,
@@ -238,3 +238,25 @@ def test_job_counts_that_are_not_counts_are_zero() -> None:
     for bad in ("x", float("nan"), float("inf"), -3, "²", [1]):
         status = status_of({"status": "running", "progress": {"total": {"total": bad}}})
         assert status.jobs == Jobs()
+
+
+@given(
+    st.one_of(
+        st.sampled_from(("https://[::1", "http://[::1]:99999", "https://h:x", "https://", "h")),
+        st.builds("https://{}".format, st.text(max_size=20)),
+    )
+)
+@example("https://[::1")
+def test_any_server_url_is_a_client_or_a_usage_error(url: str) -> None:
+    """https://[::1 was accepted, then every call failed as 'unreadable answer: InvalidURL'."""
+    try:
+        client = ReanaClient(url, TOKEN, Settings(retries=0), sleep=lambda s: None)
+    except UsageError:
+        return
+    assert client.server.startswith("https://")
+
+
+def test_an_invalid_server_url_is_a_usage_error() -> None:
+    for url in ("https://[::1", "http://[::1]:99999", "https://h:x"):
+        with pytest.raises(UsageError):
+            ReanaClient(url, TOKEN, Settings())

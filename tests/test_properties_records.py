@@ -26,6 +26,7 @@ from odrun.records import Resolver
 from odrun.records.cite import cite
 from odrun.records.model import Record
 from odrun.records.parse import parse_record
+from odrun.records.refs import parse_reference
 from odrun.settings import Settings
 
 import fuzzing
@@ -45,6 +46,8 @@ def check_record(record: Record) -> None:
         assert "\\" not in path, path
         assert not any(part in ("", ".", "..") for part in parts), path
         path.encode("utf-8")  # a file name the file system can hold
+    # its record URL is a reference to the same record
+    assert parse_reference(record.record_url) == parse_reference(record.recid)
     # what `info --json`, `info` and `cite` do with it must not fail either
     json.dumps(record.to_dict(), allow_nan=False)
     console = Console(file=io.StringIO(), width=100)

@@ -80,7 +80,7 @@ class ReanaClient:
     ) -> None:
         register_secret(token)
         filter_http_logs()
-        if not server.startswith(("https://", "http://")):
+        if not server.startswith(("https://", "http://")) or not _has_host(server):
             raise UsageError(
                 f"REANA server {redact(server)!r} is not an http(s) URL",
                 hint="give --server https://reana.cern.ch or set REANA_SERVER_URL",
@@ -446,6 +446,15 @@ class ReanaClient:
         finally:
             part.unlink(missing_ok=True)
         return dest.stat().st_size
+
+
+def _has_host(url: str) -> bool:
+    """Whether urllib can split ``url`` into a host and a valid port (https://[::1 cannot)."""
+    split = untrusted.split_url(url)
+    try:
+        return split is not None and bool(split.hostname) and (split.port or 0) >= 0
+    except ValueError:  # port out of range or not a number
+        return False
 
 
 def _chunks(path: Path) -> Iterator[bytes]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from odrun import untrusted
 from odrun._fs import atomic_write
 from odrun.errors import UsageError
 from odrun.workflow.expect import Check
@@ -68,7 +69,7 @@ class Submission:
     @classmethod
     def load(cls, path: Path) -> Submission:
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
+            doc = untrusted.load_json(path.read_text(encoding="utf-8"))
             return cls(
                 server=str(doc["server"]),
                 workflow_id=str(doc["workflow_id"]),
@@ -115,7 +116,7 @@ def _newest(records: list[Submission]) -> Submission:
 
     def key(sub: Submission) -> tuple[str, int]:
         run = sub.workflow_name.rpartition(".")[2]
-        return sub.submitted, int(run) if run.isdigit() else 0
+        return sub.submitted, untrusted.count(run) or 0  # not int(): '²'.isdigit() is True
 
     return max(records, key=key)
 

@@ -7,7 +7,6 @@ files, each exactly what ``GET /api/records/<recid>`` returns.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -150,12 +149,12 @@ class MirrorPortal:
 
 def _experiments(data: bytes) -> set[str]:
     try:
-        meta = json.loads(data).get("metadata", {})
+        meta = untrusted.load_json(data).get("metadata", {})
+        value = meta.get("experiment") or []
     except (ValueError, AttributeError):
         return set()
-    value = meta.get("experiment") or []
-    values = [value] if isinstance(value, str) else value
-    return {str(v).lower() for v in values}
+    values = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return {text.lower() for v in values if (text := untrusted.text(v))}
 
 
 def mirror_path(url: str) -> Path | None:

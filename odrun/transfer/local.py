@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from odrun.errors import NotFoundError, TransportError
 from odrun.transfer.base import CHUNK
+from odrun.untrusted import split_url
 
 
 def file_path(uri: str) -> Path:
-    split = urlsplit(uri)
-    if split.netloc not in ("", "localhost"):
+    split = split_url(uri)
+    if split is None or split.netloc not in ("", "localhost"):
         raise TransportError(f"{uri}: file:// URIs must be local (file:///path)")
     return Path(unquote(split.path))
 

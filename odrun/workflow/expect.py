@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from odrun import untrusted
 from odrun._fs import confine
 from odrun.checksum import checksum_file, parse_checksum
 from odrun.errors import MetadataError, OdrunError
@@ -59,13 +59,14 @@ def _load_table(path: Path) -> Any:
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".csv":
         return list(csv.DictReader(io.StringIO(text)))
-    return json.loads(text)
+    return untrusted.load_json(text)
 
 
 def _lookup(doc: Any, dotted: str) -> Any:
     for part in dotted.split("."):
-        if isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
-            doc = doc[int(part)]
+        index = untrusted.count(part)  # not int(): '²'.isdigit() is True
+        if isinstance(doc, list) and index is not None and index < len(doc):
+            doc = doc[index]
         elif isinstance(doc, dict) and part in doc:
             doc = doc[part]
         else:
@@ -231,7 +232,7 @@ def evaluate(
         for key, want in values.items():
             try:
                 actual = float(_lookup(doc, key))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 checks.append(Check(f"{label} {key}", False, f"{key} missing or not a number"))
                 continue
             ok, detail = check_value(actual, want, doc)

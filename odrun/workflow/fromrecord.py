@@ -74,7 +74,7 @@ def fetch_analysis(
             get(archives, private)
     if not specs:
         for archive in archives:
-            _unpack(confine(private, archive.path, "archive"), folder, settings)
+            unpack_archive(confine(private, archive.path, "archive"), folder, settings)
     found = sorted(
         p.parent
         for name in SPEC_NAMES
@@ -100,7 +100,8 @@ def _named_inputs(folder: Path) -> set[str]:
     return names
 
 
-def _unpack(archive: Path, dest: Path, settings: Settings | None = None) -> None:
-    """Unpack ``archive`` into ``dest`` with the rules and limits of odrun.workflow.unpack."""
+def unpack_archive(archive: Path, dest: Path, settings: Settings | None = None) -> None:
+    """Unpack a record's code archive into ``dest`` with the rules and limits of
+    :mod:`odrun.workflow.unpack`; MetadataError (exit 9) for anything unreadable or unsafe."""
     limits = Limits.of(settings or Settings())
     unpack(archive, dest, limits, dest / ARCHIVE_DIR)

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from odrun import untrusted
 from odrun.errors import ConfigError
 
 ROOT_HINT = "pip install 'odrun[root]' (uproot reads ROOT files)"
@@ -84,7 +84,7 @@ def _floats(values: Any, what: str) -> tuple[float, ...]:
         raise HistogramError(f"{what} must be a list of numbers")
     try:
         return tuple(float(v) for v in values)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
         raise HistogramError(f"{what} must be a list of numbers") from None
 
 
@@ -173,12 +173,13 @@ def read_histogram(path: Path, key: str = "") -> Histogram:
     if suffix == ".csv":
         return _from_csv(text, where)
     try:
-        doc: Any = json.loads(text)
+        doc: Any = untrusted.load_json(text)
     except ValueError:
         raise HistogramError(f"{where} is not JSON, CSV or ROOT") from None
     for part in [p for p in key.split(".") if p]:
-        if isinstance(doc, list) and part.isdigit() and int(part) < len(doc):
-            doc = doc[int(part)]
+        index = untrusted.count(part)  # not int(): '²'.isdigit() is True
+        if isinstance(doc, list) and index is not None and index < len(doc):
+            doc = doc[index]
         elif isinstance(doc, dict) and part in doc:
             doc = doc[part]
         else:

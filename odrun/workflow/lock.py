@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from odrun import cvmfs
+from odrun import cvmfs, untrusted
 from odrun._fs import atomic_write
 from odrun.errors import LockError
 
@@ -95,7 +95,7 @@ def check(path: Path, current: dict[str, Any], *, records: bool = True) -> None:
     """Raise LockError naming what differs between ``path`` and the inputs about to be used;
     ``records=False``: only the runtime and the images (the preflight, before fetching)."""
     try:
-        pinned = json.loads(path.read_text(encoding="utf-8"))
+        pinned = untrusted.load_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LockError(
             f"--locked but there is no {path}", hint="run once without --locked to write it"

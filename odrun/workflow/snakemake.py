@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from odrun import untrusted
 from odrun._fs import confine
 from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
@@ -379,7 +380,7 @@ def executor_args(executor: str, options: dict[str, str]) -> list[str]:
             resources.append(f"{key}={value if number else repr(value)}")
         else:
             raise UsageError(f"--executor-option {key}={value}: {key!r} is not a valid name")
-    if not jobs.isdigit() or int(jobs) < 1:
+    if not untrusted.count(jobs):  # not int(): '²'.isdigit() is True; 0 and 5000 digits too
         raise UsageError(f"--executor-option jobs={jobs}: expected a positive number")
     args += ["--jobs", jobs]
     if resources:

@@ -20,12 +20,14 @@ Rules (docs/security.md, "Workspaces, archives and untrusted analyses"):
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from typing import IO
 from odrun._fs import confine
 from odrun.errors import MetadataError, UnsafeMetadataError
 from odrun.settings import Settings
+from odrun.transfer.space import disk_full, is_disk_full
 
 CHUNK = 1 << 20
 #: the ratio limit applies once this much is written (tiny archives compress well too)
@@ -193,6 +196,23 @@ def _move_into(src: Path, dest: Path) -> None:
             os.replace(Path(here) / name, target)  # replaces a name, never writes through
 
 
+#: what tarfile and zipfile raise on a corrupt or hostile archive: bad headers, bad
+#: compressed data, encrypted members (RuntimeError), unknown compression methods
+#: (NotImplementedError), members that clash with each other on disk (OSError)
+_UNREADABLE = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
 def unpack(archive: Path, dest: Path, limits: Limits, scratch: Path) -> None:
     """Unpack ``archive`` into ``dest`` through a fresh folder under ``scratch`` (same file
     system as ``dest``); raise UnsafeMetadataError/MetadataError and keep nothing when a
@@ -205,5 +225,8 @@ def unpack(archive: Path, dest: Path, limits: Limits, scratch: Path) -> None:
             else:
                 _unpack_tar(archive, fresh, budget)
             _move_into(fresh, dest)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
-        raise MetadataError(f"{archive.name} is not a readable archive: {exc}") from None
+    except _UNREADABLE as exc:
+        if is_disk_full(exc):
+            raise disk_full(exc, dest, None, f"unpacking {archive.name}") from None  # type: ignore[arg-type]
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MetadataError(f"{archive.name} is not a readable archive: {detail}") from None
