@@ -8,12 +8,12 @@ only a complete run is judged against the expectations.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from odrun import untrusted
 from odrun.errors import UsageError, WorkflowError
 
 RUNS = Path(".odrun") / "runs"
@@ -39,7 +39,7 @@ class RunRecord:
     def load(cls, run_dir: Path) -> RunRecord:
         """The record in ``run_dir``; :class:`UsageError` if it is not a run folder."""
         try:
-            data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+            data = untrusted.load_json((run_dir / "run.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             data = None
         if not isinstance(data, dict):
