@@ -51,7 +51,14 @@ except SystemExit as exc:
 except MemoryError:
     code = "MemoryError"
 took = cpu() - start  # CPU seconds: a loaded machine does not make it flaky
+# ru_maxrss survives exec (Linux keeps the parent's peak at fork): VmHWM is this image's own
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+try:
+    with open("/proc/self/status") as status:
+        hwm = [line for line in status if line.startswith("VmHWM:")]
+    rss = int(hwm[0].split()[1]) * 1024 if hwm else rss
+except OSError:
+    pass
 print(json.dumps({"code": code, "seconds": took, "rss": rss}), file=sys.__stdout__)
 """
 
