@@ -57,8 +57,18 @@ def _server_option(func: Callable[..., object]) -> Callable[..., object]:
 
 
 def _client(ctx: click.Context, server: str | None, recorded: str | None = None) -> ReanaClient:
-    """--server, else the server a local record names, else REANA_SERVER_URL."""
-    url = server or recorded or os.environ.get(SERVER_ENV)
+    """--server, else REANA_SERVER_URL: the token goes only to a server the user names.
+
+    ``recorded`` (the server a local submission record names) must be that server: a
+    record is a file in a folder, which an untrusted analysis could have planted."""
+    url = server or os.environ.get(SERVER_ENV)
+    if recorded and not (url and _same_server(recorded, url)):
+        named = f"the server given is {url}" if url else "no server is given"
+        raise UsageError(
+            f"the local submission record names REANA server {recorded}, but {named}: "
+            "odrun sends the access token only to the server you name",
+            hint=f"if you trust it, pass --server {recorded} (or set {SERVER_ENV})",
+        )
     if not url:
         raise ConfigError(
             "no REANA server given",
@@ -72,6 +82,10 @@ def _client(ctx: click.Context, server: str | None, recorded: str | None = None)
             "token travels unencrypted and anyone on the network path can read it"
         )
     return client
+
+
+def _same_server(a: str, b: str) -> bool:
+    return a.rstrip("/").lower() == b.rstrip("/").lower()
 
 
 class _Progress:

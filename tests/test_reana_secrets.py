@@ -249,3 +249,27 @@ def test_tokens_are_forgotten_when_a_command_ends(odrun, hostile) -> None:
     assert odrun("status", "nope").code == 3
     assert redact(TOKEN) == TOKEN  # forgotten: main() registered it for one command only
     assert odrun("cache", "path").code == 0
+
+
+def test_a_planted_submission_record_never_gets_the_token(
+    odrun, hostile, tmp_path: Path, monkeypatch
+) -> None:
+    """A folder's .odrun/reana record names the server status/logs/download/stop talk to:
+    an untrusted analysis could plant one naming its own server. Before the fix, the
+    token went to the planted server; now only to the server the user names."""
+    with reana_server.serve(tmp_path / "plant", token="x") as plant:
+        folder = tmp_path / "analysis" / ".odrun" / "reana" / "w.1"
+        folder.mkdir(parents=True)
+        record = {"server": plant.url, "workflow_id": "w-1", "workflow_name": "w.1",
+                  "analysis": "a", "analysis_path": "", "run_dir": str(folder)}  # fmt: skip
+        (folder / "submission.json").write_text(json.dumps(record))
+        for args in (("status",), ("logs",), ("stop",), ("download",)):
+            res = odrun(*args, str(tmp_path / "analysis"))
+            assert res.code == 2, (args, res.err)
+            assert "sends the access token only to the server you name" in res.err
+        monkeypatch.delenv("REANA_SERVER_URL")
+        res = odrun("status", str(tmp_path / "analysis"))
+        assert res.code == 2, res.err
+        assert plant.requests == []  # nothing, let alone the token, reached it
+        res = odrun("status", str(tmp_path / "analysis"), "--server", plant.url)
+        assert plant.requests  # named by the user: trusted
