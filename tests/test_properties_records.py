@@ -225,3 +225,14 @@ def test_a_recid_of_5000_digits_is_unsafe_metadata() -> None:
 def test_a_huge_integer_title_is_not_a_crash() -> None:
     record = parse_record({"recid": "1", "title": 10**5000})
     check_record(record)
+
+
+@pytest.mark.parametrize("cached", [b"\xff5500", b"../../etc", b"", b"9" * 5000])
+def test_a_damaged_doi_cache_entry_is_a_miss(cached: bytes, tmp_path: Path) -> None:
+    """A cache entry that is not UTF-8 raised UnicodeDecodeError (exit 1); '../../etc' was
+    used as a recid."""
+    with Resolver(Settings(cache_dir=tmp_path, offline=True)) as resolver:
+        resolver.cache.put_doi("10.1234/x", "5500")
+        resolver.cache._doi_path("10.1234/x").write_bytes(cached)
+        with pytest.raises(OdrunError):  # OfflineError: not cached, and --offline
+            resolver.recid_of(parse_reference("10.1234/x"))
