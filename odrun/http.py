@@ -71,7 +71,9 @@ def get(
         except httpx.TransportError as exc:
             last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             continue
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except httpx.InvalidURL as exc:  # e.g. https://h:x/ from a record's index entry
+            raise TransportError(f"{what}: {url} is not a valid URL: {exc}") from None
+        except httpx.HTTPError as exc:
             # not worth retrying: a body that does not decode, a redirect loop
             raise TransportError(
                 f"{what}: {type(exc).__name__}: {exc} ({url})",

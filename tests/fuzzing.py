@@ -38,7 +38,7 @@ with warnings.catch_warnings():
 DATA = Path(__file__).resolve().parent / "data"
 
 #: examples per property in the ci profile; the other profiles scale it
-CI_EXAMPLES = 40
+CI_EXAMPLES = 30
 _COMMON: dict[str, Any] = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     "print_blob": True,

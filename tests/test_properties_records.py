@@ -175,6 +175,23 @@ def test_resolving_hostile_documents_from_a_mirror(
     check_record(record)
 
 
+@pytest.mark.parametrize(
+    "uri", ["https://h:x/i.json", "https://[::1/i.json", "http://127.0.0.1:99999/i.json"]
+)
+def test_an_index_uri_httpx_refuses_is_an_unavailable_index(uri: str, tmp_path: Path) -> None:
+    """https://h:x/ (a port that is not a number): httpx.InvalidURL escaped (exit 1)."""
+    doc = {"recid": "7", "files": [{"type": "index.json", "uri": uri}, {"uri": "root://h//a"}]}
+    (tmp_path / "7.json").write_text(json.dumps({"id": "7", "metadata": doc}))
+    settings = Settings(portal_url=tmp_path.as_uri(), cache_dir=tmp_path / "cache", retries=0)
+    try:
+        with Resolver(settings) as resolver:
+            record = resolver.resolve("7")
+    except MetadataError:
+        return  # the whole record refused: also a typed answer
+    assert not record.files_complete
+    check_record(record)
+
+
 # -- failing examples found by the properties above, kept as plain unit tests ---------------
 
 
@@ -208,3 +225,14 @@ def test_a_recid_of_5000_digits_is_unsafe_metadata() -> None:
 def test_a_huge_integer_title_is_not_a_crash() -> None:
     record = parse_record({"recid": "1", "title": 10**5000})
     check_record(record)
+
+
+@pytest.mark.parametrize("cached", [b"\xff5500", b"../../etc", b"", b"9" * 5000])
+def test_a_damaged_doi_cache_entry_is_a_miss(cached: bytes, tmp_path: Path) -> None:
+    """A cache entry that is not UTF-8 raised UnicodeDecodeError (exit 1); '../../etc' was
+    used as a recid."""
+    with Resolver(Settings(cache_dir=tmp_path, offline=True)) as resolver:
+        resolver.cache.put_doi("10.1234/x", "5500")
+        resolver.cache._doi_path("10.1234/x").write_bytes(cached)
+        with pytest.raises(OdrunError):  # OfflineError: not cached, and --offline
+            resolver.recid_of(parse_reference("10.1234/x"))

@@ -23,7 +23,7 @@ from .cache import MetadataCache
 from .model import Record
 from .parse import parse_record
 from .portal import MirrorPortal, Portal, open_portal
-from .refs import RecordRef, parse_reference
+from .refs import RecordRef, is_recid, parse_reference
 
 if TYPE_CHECKING:
     import httpx
@@ -97,8 +97,10 @@ class Resolver:
         if self.portal.local:
             return self.portal.find_doi(ref.value)
         hit = self.cache.get_doi(ref.value)
-        if hit and (self.settings.offline or not self.settings.refresh):
-            return hit.data.decode()
+        cached = hit.data.decode("utf-8", "replace").strip() if hit else ""
+        # a damaged cache entry is a miss: the recid names the next request and folders
+        if is_recid(cached) and (self.settings.offline or not self.settings.refresh):
+            return cached
         if self.settings.offline:
             raise _offline(f"DOI {ref.value}")
         recid = self.portal.find_doi(ref.value)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from odrun import untrusted
 from odrun._fs import LinkMode, atomic_write, place
 from odrun.checksum import checksum_file
 from odrun.errors import CancelledError, TransientError
@@ -232,10 +233,10 @@ class FileStore:
 
     def read_meta(self, key: str) -> dict[str, Any]:
         try:
-            data: dict[str, Any] = json.loads((self.root / f"{key}.json").read_text())
+            data = untrusted.load_json((self.root / f"{key}.json").read_text())
         except (OSError, ValueError):
             return {}
-        return data
+        return data if isinstance(data, dict) else {}  # a damaged entry is no metadata
 
     def link(self, key: str, dest: Path) -> LinkMode:
         """Make ``dest`` show the entry's bytes: a hard link, or a copy across filesystems.
