@@ -267,3 +267,16 @@ def test_full_cache_does_not_fail_files_already_in_place(
         states = {r["state"] for r in result.json()["results"]}
         assert states <= {"cached", "present"}
     assert _temp_files(tiny_fs, copied) == []
+
+
+@pytest.mark.parametrize("meta", ["[1, 2]", '"text"', "[" * 100_000, "\xff"])
+def test_a_damaged_metadata_entry_reads_as_no_metadata(tmp_path: Path, meta: str) -> None:
+    """A list or a deeply nested .json beside an entry: AttributeError/RecursionError before."""
+    store = FileStore(tmp_path)
+    key = "adler32/00/00000001-0"
+    store.entry(key).parent.mkdir(parents=True)
+    store.entry(key).write_bytes(b"")
+    (store.root / f"{key}.json").write_text(meta, encoding="latin-1")
+    assert store.read_meta(key) == {}
+    (entry,) = store.entries()
+    assert entry.last_used > 0
