@@ -197,6 +197,9 @@ def load_yaml(
         raise error(f"{label} is not readable YAML: {detail}", hint=hint) from None
     except RecursionError:
         raise error(f"{label} is nested too deeply: refused", hint=hint) from None
+    except (ValueError, OverflowError) as exc:  # an integer of more than 4300 digits, ...
+        detail = " ".join(str(exc).split())[:200]
+        raise error(f"{label} holds a value odrun cannot read: {detail}", hint=hint) from None
     finally:
         loader.dispose()
 

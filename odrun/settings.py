@@ -19,7 +19,9 @@ from typing import Any
 
 import platformdirs
 
+from . import untrusted
 from .errors import ConfigError
+from .untrusted import MAX_COUNT
 from .urls import DEFAULT_PROTOCOL_MAP, ProtocolMap
 
 if sys.version_info >= (3, 11):
@@ -153,13 +155,14 @@ def _coerce(name: str, value: Any) -> Any:
             return number
         if name == "unpack_max_ratio":
             ratio = float(value)
-            if not ratio > 0:
-                raise ValueError("must be positive")
+            if not 0 < ratio <= MAX_COUNT:  # NaN and inf too
+                raise ValueError("must be a positive number")
             return ratio
         if name in ("retries", "unpack_max_bytes", "unpack_max_members"):
-            count = int(value)
-            if not 0 <= count <= MAX_RETRIES:
-                raise ValueError(f"must be from 0 to {MAX_RETRIES}")
+            limit = MAX_RETRIES if name == "retries" else MAX_COUNT
+            count = value if isinstance(value, int) else untrusted.count(str(value))
+            if count is None or not 0 <= count <= limit:
+                raise ValueError(f"must be a whole number from 0 to {limit}")
             return count
         if name == "cache_dir":
             return Path(os.path.expanduser(str(value)))
