@@ -57,22 +57,27 @@ class Block:
         return None
 
 
+FENCE = re.compile(r"^( *)```(\S*)\s*$")
+
+
 def code_blocks(page: Path) -> list[Block]:
-    """The fenced code blocks of a page, with the docs-test marker just above each."""
+    """The fenced code blocks of a page (in lists too), with the docs-test marker above each."""
     lines = page.read_text(encoding="utf-8").splitlines()
     blocks: list[Block] = []
     i = 0
     while i < len(lines):
-        if lines[i].startswith("```") and len(lines[i]) > 3:
-            lang = lines[i][3:].strip()
+        opening = FENCE.match(lines[i])
+        if opening:
+            indent, lang = len(opening.group(1)), opening.group(2)
             end = i + 1
-            while end < len(lines) and lines[end] != "```":
+            while end < len(lines) and lines[end].strip() != "```":
                 end += 1
             assert end < len(lines), f"{page}:{i + 1}: code block never closed"
             above = next((lines[k] for k in range(i - 1, -1, -1) if lines[k].strip()), "")
             found = MARKER.match(above.strip())
             marker = f"{found.group(1)} {found.group(2)}".strip() if found else None
-            blocks.append(Block(page, i + 1, lang, "\n".join(lines[i + 1 : end]), marker))
+            text = "\n".join(line[indent:] for line in lines[i + 1 : end])
+            blocks.append(Block(page, i + 1, lang, text, marker))
             i = end
         i += 1
     return blocks
@@ -137,6 +142,34 @@ def test_yaml_blocks_parse() -> None:
     assert len(blocks) >= 8
     for block in blocks:
         assert isinstance(yaml.safe_load(block.text), (dict, list)), block.id
+
+
+def test_odrun_yaml_blocks_are_valid_and_the_demo_block_is_the_demo() -> None:
+    """A block headed ``# odrun.yaml`` passes odrun.yaml's schema (no unknown keys); one
+    headed ``# odrun.yaml (FOLDER)`` says what FOLDER/odrun.yaml says."""
+    import jsonschema
+
+    from odrun.specs import load_spec
+
+    validator = jsonschema.Draft202012Validator(load_spec("odrun.schema.json"))
+    blocks = [b for b in ALL_BLOCKS if b.lang == "yaml" and b.text.startswith("# odrun.yaml")]
+    assert len(blocks) >= 2
+    for block in blocks:
+        doc = yaml.safe_load(block.text)
+        errors = [e.message for e in validator.iter_errors(doc)]
+        assert not errors, f"{block.id}: {errors}"
+        folder = re.match(r"# odrun\.yaml \(([\w/.-]+)\)", block.text)
+        if folder:
+            real = yaml.safe_load((REPO / folder.group(1) / "odrun.yaml").read_text())
+            assert doc == real, f"{block.id} differs from {folder.group(1)}/odrun.yaml"
+
+
+def test_exit_code_table_is_the_one_in_errors() -> None:
+    from odrun.errors import EXIT_CODES
+
+    text = (DOCS / "exit-codes.md").read_text(encoding="utf-8")
+    documented = {int(code) for code in re.findall(r"^\| (\d+) \|", text, re.MULTILINE)}
+    assert documented == {code for code, _ in EXIT_CODES}
 
 
 def test_ci_snippets_submit_and_install_odrun_from_git() -> None:
