@@ -14,6 +14,7 @@ Every ```yaml block parses.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -245,7 +246,6 @@ def _env(block: Block, sandbox: Path) -> dict[str, str]:
         ODRUN_CONFIG=str(sandbox / "config.toml"),
         ODRUN_OFFLINE="1",
         COLUMNS="400",  # no wrapping
-        PYTHONUNBUFFERED="1",  # stdout and stderr interleaved as on a terminal
         NO_COLOR="1",
     )
     portal = block.option("portal")
@@ -254,19 +254,44 @@ def _env(block: Block, sandbox: Path) -> dict[str, str]:
     return env
 
 
-def _odrun(line: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    words = shlex.split(line, comments=True)
-    assert words[0] == "odrun", f"only odrun commands run in docs blocks: {line}"
-    return subprocess.run(
-        [sys.executable, "-m", "odrun", *words[1:]],
+#: runs a block's odrun commands one after the other in one interpreter (odrun's entry point,
+#: ``odrun.cli.main``, runs many times in one process, as in the CLI tests), stdout and stderr
+#: interleaved as a terminal shows them; prints ``[[exit code, output], ...]`` as JSON
+RUNNER = """
+import contextlib, io, json, sys
+from odrun.cli import main
+results = []
+for argv in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            main(argv)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    results.append([code, out.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def _odrun(lines: list[str], env: dict[str, str], cwd: Path) -> list[tuple[int, str]]:
+    """Run ``odrun ...`` command lines (shell syntax, ``#`` comments) in ``cwd``."""
+    argvs = []
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        assert words[0] == "odrun", f"only odrun commands run in docs blocks: {line}"
+        argvs.append(words[1:])
+    proc = subprocess.run(
+        [sys.executable, "-c", RUNNER, json.dumps(argvs)],
         cwd=cwd,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        capture_output=True,
         text=True,
         check=False,
-        timeout=60,
+        timeout=120,
     )
+    assert proc.returncode == 0, proc.stderr
+    return [(code, out) for code, out in json.loads(proc.stdout)]
 
 
 def _console(block: Block, env: dict[str, str], cwd: Path) -> None:
@@ -277,15 +302,14 @@ def _console(block: Block, env: dict[str, str], cwd: Path) -> None:
         else:
             assert commands, f"{block.id}: output before the first `$ ` command"
             commands[-1][1].append(line)
+    ran = iter(_odrun([c for c, _ in commands if c != "echo $?"], env, cwd))
     code = 0
     for command, expected in commands:
         if command == "echo $?":
             out = f"{code}\n"
         else:
-            proc = _odrun(command, env, cwd)
-            code, out = proc.returncode, proc.stdout
-        actual = out.splitlines()
-        assert output_matches(expected, actual), (
+            code, out = next(ran)
+        assert output_matches(expected, out.splitlines()), (
             f"{block.id}: `{command}` (exit {code}) printed\n{out}\nbut the page shows\n"
             + "\n".join(expected)
         )
@@ -297,10 +321,9 @@ def test_runnable_block(block: Block, sandbox: Path) -> None:
     if block.lang == "console":
         _console(block, env, sandbox)
     elif block.lang == "bash":
-        for line in block.text.splitlines():
-            if line.strip() and not line.lstrip().startswith("#"):
-                proc = _odrun(line, env, sandbox)
-                assert proc.returncode == 0, f"{block.id}: `{line}`: {proc.stdout}"
+        lines = [x for x in block.text.splitlines() if x.strip() and not x.lstrip().startswith("#")]
+        for line, (code, out) in zip(lines, _odrun(lines, env, sandbox), strict=True):
+            assert code == 0, f"{block.id}: `{line}` (exit {code}): {out}"
     else:
         proc = subprocess.run(
             [sys.executable, "-c", block.text],
