@@ -18,7 +18,7 @@ def test_python_m_odrun_version() -> None:
 
 
 def test_public_api() -> None:
-    """The names the README documents are exported, are the library's own objects, and
+    """The names docs/python-api.md documents are exported, are the library's own objects, and
     the documented example works (against the bundled mirror: no network)."""
     from pathlib import Path
 

@@ -606,24 +606,6 @@ def test_verify_without_expectations_warns(odrun, reana, tmp_path: Path) -> None
     assert "--verify: odrun.yaml declares no expect: entries, nothing to verify" in res.err
 
 
-def readme_yaml_blocks() -> list[str]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    return [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
-
-
-def test_readme_ci_snippets_are_valid_yaml_and_install_odrun_from_git() -> None:
-    import yaml
-
-    blocks = readme_yaml_blocks()
-    submits = [b for b in blocks if "odrun submit . --follow --verify" in b]
-    assert len(submits) == 2  # GitLab CI and GitHub Actions
-    for block in blocks:
-        assert isinstance(yaml.safe_load(block), dict), block
-        if "pip install" in block:  # odrun is not on PyPI: never a bare `pip install odrun`
-            assert "git+https://github.com/<org>/odrun@<tag>" in block
-            assert "pip install odrun\n" not in block
-
-
 def test_stop_racing_the_end_of_a_workflow(odrun, reana, tmp_path: Path) -> None:
     folder = serial(tmp_path, ["sleep 5"], [])
     res = odrun("submit", str(folder), *POLL, "--json")
