@@ -19,7 +19,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .errors import OdrunError
-    from .records import FileFilter, Record, RecordFile, Resolver, parse_reference, resolve
+    from .records import FileFilter, Record, RecordFile, Resolver, parse_reference
+    from .records.resolve import resolve
     from .settings import Settings
 
 _LAZY = {
