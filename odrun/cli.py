@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
-from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
+from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError, PartialError
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -47,7 +47,8 @@ Examples:
 
 \b
 Environment: ODRUN_PORTAL_URL, ODRUN_CACHE_DIR, ODRUN_OFFLINE, ODRUN_TIMEOUT,
-ODRUN_RETRIES, ODRUN_PROTOCOL_MAP, ODRUN_CONFIG (TOML config file).
+ODRUN_RETRIES, ODRUN_PROTOCOL_MAP, ODRUN_INDEX_FAILURE_TTL, ODRUN_CONFIG (TOML
+config file).
 
 \b
 Exit codes:
@@ -273,6 +274,9 @@ def files(
 ) -> None:
     """List a record's file locations, one per line (index files expanded).
 
+    Exits 6 (partial) after the list when a file index could not be read: the
+    list is then incomplete (--json says which indices in missing_indices).
+
     \b
     Examples:
       odrun files 1 --filter-range 1-10
@@ -304,12 +308,19 @@ def files(
                 "files": docs,
             }
         )
-        return
-    render.file_lines(uris)
-    for index in record.missing_indices:
-        render.stderr_console().print(
-            f"[yellow]warning:[/] list incomplete: index {render.markup(index.name)} "
-            f"unavailable ({render.markup(index.reason)})"
+    else:
+        render.file_lines(uris)
+        for index in record.missing_indices:
+            render.stderr_console().print(
+                f"[yellow]warning:[/] list incomplete: index {render.markup(index.name)} "
+                f"unavailable ({render.markup(index.reason)})"
+            )
+    missing = record.missing_indices
+    if missing:
+        raise PartialError(
+            f"file list of record {record.recid} is incomplete: {len(missing)} of "
+            f"{len(record.indices)} file indices could not be read",
+            hint="try again later, or --refresh to ask again at once",
         )
 
 
@@ -338,7 +349,7 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
     from .records.cite import cite as make_citation  # noqa: PLC0415
 
     with Resolver(settings_of(ctx)) as resolver:
-        record = resolver.resolve(target)
+        record = resolver.resolve(target, files=False)
     citation = make_citation(record, fmt)  # type: ignore[arg-type]
     if isinstance(citation, dict):
         render.print_json(citation)

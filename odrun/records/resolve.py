@@ -8,6 +8,7 @@ and the record carries a note saying so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -15,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from odrun import http
 from odrun.checksum import checksum_blocks, parse_checksum
-from odrun.errors import ChecksumError, MetadataError, OfflineError, TransportError
+from odrun.errors import (
+    ChecksumError,
+    MetadataError,
+    NotFoundError,
+    OdrunError,
+    OfflineError,
+    TransportError,
+)
 from odrun.settings import Settings
 from odrun.urls import scheme_of
 
@@ -65,10 +73,12 @@ class Resolver:
         if self._client is not None:
             self._client.close()
 
-    def resolve(self, target: str | RecordRef) -> Record:
-        return self.resolve_full(target).record
+    def resolve(self, target: str | RecordRef, *, files: bool = True) -> Record:
+        """The record ``target`` names; ``files=False`` reads no file index (for commands
+        such as ``cite`` that need no file list: its indices are then marked unavailable)."""
+        return self.resolve_full(target, files=files).record
 
-    def resolve_full(self, target: str | RecordRef) -> Resolved:
+    def resolve_full(self, target: str | RecordRef, *, files: bool = True) -> Resolved:
         ref = parse_reference(target) if isinstance(target, str) else target
         recid = self.recid_of(ref)
         data, note = self._record_bytes(recid)
@@ -83,7 +93,7 @@ class Resolver:
         record = parse_record(
             doc,
             portal_url=self.portal.url,
-            load_index=self._load_index,
+            load_index=self._load_index if files else _skip_index,
             local_root=self.portal.root if isinstance(self.portal, MirrorPortal) else None,
         )
         if note:
@@ -142,19 +152,24 @@ class Resolver:
                 return cached
         if self.settings.offline:
             raise OfflineError(f"index {name} is not cached and --offline is set")
-        if self._index_outage is not None:
-            raise self._index_outage
         url = self.settings.protocol_map.rewrite(uri, "https")
         if scheme_of(url) not in ("http", "https"):
             raise TransportError(
                 f"index {name}: no HTTP form of {uri}",
                 hint="set ODRUN_PROTOCOL_MAP to map its root:// prefix",
             )
+        self._raise_remembered_failure(url)
         try:
+            if self._index_outage is not None:
+                raise self._index_outage
             data = http.get(self.client, url, self.settings, what=f"index {name}").content
         except TransportError as exc:
             # one unreachable host: do not retry it for each of a record's indices
             self._index_outage = TransportError(f"storage unreachable: {exc.message}")
+            self._remember_failure(url, exc)
+            raise
+        except NotFoundError as exc:
+            self._remember_failure(url, exc)
             raise
         size = entry.get("size")
         if isinstance(size, int) and size != len(data):
@@ -164,7 +179,31 @@ class Resolver:
             if actual != checksum:
                 raise ChecksumError(f"index {name}: checksum {actual}, record says {checksum}")
             self.cache.put_index(checksum, data)
+        self.cache.clear_index_failure(url)
         return data
+
+    def _raise_remembered_failure(self, url: str) -> None:
+        """Fail at once if reading ``url`` failed less than ``index_failure_ttl`` ago."""
+        ttl = self.settings.index_failure_ttl
+        if ttl <= 0 or self.settings.refresh:
+            return
+        hit = self.cache.get_index_failure(url)
+        if hit is not None and hit.age < ttl:
+            raise TransportError(
+                f"{hit.data.decode(errors='replace')} (remembered from {hit.saved_at}; asked "
+                f"again after ODRUN_INDEX_FAILURE_TTL={ttl:g} s, or with --refresh)"
+            )
+
+    def _remember_failure(self, url: str, exc: OdrunError) -> None:
+        if self.settings.index_failure_ttl > 0:
+            # a read-only cache only costs the retries next time
+            with contextlib.suppress(OSError):
+                self.cache.put_index_failure(url, exc.message)
+
+
+def _skip_index(entry: Mapping[str, Any]) -> bytes:
+    """The index loader of a command that needs no file list: read nothing."""
+    raise MetadataError("not read: this command needs no file list")
 
 
 def _offline(what: str) -> OfflineError:
