@@ -73,6 +73,14 @@ class MetadataCache:
             recid = hashlib.sha1(recid.encode()).hexdigest()
         return self.root / "records" / f"{recid}.json"
 
+    def record_file(self, recid: str) -> tuple[Path, float] | None:
+        """The cached response of ``recid`` and its age in seconds, without reading it."""
+        path = self._record_path(recid)
+        try:
+            return path, max(0.0, time.time() - path.stat().st_mtime)
+        except OSError:
+            return None
+
     def get_record(self, recid: str) -> CacheHit | None:
         return self._read(self._record_path(recid))
 

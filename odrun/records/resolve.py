@@ -9,9 +9,12 @@ and the record carries a note saying so.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from odrun import http
@@ -32,6 +35,7 @@ from .model import Record
 from .parse import parse_record
 from .portal import MirrorPortal, Portal, open_portal
 from .refs import RecordRef, parse_reference
+from .stream import load_record_document
 
 if TYPE_CHECKING:
     import httpx
@@ -75,19 +79,49 @@ class Resolver:
 
     def resolve(self, target: str | RecordRef, *, files: bool = True) -> Record:
         """The record ``target`` names; ``files=False`` reads no file index (for commands
-        such as ``cite`` that need no file list: its indices are then marked unavailable)."""
-        return self.resolve_full(target, files=files).record
+        such as ``cite`` that need no file list: its indices are then marked unavailable).
 
-    def resolve_full(self, target: str | RecordRef, *, files: bool = True) -> Resolved:
+        The document is streamed (:mod:`odrun.records.stream`): file entries are slimmed
+        as they are read, so a record with a million files does not cost a million dicts.
+        """
         ref = parse_reference(target) if isinstance(target, str) else target
         recid = self.recid_of(ref)
-        data, note = self._record_bytes(recid)
+        source, note = self._record_source(recid)
         try:
-            doc = json.loads(data)
+            if isinstance(source, Path):
+                with source.open("rb") as fh:
+                    doc = load_record_document(fh)
+            else:
+                doc = load_record_document(io.BytesIO(source))
+        except OSError as exc:
+            raise MetadataError(
+                f"cached record {recid} cannot be read: {exc}", hint="try again with --refresh"
+            ) from None
         except (ValueError, RecursionError):
             raise MetadataError(
                 f"record {recid} from {self.portal.url} is not valid JSON"
             ) from None
+        return self._parse(recid, doc, note, files=files)
+
+    def resolve_full(self, target: str | RecordRef, *, files: bool = True) -> Resolved:
+        """The record and its whole API document (as :meth:`resolve`, all of it in memory)."""
+        ref = parse_reference(target) if isinstance(target, str) else target
+        recid = self.recid_of(ref)
+        source, note = self._record_source(recid)
+        try:
+            data = source.read_bytes() if isinstance(source, Path) else source
+            doc = json.loads(data)
+        except OSError as exc:
+            raise MetadataError(
+                f"cached record {recid} cannot be read: {exc}", hint="try again with --refresh"
+            ) from None
+        except (ValueError, RecursionError):
+            raise MetadataError(
+                f"record {recid} from {self.portal.url} is not valid JSON"
+            ) from None
+        return Resolved(self._parse(recid, doc, note, files=files), doc)
+
+    def _parse(self, recid: str, doc: Any, note: str | None, *, files: bool) -> Record:
         if not isinstance(doc, dict):
             raise MetadataError(f"record {recid} from {self.portal.url} is not a JSON object")
         record = parse_record(
@@ -98,7 +132,7 @@ class Resolver:
         )
         if note:
             record = _with_note(record, note)
-        return Resolved(record, doc)
+        return record
 
     # -- references -------------------------------------------------------------------
     def recid_of(self, ref: RecordRef) -> str:
@@ -116,15 +150,17 @@ class Resolver:
         return recid
 
     # -- record documents ---------------------------------------------------------------
-    def _record_bytes(self, recid: str) -> tuple[bytes, str | None]:
+    def _record_source(self, recid: str) -> tuple[bytes | Path, str | None]:
+        """The record's document: a file to stream (mirror, fresh cache) or fetched bytes."""
         if self.portal.local:
-            return self.portal.get_record(recid), None
-        hit = self.cache.get_record(recid)
+            path = self.portal.record_file(recid) if isinstance(self.portal, MirrorPortal) else None
+            return path or self.portal.get_record(recid), None
+        hit = self.cache.record_file(recid)
         if hit and (
             self.settings.offline
-            or (not self.settings.refresh and hit.age <= self.settings.metadata_ttl)
+            or (not self.settings.refresh and hit[1] <= self.settings.metadata_ttl)
         ):
-            return hit.data, None
+            return hit[0], None
         if self.settings.offline:
             raise _offline(f"record {recid}")
         try:
@@ -132,10 +168,8 @@ class Resolver:
         except TransportError as exc:
             if hit is None:
                 raise
-            return (
-                hit.data,
-                f"portal unreachable ({exc.message}); using metadata cached {hit.saved_at}",
-            )
+            saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() - hit[1]))
+            return hit[0], f"portal unreachable ({exc.message}); using metadata cached {saved}"
         self.cache.put_record(recid, data)
         return data, None
 

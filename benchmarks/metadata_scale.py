@@ -1,0 +1,107 @@
+"""Benchmark: metadata at scale (issue 14): ``odrun info`` of a record with a huge file index.
+
+Writes a generated record with N files (default 1,000,000) as the portal would
+serve it (the index expanded into ``metadata._file_indices``) into a file://
+mirror folder, then runs whole ``odrun --portal file://DIR info RECID``
+processes and reports the median wall time and the peak RSS (``ru_maxrss`` of
+each child, measured by a fresh wrapper process per run).
+
+Targets: N = 1,000,000: <= 5 s and <= 300 MB peak RSS.
+``--fetch`` also runs ``odrun fetch --dry-run`` (the planning step of a fetch;
+target for N = 100,000: <= 150 MB).
+
+Run: python benchmarks/metadata_scale.py [--files N] [--repeat 5] [--fetch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+RECID = "424243"
+BASE = "root://eospublic.cern.ch//eos/opendata/cms/Run2012B/DoubleMuParked/AOD/22Jan2013-v1"
+
+#: runs ARGS as a child and prints "<seconds> <peak RSS in kB>" of that child alone
+WRAPPER = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+elapsed = time.perf_counter() - start
+print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
+def write_record(folder: Path, n: int) -> int:
+    """Write ``<folder>/<RECID>.json`` with an ``n``-file index; return its size in bytes."""
+    path = folder / f"{RECID}.json"
+    head = {
+        "recid": RECID,
+        "doi": "10.7483/OPENDATA.CMS.BENCH.0002",
+        "title": "/DoubleMuParked/Run2012B-22Jan2013-v1/AOD (generated scale benchmark)",
+        "experiment": ["CMS"],
+        "type": {"primary": "Dataset", "secondary": ["Collision"]},
+        "distribution": {"number_files": n, "size": n * 3_000_000_000 + n * (n - 1) // 2},
+        "files": [],
+    }
+    with path.open("w") as out:
+        out.write(f'{{"id": "{RECID}", "metadata": ')
+        out.write(json.dumps(head)[:-1])
+        out.write(f', "_file_indices": [{{"key": "bench_file_index", "number_files": {n}, ')
+        out.write('"files": [')
+        for i in range(n):
+            name = f"{i:08X}-0000-E211-B0B3-00266CF9B{i % 1000:03d}.root"
+            entry = {
+                "checksum": f"adler32:{(i * 2654435761) & 0xFFFFFFFF:08x}",
+                "filename": name,
+                "size": 3_000_000_000 + i,
+                "uri": f"{BASE}/{i // 1000:05d}/{name}",
+                "key": f"idx_{i}",
+            }
+            out.write(("," if i else "") + json.dumps(entry))
+        out.write("]}]}}")
+    return path.stat().st_size
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *cmd], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(out[0]), int(out[1]) / 1024, int(out[2])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--files", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--fetch", action="store_true", help="also time fetch --dry-run")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        mirror = Path(tmp) / "mirror"
+        mirror.mkdir()
+        size = write_record(mirror, args.files)
+        env = dict(os.environ, ODRUN_CACHE_DIR=str(Path(tmp) / "cache"))
+        odrun = [sys.executable, "-m", "odrun", "--portal", f"file://{mirror}"]
+        runs = {"info": [*odrun, "info", RECID]}
+        if args.fetch:
+            dest = str(Path(tmp) / "dest")
+            runs["fetch --dry-run"] = [*odrun, "fetch", RECID, "--dry-run", "--dest", dest]
+        print(f"record with {args.files:,} files, {size / 1e6:.0f} MB of metadata (file:// mirror)")
+        for label, cmd in runs.items():
+            results = [measure(cmd, env) for _ in range(args.repeat)]
+            codes = {code for _, _, code in results}
+            secs = statistics.median(t for t, _, _ in results)
+            peak = max(rss for _, rss, _ in results)
+            print(
+                f"  odrun {label:<16}: median {secs:6.2f} s of {len(results)}, "
+                f"peak RSS {peak:6.0f} MB, exit {sorted(codes)}"
+            )
+
+
+if __name__ == "__main__":
+    main()
