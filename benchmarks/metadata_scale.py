@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 
 RECID = "424243"
+REPO = Path(__file__).resolve().parent.parent
 BASE = "root://eospublic.cern.ch//eos/opendata/cms/Run2012B/DoubleMuParked/AOD/22Jan2013-v1"
 
 #: runs ARGS as a child and prints "<seconds> <peak RSS in kB>" of that child alone
@@ -68,9 +69,14 @@ def write_record(folder: Path, n: int) -> int:
     return path.stat().st_size
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int]:
     out = subprocess.run(
-        [sys.executable, "-c", WRAPPER, *cmd], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", WRAPPER, *cmd],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return float(out[0]), int(out[1]) / 1024, int(out[2])
 
@@ -80,20 +86,24 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--fetch", action="store_true", help="also time fetch --dry-run")
+    parser.add_argument(
+        "--tree", type=Path, default=REPO, help="the odrun checkout to run (default: this one)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         mirror = Path(tmp) / "mirror"
         mirror.mkdir()
         size = write_record(mirror, args.files)
-        env = dict(os.environ, ODRUN_CACHE_DIR=str(Path(tmp) / "cache"))
+        tree = args.tree.resolve()
+        env = dict(os.environ, ODRUN_CACHE_DIR=str(Path(tmp) / "cache"), PYTHONPATH=str(tree))
         odrun = [sys.executable, "-m", "odrun", "--portal", f"file://{mirror}"]
         runs = {"info": [*odrun, "info", RECID]}
         if args.fetch:
             dest = str(Path(tmp) / "dest")
             runs["fetch --dry-run"] = [*odrun, "fetch", RECID, "--dry-run", "--dest", dest]
-        print(f"record with {args.files:,} files, {size / 1e6:.0f} MB of metadata (file:// mirror)")
+        print(f"{tree}: record with {args.files:,} files, {size / 1e6:.0f} MB (file:// mirror)")
         for label, cmd in runs.items():
-            results = [measure(cmd, env) for _ in range(args.repeat)]
+            results = [measure(cmd, env, tree) for _ in range(args.repeat)]
             codes = {code for _, _, code in results}
             secs = statistics.median(t for t, _, _ in results)
             peak = max(rss for _, rss, _ in results)

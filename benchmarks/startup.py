@@ -31,9 +31,12 @@ from metadata_scale import RECID, write_record
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_once(cmd: list[str], env: dict[str, str]) -> float:
+def run_once(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+    """Seconds of one process; ``cwd`` too, as ``python -m`` puts it first on sys.path."""
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
+    )
     return time.perf_counter() - start
 
 
@@ -65,7 +68,7 @@ def main() -> None:
             for tree_name, tree in trees.items():
                 env = dict(os.environ, PYTHONPATH=str(tree), ODRUN_CACHE_DIR=f"{tmp}/cache")
                 for label, cmd in cases.items():
-                    times.setdefault((tree_name, label), []).append(run_once(cmd, env))
+                    times.setdefault((tree_name, label), []).append(run_once(cmd, env, tree))
     for tree_name in trees:
         print(f"{tree_name}: median of {args.repeat} cold runs")
         for label in cases:

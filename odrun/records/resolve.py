@@ -31,6 +31,7 @@ from odrun.settings import Settings
 from odrun.urls import scheme_of
 
 from .cache import MetadataCache
+from .fast import NeedsGeneralParserError, parse_streamed
 from .model import Record
 from .parse import parse_record
 from .portal import MirrorPortal, Portal, open_portal
@@ -67,6 +68,10 @@ class Resolver:
         self.close()
 
     @property
+    def _local_root(self) -> Path | None:
+        return self.portal.root if isinstance(self.portal, MirrorPortal) else None
+
+    @property
     def client(self) -> httpx.Client:
         """The HTTP client, created on first use (a mirror may never need one)."""
         if self._client is None:
@@ -88,11 +93,18 @@ class Resolver:
         recid = self.recid_of(ref)
         source, note = self._record_source(recid)
         try:
-            if isinstance(source, Path):
-                with source.open("rb") as fh:
+            with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as fh:
+                try:
+                    record = parse_streamed(
+                        fh,
+                        portal_url=self.portal.url,
+                        load_index=self._load_index if files else _skip_index,
+                        local_root=self._local_root,
+                    )
+                    return _with_note(record, note) if note else record
+                except NeedsGeneralParserError:
+                    fh.seek(0)  # not the plain shape: the general parser reads it
                     doc = load_record_document(fh)
-            else:
-                doc = load_record_document(io.BytesIO(source))
         except OSError as exc:
             raise MetadataError(
                 f"cached record {recid} cannot be read: {exc}", hint="try again with --refresh"
@@ -128,7 +140,7 @@ class Resolver:
             doc,
             portal_url=self.portal.url,
             load_index=self._load_index if files else _skip_index,
-            local_root=self.portal.root if isinstance(self.portal, MirrorPortal) else None,
+            local_root=self._local_root,
         )
         if note:
             record = _with_note(record, note)

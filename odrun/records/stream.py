@@ -15,7 +15,18 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from typing import IO, Any
+from typing import IO, Any, Protocol
+
+
+class FileSink(Protocol):
+    """Takes file entries instead of the document (the fast path of :mod:`odrun.records.fast`)."""
+
+    def begin(self, where: tuple[str | int, ...]) -> list[Any] | None:
+        """A file list starts at ``where`` (keys from the root): the list to put in the
+        document in its place, its entries then given to :meth:`add`; or None to keep it."""
+
+    def add(self, item: Any) -> None: ...
+
 
 #: the keys of a file entry that parse_record reads
 FILE_KEYS = ("uri", "filename", "size", "checksum", "type")
@@ -114,17 +125,19 @@ def _items(reader: _Reader) -> Any:
         return
 
 
-def _file_list(reader: _Reader) -> Any:
+def _file_list(reader: _Reader, where: tuple[str | int, ...], sink: FileSink | None) -> Any:
     """A file list, each entry slimmed to FILE_KEYS as it is read (the hot loop)."""
     if reader.peek() != "[":
         return reader.value()
     reader.pos += 1
+    placeholder = sink.begin(where) if sink is not None else None
     out: list[Any] = []
+    keep = out.append if placeholder is None else sink.add  # type: ignore[union-attr]
     keys = FILE_KEYS
     decode = _DECODER.raw_decode
     if reader.peek() == "]":
         reader.pos += 1
-        return out
+        return out if placeholder is None else placeholder
     while True:
         buf, pos = reader.buf, reader.pos
         try:
@@ -137,7 +150,7 @@ def _file_list(reader: _Reader) -> Any:
             end = reader.pos
         if isinstance(item, dict):
             item = {k: item[k] for k in keys if k in item}
-        out.append(item)
+        keep(item)
         reader.pos = end
         sep = reader.buf[end] if end < len(reader.buf) else reader.peek()
         if sep not in ",]":
@@ -147,31 +160,34 @@ def _file_list(reader: _Reader) -> Any:
             reader.peek()
             continue
         reader.expect("]")
-        return out
+        return out if placeholder is None else placeholder
 
 
-def _object(reader: _Reader) -> Any:
+def _object(reader: _Reader, where: tuple[str | int, ...], sink: FileSink | None) -> Any:
     """A document, its metadata or one file index: file lists slimmed, the rest read whole."""
     if reader.peek() != "{":
         return reader.value()
     out: dict[str, Any] = {}
     for key in _members(reader):
         if key == "files":
-            out[key] = _file_list(reader)
+            out[key] = _file_list(reader, (*where, key), sink)
         elif key in ("metadata", "_file_indices") and reader.peek() in "{[":
             if reader.peek() == "[":
-                out[key] = [_object(reader) for _ in _items(reader)]
+                out[key] = [
+                    _object(reader, (*where, key, n), sink) for n, _ in enumerate(_items(reader))
+                ]
             else:
-                out[key] = _object(reader)
+                out[key] = _object(reader, (*where, key), sink)
         else:
             out[key] = reader.value()
     return out
 
 
-def load_record_document(fh: IO[bytes]) -> Any:
-    """The record document in ``fh`` (an API envelope or bare metadata), file entries slimmed."""
+def load_record_document(fh: IO[bytes], sink: FileSink | None = None) -> Any:
+    """The record document in ``fh`` (an API envelope or bare metadata), file entries slimmed
+    (or given to ``sink``)."""
     reader = _Reader(fh)
-    value = _object(reader)
+    value = _object(reader, (), sink)
     if reader.peek() != "":
         raise json.JSONDecodeError("extra data after the document", reader.buf, reader.pos)
     return value
