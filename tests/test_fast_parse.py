@@ -188,3 +188,13 @@ def test_tricky_lists_agree(items: tuple[dict[str, Any], ...], key_first: str) -
     want = general(doc)
     if isinstance(want, Record) and isinstance(fast(doc), Record):
         assert [f.path for f in want.files] == [f.path for f in fast(doc).files]  # type: ignore[union-attr]
+
+
+def test_bitmap_collisions_are_checked_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an 8-bit bitmap every name shares a bit: distinct names still pass, alike fail."""
+    from odrun.records import fast as fast_module
+
+    monkeypatch.setattr(fast_module, "_BITMAP", 8)
+    rnd = random.Random(3)
+    assert sum(same(document(rnd, clean=True)) for _ in range(20)) >= 15
+    assert not same(one({"uri": "root://h//e/0/A.root"}, {"uri": "root://h//e/1/a.root"}))

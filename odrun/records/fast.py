@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from array import array
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -28,6 +29,8 @@ from .stream import load_record_document
 
 _CHECKSUM = re.compile(r"(adler32|sha1|sha256|md5):([0-9a-f]+)")
 _MAX_SIZE = 2**63 - 1
+#: bits of the name-hash bitmap (a power of two)
+_BITMAP = 1 << 26
 
 
 class NeedsGeneralParserError(Exception):
@@ -82,20 +85,31 @@ class _Columns:
         if type(uri) is not str or not uri.isascii() or uri != uri.strip():
             raise NeedsGeneralParserError
         scheme, sep, rest = uri.partition("://")
-        if not sep or scheme not in REMOTE_SCHEMES or any(c in rest for c in "%?#[]"):
+        slash = rest.rfind("/")
+        if (
+            not sep
+            or scheme not in REMOTE_SCHEMES
+            or slash < 0
             # how urllib reads such URIs is the general parser's to say
+            or "%" in rest
+            or "?" in rest
+            or "#" in rest
+            or "[" in rest
+            or "]" in rest
+            or "\\" in rest
+            or "\x00" in rest
+        ):
             raise NeedsGeneralParserError
         i = len(self.uris)
-        tail = rest[rest.rfind("/") + 1 :]
+        tail = rest[slash + 1 :]
+        if tail in ("", ".", "..") or tail != tail.strip():
+            raise NeedsGeneralParserError
         name = item.get("filename")
-        if name is None or name == "":
-            name = tail
-        elif type(name) is not str or name != name.strip():
-            raise NeedsGeneralParserError
-        if not _plain(name) or not _plain(tail) or "/" not in rest:
-            raise NeedsGeneralParserError
-        if name != tail:
-            self.names[i] = name
+        if name is not None and name != "":
+            if type(name) is not str or not _plain(name):
+                raise NeedsGeneralParserError
+            if name != tail:
+                self.names[i] = name
         size = item.get("size")
         if size is None:
             size = -1
@@ -121,13 +135,34 @@ class _Columns:
         self.index_of.append(len(self.groups) - 1)
 
     def names_distinct(self) -> bool:
-        """Names distinct ignoring case (so also URIs, when every name is its URI's last part)."""
+        """Names distinct ignoring case (so also URIs, when every name is its URI's last part).
+
+        Two passes over a bitmap of name hashes (8 MB, not a set of a million): the
+        names whose bit was hit twice are then compared exactly.
+        """
         uris, names = self.uris, self.names
-        seen = {hash((names.get(i) or u[u.rfind("/") + 1 :]).lower()) for i, u in enumerate(uris)}
-        if len(seen) != len(uris):
-            return False  # two alike, or a hash collision: the general parser decides
-        del seen
+        bits = bytearray(_BITMAP // 8)
+        twice = bytearray(_BITMAP // 8)
+        for key in self._name_keys():
+            h = hash(key) & (_BITMAP - 1)
+            byte, bit = h >> 3, 1 << (h & 7)
+            if bits[byte] & bit:
+                twice[byte] |= bit
+            bits[byte] |= bit
+        del bits
+        seen: set[str] = set()
+        for key in self._name_keys():
+            h = hash(key) & (_BITMAP - 1)
+            if twice[h >> 3] & (1 << (h & 7)):
+                if key in seen:
+                    return False
+                seen.add(key)
         return not names or len(set(uris)) == len(uris)
+
+    def _name_keys(self) -> Iterator[str]:
+        names = self.names
+        for i, uri in enumerate(self.uris):
+            yield (names.get(i) or uri[uri.rfind("/") + 1 :]).lower()
 
 
 def parse_streamed(

@@ -148,7 +148,7 @@ def _file_list(reader: _Reader, where: tuple[str | int, ...], sink: FileSink | N
         if end < 0 or end >= len(buf) or buf[end] not in _AFTER:
             item = reader.value()
             end = reader.pos
-        if isinstance(item, dict):
+        if placeholder is None and isinstance(item, dict):
             item = {k: item[k] for k in keys if k in item}
         keep(item)
         reader.pos = end
