@@ -3,8 +3,8 @@
 Writes a generated record with N files (default 1,000,000) as the portal would
 serve it (the index expanded into ``metadata._file_indices``) into a file://
 mirror folder, then runs whole ``odrun --portal file://DIR info RECID``
-processes and reports the median wall time and the peak RSS (``ru_maxrss`` of
-each child, measured by a fresh wrapper process per run).
+processes and reports the median wall and CPU (user + system) time and the peak
+RSS (``ru_maxrss`` of each child, measured by a fresh wrapper process per run).
 
 Targets: N = 1,000,000: <= 5 s and <= 300 MB peak RSS.
 ``--fetch`` also runs ``odrun fetch --dry-run`` (the planning step of a fetch;
@@ -28,13 +28,14 @@ RECID = "424243"
 REPO = Path(__file__).resolve().parent.parent
 BASE = "root://eospublic.cern.ch//eos/opendata/cms/Run2012B/DoubleMuParked/AOD/22Jan2013-v1"
 
-#: runs ARGS as a child and prints "<seconds> <peak RSS in kB>" of that child alone
+#: runs ARGS as a child; prints its wall seconds, peak RSS (kB), exit code and CPU seconds
 WRAPPER = """
 import resource, subprocess, sys, time
 start = time.perf_counter()
 code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
 elapsed = time.perf_counter() - start
-print(elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(elapsed, usage.ru_maxrss, code, usage.ru_utime + usage.ru_stime)
 """
 
 
@@ -69,7 +70,7 @@ def write_record(folder: Path, n: int) -> int:
     return path.stat().st_size
 
 
-def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int]:
+def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, float]:
     out = subprocess.run(
         [sys.executable, "-c", WRAPPER, *cmd],
         env=env,
@@ -78,7 +79,7 @@ def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, floa
         text=True,
         check=True,
     ).stdout.split()
-    return float(out[0]), int(out[1]) / 1024, int(out[2])
+    return float(out[0]), int(out[1]) / 1024, int(out[2]), float(out[3])
 
 
 def main() -> None:
@@ -104,12 +105,13 @@ def main() -> None:
         print(f"{tree}: record with {args.files:,} files, {size / 1e6:.0f} MB (file:// mirror)")
         for label, cmd in runs.items():
             results = [measure(cmd, env, tree) for _ in range(args.repeat)]
-            codes = {code for _, _, code in results}
-            secs = statistics.median(t for t, _, _ in results)
-            peak = max(rss for _, rss, _ in results)
+            codes = {r[2] for r in results}
+            secs = statistics.median(r[0] for r in results)
+            cpu = statistics.median(r[3] for r in results)
+            peak = max(r[1] for r in results)
             print(
-                f"  odrun {label:<16}: median {secs:6.2f} s of {len(results)}, "
-                f"peak RSS {peak:6.0f} MB, exit {sorted(codes)}"
+                f"  odrun {label:<16}: median {secs:6.2f} s wall, {cpu:6.2f} s CPU of "
+                f"{len(results)}, peak RSS {peak:6.0f} MB, exit {sorted(codes)}"
             )
 
 
