@@ -198,3 +198,33 @@ def test_bitmap_collisions_are_checked_exactly(monkeypatch: pytest.MonkeyPatch) 
     rnd = random.Random(3)
     assert sum(same(document(rnd, clean=True)) for _ in range(20)) >= 15
     assert not same(one({"uri": "root://h//e/0/A.root"}, {"uri": "root://h//e/1/a.root"}))
+
+
+def test_file_list_behaves_like_the_tuple() -> None:
+    doc = one(
+        {"uri": "root://h//e/A.root", "size": 3, "checksum": "adler32:0000000a"},
+        {"uri": "https://h/e/B.root", "filename": "C.root", "checksum": "sha1:" + "ab" * 20},
+        {"uri": "root://h//e/D.root", "size": 0},
+    )
+    want = general(doc)
+    got = fast(doc)
+    assert isinstance(want, Record)
+    assert isinstance(got, Record)
+    files, tuple_ = got.files, tuple(want.files)
+    assert isinstance(files, FileList)
+    assert len(files) == 3
+    assert files[-1] == tuple_[-1]
+    assert files[0:2] == tuple_[0:2]
+    assert files[::-1] == tuple_[::-1]
+    assert files == tuple_
+    assert tuple_ == files
+    assert hash(files) == hash(tuple_)
+    assert files != tuple_[:2]
+    assert files.index(tuple_[1]) == 1
+    assert tuple_[1] in files
+    assert [f.filename for f in files] == ["A.root", "C.root", "D.root"]
+    assert got.total_size == 3
+    with pytest.raises(IndexError):
+        files[3]
+    with pytest.raises(IndexError):
+        files[-4]
