@@ -22,6 +22,7 @@ from .errors import MetadataError
 ALGORITHMS = {"adler32": 8, "sha1": 40, "sha256": 64, "md5": 32}
 _ALIASES = {"alder32": "adler32", "adler-32": "adler32", "sha-1": "sha1", "sha-256": "sha256"}
 _HEX = re.compile(r"^[0-9a-f]+$")
+_INTERNED = {name: name for name in ALGORITHMS}
 BLOCK_SIZE = 4 * 1024 * 1024
 
 
@@ -37,7 +38,7 @@ def _adler32_impl() -> Callable[[bytes | memoryview, int], int]:
 adler32 = _adler32_impl()
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Checksum:
     algorithm: str
     value: str
@@ -46,8 +47,14 @@ class Checksum:
         return f"{self.algorithm}:{self.value}"
 
 
+_NORMAL = re.compile(r"(adler32|sha1|sha256|md5):([0-9a-f]+)")
+
+
 def parse_checksum(text: str, *, where: str = "checksum") -> Checksum:
     """Parse ``alg:hex`` leniently (aliases, missing zero padding); raise MetadataError."""
+    normal = _NORMAL.fullmatch(text)
+    if normal and len(normal[2]) == ALGORITHMS[normal[1]]:  # already canonical: fast path
+        return Checksum(_INTERNED[normal[1]], normal[2])
     alg, sep, value = text.strip().partition(":")
     alg = _ALIASES.get(alg.lower(), alg.lower())
     value = value.strip().lower()

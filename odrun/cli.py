@@ -6,20 +6,27 @@ exit codes (table in ``odrun --help`` and :mod:`odrun.errors`).
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__, render
-from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
-from .records import FileFilter, Resolver
-from .records.cite import cite as make_citation
+from . import __version__
+from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError, PartialError
 from .redact import forget_secrets
-from .settings import Settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
+
+# Start-up cost matters (``odrun --version`` <= 80 ms): this module imports only
+# click and odrun.errors. Rendering (rich), records (httpx) and workflows
+# (jsonschema, yaml) are imported inside the commands that use them, and the
+# command modules below are imported only when their command runs
+# (tests/test_startup.py guards both).
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,7 +48,8 @@ Examples:
 
 \b
 Environment: ODRUN_PORTAL_URL, ODRUN_CACHE_DIR, ODRUN_OFFLINE, ODRUN_TIMEOUT,
-ODRUN_RETRIES, ODRUN_PROTOCOL_MAP, ODRUN_CONFIG (TOML config file).
+ODRUN_RETRIES, ODRUN_PROTOCOL_MAP, ODRUN_INDEX_FAILURE_TTL, ODRUN_CONFIG (TOML
+config file).
 
 \b
 Exit codes:
@@ -95,7 +103,96 @@ def global_options(func: F) -> F:
     return func
 
 
-@click.group(help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+#: commands defined outside this module: name -> (module, first paragraph of its help).
+#: ``odrun --help`` lists them from here without importing their modules;
+#: tests/test_startup.py checks this table against the commands themselves.
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "appliance": (
+        "odrun.cli_appliance",
+        "The odrun appliance: a VM with CVMFS, podman and odrun (Vagrantfile, cloud-init).",
+    ),
+    "doctor": ("odrun.cli_appliance", "Check this machine for odrun, and say what to fix."),
+    "fetch": (
+        "odrun.cli_data",
+        "Download a record's files, verified against size and checksum, via the shared cache.",
+    ),
+    "mirror": (
+        "odrun.cli_data",
+        "Write records (and with --with-files their data) to a folder usable as --portal file://DIR.",
+    ),
+    "verify-files": (
+        "odrun.cli_data",
+        "Check files in DIRECTORY against the record's sizes and checksums (streaming).",
+    ),
+    "cache": ("odrun.cli_data", "Inspect and maintain the shared file cache (ODRUN_CACHE_DIR)."),
+    "env": (
+        "odrun.cli_env",
+        "Show the environment a record needs and which catalog image provides it.",
+    ),
+    "submit": (
+        "odrun.cli_reana",
+        "Run an analysis on a REANA cluster: validate, create, upload, start (and follow).",
+    ),
+    "status": ("odrun.cli_reana", "Show a REANA workflow's status and job progress."),
+    "logs": ("odrun.cli_reana", "Print a REANA workflow's logs: the engine's, then each step's."),
+    "download": (
+        "odrun.cli_reana",
+        "Download a REANA workflow's declared outputs (and record their checksums).",
+    ),
+    "stop": ("odrun.cli_reana", "Stop a running REANA workflow."),
+    "run": (
+        "odrun.cli_run",
+        "Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.",
+    ),
+    "rerun": (
+        "odrun.cli_run",
+        "Run again the analysis a recorded run (its run.json) ran, in a new run folder.",
+    ),
+    "validate": (
+        "odrun.cli_run",
+        "Check an analysis without running it: schemas, parameters, inputs, image pins.",
+    ),
+    "verify": (
+        "odrun.cli_run",
+        "Check a run's outputs against odrun.yaml's expectations (exit 10 if any fails).",
+    ),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands in :data:`LAZY_COMMANDS` load their module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            # the module registers its commands on `cli` when imported
+            importlib.import_module(LAZY_COMMANDS[cmd_name][0])
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Like click's, but lists not-yet-loaded commands from their summary in the table."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max((len(n) for n in names), default=0)
+        rows = []
+        for name in names:
+            cmd = self.commands.get(name)
+            if cmd is not None:
+                if cmd.hidden:
+                    continue
+                rows.append((name, cmd.get_short_help_str(limit)))
+            else:
+                summary = LAZY_COMMANDS[name][1]
+                rows.append((name, click.utils.make_default_short_help(summary, limit).strip()))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(
+    cls=LazyGroup, help=MAIN_HELP, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.version_option(__version__, prog_name="odrun")
 @global_options
 def cli() -> None:
@@ -103,6 +200,8 @@ def cli() -> None:
 
 
 def settings_of(ctx: click.Context) -> Settings:
+    from .settings import Settings  # noqa: PLC0415 - lazy (start-up time)
+
     return Settings.load(ctx.find_root().ensure_object(dict))
 
 
@@ -143,6 +242,9 @@ def info(ctx: click.Context, target: str, as_json: bool) -> None:
       odrun info 5500
       odrun info https://doi.org/10.7483/OPENDATA.CMS.A342.9982 --json
     """
+    from . import render  # noqa: PLC0415 - lazy (start-up time)
+    from .records import Resolver  # noqa: PLC0415
+
     with Resolver(settings_of(ctx)) as resolver:
         record = resolver.resolve(target)
     if as_json:
@@ -173,12 +275,18 @@ def files(
 ) -> None:
     """List a record's file locations, one per line (index files expanded).
 
+    Exits 6 (partial) after the list when a file index could not be read: the
+    list is then incomplete (--json says which indices in missing_indices).
+
     \b
     Examples:
       odrun files 1 --filter-range 1-10
       odrun files 5500 --protocol https --filter-name '*.py'
       odrun files 1 --filter-regexp '^00[0-9A-F]' --json
     """
+    from . import render  # noqa: PLC0415 - lazy (start-up time)
+    from .records import FileFilter, Resolver  # noqa: PLC0415
+
     settings = settings_of(ctx)
     chosen = FileFilter.build(names, regexp, ranges)
     with Resolver(settings) as resolver:
@@ -201,12 +309,19 @@ def files(
                 "files": docs,
             }
         )
-        return
-    render.file_lines(uris)
-    for index in record.missing_indices:
-        render.stderr_console().print(
-            f"[yellow]warning:[/] list incomplete: index {render.markup(index.name)} "
-            f"unavailable ({render.markup(index.reason)})"
+    else:
+        render.file_lines(uris)
+        for index in record.missing_indices:
+            render.stderr_console().print(
+                f"[yellow]warning:[/] list incomplete: index {render.markup(index.name)} "
+                f"unavailable ({render.markup(index.reason)})"
+            )
+    missing = record.missing_indices
+    if missing:
+        raise PartialError(
+            f"file list of record {record.recid} is incomplete: {len(missing)} of "
+            f"{len(record.indices)} file indices could not be read",
+            hint="try again later, or --refresh to ask again at once",
         )
 
 
@@ -230,8 +345,12 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
       odrun cite 10.7483/OPENDATA.CMS.JKB8.RR42
       odrun cite 5500 --format bibtex >> refs.bib
     """
+    from . import render  # noqa: PLC0415 - lazy (start-up time)
+    from .records import Resolver  # noqa: PLC0415
+    from .records.cite import cite as make_citation  # noqa: PLC0415
+
     with Resolver(settings_of(ctx)) as resolver:
-        record = resolver.resolve(target)
+        record = resolver.resolve(target, files=False)
     citation = make_citation(record, fmt)  # type: ignore[arg-type]
     if isinstance(citation, dict):
         render.print_json(citation)
@@ -239,10 +358,7 @@ def cite(ctx: click.Context, target: str, fmt: str) -> None:
         render.echo(citation, lines=True)
 
 
-# the data commands (fetch, mirror, verify-files, cache) register themselves on `cli`
-from odrun import cli_appliance, cli_data, cli_env, cli_reana, cli_run  # noqa: E402
-
-__all__ = ["cli", "cli_appliance", "cli_data", "cli_env", "cli_reana", "cli_run", "main"]
+__all__ = ["LAZY_COMMANDS", "cli", "main"]
 
 
 INTERRUPTED = "interrupted; finished files are kept and partial transfers resume on the next run"
@@ -284,5 +400,7 @@ def _run(argv: list[str] | None) -> None:
 
 def _fail(message: str, code: int) -> None:
     """The one line every error ends as: tokens redacted, control characters escaped."""
+    from . import render  # noqa: PLC0415 - lazy (start-up time)
+
     render.echo(f"odrun: {message}", err=True)
     sys.exit(code)

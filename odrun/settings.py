@@ -6,6 +6,11 @@ with the same keys as the :class:`Settings` fields, e.g.::
     portal_url = "https://opendata.cern.ch"
     cache_dir = "/scratch/odrun-cache"
     protocol_map = "root://eospublic.cern.ch=https://eospublic.cern.ch"
+
+``index_failure_ttl`` (``ODRUN_INDEX_FAILURE_TTL``, seconds, default 300): a file
+index that could not be read (unreachable storage, 404) is remembered in the
+metadata cache, and for this long later calls report it missing at once instead
+of retrying; ``--refresh`` or 0 asks again every time.
 """
 
 from __future__ import annotations
@@ -54,6 +59,8 @@ class Settings:
     retry_backoff: float = 0.5
     #: seconds a cached metadata response counts as fresh
     metadata_ttl: float = 7 * 24 * 3600.0
+    #: seconds a file index that could not be read is not asked again (0: always ask)
+    index_failure_ttl: float = 300.0
     protocol_map: ProtocolMap = field(
         default_factory=lambda: ProtocolMap.parse(DEFAULT_PROTOCOL_MAP)
     )
@@ -147,7 +154,7 @@ def _coerce(name: str, value: Any) -> Any:
             if text in _TRUE | _FALSE:
                 return text in _TRUE
             raise ValueError("expected true/false")
-        if name in ("timeout", "retry_backoff", "metadata_ttl"):
+        if name in ("timeout", "retry_backoff", "metadata_ttl", "index_failure_ttl"):
             number = float(value)
             # NaN, inf and 1e300 too: they reach int(), sleep() and socket timeouts
             if not 0 <= number <= MAX_SECONDS:

@@ -42,6 +42,9 @@ def count(value: Any, *, limit: int = MAX_COUNT) -> int | None:
 def text(value: Any) -> str | None:
     """``str(value)`` for a str, int or float (stripped, None if empty); None for anything else,
     and for an int too long to print (``str(10**5000)`` raises ValueError)."""
+    if type(value) is str:  # the common case, once per file entry: fast path
+        out = value.strip()
+        return (out if out.isascii() else printable(out)) or None
     if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     try:

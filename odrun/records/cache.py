@@ -3,8 +3,9 @@
 Layout under ``<cache_dir>/metadata/<portal-key>/``: ``records/<recid>.json``
 (the API response bytes as received), ``dois/<sha1(doi)>`` (the recid a DOI
 resolved to) and ``indices/<alg>-<hex>`` (raw file-index bytes, keyed by their
-verified checksum). Writes are atomic (temp file + rename), so a crash never
-leaves a half-written entry.
+verified checksum) and ``failures/<sha1(url)>`` (why an index URL could not be
+read, remembered for ``Settings.index_failure_ttl``). Writes are atomic (temp
+file + rename), so a crash never leaves a half-written entry.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ class MetadataCache:
             recid = hashlib.sha1(recid.encode()).hexdigest()
         return self.root / "records" / f"{recid}.json"
 
+    def record_file(self, recid: str) -> tuple[Path, float] | None:
+        """The cached response of ``recid`` and its age in seconds, without reading it."""
+        path = self._record_path(recid)
+        try:
+            return path, max(0.0, time.time() - path.stat().st_mtime)
+        except OSError:
+            return None
+
     def get_record(self, recid: str) -> CacheHit | None:
         return self._read(self._record_path(recid))
 
@@ -82,3 +91,16 @@ class MetadataCache:
 
     def put_index(self, checksum: Checksum, data: bytes) -> None:
         atomic_write(self._index_path(checksum), data)
+
+    def _failure_path(self, url: str) -> Path:
+        return self.root / "failures" / hashlib.sha1(url.encode()).hexdigest()
+
+    def get_index_failure(self, url: str) -> CacheHit | None:
+        """Why reading the index at ``url`` failed last time, and how long ago (or None)."""
+        return self._read(self._failure_path(url))
+
+    def put_index_failure(self, url: str, reason: str) -> None:
+        atomic_write(self._failure_path(url), reason.encode())
+
+    def clear_index_failure(self, url: str) -> None:
+        self._failure_path(url).unlink(missing_ok=True)

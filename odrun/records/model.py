@@ -7,8 +7,10 @@ portal's JSON. ``Record.to_dict()`` is the stable document behind ``--json``
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from odrun.checksum import Checksum
 
@@ -39,6 +41,85 @@ class RecordFile:
             "path": self.path,
             "index": self.index,
         }
+
+
+class FileList(Sequence[RecordFile]):
+    """A record's files stored column by column; each :class:`RecordFile` is made on access.
+
+    A million files as RecordFile objects cost about 450 MB; as columns (the URI
+    strings, sizes and adler32 values in arrays) about 200 MB. Built only by the
+    streaming parser (:mod:`odrun.records.fast`) for files whose name is the
+    base name of their URI or stored aside, and whose path is their name.
+    """
+
+    __slots__ = ("_algs", "_index_names", "_index_of", "_names", "_other", "_sizes", "_sums",
+                 "_uris", "total_size")  # fmt: skip
+
+    def __init__(
+        self,
+        uris: list[str],
+        sizes: array[int],
+        sums: array[int],
+        algs: bytearray,
+        other: dict[int, Checksum],
+        names: dict[int, str],
+        index_of: array[int],
+        index_names: list[str | None],
+    ) -> None:
+        self._uris = uris
+        self._sizes = sizes  # -1: unknown
+        self._sums = sums  # adler32 values where algs[i] == 1
+        self._algs = algs  # 0: no checksum, 1: adler32, 2: other (in self._other)
+        self._other = other
+        self._names = names  # names that are not the URI's last part
+        self._index_of = index_of
+        self._index_names = index_names
+        self.total_size = sum(size for size in sizes if size > 0)
+
+    def __len__(self) -> int:
+        return len(self._uris)
+
+    def _make(self, i: int) -> RecordFile:
+        uri = self._uris[i]
+        size = self._sizes[i]
+        alg = self._algs[i]
+        checksum = (
+            None
+            if alg == 0
+            else Checksum("adler32", f"{self._sums[i]:08x}")
+            if alg == 1
+            else self._other[i]
+        )
+        name = self._names.get(i) or uri[uri.rfind("/") + 1 :]
+        index = self._index_names[self._index_of[i]]
+        return RecordFile(uri, size if size >= 0 else None, checksum, name, name, index)
+
+    @overload
+    def __getitem__(self, i: int) -> RecordFile: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[RecordFile, ...]: ...
+    def __getitem__(self, i: int | slice) -> RecordFile | tuple[RecordFile, ...]:
+        if isinstance(i, slice):
+            return tuple(self._make(j) for j in range(len(self))[i])
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("file index out of range")
+        return self._make(i)
+
+    def __iter__(self) -> Iterator[RecordFile]:
+        return (self._make(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"FileList({len(self)} files)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +184,8 @@ class Record:
     experiments: tuple[str, ...]
     type_primary: str | None
     type_secondary: tuple[str, ...]
-    files: tuple[RecordFile, ...]
+    #: a tuple, or a compact :class:`FileList` for records read by the streaming parser
+    files: Sequence[RecordFile]
     indices: tuple[FileIndex, ...] = ()
     collision_energy: str | None = None
     collision_type: str | None = None
@@ -134,6 +216,8 @@ class Record:
 
     @property
     def total_size(self) -> int:
+        if isinstance(self.files, FileList):
+            return self.files.total_size
         return sum(f.size or 0 for f in self.files)
 
     @property

@@ -70,9 +70,9 @@ def parse_record(
         )
     checker = _Checker(recid, local_root)
 
-    # direct files first, then index entries in index order
-    entries: list[tuple[Mapping[str, Any], str | None]] = []
-    index_entries: list[tuple[Mapping[str, Any], str | None]] = []
+    # (index name or None, its entries): direct files first, then each index's
+    direct: list[Mapping[str, Any]] = []
+    groups: list[tuple[str | None, list[Mapping[str, Any]]]] = [(None, direct)]
     indices: list[FileIndex] = []
     raw_files = _list(meta.get("files"), f"record {recid} 'files'")
     expanded_names = set()
@@ -91,7 +91,7 @@ def parse_record(
             )
         )
         if isinstance(files, list):
-            index_entries.extend((item, name) for item in _list(files, f"index {name}"))
+            groups.append((name, _list(files, f"index {name}")))
 
     json_stems = {
         _index_name(_basename(_text(f.get("uri")) or ""))
@@ -101,7 +101,7 @@ def parse_record(
     for raw in raw_files:
         kind = raw.get("type")
         if kind not in INDEX_TYPES:
-            entries.append((raw, None))
+            direct.append(raw)
             continue
         uri = _text(raw.get("uri")) or ""
         name = _index_name(_basename(uri))
@@ -116,10 +116,9 @@ def parse_record(
             indices.append(_index_entry(raw, name, available=False, reason=str(exc)))
             continue
         indices.append(_index_entry(raw, name, available=True, reason=None))
-        index_entries.extend((item, name) for item in items)
+        groups.append((name, items))
 
-    files = _build_files(entries + index_entries, checker)
-    _check_distinct(files, recid)
+    files = _build_files(groups, checker)
     dist_value = meta.get("distribution")
     dist: Mapping[str, Any] = dist_value if isinstance(dist_value, Mapping) else {}
     declared_count, declared_size = _int(dist.get("number_files")), _int(dist.get("size"))
@@ -201,6 +200,15 @@ class _Checker:
         return uri
 
     def relpath(self, path: str, uri: str, *, plain: bool = False) -> str:
+        if (
+            plain
+            and path.isascii()
+            and path not in ("", ".", "..")
+            and "/" not in path
+            and "\\" not in path
+            and "\x00" not in path
+        ):
+            return path  # a plain ASCII name (the common case, once per file): fast path
         parts = path.split("/")
         if (
             not path
@@ -239,11 +247,11 @@ def _check_distinct(files: tuple[RecordFile, ...], recid: str) -> None:
 
 
 def _build_files(
-    entries: list[tuple[Mapping[str, Any], str | None]], checker: _Checker
+    groups: list[tuple[str | None, list[Mapping[str, Any]]]], checker: _Checker
 ) -> tuple[RecordFile, ...]:
     prepared = []
     seen: set[str] = set()
-    for raw, index in entries:
+    for index, raw in ((name, raw) for name, items in groups for raw in items):
         uri = checker.uri(_text(raw.get("uri")) or "")
         if uri in seen:
             continue  # the same file listed twice (e.g. in two indices): keep it once
@@ -254,24 +262,30 @@ def _build_files(
         prepared.append((uri, _int(raw.get("size")), checksum, filename, index))
     names = [p[3] for p in prepared]
     if len({name.casefold() for name in names}) == len(names):
-        paths = names
-    else:
-        # names collide (e.g. every ALICE file is AO2D.root): keep the URI layout
-        # below the deepest folder all files share
-        dirs = [_uri_path(p[0]) for p in prepared]
-        common = posixpath.commonpath(["/" + posixpath.dirname(d) for d in dirs])
-        paths = [
-            posixpath.relpath("/" + posixpath.dirname(d), common) + "/" + p[3]
-            if posixpath.dirname(d)
-            else p[3]
-            for d, p in zip(dirs, prepared, strict=True)
-        ]
-        paths = [p.removeprefix("./") for p in paths]
+        # names checked plain (no "/") and distinct even ignoring case: each is its own
+        # path, no two alike, none another's folder (what _distinct would find)
+        return tuple(
+            RecordFile(uri, size, checksum, filename, filename, index)
+            for uri, size, checksum, filename, index in prepared
+        )
+    # names collide (e.g. every ALICE file is AO2D.root): keep the URI layout
+    # below the deepest folder all files share
+    dirs = [_uri_path(p[0]) for p in prepared]
+    common = posixpath.commonpath(["/" + posixpath.dirname(d) for d in dirs])
+    paths = [
+        posixpath.relpath("/" + posixpath.dirname(d), common) + "/" + p[3]
+        if posixpath.dirname(d)
+        else p[3]
+        for d, p in zip(dirs, prepared, strict=True)
+    ]
+    paths = [p.removeprefix("./") for p in paths]
     files = [
         RecordFile(uri, size, checksum, filename, checker.relpath(path, uri), index)
         for (uri, size, checksum, filename, index), path in zip(prepared, paths, strict=True)
     ]
-    return _distinct(files, checker.recid)
+    kept = _distinct(files, checker.recid)
+    _check_distinct(kept, checker.recid)
+    return kept
 
 
 def _distinct(files: list[RecordFile], recid: str) -> tuple[RecordFile, ...]:

@@ -119,6 +119,11 @@ class MirrorPortal:
                 return path
         return None
 
+    def record_file(self, recid: str) -> Path | None:
+        """The file holding ``recid`` when it can be read as it is (streamed), else None."""
+        path = self._path(recid)
+        return path if path is not None and path.stem == recid else None
+
     def get_record(self, recid: str) -> bytes:
         path = self._path(recid)
         if path is None:

@@ -8,22 +8,35 @@ and the record carries a note saying so.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from odrun import http
 from odrun.checksum import checksum_blocks, parse_checksum
-from odrun.errors import ChecksumError, MetadataError, OfflineError, TransportError
+from odrun.errors import (
+    ChecksumError,
+    MetadataError,
+    NotFoundError,
+    OdrunError,
+    OfflineError,
+    TransportError,
+)
 from odrun.settings import Settings
 from odrun.urls import scheme_of
 
 from .cache import MetadataCache
+from .fast import NeedsGeneralParserError, parse_streamed
 from .model import Record
 from .parse import parse_record
 from .portal import MirrorPortal, Portal, open_portal
 from .refs import RecordRef, is_recid, parse_reference
+from .stream import load_record_document
 
 if TYPE_CHECKING:
     import httpx
@@ -55,6 +68,10 @@ class Resolver:
         self.close()
 
     @property
+    def _local_root(self) -> Path | None:
+        return self.portal.root if isinstance(self.portal, MirrorPortal) else None
+
+    @property
     def client(self) -> httpx.Client:
         """The HTTP client, created on first use (a mirror may never need one)."""
         if self._client is None:
@@ -65,30 +82,69 @@ class Resolver:
         if self._client is not None:
             self._client.close()
 
-    def resolve(self, target: str | RecordRef) -> Record:
-        return self.resolve_full(target).record
+    def resolve(self, target: str | RecordRef, *, files: bool = True) -> Record:
+        """The record ``target`` names; ``files=False`` reads no file index (for commands
+        such as ``cite`` that need no file list: its indices are then marked unavailable).
 
-    def resolve_full(self, target: str | RecordRef) -> Resolved:
+        The document is streamed (:mod:`odrun.records.stream`): file entries are slimmed
+        as they are read, so a record with a million files does not cost a million dicts.
+        """
         ref = parse_reference(target) if isinstance(target, str) else target
         recid = self.recid_of(ref)
-        data, note = self._record_bytes(recid)
+        source, note = self._record_source(recid)
         try:
-            doc = json.loads(data)
+            with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as fh:
+                try:
+                    record = parse_streamed(
+                        fh,
+                        portal_url=self.portal.url,
+                        load_index=self._load_index if files else _skip_index,
+                        local_root=self._local_root,
+                    )
+                    return _with_note(record, note) if note else record
+                except NeedsGeneralParserError:
+                    fh.seek(0)  # not the plain shape: the general parser reads it
+                    doc = load_record_document(fh)
+        except OSError as exc:
+            raise MetadataError(
+                f"cached record {recid} cannot be read: {exc}", hint="try again with --refresh"
+            ) from None
         except (ValueError, RecursionError):
             raise MetadataError(
                 f"record {recid} from {self.portal.url} is not valid JSON"
             ) from None
+        return self._parse(recid, doc, note, files=files)
+
+    def resolve_full(self, target: str | RecordRef, *, files: bool = True) -> Resolved:
+        """The record and its whole API document (as :meth:`resolve`, all of it in memory)."""
+        ref = parse_reference(target) if isinstance(target, str) else target
+        recid = self.recid_of(ref)
+        source, note = self._record_source(recid)
+        try:
+            data = source.read_bytes() if isinstance(source, Path) else source
+            doc = json.loads(data)
+        except OSError as exc:
+            raise MetadataError(
+                f"cached record {recid} cannot be read: {exc}", hint="try again with --refresh"
+            ) from None
+        except (ValueError, RecursionError):
+            raise MetadataError(
+                f"record {recid} from {self.portal.url} is not valid JSON"
+            ) from None
+        return Resolved(self._parse(recid, doc, note, files=files), doc)
+
+    def _parse(self, recid: str, doc: Any, note: str | None, *, files: bool) -> Record:
         if not isinstance(doc, dict):
             raise MetadataError(f"record {recid} from {self.portal.url} is not a JSON object")
         record = parse_record(
             doc,
             portal_url=self.portal.url,
-            load_index=self._load_index,
-            local_root=self.portal.root if isinstance(self.portal, MirrorPortal) else None,
+            load_index=self._load_index if files else _skip_index,
+            local_root=self._local_root,
         )
         if note:
             record = _with_note(record, note)
-        return Resolved(record, doc)
+        return record
 
     # -- references -------------------------------------------------------------------
     def recid_of(self, ref: RecordRef) -> str:
@@ -108,15 +164,17 @@ class Resolver:
         return recid
 
     # -- record documents ---------------------------------------------------------------
-    def _record_bytes(self, recid: str) -> tuple[bytes, str | None]:
+    def _record_source(self, recid: str) -> tuple[bytes | Path, str | None]:
+        """The record's document: a file to stream (mirror, fresh cache) or fetched bytes."""
         if self.portal.local:
-            return self.portal.get_record(recid), None
-        hit = self.cache.get_record(recid)
+            path = self.portal.record_file(recid) if isinstance(self.portal, MirrorPortal) else None
+            return path or self.portal.get_record(recid), None
+        hit = self.cache.record_file(recid)
         if hit and (
             self.settings.offline
-            or (not self.settings.refresh and hit.age <= self.settings.metadata_ttl)
+            or (not self.settings.refresh and hit[1] <= self.settings.metadata_ttl)
         ):
-            return hit.data, None
+            return hit[0], None
         if self.settings.offline:
             raise _offline(f"record {recid}")
         try:
@@ -124,10 +182,8 @@ class Resolver:
         except TransportError as exc:
             if hit is None:
                 raise
-            return (
-                hit.data,
-                f"portal unreachable ({exc.message}); using metadata cached {hit.saved_at}",
-            )
+            saved = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(time.time() - hit[1]))
+            return hit[0], f"portal unreachable ({exc.message}); using metadata cached {saved}"
         self.cache.put_record(recid, data)
         return data, None
 
@@ -144,19 +200,24 @@ class Resolver:
                 return cached
         if self.settings.offline:
             raise OfflineError(f"index {name} is not cached and --offline is set")
-        if self._index_outage is not None:
-            raise self._index_outage
         url = self.settings.protocol_map.rewrite(uri, "https")
         if scheme_of(url) not in ("http", "https"):
             raise TransportError(
                 f"index {name}: no HTTP form of {uri}",
                 hint="set ODRUN_PROTOCOL_MAP to map its root:// prefix",
             )
+        self._raise_remembered_failure(url)
         try:
+            if self._index_outage is not None:
+                raise self._index_outage
             data = http.get(self.client, url, self.settings, what=f"index {name}").content
         except TransportError as exc:
             # one unreachable host: do not retry it for each of a record's indices
             self._index_outage = TransportError(f"storage unreachable: {exc.message}")
+            self._remember_failure(url, exc)
+            raise
+        except NotFoundError as exc:
+            self._remember_failure(url, exc)
             raise
         size = entry.get("size")
         if isinstance(size, int) and size != len(data):
@@ -166,7 +227,31 @@ class Resolver:
             if actual != checksum:
                 raise ChecksumError(f"index {name}: checksum {actual}, record says {checksum}")
             self.cache.put_index(checksum, data)
+        self.cache.clear_index_failure(url)
         return data
+
+    def _raise_remembered_failure(self, url: str) -> None:
+        """Fail at once if reading ``url`` failed less than ``index_failure_ttl`` ago."""
+        ttl = self.settings.index_failure_ttl
+        if ttl <= 0 or self.settings.refresh:
+            return
+        hit = self.cache.get_index_failure(url)
+        if hit is not None and hit.age < ttl:
+            raise TransportError(
+                f"{hit.data.decode(errors='replace')} (remembered from {hit.saved_at}; asked "
+                f"again after ODRUN_INDEX_FAILURE_TTL={ttl:g} s, or with --refresh)"
+            )
+
+    def _remember_failure(self, url: str, exc: OdrunError) -> None:
+        if self.settings.index_failure_ttl > 0:
+            # a read-only cache only costs the retries next time
+            with contextlib.suppress(OSError):
+                self.cache.put_index_failure(url, exc.message)
+
+
+def _skip_index(entry: Mapping[str, Any]) -> bytes:
+    """The index loader of a command that needs no file list: read nothing."""
+    raise MetadataError("not read: this command needs no file list")
 
 
 def _offline(what: str) -> OfflineError:

@@ -1,0 +1,242 @@
+"""The fast path for big records: stream a document straight into a compact :class:`FileList`.
+
+:func:`parse_streamed` reads a record document (:mod:`odrun.records.stream`) and
+puts each file entry straight into columns, never holding a dict per file, so a
+1,000,000-file record costs about 200 MB instead of a gigabyte. It takes only
+the plain, common shape: every entry an object with a string ``root://`` or
+``http(s)://`` URI whose last part is a plain ASCII name (or a plain ``filename``),
+no duplicates, names distinct even ignoring case, an integer size, a canonical
+checksum (``adler32:<8 hex>``, ``sha1:<40 hex>``...), no raw index files to load.
+For anything else it raises :class:`NeedsGeneralParserError` and the caller uses the general parser
+(:func:`odrun.records.parse.parse_record`), which has the last word on every
+irregularity and every error message: the fast path never decides an error.
+"""
+
+from __future__ import annotations
+
+import re
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from odrun.checksum import ALGORITHMS, Checksum
+from odrun.urls import REMOTE_SCHEMES
+
+from .model import FileList, Record
+from .parse import INDEX_TYPES, IndexLoader, parse_record
+from .stream import load_record_document
+
+_CHECKSUM = re.compile(r"(adler32|sha1|sha256|md5):([0-9a-f]+)")
+_MAX_SIZE = 2**63 - 1
+#: bits of the name-hash bitmap (a power of two)
+_BITMAP = 1 << 26
+
+
+class NeedsGeneralParserError(Exception):
+    """This document needs the general parser."""
+
+
+class _Placeholder(list[Any]):
+    """Stands in the document for a file list whose entries went into the columns."""
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        self.group = group
+
+
+def _plain(name: str) -> bool:
+    return (
+        name.isascii()
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+        and name == name.strip()
+    )
+
+
+class _Columns:
+    """A FileSink building the columns of a FileList; NeedsGeneralParserError if unusual."""
+
+    def __init__(self) -> None:
+        self.uris: list[str] = []
+        self.sizes: array[int] = array("q")
+        self.sums: array[int] = array("L")
+        self.algs = bytearray()
+        self.other: dict[int, Checksum] = {}
+        self.names: dict[int, str] = {}
+        self.index_of: array[int] = array("L")
+        #: (where, first entry) of each file list, in document order
+        self.groups: list[tuple[tuple[str | int, ...], int]] = []
+
+    def begin(self, where: tuple[str | int, ...]) -> list[Any] | None:
+        if where != ("metadata", "files") and not (
+            len(where) == 4 and where[:2] == ("metadata", "_file_indices") and where[3] == "files"
+        ):
+            return None
+        self.groups.append((where, len(self.uris)))
+        return _Placeholder(len(self.groups) - 1)
+
+    def add(self, item: Any) -> None:
+        if type(item) is not dict or item.get("type") in INDEX_TYPES:
+            raise NeedsGeneralParserError
+        uri = item.get("uri")
+        if type(uri) is not str or not uri.isascii() or uri != uri.strip():
+            raise NeedsGeneralParserError
+        scheme, sep, rest = uri.partition("://")
+        slash = rest.rfind("/")
+        if (
+            not sep
+            or scheme not in REMOTE_SCHEMES
+            or slash < 0
+            # how urllib reads such URIs is the general parser's to say
+            or "%" in rest
+            or "?" in rest
+            or "#" in rest
+            or "[" in rest
+            or "]" in rest
+            or "\\" in rest
+            or "\x00" in rest
+        ):
+            raise NeedsGeneralParserError
+        i = len(self.uris)
+        tail = rest[slash + 1 :]
+        if tail in ("", ".", "..") or tail != tail.strip():
+            raise NeedsGeneralParserError
+        name = item.get("filename")
+        if name is not None and name != "":
+            if type(name) is not str or not _plain(name):
+                raise NeedsGeneralParserError
+            if name != tail:
+                self.names[i] = name
+        size = item.get("size")
+        if size is None:
+            size = -1
+        elif type(size) is not int or not 0 <= size <= _MAX_SIZE:
+            raise NeedsGeneralParserError
+        checksum = item.get("checksum")
+        if checksum is None or checksum == "":
+            self.algs.append(0)
+            self.sums.append(0)
+        else:
+            match = _CHECKSUM.fullmatch(checksum) if type(checksum) is str else None
+            if match is None or len(match[2]) != ALGORITHMS[match[1]]:
+                raise NeedsGeneralParserError
+            if match[1] == "adler32":
+                self.algs.append(1)
+                self.sums.append(int(match[2], 16))
+            else:
+                self.algs.append(2)
+                self.sums.append(0)
+                self.other[i] = Checksum(match[1], match[2])
+        self.uris.append(uri)
+        self.sizes.append(size)
+        self.index_of.append(len(self.groups) - 1)
+
+    def names_distinct(self) -> bool:
+        """Names distinct ignoring case (so also URIs, when every name is its URI's last part).
+
+        Two passes over a bitmap of name hashes (8 MB, not a set of a million): the
+        names whose bit was hit twice are then compared exactly.
+        """
+        uris, names = self.uris, self.names
+        bits = bytearray(_BITMAP // 8)
+        twice = bytearray(_BITMAP // 8)
+        for key in self._name_keys():
+            h = hash(key) & (_BITMAP - 1)
+            byte, bit = h >> 3, 1 << (h & 7)
+            if bits[byte] & bit:
+                twice[byte] |= bit
+            bits[byte] |= bit
+        del bits
+        seen: set[str] = set()
+        for key in self._name_keys():
+            h = hash(key) & (_BITMAP - 1)
+            if twice[h >> 3] & (1 << (h & 7)):
+                if key in seen:
+                    return False
+                seen.add(key)
+        return not names or len(set(uris)) == len(uris)
+
+    def _name_keys(self) -> Iterator[str]:
+        names = self.names
+        for i, uri in enumerate(self.uris):
+            yield (names.get(i) or uri[uri.rfind("/") + 1 :]).lower()
+
+
+def parse_streamed(
+    fh: IO[bytes],
+    *,
+    portal_url: str | None = None,
+    load_index: IndexLoader | None = None,
+    local_root: Path | None = None,
+) -> Record:
+    """The record in ``fh`` with a compact file list; raise NeedsGeneralParserError when it
+    needs the general parser (see the module docstring)."""
+    columns = _Columns()
+    doc = load_record_document(fh, sink=columns)
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    if not isinstance(meta, dict) or not columns.groups:
+        raise NeedsGeneralParserError
+    direct = meta.get("files")
+    if isinstance(direct, list) and direct and not isinstance(direct, _Placeholder):
+        raise NeedsGeneralParserError
+    if not columns.names_distinct():
+        raise NeedsGeneralParserError
+    # the general parser reads the rest (the file lists are empty placeholders there)
+    record = parse_record(doc, portal_url=portal_url, load_index=load_index, local_root=local_root)
+    if record.files or any(not index.available for index in record.indices):
+        raise NeedsGeneralParserError  # a file it read itself, or an index it could not
+    files = _ordered(columns, meta, record)
+    notes = [n for n in record.notes if "files but lists" not in n]
+    declared = record.declared_file_count
+    if declared is not None and declared != len(files):
+        notes.insert(0, f"record declares {declared} files but lists {len(files)}")
+    return _with_files(record, files, tuple(notes))
+
+
+def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileList:
+    """The columns as a FileList: direct files first, then each index's, in index order."""
+    groups: list[int] = []
+    index_names: list[str | None] = []
+    for group, (where, _) in enumerate(columns.groups):
+        if where == ("metadata", "files"):
+            groups.append(group)
+            index_names.append(None)
+    indices = meta.get("_file_indices")
+    for n, idx in enumerate(indices if isinstance(indices, list) else []):
+        files = idx.get("files") if isinstance(idx, dict) else None
+        if isinstance(files, _Placeholder):
+            groups.append(files.group)
+            index_names.append(record.indices[n].name)
+    if sorted(groups) != list(range(len(columns.groups))):
+        raise NeedsGeneralParserError  # a file list read but not used (a key given twice)
+    if groups == sorted(groups):
+        return FileList(columns.uris, columns.sizes, columns.sums, columns.algs, columns.other,
+                        columns.names, columns.index_of, index_names)  # fmt: skip
+    bounds = [start for _, start in columns.groups] + [len(columns.uris)]
+    uris: list[str] = []
+    sizes: array[int] = array("q")
+    sums: array[int] = array("L")
+    algs = bytearray()
+    index_of: array[int] = array("L")
+    other: dict[int, Checksum] = {}
+    names: dict[int, str] = {}
+    for k, group in enumerate(groups):
+        a, b = bounds[group], bounds[group + 1]
+        shift = len(uris) - a
+        uris += columns.uris[a:b]
+        sizes += columns.sizes[a:b]
+        sums += columns.sums[a:b]
+        algs += columns.algs[a:b]
+        index_of += array("L", [k]) * (b - a)
+        other.update((i + shift, c) for i, c in columns.other.items() if a <= i < b)
+        names.update((i + shift, v) for i, v in columns.names.items() if a <= i < b)
+    return FileList(uris, sizes, sums, algs, other, names, index_of, index_names)
+
+
+def _with_files(record: Record, files: FileList, notes: tuple[str, ...]) -> Record:
+    from dataclasses import replace  # noqa: PLC0415
+
+    return replace(record, files=files, notes=notes)

@@ -1,0 +1,193 @@
+"""Read a record document without holding all of it: file entries are slimmed as they stream.
+
+A record with a 1,000,000-file index is a ~270 MB JSON document; ``json.loads``
+turns it into ~1 GB of dicts. :func:`load_record_document` reads it from a
+binary file in chunks instead: every value is parsed with the stdlib decoder
+(``raw_decode``, in C), but the entries of the file lists
+(``metadata.files`` and ``metadata._file_indices[].files``) are parsed one at a
+time and only the keys :mod:`odrun.records.parse` reads are kept. The result is
+the same document for the parser, minus the keys of file entries it ignores.
+Malformed JSON raises :class:`ValueError` (a :class:`json.JSONDecodeError`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from typing import IO, Any, Protocol
+
+
+class FileSink(Protocol):
+    """Takes file entries instead of the document (the fast path of :mod:`odrun.records.fast`)."""
+
+    def begin(self, where: tuple[str | int, ...]) -> list[Any] | None:
+        """A file list starts at ``where`` (keys from the root): the list to put in the
+        document in its place, its entries then given to :meth:`add`; or None to keep it."""
+
+    def add(self, item: Any) -> None: ...
+
+
+#: the keys of a file entry that parse_record reads
+FILE_KEYS = ("uri", "filename", "size", "checksum", "type")
+CHUNK = 1 << 20
+
+_WS = re.compile(r"[ \t\n\r]*")
+_DECODER = json.JSONDecoder()
+#: what may follow a value in a valid document
+_AFTER = frozenset(",]}: \t\n\r")
+
+
+class _Reader:
+    """A window on a UTF-8 text stream, refilled as values are consumed."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.buf = ""
+        self.pos = 0
+        self.eof = False
+
+    def more(self) -> bool:
+        """Append the next chunk (dropping what was consumed); False at the end of the data."""
+        if self.eof:
+            return False
+        data = self._fh.read(CHUNK)
+        self.eof = not data
+        self.buf = self.buf[self.pos :] + self._decoder.decode(data, final=self.eof)
+        self.pos = 0
+        return True
+
+    def peek(self) -> str:
+        """The next character after whitespace ("" at the end)."""
+        while True:
+            self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buf):
+                return self.buf[self.pos]
+            if not self.more():
+                return ""
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise json.JSONDecodeError(f"expected {char!r}", self.buf, self.pos)
+        self.pos += 1
+
+    def value(self) -> Any:
+        """One whole JSON value."""
+        self.peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError:
+                if self.more():
+                    continue
+                raise
+            if (end >= len(self.buf) or self.buf[end] not in _AFTER) and self.more():
+                continue  # cut at the end of the window ("12" of "123", "1" of "1.5"): go on
+            self.pos = end
+            return value
+
+    def key(self) -> str:
+        key = self.value()
+        if not isinstance(key, str):
+            raise json.JSONDecodeError("expected a string key", self.buf, self.pos)
+        self.expect(":")
+        return key
+
+
+def _members(reader: _Reader) -> Any:
+    """Yield the keys of an object whose ``{`` is next; the caller reads each value."""
+    reader.expect("{")
+    if reader.peek() == "}":
+        reader.pos += 1
+        return
+    while True:
+        yield reader.key()
+        if reader.peek() == ",":
+            reader.pos += 1
+            continue
+        reader.expect("}")
+        return
+
+
+def _items(reader: _Reader) -> Any:
+    """Yield once per item of an array whose ``[`` is next; the caller reads each item."""
+    reader.expect("[")
+    if reader.peek() == "]":
+        reader.pos += 1
+        return
+    while True:
+        yield
+        if reader.peek() == ",":
+            reader.pos += 1
+            continue
+        reader.expect("]")
+        return
+
+
+def _file_list(reader: _Reader, where: tuple[str | int, ...], sink: FileSink | None) -> Any:
+    """A file list, each entry slimmed to FILE_KEYS as it is read (the hot loop)."""
+    if reader.peek() != "[":
+        return reader.value()
+    reader.pos += 1
+    placeholder = sink.begin(where) if sink is not None else None
+    out: list[Any] = []
+    keep = out.append if placeholder is None else sink.add  # type: ignore[union-attr]
+    keys = FILE_KEYS
+    decode = _DECODER.raw_decode
+    if reader.peek() == "]":
+        reader.pos += 1
+        return out if placeholder is None else placeholder
+    while True:
+        buf, pos = reader.buf, reader.pos
+        try:
+            item, end = decode(buf, pos)
+        except json.JSONDecodeError:
+            item, end = None, -1
+        # a value running to the end of the window may be cut: read more and parse again
+        if end < 0 or end >= len(buf) or buf[end] not in _AFTER:
+            item = reader.value()
+            end = reader.pos
+        if placeholder is None and isinstance(item, dict):
+            item = {k: item[k] for k in keys if k in item}
+        keep(item)
+        reader.pos = end
+        sep = reader.buf[end] if end < len(reader.buf) else reader.peek()
+        if sep not in ",]":
+            sep = reader.peek()
+        if sep == ",":
+            reader.pos += 1
+            reader.peek()
+            continue
+        reader.expect("]")
+        return out if placeholder is None else placeholder
+
+
+def _object(reader: _Reader, where: tuple[str | int, ...], sink: FileSink | None) -> Any:
+    """A document, its metadata or one file index: file lists slimmed, the rest read whole."""
+    if reader.peek() != "{":
+        return reader.value()
+    out: dict[str, Any] = {}
+    for key in _members(reader):
+        if key == "files":
+            out[key] = _file_list(reader, (*where, key), sink)
+        elif key in ("metadata", "_file_indices") and reader.peek() in "{[":
+            if reader.peek() == "[":
+                out[key] = [
+                    _object(reader, (*where, key, n), sink) for n, _ in enumerate(_items(reader))
+                ]
+            else:
+                out[key] = _object(reader, (*where, key), sink)
+        else:
+            out[key] = reader.value()
+    return out
+
+
+def load_record_document(fh: IO[bytes], sink: FileSink | None = None) -> Any:
+    """The record document in ``fh`` (an API envelope or bare metadata), file entries slimmed
+    (or given to ``sink``)."""
+    reader = _Reader(fh)
+    value = _object(reader, (), sink)
+    if reader.peek() != "":
+        raise json.JSONDecodeError("extra data after the document", reader.buf, reader.pos)
+    return value
