@@ -146,7 +146,7 @@ class CancelledError(OdrunError):
     label = "interrupted"
 
 
-#: The table shown in ``odrun --help`` and the README.
+#: The table shown in ``odrun --help`` and docs/exit-codes.md (a test keeps them equal).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "success"),
     (OdrunError.exit_code, "unexpected error (a bug: please report it)"),
