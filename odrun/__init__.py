@@ -7,8 +7,7 @@ Python API::
     print(record.title, record.file_count, record.total_size)
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import OdrunError
 from .records import FileFilter, Record, RecordFile, Resolver, parse_reference, resolve
 from .settings import Settings

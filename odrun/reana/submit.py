@@ -35,7 +35,7 @@ from odrun.records.cache import ensure_writable
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
-from odrun.workflow.runner import RunResult
+from odrun.workflow.model import RunResult
 from odrun.workflow.spec import Analysis, SpecError, ensure_valid, record_settings
 
 from . import spec as reana_spec

@@ -15,11 +15,12 @@ import json
 import mimetypes
 from typing import TYPE_CHECKING, Any
 
-from odrun import __version__, cvmfs
+from odrun import cvmfs
 from odrun._fs import atomic_write
+from odrun._version import __version__
 
 if TYPE_CHECKING:
-    from odrun.workflow.runner import RunResult
+    from odrun.workflow.model import RunResult
     from odrun.workflow.spec import Analysis
 
 # RO-Crate 1.1 plus the one Workflow Run Crate term it lacks (inline: valid offline)

@@ -33,10 +33,9 @@ import yaml
 
 from odrun import untrusted
 from odrun._fs import confine
-from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
+from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.preflight import choose_runtime
-from odrun.workflow.runner import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     OciRuntime,
@@ -44,7 +43,7 @@ from odrun.workflow.runtime import (
     cvmfs_binds,
     readonly_bind,
 )
-from odrun.workflow.spec import Analysis, SpecError, relative
+from odrun.workflow.spec import Analysis, SpecError, relative, snakemake_config
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
 #: Snakemake's own options an --executor-option KEY may name
@@ -386,18 +385,3 @@ def executor_args(executor: str, options: dict[str, str]) -> list[str]:
     if resources:
         args += ["--default-resources", *resources]
     return args
-
-
-def snakemake_config(analysis: Analysis) -> dict[str, Any]:
-    """Snakemake's config, as REANA builds it: the file named by ``inputs.parameters.input``
-    (reana-client loads it whatever its extension: YAML, or JSON, which is YAML), else the
-    parameters themselves."""
-    params = analysis.parameters
-    name = params.get("input")
-    if isinstance(name, str):
-        path = confine(analysis.root, name, "inputs.parameters.input", error=SpecError)
-        loaded = load_yaml(path, "snakemake parameters file", error=SpecError) or {}
-        if not isinstance(loaded, dict):
-            raise SpecError(f"snakemake parameters file {name} must hold a mapping")
-        return loaded
-    return params
