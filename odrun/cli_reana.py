@@ -12,22 +12,18 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from odrun import render
-from odrun._fs import confine
 from odrun.cli import cli, global_options, json_option, settings_of
-from odrun.errors import CancelledError, ConfigError, MetadataError, OdrunError, UsageError
+from odrun.errors import (
+    CancelledError,
+    ConfigError,
+    ConflictError,
+    UsageError,
+)
 from odrun.reana.client import ReanaClient
 from odrun.reana.models import WorkflowLogs, WorkflowStatus
 from odrun.reana.spec import IMAGE_ENV, IMAGE_HOWTO
-from odrun.reana.submit import (
-    Submission,
-    SubmitOptions,
-    collect,
-    download_outputs,
-    find_record,
-    outcome_error,
-    submit,
-    write_run_record,
-)
+from odrun.reana.submit import Submission, SubmitOptions, find_record, outcome_error, submit
+from odrun.reana.workspace import download
 from odrun.workflow import load_analysis
 
 SERVER_ENV = "REANA_SERVER_URL"
@@ -348,34 +344,14 @@ def download_cmd(
     """
     client, workflow, sub = _resolve(ctx, run, server)
     with client:
-        if sub is None:
-            target = (output_dir or Path(workflow)).resolve()
-            files = client.ls(workflow)
-            dests = [_inside(target, f.name, workflow) for f in files]  # all checked first
-            for f, dest in zip(files, dests, strict=True):
-                client.download(workflow, f.name, dest)
-            if as_json:
-                render.print_json({"workflow": workflow, "files": [f.name for f in files]})
-            else:
-                render.echo(f"downloaded {len(files)} files to {target}")
-            return
-        analysis = load_analysis(Path(sub.analysis_path))
-        if do_verify and not analysis.manifest.get("expect"):
-            _say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
-        status = client.status(workflow)
-        sub.update(status)
-        if status.status != "finished":
-            raise UsageError(
-                f"workflow {sub.workflow_name} is {status.status}, not finished",
-                hint=f"wait for it: odrun status {sub.run_dir}",
-            )
-        if do_verify:
-            collect(client, sub, analysis, SubmitOptions(verify=True, output_dir=output_dir))
+        got = download(client, workflow, sub, output_dir=output_dir, verify=do_verify, say=_say)
+    if got.submission is None:
+        if as_json:
+            render.print_json({"workflow": workflow, "files": got.files})
         else:
-            download_outputs(client, sub, analysis, output_dir)
-            write_run_record(sub, analysis)
-            sub.save()
-    _finish(sub, as_json)
+            render.echo(f"downloaded {len(got.files)} files to {got.target}")
+        return
+    _finish(got.submission, as_json)
 
 
 @cli.command("stop")
@@ -406,7 +382,7 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
         else:
             try:
                 client.stop(workflow)
-            except UsageError:  # 409: it ended between the status and the stop
+            except ConflictError:  # 409: it ended between the status and the stop
                 status = client.status(workflow)
                 if not status.done:
                     raise
@@ -417,18 +393,3 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
     if sub is not None:
         sub.update(status)
         sub.save()
-
-
-def _inside(target: Path, name: str, workflow: str) -> Path:
-    """Workspace file ``name`` (as the server lists it) under ``target``, never outside it."""
-    try:
-        dest = confine(target, name, "workspace file")
-    except OdrunError:
-        dest = target
-    if dest == target.resolve():
-        raise MetadataError(
-            f"REANA workflow {workflow} lists workspace file {name!r}, which would land outside "
-            f"{target}: nothing written",
-            hint="report it to the REANA server's operators",
-        )
-    return dest

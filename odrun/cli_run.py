@@ -17,8 +17,8 @@ from odrun.records import parse_reference
 from odrun.workflow import load_analysis, run_analysis, validate
 from odrun.workflow.expect import Check, evaluate, junit_xml
 from odrun.workflow.fromrecord import fetch_analysis
+from odrun.workflow.model import RunOptions, RunResult
 from odrun.workflow.record import RunRecord, run_to_verify
-from odrun.workflow.runner import RunResult
 from odrun.workflow.spec import ensure_valid, worst_error
 
 
@@ -145,9 +145,7 @@ def run(
     if from_record:
         path = fetch_analysis(str(path), settings, Path.cwd(), _say)
     analysis = load_analysis(path)
-    result = run_analysis(
-        analysis,
-        settings,
+    options = RunOptions(
         workdir=workdir,
         runtime=runtime,
         locked=locked,
@@ -157,8 +155,8 @@ def run(
         untrusted=from_record,
         executor=executor,
         executor_options=_key_values(executor_options, "--executor-option"),
-        say=_say,
     )
+    result = run_analysis(analysis, settings, options, say=_say)
     _finish(result, as_json, junit)
 
 
@@ -186,25 +184,9 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     Examples:
       odrun rerun workflows/dimuon-demo/.odrun/runs/20261125T201500Z
     """
-    record = RunRecord.load(run_dir).data
-    analysis = load_analysis(Path(str(record["analysis_path"])))
-    runtime = str(record.get("runtime") or "auto")  # where the recorded run ran
-    if record.get("runtime_fallback"):  # decide again, as it was asked (and warned about)
-        runtime = str(record.get("runtime_requested") or "auto")
-    executor = str(record.get("executor") or "local")
-    options = record.get("executor_options")
-    result = run_analysis(
-        analysis,
-        settings_of(ctx),
-        runtime=runtime,
-        executor=executor,
-        executor_options={str(k): str(v) for k, v in options.items()}
-        if isinstance(options, dict)
-        else None,
-        verify=True,
-        untrusted=record.get("untrusted") is True,
-        say=_say,
-    )
+    record = RunRecord.load(run_dir)
+    analysis = load_analysis(Path(str(record.data["analysis_path"])))
+    result = run_analysis(analysis, settings_of(ctx), RunOptions.rerun_of(record), say=_say)
     _finish(result, as_json, None)
 
 

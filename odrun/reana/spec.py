@@ -24,13 +24,12 @@ from typing import Any
 import yaml
 
 from odrun._fs import confine
-from odrun.errors import UsageError
+from odrun.errors import SpecError, UsageError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
 from odrun.workflow.spec import (
     Analysis,
-    SpecError,
     record_settings,
     relative,
     snakemake_config,

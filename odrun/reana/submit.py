@@ -12,7 +12,6 @@ so ``odrun status|logs|download|stop`` and ``odrun verify`` work on that folder.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -25,18 +24,22 @@ from odrun._fs import atomic_write, confine, place
 from odrun.checksum import checksum_file
 from odrun.errors import (
     CancelledError,
+    NotFoundError,
     OdrunError,
+    SpecError,
     TransportError,
     UnsafeMetadataError,
     UsageError,
+    VerificationError,
     WorkflowError,
 )
 from odrun.records.cache import ensure_writable
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
-from odrun.workflow.model import RunResult
-from odrun.workflow.spec import Analysis, SpecError, ensure_valid, record_settings
+from odrun.workflow.model import RunRecord, RunResult
+from odrun.workflow.provenance import write_crate
+from odrun.workflow.spec import Analysis, ensure_valid, record_settings
 
 from . import spec as reana_spec
 from .client import ReanaClient
@@ -347,8 +350,6 @@ def download_outputs(
     client: ReanaClient, sub: Submission, analysis: Analysis, output_dir: Path | None
 ) -> None:
     """Each declared output into the record's workspace/ and to ``output_dir``/<path>."""
-    from odrun.errors import NotFoundError  # noqa: PLC0415 - only here
-
     target = output_target(analysis, output_dir)
     outputs: list[dict[str, Any]] = []
     own = set(analysis.files_in("outputs", "files"))
@@ -376,8 +377,6 @@ def download_outputs(
 
 def write_run_record(sub: Submission, analysis: Analysis) -> None:
     """run.json and the RO-Crate, as a local run writes them (runtime ``reana``)."""
-    from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
-
     result = RunResult(
         analysis.name,
         sub.run_dir,
@@ -396,16 +395,11 @@ def write_run_record(sub: Submission, analysis: Analysis) -> None:
         reana={"server": sub.server, "workflow_id": sub.workflow_id, "name": sub.workflow_name},
     )
     reana = {"server": sub.server, "workflow_id": sub.workflow_id}
-    doc = result.to_dict() | {"reana": reana | {"workflow_name": sub.workflow_name}}
-    atomic_write(
-        sub.run_dir / "run.json", (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-    )
+    RunRecord.from_result(result, reana=reana | {"workflow_name": sub.workflow_name}).save()
 
 
 def outcome_error(sub: Submission) -> Exception | None:
     """The error a finished submission ends with (None: success)."""
-    from odrun.errors import VerificationError  # noqa: PLC0415
-
     if sub.status in ("failed", "stopped", "deleted"):
         failed = sub.logs.failed if sub.logs else []
         step = f"; failed step: {failed[0].name}" if failed else ""

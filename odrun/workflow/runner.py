@@ -20,16 +20,15 @@ the record of what happened.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odrun._fs import atomic_write, confine, detach, stage
+from odrun._fs import confine, detach, stage
 from odrun.checksum import checksum_file
-from odrun.errors import OdrunError, UnsafeMetadataError, UsageError, WorkflowError
+from odrun.errors import OdrunError, SpecError, UnsafeMetadataError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
@@ -37,6 +36,9 @@ from odrun.workflow import lock as lockfile
 from odrun.workflow.expect import evaluate
 from odrun.workflow.model import (
     RUN_FORMAT_VERSION,
+    RUN_JSON,
+    RunOptions,
+    RunRecord,
     RunResult,
     Say,
     StepRun,
@@ -51,7 +53,6 @@ from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
 from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
 from odrun.workflow.spec import (
     Analysis,
-    SpecError,
     ensure_valid,
     record_settings,
     staged_inputs,
@@ -62,7 +63,7 @@ from odrun.workflow.spec import (
 def new_run_dir(analysis: Analysis, workdir: Path | None, reuse: bool = False) -> Path:
     """A new run folder; with ``reuse`` (--from) an earlier run's folder may be given."""
     if workdir is not None:
-        earlier = (workdir / "run.json").is_file()
+        earlier = (workdir / RUN_JSON).is_file()
         if workdir.exists() and any(workdir.iterdir()) and not (reuse and earlier):
             raise UsageError(
                 f"--workdir {workdir} is not empty",
@@ -79,24 +80,16 @@ def new_run_dir(analysis: Analysis, workdir: Path | None, reuse: bool = False) -
 def run_analysis(
     analysis: Analysis,
     settings: Settings,
+    options: RunOptions | None = None,
     *,
-    workdir: Path | None = None,
-    runtime: str = "host",
-    locked: bool = False,
-    from_step: str | None = None,
-    target_step: str | None = None,
-    verify: bool = False,
-    untrusted: bool = False,
-    executor: str = "local",
-    executor_options: dict[str, str] | None = None,
     say: Say = lambda _: None,
 ) -> RunResult:
-    """Run ``analysis``; returns the result, raising only after the run record is written.
-
-    ``untrusted`` (an analysis fetched from a record): ``auto`` may not fall back to
-    running its commands on the host. ``executor`` (snakemake only): ``local`` or the
-    Snakemake executor plugin (slurm, htcondor, kubernetes) that runs the jobs.
+    """Run ``analysis`` as ``options`` say (:class:`~odrun.workflow.model.RunOptions`);
+    returns the result, raising only after the run record (``run.json``) is written.
     """
+    options = options or RunOptions()
+    workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
+    untrusted, locked, verify = options.untrusted, options.locked, options.verify
     if analysis.workflow_type in ("cwl", "yadage"):
         raise SpecError(
             f"workflow.type {analysis.workflow_type} runs only on REANA",
@@ -105,8 +98,8 @@ def run_analysis(
     ensure_valid(analysis)  # the checks `odrun validate` makes: refused before anything runs
     if verify and not analysis.manifest.get("expect"):
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
-    partial = from_step is not None or target_step is not None
-    reused = workdir is not None and (workdir / "run.json").is_file()
+    partial = options.partial
+    reused = workdir is not None and (workdir / RUN_JSON).is_file()
     result = RunResult(
         analysis.name,
         new_run_dir(analysis, workdir, reuse=from_step is not None),
@@ -114,11 +107,11 @@ def run_analysis(
         analysis_path=str(
             (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
         ),
-        runtime=runtime,
-        runtime_requested=runtime,
+        runtime=options.runtime,
+        runtime_requested=options.runtime,
         untrusted=untrusted,
-        executor=executor,
-        executor_options=dict(executor_options or {}),
+        executor=options.executor,
+        executor_options=dict(options.executor_options),
         offline=settings.offline,
     )
     result.started = now()
@@ -155,10 +148,7 @@ def run_analysis(
         if result.status == "finished" and expect and (verify or not partial):
             result.checks = evaluate(result.workspace, expect, analysis.root)
         write_crate(result, analysis)
-        atomic_write(
-            result.run_dir / "run.json",
-            (json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
-        )
+        RunRecord.from_result(result).save()
     if failure is not None:
         raise failure
     return result
@@ -383,6 +373,7 @@ def _slug(name: str) -> str:
 __all__ = [
     "RUN_FORMAT_VERSION",
     "Plan",
+    "RunOptions",
     "RunResult",
     "Say",
     "StepRun",

@@ -33,7 +33,7 @@ import yaml
 
 from odrun import untrusted
 from odrun._fs import confine
-from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
+from odrun.errors import ConfigError, OdrunError, SpecError, UsageError, WorkflowError
 from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.runtime import (
@@ -43,7 +43,7 @@ from odrun.workflow.runtime import (
     cvmfs_binds,
     readonly_bind,
 )
-from odrun.workflow.spec import Analysis, SpecError, relative, snakemake_config
+from odrun.workflow.spec import Analysis, relative, snakemake_config
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
 #: Snakemake's own options an --executor-option KEY may name

@@ -23,7 +23,12 @@ import jsonschema
 
 from odrun._fs import confine
 from odrun._yaml import load_yaml
-from odrun.errors import OdrunError, UnsafeMetadataError, UsageError
+from odrun.errors import (
+    OdrunError,
+    SpecError,
+    UnsafeMetadataError,
+    UsageError,
+)
 from odrun.records import FileFilter, parse_reference
 from odrun.records.portal import mirror_path
 from odrun.settings import Settings
@@ -31,12 +36,6 @@ from odrun.specs import load_spec
 
 REANA_SCHEMA = "reana/reana_analysis_schema.v0.9.11.json"
 ODRUN_SCHEMA = "odrun.schema.json"
-
-
-class SpecError(UsageError):
-    """An analysis specification that cannot run (exit code 2)."""
-
-    label = "invalid specification"
 
 
 @dataclass(frozen=True)
