@@ -6,7 +6,6 @@ exit codes (table in ``odrun --help`` and :mod:`odrun.errors`).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
 from .records import FileFilter, Resolver
 from .records.cite import cite as make_citation
 from .redact import forget_secrets
-from .settings import Settings
+from .settings import Settings, debug_enabled
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -272,7 +271,7 @@ def _run(argv: list[str] | None) -> None:
         sys.stderr.close()
         sys.exit(0)
     except Exception as exc:
-        if os.environ.get("ODRUN_DEBUG"):
+        if debug_enabled():
             raise
         _fail(
             f"unexpected error: {type(exc).__name__}: {exc} "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from odrun.workflow import load_analysis
 
 SERVER_ENV = "REANA_SERVER_URL"
 TOKEN_ENV = "REANA_ACCESS_TOKEN"
+WORKON_ENV = "REANA_WORKON"
 INSECURE_KEY = "odrun.reana.insecure_http"
 
 
@@ -57,7 +57,8 @@ def _client(ctx: click.Context, server: str | None, recorded: str | None = None)
 
     ``recorded`` (the server a local submission record names) must be that server: a
     record is a file in a folder, which an untrusted analysis could have planted."""
-    url = server or os.environ.get(SERVER_ENV)
+    settings = settings_of(ctx)
+    url = server or settings.reana_server_url
     if recorded and not (url and _same_server(recorded, url)):
         named = f"the server given is {url}" if url else "no server is given"
         raise UsageError(
@@ -71,7 +72,7 @@ def _client(ctx: click.Context, server: str | None, recorded: str | None = None)
             hint=f"pass --server URL or set {SERVER_ENV} (e.g. https://reana.cern.ch)",
         )
     insecure = bool(ctx.meta.get(INSECURE_KEY))
-    client = ReanaClient(url, os.environ.get(TOKEN_ENV), settings_of(ctx), insecure_http=insecure)
+    client = ReanaClient(url, settings.reana_access_token, settings, insecure_http=insecure)
     if client.unencrypted:
         _say(
             f"warning: --insecure-http: REANA server {client.server} is plain http; the access "
@@ -241,8 +242,15 @@ def submit_cmd(
 
 
 def _resolve(
-    ctx: click.Context, run: str, server: str | None
+    ctx: click.Context, run: str | None, server: str | None
 ) -> tuple[ReanaClient, str, Submission | None]:
+    """RUN, else REANA_WORKON (reana-client's default workflow)."""
+    run = run or settings_of(ctx).reana_workon
+    if not run:
+        raise UsageError(
+            "no RUN given",
+            hint=f"name a record folder, analysis or workflow, or set {WORKON_ENV}",
+        )
     sub = find_record(run, Path.cwd())
     if sub is not None:
         return _client(ctx, server, sub.server), sub.workflow_id, sub
@@ -251,14 +259,14 @@ def _resolve(
 
 @cli.command("status")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @json_option
 @click.pass_context
-def status_cmd(ctx: click.Context, run: str, server: str | None, as_json: bool) -> None:
+def status_cmd(ctx: click.Context, run: str | None, server: str | None, as_json: bool) -> None:
     """Show a REANA workflow's status and job progress.
 
-    RUN is a local record folder (PATH/.odrun/reana/<workflow>), an analysis
+    RUN (default: REANA_WORKON) is a local record folder (PATH/.odrun/reana/<workflow>), an analysis
     folder (its latest submission), or a workflow name or id on the server.
 
     \b
@@ -287,13 +295,13 @@ def status_cmd(ctx: click.Context, run: str, server: str | None, as_json: bool) 
 
 @cli.command("logs")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @click.option("--failed", "only_failed", is_flag=True, help="Only the failed steps' logs.")
 @json_option
 @click.pass_context
 def logs_cmd(
-    ctx: click.Context, run: str, server: str | None, only_failed: bool, as_json: bool
+    ctx: click.Context, run: str | None, server: str | None, only_failed: bool, as_json: bool
 ) -> None:
     """Print a REANA workflow's logs: the engine's, then each step's.
 
@@ -314,7 +322,7 @@ def logs_cmd(
 
 @cli.command("download")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @click.option(
     "--output-dir",
@@ -356,10 +364,10 @@ def download_cmd(
 
 @cli.command("stop")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @click.pass_context
-def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
+def stop_cmd(ctx: click.Context, run: str | None, server: str | None) -> None:
     """Stop a running REANA workflow.
 
     RUN: as for `odrun status`.

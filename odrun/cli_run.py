@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,11 +13,12 @@ from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
 from odrun.workflow import load_analysis, run_analysis, validate
-from odrun.workflow.expect import Check, evaluate, junit_xml
+from odrun.workflow.expect import Check, junit_xml
 from odrun.workflow.fromrecord import fetch_analysis
 from odrun.workflow.model import RunOptions, RunResult
-from odrun.workflow.record import RunRecord, run_to_verify
-from odrun.workflow.spec import ensure_valid, worst_error
+from odrun.workflow.record import RunRecord
+from odrun.workflow.spec import worst_error
+from odrun.workflow.verify import verify_run
 
 
 def _say(message: str) -> None:
@@ -250,35 +249,14 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
       odrun verify workflows/dimuon-demo --junit verify.xml
       odrun verify workflows/dimuon-demo/.odrun/runs/20261125T201500Z --json
     """
-    is_run = (target / "run.json").is_file()
-    if is_run:  # the spec it ran with (copied into the run folder), its references' folder
-        recorded = RunRecord.load(target)
-        spec = load_analysis(target / "odrun.yaml") if (target / "odrun.yaml").is_file() else None
-        base = recorded.analysis_root
-    else:  # an analysis folder, or one of its spec files
-        spec, base = load_analysis(target), target if target.is_dir() else target.parent
-    if spec is not None:
-        ensure_valid(replace(spec, root=base), staging=False)
-    record = run_to_verify(target if is_run else base, _say)
-    expectations = spec.manifest.get("expect") if spec else None
-    if not expectations:
-        raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")
-    started = time.monotonic()
-    checks = evaluate(record.run_dir / "workspace", expectations, base)
+    verdict = verify_run(target, _say)
     if junit is not None:
-        _write_junit(junit, spec.name if spec else "odrun", checks, time.monotonic() - started)
+        _write_junit(junit, verdict.name, verdict.checks, verdict.seconds)
     if as_json:
-        render.print_json(
-            {
-                "run": str(record.run_dir),
-                "status": record.status,
-                "ended": record.ended,
-                "checks": [c.to_dict() for c in checks],
-            }
-        )
+        render.print_json(verdict.to_dict())
     else:
-        render.echo(f"verifying {record.describe()}: {record.run_dir}")
-        render.check_lines(checks)
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        raise VerificationError(f"{len(failed)} of {len(checks)} expectations do not hold")
+        render.echo(f"verifying {verdict.run.describe()}: {verdict.run.run_dir}")
+        render.check_lines(verdict.checks)
+    error = verdict.error()
+    if error is not None:
+        raise error

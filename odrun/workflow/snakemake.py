@@ -34,6 +34,7 @@ import yaml
 from odrun import untrusted
 from odrun._fs import confine
 from odrun.errors import ConfigError, OdrunError, SpecError, UsageError, WorkflowError
+from odrun.settings import process_environment
 from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.runtime import (
@@ -214,7 +215,7 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
         cmd += ["--cores", str(os.cpu_count() or 1)]
     else:
         cmd += executor_args(plan.executor, plan.options)
-    env = dict(os.environ)
+    env = process_environment()
     record = result.run_dir / "containers" / "used.txt"
     if isinstance(plan.runtime, (OciRuntime, ApptainerRuntime)):
         readonly = record_files(result)
