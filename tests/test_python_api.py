@@ -88,3 +88,14 @@ def test_import_odrun_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert proc.stdout.strip() == "", f"import odrun loaded: {proc.stdout.strip()}"
+
+
+def test_wheel_ships_py_typed(tmp_path: Path) -> None:
+    """The wheel holds odrun/py.typed (PEP 561), so type checkers use odrun's annotations."""
+    wheel = pytest.importorskip("hatchling.builders.wheel")
+    import zipfile
+
+    (built,) = wheel.WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["standard"])
+    names = zipfile.ZipFile(built).namelist()
+    assert "odrun/py.typed" in names
+    assert "odrun/api.py" in names
