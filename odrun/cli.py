@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, render
+from . import render
+from ._version import __version__
 from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
 from .records import FileFilter, Resolver
 from .records.cite import cite as make_citation

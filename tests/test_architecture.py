@@ -182,3 +182,20 @@ def test_the_checks_can_fail() -> None:
         ["odrun.a", "odrun.b", "odrun.a"], edges
     )
     assert layer_of("odrun.cli_run") > layer_of("odrun.workflow.runner") > layer_of("odrun.errors")
+
+
+def test_nothing_imports_the_version_from_the_package() -> None:
+    """``__version__`` lives in odrun/_version.py: importing it from ``odrun`` loads the
+    whole package's __init__ (and, from below, is an upward import)."""
+    bad = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and any(
+                a.name == "__version__" for a in node.names
+            ):
+                source = node.module or ""
+                if (node.level == 0 and source == "odrun") or (
+                    node.level and not source.endswith("_version")
+                ):
+                    bad.append(f"{module}:{node.lineno}")
+    assert not bad, "import __version__ from odrun._version, not the package: " + ", ".join(bad)
