@@ -47,6 +47,7 @@ def fetch(
     ranges: Sequence[str] = (),
     settings: Settings | None = None,
     jobs: int = DEFAULT_JOBS,
+    say: Say = _quiet,
 ) -> FetchReport:
     """Fetch a record's files (all, or those ``names`` / ``regexp`` / ``ranges`` select, as
     ``odrun fetch --filter-*``) to ``dest`` (default ``./<recid>``), each verified against
@@ -67,6 +68,11 @@ def fetch(
         with Resolver(settings) as resolver:
             record = resolver.resolve(record)
     files = FileFilter.build(list(names), regexp, list(ranges)).apply(record.files)
+    if not record.files_complete:
+        say(
+            f"warning: record {record.recid}: file list incomplete "
+            f"({len(record.missing_indices)} index files unreadable); fetching the known files"
+        )
     with Fetcher(settings) as fetcher:
         report = fetcher.fetch_files(
             files, Path(dest or record.recid), jobs=jobs, recid=record.recid

@@ -99,3 +99,21 @@ def test_wheel_ships_py_typed(tmp_path: Path) -> None:
     names = zipfile.ZipFile(built).namelist()
     assert "odrun/py.typed" in names
     assert "odrun/api.py" in names
+
+
+def test_fetch_raises_typed_errors_and_writes_no_bad_file(tmp_path: Path) -> None:
+    import odrun
+    from odrun.errors import ChecksumError
+
+    mirror = tmp_path / "mirror"
+    shutil.copytree(ROOT / "workflows" / "mirror", mirror)
+    data = mirror / "files" / "900001" / "Dimuon_generated.csv"
+    data.write_bytes(data.read_bytes()[:-3] + b"999")  # same size, wrong checksum
+    settings = odrun.Settings.load(
+        {"portal_url": mirror.as_uri(), "cache_dir": str(tmp_path / "cache")}
+    )
+    notes: list[str] = []
+    with pytest.raises(ChecksumError) as err:
+        odrun.fetch("900001", tmp_path / "out", settings=settings, say=notes.append)
+    assert err.value.exit_code == 4
+    assert not (tmp_path / "out" / "Dimuon_generated.csv").exists()
