@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from odrun import __version__, cvmfs
+from odrun import cvmfs
+from odrun._version import __version__
 from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, UsageError
 

@@ -7,7 +7,6 @@ exit codes (table in ``odrun --help`` and :mod:`odrun.errors`).
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError, PartialError
 from .redact import forget_secrets
 
@@ -388,7 +387,9 @@ def _run(argv: list[str] | None) -> None:
         sys.stderr.close()
         sys.exit(0)
     except Exception as exc:
-        if os.environ.get("ODRUN_DEBUG"):
+        from .settings import debug_enabled  # noqa: PLC0415 - lazy (start-up time)
+
+        if debug_enabled():
             raise
         _fail(
             f"unexpected error: {type(exc).__name__}: {exc} "

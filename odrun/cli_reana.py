@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,26 +11,23 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from odrun import render
-from odrun._fs import confine
 from odrun.cli import cli, global_options, json_option, settings_of
-from odrun.errors import CancelledError, ConfigError, MetadataError, OdrunError, UsageError
+from odrun.errors import (
+    CancelledError,
+    ConfigError,
+    ConflictError,
+    UsageError,
+)
 from odrun.reana.client import ReanaClient
 from odrun.reana.models import WorkflowLogs, WorkflowStatus
 from odrun.reana.spec import IMAGE_ENV, IMAGE_HOWTO
-from odrun.reana.submit import (
-    Submission,
-    SubmitOptions,
-    collect,
-    download_outputs,
-    find_record,
-    outcome_error,
-    submit,
-    write_run_record,
-)
+from odrun.reana.submit import Submission, SubmitOptions, find_record, outcome_error, submit
+from odrun.reana.workspace import download
 from odrun.workflow import load_analysis
 
 SERVER_ENV = "REANA_SERVER_URL"
 TOKEN_ENV = "REANA_ACCESS_TOKEN"
+WORKON_ENV = "REANA_WORKON"
 INSECURE_KEY = "odrun.reana.insecure_http"
 
 
@@ -61,7 +57,8 @@ def _client(ctx: click.Context, server: str | None, recorded: str | None = None)
 
     ``recorded`` (the server a local submission record names) must be that server: a
     record is a file in a folder, which an untrusted analysis could have planted."""
-    url = server or os.environ.get(SERVER_ENV)
+    settings = settings_of(ctx)
+    url = server or settings.reana_server_url
     if recorded and not (url and _same_server(recorded, url)):
         named = f"the server given is {url}" if url else "no server is given"
         raise UsageError(
@@ -75,7 +72,7 @@ def _client(ctx: click.Context, server: str | None, recorded: str | None = None)
             hint=f"pass --server URL or set {SERVER_ENV} (e.g. https://reana.cern.ch)",
         )
     insecure = bool(ctx.meta.get(INSECURE_KEY))
-    client = ReanaClient(url, os.environ.get(TOKEN_ENV), settings_of(ctx), insecure_http=insecure)
+    client = ReanaClient(url, settings.reana_access_token, settings, insecure_http=insecure)
     if client.unencrypted:
         _say(
             f"warning: --insecure-http: REANA server {client.server} is plain http; the access "
@@ -245,8 +242,15 @@ def submit_cmd(
 
 
 def _resolve(
-    ctx: click.Context, run: str, server: str | None
+    ctx: click.Context, run: str | None, server: str | None
 ) -> tuple[ReanaClient, str, Submission | None]:
+    """RUN, else REANA_WORKON (reana-client's default workflow)."""
+    run = run or settings_of(ctx).reana_workon
+    if not run:
+        raise UsageError(
+            "no RUN given",
+            hint=f"name a record folder, analysis or workflow, or set {WORKON_ENV}",
+        )
     sub = find_record(run, Path.cwd())
     if sub is not None:
         return _client(ctx, server, sub.server), sub.workflow_id, sub
@@ -255,14 +259,14 @@ def _resolve(
 
 @cli.command("status")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @json_option
 @click.pass_context
-def status_cmd(ctx: click.Context, run: str, server: str | None, as_json: bool) -> None:
+def status_cmd(ctx: click.Context, run: str | None, server: str | None, as_json: bool) -> None:
     """Show a REANA workflow's status and job progress.
 
-    RUN is a local record folder (PATH/.odrun/reana/<workflow>), an analysis
+    RUN (default: REANA_WORKON) is a local record folder (PATH/.odrun/reana/<workflow>), an analysis
     folder (its latest submission), or a workflow name or id on the server.
 
     \b
@@ -291,13 +295,13 @@ def status_cmd(ctx: click.Context, run: str, server: str | None, as_json: bool) 
 
 @cli.command("logs")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @click.option("--failed", "only_failed", is_flag=True, help="Only the failed steps' logs.")
 @json_option
 @click.pass_context
 def logs_cmd(
-    ctx: click.Context, run: str, server: str | None, only_failed: bool, as_json: bool
+    ctx: click.Context, run: str | None, server: str | None, only_failed: bool, as_json: bool
 ) -> None:
     """Print a REANA workflow's logs: the engine's, then each step's.
 
@@ -318,7 +322,7 @@ def logs_cmd(
 
 @cli.command("download")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @click.option(
     "--output-dir",
@@ -348,42 +352,22 @@ def download_cmd(
     """
     client, workflow, sub = _resolve(ctx, run, server)
     with client:
-        if sub is None:
-            target = (output_dir or Path(workflow)).resolve()
-            files = client.ls(workflow)
-            dests = [_inside(target, f.name, workflow) for f in files]  # all checked first
-            for f, dest in zip(files, dests, strict=True):
-                client.download(workflow, f.name, dest)
-            if as_json:
-                render.print_json({"workflow": workflow, "files": [f.name for f in files]})
-            else:
-                render.echo(f"downloaded {len(files)} files to {target}")
-            return
-        analysis = load_analysis(Path(sub.analysis_path))
-        if do_verify and not analysis.manifest.get("expect"):
-            _say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
-        status = client.status(workflow)
-        sub.update(status)
-        if status.status != "finished":
-            raise UsageError(
-                f"workflow {sub.workflow_name} is {status.status}, not finished",
-                hint=f"wait for it: odrun status {sub.run_dir}",
-            )
-        if do_verify:
-            collect(client, sub, analysis, SubmitOptions(verify=True, output_dir=output_dir))
+        got = download(client, workflow, sub, output_dir=output_dir, verify=do_verify, say=_say)
+    if got.submission is None:
+        if as_json:
+            render.print_json({"workflow": workflow, "files": got.files})
         else:
-            download_outputs(client, sub, analysis, output_dir)
-            write_run_record(sub, analysis)
-            sub.save()
-    _finish(sub, as_json)
+            render.echo(f"downloaded {len(got.files)} files to {got.target}")
+        return
+    _finish(got.submission, as_json)
 
 
 @cli.command("stop")
 @global_options
-@click.argument("run")
+@click.argument("run", required=False)
 @_server_option
 @click.pass_context
-def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
+def stop_cmd(ctx: click.Context, run: str | None, server: str | None) -> None:
     """Stop a running REANA workflow.
 
     RUN: as for `odrun status`.
@@ -406,7 +390,7 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
         else:
             try:
                 client.stop(workflow)
-            except UsageError:  # 409: it ended between the status and the stop
+            except ConflictError:  # 409: it ended between the status and the stop
                 status = client.status(workflow)
                 if not status.done:
                     raise
@@ -417,18 +401,3 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
     if sub is not None:
         sub.update(status)
         sub.save()
-
-
-def _inside(target: Path, name: str, workflow: str) -> Path:
-    """Workspace file ``name`` (as the server lists it) under ``target``, never outside it."""
-    try:
-        dest = confine(target, name, "workspace file")
-    except OdrunError:
-        dest = target
-    if dest == target.resolve():
-        raise MetadataError(
-            f"REANA workflow {workflow} lists workspace file {name!r}, which would land outside "
-            f"{target}: nothing written",
-            hint="report it to the REANA server's operators",
-        )
-    return dest

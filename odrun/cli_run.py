@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,11 +13,12 @@ from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
 from odrun.workflow import load_analysis, run_analysis, validate
-from odrun.workflow.expect import Check, evaluate, junit_xml
+from odrun.workflow.expect import Check, junit_xml
 from odrun.workflow.fromrecord import fetch_analysis
-from odrun.workflow.record import RunRecord, run_to_verify
-from odrun.workflow.runner import RunResult
-from odrun.workflow.spec import ensure_valid, worst_error
+from odrun.workflow.model import RunOptions, RunResult
+from odrun.workflow.record import RunRecord
+from odrun.workflow.spec import worst_error
+from odrun.workflow.verify import verify_run
 
 
 def _say(message: str) -> None:
@@ -145,9 +144,7 @@ def run(
     if from_record:
         path = fetch_analysis(str(path), settings, Path.cwd(), _say)
     analysis = load_analysis(path)
-    result = run_analysis(
-        analysis,
-        settings,
+    options = RunOptions(
         workdir=workdir,
         runtime=runtime,
         locked=locked,
@@ -157,8 +154,8 @@ def run(
         untrusted=from_record,
         executor=executor,
         executor_options=_key_values(executor_options, "--executor-option"),
-        say=_say,
     )
+    result = run_analysis(analysis, settings, options, say=_say)
     _finish(result, as_json, junit)
 
 
@@ -186,25 +183,9 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     Examples:
       odrun rerun workflows/dimuon-demo/.odrun/runs/20261125T201500Z
     """
-    record = RunRecord.load(run_dir).data
-    analysis = load_analysis(Path(str(record["analysis_path"])))
-    runtime = str(record.get("runtime") or "auto")  # where the recorded run ran
-    if record.get("runtime_fallback"):  # decide again, as it was asked (and warned about)
-        runtime = str(record.get("runtime_requested") or "auto")
-    executor = str(record.get("executor") or "local")
-    options = record.get("executor_options")
-    result = run_analysis(
-        analysis,
-        settings_of(ctx),
-        runtime=runtime,
-        executor=executor,
-        executor_options={str(k): str(v) for k, v in options.items()}
-        if isinstance(options, dict)
-        else None,
-        verify=True,
-        untrusted=record.get("untrusted") is True,
-        say=_say,
-    )
+    record = RunRecord.load(run_dir)
+    analysis = load_analysis(Path(str(record.data["analysis_path"])))
+    result = run_analysis(analysis, settings_of(ctx), RunOptions.rerun_of(record), say=_say)
     _finish(result, as_json, None)
 
 
@@ -268,35 +249,14 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
       odrun verify workflows/dimuon-demo --junit verify.xml
       odrun verify workflows/dimuon-demo/.odrun/runs/20261125T201500Z --json
     """
-    is_run = (target / "run.json").is_file()
-    if is_run:  # the spec it ran with (copied into the run folder), its references' folder
-        recorded = RunRecord.load(target)
-        spec = load_analysis(target / "odrun.yaml") if (target / "odrun.yaml").is_file() else None
-        base = recorded.analysis_root
-    else:  # an analysis folder, or one of its spec files
-        spec, base = load_analysis(target), target if target.is_dir() else target.parent
-    if spec is not None:
-        ensure_valid(replace(spec, root=base), staging=False)
-    record = run_to_verify(target if is_run else base, _say)
-    expectations = spec.manifest.get("expect") if spec else None
-    if not expectations:
-        raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")
-    started = time.monotonic()
-    checks = evaluate(record.run_dir / "workspace", expectations, base)
+    verdict = verify_run(target, _say)
     if junit is not None:
-        _write_junit(junit, spec.name if spec else "odrun", checks, time.monotonic() - started)
+        _write_junit(junit, verdict.name, verdict.checks, verdict.seconds)
     if as_json:
-        render.print_json(
-            {
-                "run": str(record.run_dir),
-                "status": record.status,
-                "ended": record.ended,
-                "checks": [c.to_dict() for c in checks],
-            }
-        )
+        render.print_json(verdict.to_dict())
     else:
-        render.echo(f"verifying {record.describe()}: {record.run_dir}")
-        render.check_lines(checks)
-    failed = [c for c in checks if not c.ok]
-    if failed:
-        raise VerificationError(f"{len(failed)} of {len(checks)} expectations do not hold")
+        render.echo(f"verifying {verdict.run.describe()}: {verdict.run.run_dir}")
+        render.check_lines(verdict.checks)
+    error = verdict.error()
+    if error is not None:
+        raise error

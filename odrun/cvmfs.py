@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from odrun.errors import UsageError
+from odrun.settings import DEFAULT_CVMFS_ROOT, Settings
 
-DEFAULT_ROOT = Path("/cvmfs")
+DEFAULT_ROOT = DEFAULT_CVMFS_ROOT
 #: where the open-data analyses' software and conditions live
 OPEN_DATA_REPOS = ("cms.cern.ch", "cms-opendata-conddb.cern.ch", "sft.cern.ch")
 XATTR_REVISION = "user.revision"
@@ -29,9 +30,10 @@ UNKNOWN_PIN: dict[str, str | None] = {"revision": None, "root_hash": None}
 _REPO = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 
 
-def root() -> Path:
-    """The folder repositories are mounted under: ``ODRUN_CVMFS_ROOT`` or ``/cvmfs``."""
-    return Path(os.environ.get("ODRUN_CVMFS_ROOT") or DEFAULT_ROOT)
+def root(settings: Settings | None = None) -> Path:
+    """The folder repositories are mounted under: ``settings.cvmfs_root`` (ODRUN_CVMFS_ROOT,
+    default ``/cvmfs``); without ``settings``, as the environment and config file say."""
+    return (settings or Settings.load()).cvmfs_root
 
 
 def check_repo_name(name: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from odrun import cvmfs
 from odrun.records.cache import ensure_writable
-from odrun.settings import Settings
+from odrun.settings import Settings, environment_value
 from odrun.workflow import runtime
 
 Status = Literal["ok", "warn", "fail"]
@@ -230,7 +230,7 @@ def check_proxies() -> list[Check]:
     """The HTTP proxies odrun (http_proxy, https_proxy) and CVMFS (CVMFS_HTTP_PROXY) use."""
     checks = []
     for var in ("https_proxy", "http_proxy"):
-        value = os.environ.get(var) or os.environ.get(var.upper())
+        value = environment_value(var, var.upper())
         if not value:
             checks.append(Check("proxy", var, "ok", "not set: direct connections"))
         elif "://" not in value:
@@ -245,7 +245,7 @@ def check_proxies() -> list[Check]:
             )
         else:
             checks.append(Check("proxy", var, "ok", value))
-    value = os.environ.get("CVMFS_HTTP_PROXY")
+    value = environment_value("CVMFS_HTTP_PROXY")
     source = "environment"
     if value is None:
         value, source = _cvmfs_local_proxy(), "/etc/cvmfs/default.local"

@@ -7,7 +7,10 @@ Hierarchy (exit code in brackets)::
 
     OdrunError                      [1]  root; never raised directly
     ├── UsageError                  [2]  the user's input is malformed
-    │   └── InvalidReferenceError   [2]  TARGET is not a DOI / recid / record URL
+    │   ├── InvalidReferenceError   [2]  TARGET is not a DOI / recid / record URL
+    │   ├── SpecError               [2]  the user's reana.yaml / odrun.yaml cannot run
+    │   └── ConflictError           [2]  the request conflicts with the state of what it
+    │                                    names (HTTP 409: stop an ended REANA workflow)
     ├── NotFoundError               [3]  no such record, DOI or file
     ├── ChecksumError               [4]  bytes did not match the declared size/checksum
     ├── TransportError              [5]  portal or storage unreachable, timeouts, 5xx
@@ -17,6 +20,8 @@ Hierarchy (exit code in brackets)::
     ├── WorkflowError               [7]  an analysis step failed (verify: the run failed)
     ├── ConfigError                 [8]  bad setting, config file or environment variable
     ├── VerificationError          [10]  a run's outputs do not meet its expectations
+    │   └── HistogramError         [10]  a histogram (output or reference) missing or
+    │                                    malformed; also a ValueError
     ├── LockError                  [11]  --locked and the inputs drifted from odrun.lock
     ├── AuthError                  [12]  a server rejected the access token (REANA)
     ├── DiskFullError              [13]  no space left (ENOSPC) or quota exceeded (EDQUOT)
@@ -58,6 +63,19 @@ class UsageError(OdrunError):
 
 class InvalidReferenceError(UsageError):
     label = "invalid reference"
+
+
+class SpecError(UsageError):
+    """An analysis specification (the user's reana.yaml / odrun.yaml) that cannot run."""
+
+    label = "invalid specification"
+
+
+class ConflictError(UsageError):
+    """The request conflicts with the current state of what it names (HTTP 409), e.g.
+    stopping a REANA workflow that has already ended: check the state, then try again."""
+
+    label = "conflict"
 
 
 class NotFoundError(OdrunError):
@@ -122,6 +140,14 @@ class VerificationError(OdrunError):
     label = "verification failed"
 
 
+class HistogramError(VerificationError, ValueError):
+    """A histogram is missing or malformed; the message names the file and key.
+
+    Also a :class:`ValueError`, as it was before it joined the tree."""
+
+    label = "bad histogram"
+
+
 class LockError(OdrunError):
     exit_code = 11
     label = "lock drift"
@@ -150,7 +176,10 @@ class CancelledError(OdrunError):
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_OK, "success"),
     (OdrunError.exit_code, "unexpected error (a bug: please report it)"),
-    (UsageError.exit_code, "usage: bad option or malformed TARGET (e.g. not a DOI)"),
+    (
+        UsageError.exit_code,
+        "usage: bad option, malformed TARGET or spec, or a state conflict (HTTP 409)",
+    ),
     (NotFoundError.exit_code, "not found: no such record, DOI or file"),
     (ChecksumError.exit_code, "checksum or size mismatch"),
     (TransportError.exit_code, "transport: portal/storage unreachable, timeout, or offline"),

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from . import __version__
+from ._version import __version__
 from .errors import NotFoundError, TransportError
 from .settings import Settings
 

@@ -1,5 +1,10 @@
 """Typed settings with one precedence: CLI > ODRUN_* environment > config file > defaults.
 
+The process environment is read here and nowhere else: the ``ODRUN_*`` variable of each
+field, the REANA variables reana-client reads (``REANA_SERVER_URL``,
+``REANA_ACCESS_TOKEN``, ``REANA_WORKON``: see :data:`FOREIGN_ENV`), and, for child
+processes and diagnostics, :func:`process_environment` and :func:`debug_enabled`.
+
 The config file is TOML (``$ODRUN_CONFIG``, default ``<user config dir>/odrun/config.toml``)
 with the same keys as the :class:`Settings` fields, e.g.::
 
@@ -36,6 +41,13 @@ else:  # pragma: no cover - Python 3.10
 
 DEFAULT_PORTAL = "https://opendata.cern.ch"
 ENV_PREFIX = "ODRUN_"
+DEFAULT_CVMFS_ROOT = Path("/cvmfs")
+#: fields read from another tool's variable (reana-client's) instead of ODRUN_<FIELD>
+FOREIGN_ENV = {
+    "reana_server_url": "REANA_SERVER_URL",
+    "reana_access_token": "REANA_ACCESS_TOKEN",
+    "reana_workon": "REANA_WORKON",
+}
 
 
 def _default_cache_dir() -> Path:
@@ -70,6 +82,14 @@ class Settings:
     unpack_max_ratio: float = 200.0
     #: ... or past this many members
     unpack_max_members: int = 100_000
+    #: where CVMFS repositories are mounted (ODRUN_CVMFS_ROOT)
+    cvmfs_root: Path = DEFAULT_CVMFS_ROOT
+    #: the REANA server (REANA_SERVER_URL; --server wins)
+    reana_server_url: str | None = None
+    #: the REANA access token (REANA_ACCESS_TOKEN); never shown in repr
+    reana_access_token: str | None = field(default=None, repr=False)
+    #: the workflow status/logs/download/stop act on when RUN is omitted (REANA_WORKON)
+    reana_workon: str | None = None
 
     @property
     def metadata_cache_dir(self) -> Path:
@@ -92,7 +112,7 @@ class Settings:
         values: dict[str, Any] = {}
         values.update(_read_config_file(env))
         for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
+            raw = env.get(FOREIGN_ENV.get(f.name, ENV_PREFIX + f.name.upper()))
             if raw is not None and raw != "":
                 values[f.name] = raw
         # ODRUN_PORTAL is a convenient alias of ODRUN_PORTAL_URL
@@ -105,6 +125,23 @@ class Settings:
 
 
 _KNOWN = {f.name for f in fields(Settings)}
+
+
+def process_environment() -> dict[str, str]:
+    """A copy of the process environment, for a child process (Snakemake, a container
+    runtime) that must see what odrun was started with; odrun itself reads settings."""
+    return dict(os.environ)
+
+
+def environment_value(*names: str) -> str | None:
+    """The first of ``names`` set (non-empty) in the process environment: for variables
+    that belong to other programs and that ``odrun doctor`` reports (proxies)."""
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
+def debug_enabled() -> bool:
+    """ODRUN_DEBUG: show the traceback of an unexpected error instead of one line."""
+    return bool(os.environ.get("ODRUN_DEBUG"))
 
 
 def _config_path(env: Mapping[str, str]) -> tuple[Path, bool]:
@@ -145,7 +182,7 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _coerce(name: str, value: Any) -> Any:
     """Turn a config/env/CLI value into the field's type, or raise ConfigError."""
-    where = f"setting {name} (env {ENV_PREFIX}{name.upper()})"
+    where = f"setting {name} (env {FOREIGN_ENV.get(name, ENV_PREFIX + name.upper())})"
     try:
         if name in ("offline", "refresh"):
             if isinstance(value, bool):
@@ -171,8 +208,10 @@ def _coerce(name: str, value: Any) -> Any:
             if count is None or not 0 <= count <= limit:
                 raise ValueError(f"must be a whole number from 0 to {limit}")
             return count
-        if name == "cache_dir":
+        if name in ("cache_dir", "cvmfs_root"):
             return Path(os.path.expanduser(str(value)))
+        if name in FOREIGN_ENV:
+            return str(value).strip() or None
         if name == "protocol_map":
             return value if isinstance(value, ProtocolMap) else ProtocolMap.parse(str(value))
         if name == "portal_url":

@@ -190,12 +190,14 @@ def test_record_analysis_never_falls_back_for_a_missing_image(
 ) -> None:
     from odrun.errors import ConfigError
     from odrun.settings import Settings
-    from odrun.workflow import load_analysis, run_analysis
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
 
     run_dir = tmp_path / "r"
     with pytest.raises(ConfigError, match="comes from a record and would run on the host"):
         run_analysis(
-            load_analysis(demo), Settings.load(), workdir=run_dir, runtime="auto", untrusted=True
+            load_analysis(demo),
+            Settings.load(),
+            RunOptions(workdir=run_dir, runtime="auto", untrusted=True),
         )
     assert not fetched_anything(run_dir, isolated_env)
     assert json.loads((run_dir / "run.json").read_text())["untrusted"] is True
@@ -320,13 +322,15 @@ rule python_here:
 def test_record_snakefile_rules_without_container_are_refused(tmp_path: Path, fake_podman) -> None:
     from odrun.errors import ConfigError
     from odrun.settings import Settings
-    from odrun.workflow import load_analysis, run_analysis
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
 
     fake_podman(**{IMAGE: DIGEST})
     write(tmp_path / "Snakefile", MIXED_SNAKEFILE.replace("IMAGE", IMAGE))
     write(tmp_path / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n")
     with pytest.raises(ConfigError, match="would run on the host") as err:
-        run_analysis(load_analysis(tmp_path), Settings.load(), runtime="auto", untrusted=True)
+        run_analysis(
+            load_analysis(tmp_path), Settings.load(), RunOptions(runtime="auto", untrusted=True)
+        )
     assert "on_host" in str(err.value)
     assert "python_here" in str(err.value)  # run: is Python in Snakemake's own process
     assert "boxed" not in str(err.value)
@@ -361,7 +365,7 @@ def test_rerun_decides_a_fallback_again_and_keeps_untrusted(
     odrun, tmp_path: Path, fake_podman
 ) -> None:
     from odrun.settings import Settings
-    from odrun.workflow import load_analysis, run_analysis
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
 
     serial_spec(tmp_path, {"a": ["mkdir -p out && echo ran > out/result.txt"]})
     fell_back = odrun("run", str(tmp_path), "--runtime", "auto", "--json").json()
@@ -370,7 +374,9 @@ def test_rerun_decides_a_fallback_again_and_keeps_untrusted(
     again = odrun("rerun", fell_back["run_dir"], "--json")
     assert again.code == 0, again.err
     assert (again.json()["runtime"], again.json()["runtime_fallback"]) == ("podman", None)
-    first = run_analysis(load_analysis(tmp_path), Settings.load(), runtime="auto", untrusted=True)
+    first = run_analysis(
+        load_analysis(tmp_path), Settings.load(), RunOptions(runtime="auto", untrusted=True)
+    )
     rerun = odrun("rerun", str(first.run_dir), "--json")
     assert rerun.code == 0, rerun.err
     assert rerun.json()["untrusted"] is True

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from odrun import untrusted
 from odrun.errors import (
     AuthError,
+    ConflictError,
     NotFoundError,
     OdrunError,
     TransientError,
@@ -232,7 +233,9 @@ class ReanaClient:
             )
         if code == 404:
             raise NotFoundError(text)
-        if code in (400, 409):
+        if code == 409:
+            raise ConflictError(text)
+        if code == 400:
             raise UsageError(text)
         raise TransportError(text)
 

@@ -24,12 +24,16 @@ from typing import Any
 import yaml
 
 from odrun._fs import confine
-from odrun.errors import UsageError
+from odrun.errors import SpecError, UsageError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
-from odrun.workflow.snakemake import snakemake_config
-from odrun.workflow.spec import Analysis, SpecError, record_settings, relative
+from odrun.workflow.spec import (
+    Analysis,
+    record_settings,
+    relative,
+    snakemake_config,
+)
 
 #: the injected fetch step's image (built from images/odrun): no public default exists,
 #: --inputs remote needs --odrun-image or this variable

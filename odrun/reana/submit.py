@@ -12,12 +12,11 @@ so ``odrun status|logs|download|stop`` and ``odrun verify`` work on that folder.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,26 @@ from odrun._fs import atomic_write, confine, place
 from odrun.checksum import checksum_file
 from odrun.errors import (
     CancelledError,
+    NotFoundError,
     OdrunError,
+    SpecError,
     TransportError,
     UnsafeMetadataError,
     UsageError,
+    VerificationError,
     WorkflowError,
 )
 from odrun.records.cache import ensure_writable
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
-from odrun.workflow.runner import RunResult
-from odrun.workflow.spec import Analysis, SpecError, ensure_valid, record_settings
+from odrun.workflow.model import RunRecord, RunResult
+from odrun.workflow.provenance import write_crate
+from odrun.workflow.spec import Analysis, ensure_valid, record_settings
 
 from . import spec as reana_spec
 from .client import ReanaClient
-from .models import WorkflowStatus
+from .models import Created, ServerInfo, WorkflowStatus
 from .record import RECORD, Submission, find_record, now, workflow_name
 
 __all__ = ["RECORD", "Submission", "SubmitOptions", "find_record", "submit", "workflow_name"]
@@ -123,80 +126,15 @@ def submit(
     Returns the submission whatever the workflow's outcome; :func:`outcome_error`
     says which error (if any) the outcome is.
     """
-    ensure_valid(analysis)
-    check_inputs(options.inputs, options.odrun_image)
-    if options.verify and not analysis.manifest.get("expect"):
-        say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
-    if options.download or options.verify:
-        output_target(analysis, options.output_dir)  # an unwritable folder fails now, not later
-    info = client.ping()
-    user = client.you()  # a bad token fails here, before anything is fetched or copied
-    say(f"REANA {client.server}: {info.message or 'OK'} (protocol {info.protocol}"
-        + (f", user {user}" if user else "") + ")")  # fmt: skip
-    body = reana_spec.expand(analysis)
-    uploads = reana_spec.workspace_files(analysis)
-    records = reana_spec.resolve_records(analysis, settings)
-    portal = reana_spec.remote_portal(analysis, settings)
-    local = (portal or "").startswith("file:")
-    mode = choose_inputs(options.inputs, records, local, options.odrun_image, say)
-    extra: dict[str, bytes] = {}
-    if mode == "remote":
-        if portal and portal.startswith("file:"):
-            say(f"warning: --inputs remote with a local mirror portal {portal}: the cluster "
-                "must see that path")  # fmt: skip
-        wfile = confine(
-            analysis.root, str(body["workflow"].get("file") or "Snakefile"), "workflow.file",
-            error=SpecError,
-        )  # fmt: skip
-        text = wfile.read_text(encoding="utf-8") if wfile.is_file() else None
-        image = options.odrun_image or ""
-        body, extra = reana_spec.inject_fetch(body, records, portal, text, image)
-        uploads = [(rel, path) for rel, path in uploads if rel not in extra]
-    name = workflow_name(options.name or analysis.name)
-    # everything to send is staged (and the records fetched, verified) before the server
-    # is asked to create anything: a failure here leaves no half-made workflow behind
-    folder = analysis.root.resolve() / ".odrun" / "reana"
-    staged = folder / f".staging-{os.getpid()}-{time.monotonic_ns()}"
-    try:
-        try:
-            sent = _stage(analysis, settings, uploads, extra,
-                          records if mode == "upload" else [], staged, say)  # fmt: skip
-        except KeyboardInterrupt:
-            raise CancelledError("interrupted before anything was sent to REANA") from None
-        bundle = None
-        if info.protocol == "bundles-v1":
-            chosen = {rel: (staged / rel).read_bytes() for rel in sent if _declared(analysis, rel)}
-            bundle = reana_spec.bundle(body, chosen | extra)
-        try:
-            created = client.create(name, body, bundle)
-        except KeyboardInterrupt:
-            raise CancelledError(
-                f"interrupted while creating workflow {name}: it may exist on REANA, not started",
-                hint=f"odrun status {name}; delete it in the REANA web UI if it is there",
-            ) from None
-        sub = Submission(
-            server=client.server,
-            workflow_id=created.id,
-            workflow_name=created.name,
-            analysis=analysis.name,
-            analysis_path=str((analysis.reana_path or analysis.root).resolve()),
-            run_dir=folder / workflow_name(created.name),
-            submitted=now(),
-            protocol=info.protocol,
-            inputs_mode=mode,
-        )
-        sub.run_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(sub.run_dir / "workspace", ignore_errors=True)  # a stale earlier record
-        staged.rename(sub.run_dir / "workspace")  # the local mirror of what is sent
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    sub.save()
-    say(f"created workflow {created.name} ({created.id})")
+    info = _preflight(analysis, client, options, say)
+    payload = _payload(analysis, settings, options, say)
+    sub, sent = _create(analysis, client, settings, payload, options, info, say)
+    say(f"created workflow {sub.workflow_name} ({sub.workflow_id})")
     try:
         _upload_and_start(client, sub, sent)
     except (OdrunError, KeyboardInterrupt) as exc:
         raise _after_create(exc, client, sub) from None
-    say(f"started {created.name}")
+    say(f"started {sub.workflow_name}")
     if options.follow or options.download or options.verify:
         try:
             follow(client, sub, options.poll_interval, on_status)
@@ -208,6 +146,116 @@ def submit(
             ) from None
         collect(client, sub, analysis, options)
     return sub
+
+
+def _preflight(
+    analysis: Analysis, client: ReanaClient, options: SubmitOptions, say: Say
+) -> ServerInfo:
+    """Everything that can fail before a file is fetched or copied: the spec, the options,
+    the output folder, the server and the token."""
+    ensure_valid(analysis)
+    check_inputs(options.inputs, options.odrun_image)
+    if options.verify and not analysis.manifest.get("expect"):
+        say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
+    if options.download or options.verify:
+        output_target(analysis, options.output_dir)  # an unwritable folder fails now, not later
+    info = client.ping()
+    user = client.you()  # a bad token fails here, before anything is fetched or copied
+    say(f"REANA {client.server}: {info.message or 'OK'} (protocol {info.protocol}"
+        + (f", user {user}" if user else "") + ")")  # fmt: skip
+    return info
+
+
+@dataclass
+class _Payload:
+    """What is sent: the spec, the files to upload, the records and how they travel."""
+
+    body: dict[str, Any]
+    uploads: list[tuple[str, Path]]
+    records: list[reana_spec.RecordInputs]
+    mode: str
+    #: files odrun generates (the injected fetch step's), by workspace path
+    extra: dict[str, bytes] = field(default_factory=dict)
+
+
+def _payload(analysis: Analysis, settings: Settings, options: SubmitOptions, say: Say) -> _Payload:
+    body = reana_spec.expand(analysis)
+    uploads = reana_spec.workspace_files(analysis)
+    records = reana_spec.resolve_records(analysis, settings)
+    portal = reana_spec.remote_portal(analysis, settings)
+    local = (portal or "").startswith("file:")
+    mode = choose_inputs(options.inputs, records, local, options.odrun_image, say)
+    if mode != "remote":
+        return _Payload(body, uploads, records, mode)
+    if local:
+        say(f"warning: --inputs remote with a local mirror portal {portal}: the cluster "
+            "must see that path")  # fmt: skip
+    wfile = confine(
+        analysis.root, str(body["workflow"].get("file") or "Snakefile"), "workflow.file",
+        error=SpecError,
+    )  # fmt: skip
+    text = wfile.read_text(encoding="utf-8") if wfile.is_file() else None
+    body, extra = reana_spec.inject_fetch(body, records, portal, text, options.odrun_image or "")
+    uploads = [(rel, path) for rel, path in uploads if rel not in extra]
+    return _Payload(body, uploads, records, mode, extra)
+
+
+def _create(
+    analysis: Analysis,
+    client: ReanaClient,
+    settings: Settings,
+    payload: _Payload,
+    options: SubmitOptions,
+    info: ServerInfo,
+    say: Say,
+) -> tuple[Submission, list[str]]:
+    """Stage everything to send (records fetched and verified) before the server is asked
+    to create anything: a failure here leaves no half-made workflow behind. Returns the
+    saved submission and the workspace paths still to upload."""
+    name = workflow_name(options.name or analysis.name)
+    folder = analysis.root.resolve() / ".odrun" / "reana"
+    staged = folder / f".staging-{os.getpid()}-{time.monotonic_ns()}"
+    records = payload.records if payload.mode == "upload" else []
+    try:
+        try:
+            sent = _stage(analysis, settings, payload.uploads, payload.extra, records, staged, say)
+        except KeyboardInterrupt:
+            raise CancelledError("interrupted before anything was sent to REANA") from None
+        bundle = None
+        if info.protocol == "bundles-v1":
+            chosen = {rel: (staged / rel).read_bytes() for rel in sent if _declared(analysis, rel)}
+            bundle = reana_spec.bundle(payload.body, chosen | payload.extra)
+        created = _create_workflow(client, name, payload.body, bundle)
+        sub = Submission(
+            server=client.server,
+            workflow_id=created.id,
+            workflow_name=created.name,
+            analysis=analysis.name,
+            analysis_path=str((analysis.reana_path or analysis.root).resolve()),
+            run_dir=folder / workflow_name(created.name),
+            submitted=now(),
+            protocol=info.protocol,
+            inputs_mode=payload.mode,
+        )
+        sub.run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(sub.run_dir / "workspace", ignore_errors=True)  # a stale earlier record
+        staged.rename(sub.run_dir / "workspace")  # the local mirror of what is sent
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    sub.save()
+    return sub, sent
+
+
+def _create_workflow(
+    client: ReanaClient, name: str, body: dict[str, Any], bundle: bytes | None
+) -> Created:
+    try:
+        return client.create(name, body, bundle)
+    except KeyboardInterrupt:
+        raise CancelledError(
+            f"interrupted while creating workflow {name}: it may exist on REANA, not started",
+            hint=f"odrun status {name}; delete it in the REANA web UI if it is there",
+        ) from None
 
 
 def _upload_and_start(client: ReanaClient, sub: Submission, sent: list[str]) -> None:
@@ -347,8 +395,6 @@ def download_outputs(
     client: ReanaClient, sub: Submission, analysis: Analysis, output_dir: Path | None
 ) -> None:
     """Each declared output into the record's workspace/ and to ``output_dir``/<path>."""
-    from odrun.errors import NotFoundError  # noqa: PLC0415 - only here
-
     target = output_target(analysis, output_dir)
     outputs: list[dict[str, Any]] = []
     own = set(analysis.files_in("outputs", "files"))
@@ -376,8 +422,6 @@ def download_outputs(
 
 def write_run_record(sub: Submission, analysis: Analysis) -> None:
     """run.json and the RO-Crate, as a local run writes them (runtime ``reana``)."""
-    from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
-
     result = RunResult(
         analysis.name,
         sub.run_dir,
@@ -396,16 +440,11 @@ def write_run_record(sub: Submission, analysis: Analysis) -> None:
         reana={"server": sub.server, "workflow_id": sub.workflow_id, "name": sub.workflow_name},
     )
     reana = {"server": sub.server, "workflow_id": sub.workflow_id}
-    doc = result.to_dict() | {"reana": reana | {"workflow_name": sub.workflow_name}}
-    atomic_write(
-        sub.run_dir / "run.json", (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
-    )
+    RunRecord.from_result(result, reana=reana | {"workflow_name": sub.workflow_name}).save()
 
 
 def outcome_error(sub: Submission) -> Exception | None:
     """The error a finished submission ends with (None: success)."""
-    from odrun.errors import VerificationError  # noqa: PLC0415
-
     if sub.status in ("failed", "stopped", "deleted"):
         failed = sub.logs.failed if sub.logs else []
         step = f"; failed step: {failed[0].name}" if failed else ""

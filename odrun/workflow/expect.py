@@ -29,10 +29,9 @@ from xml.etree import ElementTree as ET
 from odrun import untrusted
 from odrun._fs import confine
 from odrun.checksum import checksum_file, parse_checksum
-from odrun.errors import MetadataError, OdrunError
+from odrun.errors import HistogramError, MetadataError, OdrunError
 from odrun.workflow.histograms import (
     Histogram,
-    HistogramError,
     Tolerance,
     compare,
     read_histogram,

@@ -18,6 +18,7 @@ from odrun.records import Resolver
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
+from odrun.workflow.spec import load_analysis
 from odrun.workflow.unpack import Limits, unpack
 
 SPEC_NAMES = ("reana.yaml", "reana.yml", "odrun.yaml")
@@ -88,8 +89,6 @@ def fetch_analysis(
 
 def _named_inputs(folder: Path) -> set[str]:
     """Files and folders (with a trailing /) the fetched reana.yaml says the analysis needs."""
-    from odrun.workflow.spec import load_analysis  # noqa: PLC0415 - cycle
-
     analysis = load_analysis(folder)
     names = set(analysis.files_in("inputs", "files"))
     names |= {d.rstrip("/") + "/" for d in analysis.files_in("inputs", "directories")}

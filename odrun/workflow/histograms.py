@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from odrun import untrusted
-from odrun.errors import ConfigError
+from odrun.errors import (
+    ConfigError,
+    HistogramError,
+)
 
 ROOT_HINT = "pip install 'odrun[root]' (uproot reads ROOT files)"
-
-
-class HistogramError(ValueError):
-    """A histogram is missing or malformed; the message names the file and key."""
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any
 from odrun import cvmfs, untrusted
 from odrun._fs import atomic_write
 from odrun.errors import LockError
+from odrun.workflow.model import run_tools, tool_versions
+from odrun.workflow.runtime import Fallback, describe
 
 if TYPE_CHECKING:
     from odrun.records.model import RecordFile
-    from odrun.workflow.runner import RunResult
+    from odrun.workflow.model import RunResult
     from odrun.workflow.spec import Analysis
 
 NAME = "odrun.lock"
@@ -35,8 +37,6 @@ LOCK_FORMAT_VERSION = 1
 
 
 def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
-    from odrun.workflow.runner import run_tools, tool_versions  # noqa: PLC0415 - cycle
-
     records = []
     for record in result.records:
         files = result.selected.get(record.recid, [])
@@ -147,8 +147,6 @@ def _differences(pinned: dict[str, Any], current: dict[str, Any]) -> list[str]:
 
 
 def _describe(lock: dict[str, Any]) -> str:
-    from odrun.workflow.runtime import Fallback, describe  # noqa: PLC0415 - cycle
-
     return describe(str(lock.get("runtime")), Fallback.from_dict(lock.get("runtime_fallback")))
 
 

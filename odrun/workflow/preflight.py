@@ -25,7 +25,7 @@ from odrun.workflow.runtime import (
 )
 
 if TYPE_CHECKING:
-    from odrun.workflow.runner import RunResult, Say
+    from odrun.workflow.model import RunResult, Say
     from odrun.workflow.spec import Analysis
 
 BANNER = "=" * 72

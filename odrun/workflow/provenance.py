@@ -15,11 +15,12 @@ import json
 import mimetypes
 from typing import TYPE_CHECKING, Any
 
-from odrun import __version__, cvmfs
+from odrun import cvmfs
 from odrun._fs import atomic_write
+from odrun._version import __version__
 
 if TYPE_CHECKING:
-    from odrun.workflow.runner import RunResult
+    from odrun.workflow.model import RunResult
     from odrun.workflow.spec import Analysis
 
 # RO-Crate 1.1 plus the one Workflow Run Crate term it lacks (inline: valid offline)
@@ -55,14 +56,43 @@ def crate(
 ) -> dict[str, Any]:
     """The crate; ``reana`` ({server, workflow_id, name}) for a run submitted to REANA."""
     spec = analysis.reana_path.name if analysis.reana_path else "odrun.yaml"
-    status = (
-        "http://schema.org/CompletedActionStatus"
-        if result.status == "finished"
-        else ("http://schema.org/FailedActionStatus")
-    )
     inputs = [_file(f"workspace/{i['path']}", i) for i in result.inputs]
     outputs = [_file(f"workspace/{o['path']}", o) for o in result.outputs if not o.get("missing")]
-    records = [
+    records = _record_nodes(result) + _cvmfs_nodes(analysis, measured=not reana)
+    steps = _step_nodes(result, spec)
+    runtimes = [] if reana else _runtime_nodes(result)
+    run = _run_node(result, spec, inputs + records, outputs, described=bool(runtimes))
+    engines: list[dict[str, Any]] = []
+    if reana:  # where it ran: the REANA server (never its token) and the workflow id
+        run["identifier"] = reana["workflow_id"]
+        run["alternateName"] = reana["name"]
+        run["url"] = f"{reana['server']}/details/{reana['workflow_id']}"
+        run["location"] = {"@id": reana["server"]}
+        engine = {"@type": "SoftwareApplication", "name": "REANA", "url": reana["server"]}
+        engines.append({"@id": reana["server"], **engine})
+    parts = [{"@id": x["@id"]} for x in inputs + outputs + records]
+    mentions = [{"@id": "#run"}] + [{"@id": n["@id"]} for n in steps + runtimes]
+    graph: list[dict[str, Any]] = [
+        *_root_nodes(result, analysis, spec, parts, mentions),
+        run,
+        *engines,
+        *runtimes,
+        *steps,
+        *records,
+        *inputs,
+        *outputs,
+        *({"@id": p, "@type": "CreativeWork", "name": p.rsplit("/", 2)[-2]} for p in PROFILES),
+    ]
+    return {"@context": CONTEXT, "@graph": graph}
+
+
+def _status(ok: bool) -> str:
+    return f"http://schema.org/{'Completed' if ok else 'Failed'}ActionStatus"
+
+
+def _record_nodes(result: RunResult) -> list[dict[str, Any]]:
+    """The open-data records read, by DOI (or record URL)."""
+    return [
         {
             "@id": f"https://doi.org/{r.doi}" if r.doi else r.record_url,
             "@type": "Dataset",
@@ -72,10 +102,14 @@ def crate(
         }
         for r in result.records
     ]
+
+
+def _cvmfs_nodes(analysis: Analysis, *, measured: bool) -> list[dict[str, Any]]:
+    """The CVMFS repositories the spec declares; revisions are ``measured`` only for runs
+    on this machine (not on REANA)."""
     declared = cvmfs.declared_repos(analysis.reana)
-    # revisions are measured here, so only for runs on this machine (not on REANA)
-    repos = cvmfs.pins(declared) if not reana else dict.fromkeys(declared, cvmfs.UNKNOWN_PIN)
-    records += [
+    repos = cvmfs.pins(declared) if measured else dict.fromkeys(declared, cvmfs.UNKNOWN_PIN)
+    return [
         {
             "@id": f"#cvmfs-{name}",
             "@type": "Dataset",
@@ -86,7 +120,11 @@ def crate(
         }
         for name, pin in repos.items()
     ]
-    steps = [
+
+
+def _step_nodes(result: RunResult, spec: str) -> list[dict[str, Any]]:
+    """One CreateAction per command, with its exit code and times."""
+    return [
         {
             "@id": f"#step-{n}",
             "@type": "CreateAction",
@@ -94,39 +132,51 @@ def crate(
             "startTime": s.started,
             "endTime": s.ended,
             "exitCode": s.exit_code,
-            "actionStatus": "http://schema.org/CompletedActionStatus"
-            if s.exit_code == 0
-            else "http://schema.org/FailedActionStatus",
+            "actionStatus": _status(s.exit_code == 0),
             "instrument": {"@id": spec},
         }
         for n, s in enumerate(result.steps, 1)
     ]
-    run = {
+
+
+def _run_node(
+    result: RunResult,
+    spec: str,
+    read: list[dict[str, Any]],
+    made: list[dict[str, Any]],
+    *,
+    described: bool,
+) -> dict[str, Any]:
+    """The run as a whole: what it read (``read``) and made (``made``)."""
+    run: dict[str, Any] = {
         "@id": "#run",
         "@type": "CreateAction",
         "name": f"odrun run of {result.analysis}",
         "startTime": result.started,
         "endTime": result.ended,
-        "actionStatus": status,
+        "actionStatus": _status(result.status == "finished"),
         "instrument": {"@id": spec},
         "agent": {"@id": "#odrun"},
-        "object": [{"@id": x["@id"]} for x in inputs + records],
-        "result": [{"@id": x["@id"]} for x in outputs],
+        "object": [{"@id": x["@id"]} for x in read],
+        "result": [{"@id": x["@id"]} for x in made],
     }
     if result.error:
         run["error"] = result.error
-    runtimes = [] if reana else _runtime_nodes(result)
-    if runtimes:
+    if described:
         run["description"] = f"runtime: {result.runtime_description}"
-    engines: list[dict[str, Any]] = []
-    if reana:  # where it ran: the REANA server (never its token) and the workflow id
-        run["identifier"] = reana["workflow_id"]
-        run["alternateName"] = reana["name"]
-        run["url"] = f"{reana['server']}/details/{reana['workflow_id']}"
-        run["location"] = {"@id": reana["server"]}
-        engine = {"@type": "SoftwareApplication", "name": "REANA", "url": reana["server"]}
-        engines.append({"@id": reana["server"], **engine})
-    graph: list[dict[str, Any]] = [
+    return run
+
+
+def _root_nodes(
+    result: RunResult,
+    analysis: Analysis,
+    spec: str,
+    parts: list[dict[str, Any]],
+    mentions: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The metadata descriptor, the root dataset, the workflow, its language and odrun."""
+    language = f"#{analysis.workflow_type or 'odrun'}"
+    return [
         {
             "@id": "ro-crate-metadata.json",
             "@type": "CreativeWork",
@@ -143,33 +193,22 @@ def crate(
             "license": {"@id": "https://spdx.org/licenses/CC0-1.0"},
             "conformsTo": [{"@id": p} for p in PROFILES],
             "mainEntity": {"@id": spec},
-            "hasPart": [{"@id": spec}] + [{"@id": x["@id"]} for x in inputs + outputs + records],
-            "mentions": [{"@id": "#run"}]
-            + [{"@id": s["@id"]} for s in steps]
-            + [{"@id": n["@id"]} for n in runtimes],
+            "hasPart": [{"@id": spec}, *parts],
+            "mentions": mentions,
         },
         {
             "@id": spec,
             "@type": ["File", "SoftwareSourceCode", "ComputationalWorkflow"],
             "name": spec,
-            "programmingLanguage": {"@id": f"#{analysis.workflow_type or 'odrun'}"},
+            "programmingLanguage": {"@id": language},
         },
         {
-            "@id": f"#{analysis.workflow_type or 'odrun'}",
+            "@id": language,
             "@type": "ComputerLanguage",
             "name": analysis.workflow_type or "odrun manifest",
         },
         {"@id": "#odrun", "@type": "SoftwareApplication", "name": "odrun", "version": __version__},
-        run,
-        *engines,
-        *runtimes,
-        *steps,
-        *records,
-        *inputs,
-        *outputs,
-        *({"@id": p, "@type": "CreativeWork", "name": p.rsplit("/", 2)[-2]} for p in PROFILES),
     ]
-    return {"@context": CONTEXT, "@graph": graph}
 
 
 def _runtime_nodes(result: RunResult) -> list[dict[str, Any]]:

@@ -20,143 +20,50 @@ the record of what happened.
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import json
 import os
-import shutil
 import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from odrun import __version__
-from odrun._fs import atomic_write, confine, detach, stage
+from odrun._fs import confine, detach, stage
 from odrun.checksum import checksum_file
-from odrun.errors import OdrunError, UnsafeMetadataError, UsageError, WorkflowError
+from odrun.errors import OdrunError, SpecError, UnsafeMetadataError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
-from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
-from odrun.workflow.expect import Check, evaluate
+from odrun.workflow.expect import evaluate
+from odrun.workflow.model import (
+    RUN_FORMAT_VERSION,
+    RUN_JSON,
+    RunOptions,
+    RunRecord,
+    RunResult,
+    Say,
+    StepRun,
+    now,
+    record_files,
+    run_tools,
+    tool_versions,
+)
 from odrun.workflow.preflight import choose_runtime
-from odrun.workflow.runtime import ApptainerRuntime, Fallback, OciRuntime, Runtime, describe
+from odrun.workflow.provenance import write_crate
+from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
+from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
 from odrun.workflow.spec import (
     Analysis,
-    SpecError,
     ensure_valid,
     record_settings,
     staged_inputs,
     substitute,
 )
 
-if TYPE_CHECKING:
-    from odrun.workflow.snakemake import SnakemakePlan
-
-RUN_FORMAT_VERSION = 1
-Say = Callable[[str], None]
-
-
-@dataclass
-class StepRun:
-    name: str
-    command: str
-    exit_code: int
-    started: str
-    ended: str
-    log: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class RunResult:
-    analysis: str
-    run_dir: Path
-    analysis_path: str = ""
-    status: str = "created"
-    started: str = ""
-    ended: str = ""
-    runtime: str = "host"
-    #: what --runtime asked for (auto, podman, ...); ``runtime`` is where the steps ran
-    runtime_requested: str = ""
-    #: set when --runtime auto ran on the host instead of a container runtime
-    runtime_fallback: Fallback | None = None
-    #: the analysis came from a record: never run on the host unless asked to
-    untrusted: bool = False
-    executor: str = "local"
-    #: --executor-option KEY=VALUE given for this run (odrun.yaml's are read again)
-    executor_options: dict[str, str] = field(default_factory=dict)
-    offline: bool = False
-    steps: list[StepRun] = field(default_factory=list)
-    records: list[Record] = field(default_factory=list)
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    outputs: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[Check] = field(default_factory=list)
-    ignored_images: list[str] = field(default_factory=list)
-    #: snakemake: the container images its rules declare or ran in
-    images: list[str] = field(default_factory=list)
-    #: image -> content digest, where the container runtime could tell
-    image_digests: dict[str, str] = field(default_factory=dict)
-    #: recid -> the files of that record the analysis selected
-    selected: dict[str, list[RecordFile]] = field(default_factory=dict)
-    error: str | None = None
-    #: not every step ran (--target short of the last step, or --from in a fresh folder):
-    #: ``odrun verify`` never judges such a run as a complete one
-    partial: bool = False
-
-    @property
-    def workspace(self) -> Path:
-        return self.run_dir / "workspace"
-
-    @property
-    def runtime_description(self) -> str:
-        """``podman``, or ``host (fallback from podman: <why>)``."""
-        return describe(self.runtime, self.runtime_fallback)
-
-    @property
-    def verified(self) -> bool | None:
-        return all(c.ok for c in self.checks) if self.checks else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": RUN_FORMAT_VERSION,
-            "analysis": self.analysis,
-            "analysis_path": self.analysis_path,
-            "run_dir": str(self.run_dir),
-            "status": self.status,
-            "started": self.started,
-            "ended": self.ended,
-            "runtime": self.runtime,
-            "runtime_requested": self.runtime_requested or self.runtime,
-            "runtime_fallback": self.runtime_fallback.to_dict() if self.runtime_fallback else None,
-            "runtime_description": self.runtime_description,
-            "untrusted": self.untrusted,
-            "executor": self.executor,
-            "executor_options": self.executor_options,
-            "ignored_images": self.ignored_images,
-            "records": [{"recid": r.recid, "doi": r.doi} for r in self.records],
-            "steps": [s.to_dict() for s in self.steps],
-            "inputs": self.inputs,
-            "outputs": self.outputs,
-            "checks": [c.to_dict() for c in self.checks],
-            "verified": self.verified,
-            "error": self.error,
-            "partial": self.partial,
-        }
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
 
 def new_run_dir(analysis: Analysis, workdir: Path | None, reuse: bool = False) -> Path:
     """A new run folder; with ``reuse`` (--from) an earlier run's folder may be given."""
     if workdir is not None:
-        earlier = (workdir / "run.json").is_file()
+        earlier = (workdir / RUN_JSON).is_file()
         if workdir.exists() and any(workdir.iterdir()) and not (reuse and earlier):
             raise UsageError(
                 f"--workdir {workdir} is not empty",
@@ -173,24 +80,16 @@ def new_run_dir(analysis: Analysis, workdir: Path | None, reuse: bool = False) -
 def run_analysis(
     analysis: Analysis,
     settings: Settings,
+    options: RunOptions | None = None,
     *,
-    workdir: Path | None = None,
-    runtime: str = "host",
-    locked: bool = False,
-    from_step: str | None = None,
-    target_step: str | None = None,
-    verify: bool = False,
-    untrusted: bool = False,
-    executor: str = "local",
-    executor_options: dict[str, str] | None = None,
     say: Say = lambda _: None,
 ) -> RunResult:
-    """Run ``analysis``; returns the result, raising only after the run record is written.
-
-    ``untrusted`` (an analysis fetched from a record): ``auto`` may not fall back to
-    running its commands on the host. ``executor`` (snakemake only): ``local`` or the
-    Snakemake executor plugin (slurm, htcondor, kubernetes) that runs the jobs.
+    """Run ``analysis`` as ``options`` say (:class:`~odrun.workflow.model.RunOptions`);
+    returns the result, raising only after the run record (``run.json``) is written.
     """
+    options = options or RunOptions()
+    workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
+    untrusted, locked, verify = options.untrusted, options.locked, options.verify
     if analysis.workflow_type in ("cwl", "yadage"):
         raise SpecError(
             f"workflow.type {analysis.workflow_type} runs only on REANA",
@@ -199,8 +98,8 @@ def run_analysis(
     ensure_valid(analysis)  # the checks `odrun validate` makes: refused before anything runs
     if verify and not analysis.manifest.get("expect"):
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
-    partial = from_step is not None or target_step is not None
-    reused = workdir is not None and (workdir / "run.json").is_file()
+    partial = options.partial
+    reused = workdir is not None and (workdir / RUN_JSON).is_file()
     result = RunResult(
         analysis.name,
         new_run_dir(analysis, workdir, reuse=from_step is not None),
@@ -208,11 +107,11 @@ def run_analysis(
         analysis_path=str(
             (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
         ),
-        runtime=runtime,
-        runtime_requested=runtime,
+        runtime=options.runtime,
+        runtime_requested=options.runtime,
         untrusted=untrusted,
-        executor=executor,
-        executor_options=dict(executor_options or {}),
+        executor=options.executor,
+        executor_options=dict(options.executor_options),
         offline=settings.offline,
     )
     result.started = now()
@@ -248,13 +147,8 @@ def run_analysis(
         expect = analysis.manifest.get("expect") or []
         if result.status == "finished" and expect and (verify or not partial):
             result.checks = evaluate(result.workspace, expect, analysis.root)
-        from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
-
         write_crate(result, analysis)
-        atomic_write(
-            result.run_dir / "run.json",
-            (json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
-        )
+        RunRecord.from_result(result).save()
     if failure is not None:
         raise failure
     return result
@@ -330,13 +224,6 @@ def _fetch_records(
             ]
 
 
-def record_files(result: RunResult) -> list[Path]:
-    """The record files in the workspace (read-only for container steps)."""
-    ws = result.workspace
-    paths = [ws / i["path"] for i in result.inputs if i.get("kind") == "record-file"]
-    return [p for p in paths if p.is_file()]
-
-
 def _binds_readonly(plan: Plan) -> bool:
     """Whether every command of ``plan`` runs in a container that gets the record files
     read-only (serial steps under podman, docker, apptainer); Snakemake may run rules on
@@ -390,8 +277,6 @@ def _plan(
             "or write its steps as a Snakefile",
         )
     if analysis.workflow_type == "snakemake":
-        from odrun.workflow.snakemake import plan_snakemake  # noqa: PLC0415 - cycle
-
         return Plan(snakemake=plan_snakemake(analysis, result, untrusted, say))
     if analysis.workflow_type != "serial":
         return Plan()
@@ -413,8 +298,6 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     if wtype is None:
         return  # odrun.yaml only: fetch and verify
     if wtype == "snakemake":
-        from odrun.workflow.snakemake import run_snakemake  # noqa: PLC0415 - cycle
-
         assert plan.snakemake is not None
         run_snakemake(analysis, result, plan.snakemake, say)
         return
@@ -487,24 +370,17 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:40] or "step"
 
 
-def run_tools(analysis: Analysis, runtime: str) -> tuple[str, ...]:
-    """The programs a run used (their versions go into the lock): not all that is installed."""
-    engine = ("snakemake",) if analysis.workflow_type == "snakemake" else ()
-    container = (runtime,) if runtime in ("podman", "docker", "apptainer") else ()
-    return ("bash", *engine, *container)
-
-
-@functools.cache
-def tool_versions(tools: tuple[str, ...] = ("bash", "snakemake", "podman")) -> dict[str, str]:
-    versions = {"odrun": __version__, "python": sys.version.split()[0]}
-    for tool in tools:
-        exe = shutil.which(tool)
-        if exe:
-            try:
-                out = subprocess.run(
-                    [exe, "--version"], capture_output=True, text=True, timeout=10, check=False
-                )
-                versions[tool] = (out.stdout or out.stderr).strip().splitlines()[0][:80]
-            except (OSError, subprocess.SubprocessError, IndexError):
-                versions[tool] = "unknown"
-    return versions
+__all__ = [
+    "RUN_FORMAT_VERSION",
+    "Plan",
+    "RunOptions",
+    "RunResult",
+    "Say",
+    "StepRun",
+    "new_run_dir",
+    "now",
+    "record_files",
+    "run_analysis",
+    "run_tools",
+    "tool_versions",
+]

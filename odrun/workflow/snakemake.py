@@ -33,10 +33,10 @@ import yaml
 
 from odrun import untrusted
 from odrun._fs import confine
-from odrun._yaml import load_yaml
-from odrun.errors import ConfigError, OdrunError, UsageError, WorkflowError
+from odrun.errors import ConfigError, OdrunError, SpecError, UsageError, WorkflowError
+from odrun.settings import process_environment
+from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.preflight import choose_runtime
-from odrun.workflow.runner import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     OciRuntime,
@@ -44,7 +44,7 @@ from odrun.workflow.runtime import (
     cvmfs_binds,
     readonly_bind,
 )
-from odrun.workflow.spec import Analysis, SpecError, relative
+from odrun.workflow.spec import Analysis, relative, snakemake_config
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
 #: Snakemake's own options an --executor-option KEY may name
@@ -215,7 +215,7 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
         cmd += ["--cores", str(os.cpu_count() or 1)]
     else:
         cmd += executor_args(plan.executor, plan.options)
-    env = dict(os.environ)
+    env = process_environment()
     record = result.run_dir / "containers" / "used.txt"
     if isinstance(plan.runtime, (OciRuntime, ApptainerRuntime)):
         readonly = record_files(result)
@@ -386,18 +386,3 @@ def executor_args(executor: str, options: dict[str, str]) -> list[str]:
     if resources:
         args += ["--default-resources", *resources]
     return args
-
-
-def snakemake_config(analysis: Analysis) -> dict[str, Any]:
-    """Snakemake's config, as REANA builds it: the file named by ``inputs.parameters.input``
-    (reana-client loads it whatever its extension: YAML, or JSON, which is YAML), else the
-    parameters themselves."""
-    params = analysis.parameters
-    name = params.get("input")
-    if isinstance(name, str):
-        path = confine(analysis.root, name, "inputs.parameters.input", error=SpecError)
-        loaded = load_yaml(path, "snakemake parameters file", error=SpecError) or {}
-        if not isinstance(loaded, dict):
-            raise SpecError(f"snakemake parameters file {name} must hold a mapping")
-        return loaded
-    return params

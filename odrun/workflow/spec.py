@@ -23,7 +23,12 @@ import jsonschema
 
 from odrun._fs import confine
 from odrun._yaml import load_yaml
-from odrun.errors import OdrunError, UnsafeMetadataError, UsageError
+from odrun.errors import (
+    OdrunError,
+    SpecError,
+    UnsafeMetadataError,
+    UsageError,
+)
 from odrun.records import FileFilter, parse_reference
 from odrun.records.portal import mirror_path
 from odrun.settings import Settings
@@ -31,12 +36,6 @@ from odrun.specs import load_spec
 
 REANA_SCHEMA = "reana/reana_analysis_schema.v0.9.11.json"
 ODRUN_SCHEMA = "odrun.schema.json"
-
-
-class SpecError(UsageError):
-    """An analysis specification that cannot run (exit code 2)."""
-
-    label = "invalid specification"
 
 
 @dataclass(frozen=True)
@@ -389,8 +388,6 @@ def _input_checks(analysis: Analysis) -> list[Finding]:
             unsafe = isinstance(exc, UnsafeMetadataError)
             out.append(Finding("error", f"reana.yaml inputs.{kind}", exc.message, unsafe))
     if analysis.workflow_type == "snakemake" and isinstance(analysis.parameters.get("input"), str):
-        from odrun.workflow.snakemake import snakemake_config  # noqa: PLC0415 - cycle
-
         try:
             snakemake_config(analysis)  # what a run reads, read the same way
         except SpecError as exc:
@@ -457,3 +454,18 @@ def _pinned(image: str) -> bool:
         return True
     last = image.rsplit("/", 1)[-1]
     return ":" in last and not last.endswith(":latest")
+
+
+def snakemake_config(analysis: Analysis) -> dict[str, Any]:
+    """Snakemake's config, as REANA builds it: the file named by ``inputs.parameters.input``
+    (reana-client loads it whatever its extension: YAML, or JSON, which is YAML), else the
+    parameters themselves."""
+    params = analysis.parameters
+    name = params.get("input")
+    if isinstance(name, str):
+        path = confine(analysis.root, name, "inputs.parameters.input", error=SpecError)
+        loaded = load_yaml(path, "snakemake parameters file", error=SpecError) or {}
+        if not isinstance(loaded, dict):
+            raise SpecError(f"snakemake parameters file {name} must hold a mapping")
+        return loaded
+    return params

@@ -1,0 +1,83 @@
+"""Judge a run's outputs against the expectations: the library side of ``odrun verify``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from odrun.errors import UsageError, VerificationError
+from odrun.workflow.expect import Check, evaluate
+from odrun.workflow.model import RUN_JSON, RunRecord, Say
+from odrun.workflow.record import run_to_verify
+from odrun.workflow.spec import ensure_valid, load_analysis
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The verdict on one run: each expectation's check, and whether all hold."""
+
+    #: the run judged
+    run: RunRecord
+    checks: list[Check] = field(default_factory=list)
+    #: the analysis's name (the JUnit suite)
+    name: str = "odrun"
+    #: how long judging took
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every expectation holds."""
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def error(self) -> VerificationError | None:
+        """The error (exit 10) a failed verdict is, or None when every expectation holds."""
+        if self.ok:
+            return None
+        return VerificationError(
+            f"{len(self.failed)} of {len(self.checks)} expectations do not hold"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": str(self.run.run_dir),
+            "status": self.run.status,
+            "ended": self.run.ended,
+            "checks": [c.to_dict() for c in self.checks],
+        }
+
+
+def verify_run(target: Path, say: Say = lambda _: None) -> Verification:
+    """Judge ``target``: a run folder, against the expectations it ran with; or an analysis
+    (folder or spec file), whose newest complete run is judged against its current
+    odrun.yaml. The spec is validated first (SpecError, exit 2); a failed or partial run is
+    never judged (WorkflowError, exit 7); no expectations is a UsageError.
+
+    A failed expectation is not raised: see :attr:`Verification.ok` and
+    :meth:`Verification.error`.
+    """
+    is_run = (target / RUN_JSON).is_file()
+    if is_run:  # the spec it ran with (copied into the run folder), its references' folder
+        recorded = RunRecord.load(target)
+        spec = load_analysis(target / "odrun.yaml") if (target / "odrun.yaml").is_file() else None
+        base = recorded.analysis_root
+    else:  # an analysis folder, or one of its spec files
+        spec, base = load_analysis(target), target if target.is_dir() else target.parent
+    if spec is not None:
+        ensure_valid(replace(spec, root=base), staging=False)
+    record = run_to_verify(target if is_run else base, say)
+    expectations = spec.manifest.get("expect") if spec else None
+    if not expectations:
+        raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")
+    started = time.monotonic()
+    checks = evaluate(record.run_dir / "workspace", expectations, base)
+    name = spec.name if spec else "odrun"
+    return Verification(record, checks, name, time.monotonic() - started)
+
+
+__all__ = ["Verification", "verify_run"]

@@ -1,0 +1,201 @@
+"""The shape of the package: the import graph is a layered DAG, and configuration is read
+only through :class:`odrun.settings.Settings`.
+
+Layers, lowest first; a module may import from its own layer or any lower one, never
+from a higher one, and the graph has no cycle. Imports inside functions count (a local
+import that dodges a cycle is still a cycle); imports under ``if TYPE_CHECKING:`` do not
+(they never run). Importing a name from a package's ``__init__`` is an edge to that
+``__init__`` (``from odrun import __version__`` is an upward import to the top).
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "odrun"
+
+#: (layer name, module-name patterns); first match wins, lowest layer first
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "base",
+        (
+            "odrun._version",
+            "odrun.errors",
+            "odrun._fs",
+            "odrun._yaml",
+            "odrun.untrusted",
+            "odrun.redact",
+            "odrun.urls",
+            "odrun.settings",
+            "odrun.checksum",
+            "odrun.specs",
+            "odrun.cvmfs",
+            "odrun.http",
+        ),
+    ),
+    ("records", ("odrun.records", "odrun.records.*")),
+    ("render", ("odrun.render",)),
+    ("transfer", ("odrun.transfer", "odrun.transfer.*")),
+    ("services", ("odrun.mirror", "odrun.progress", "odrun.environments")),
+    ("workflow", ("odrun.workflow", "odrun.workflow.*")),
+    ("reana", ("odrun.reana", "odrun.reana.*")),
+    ("tools", ("odrun.doctor", "odrun.appliance")),
+    ("api", ("odrun.api",)),
+    ("cli", ("odrun", "odrun.__main__", "odrun.cli", "odrun.cli_*", "odrun.cli.*")),
+)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def layer_of(module: str) -> int:
+    for index, (_name, patterns) in enumerate(LAYERS):
+        for pattern in patterns:
+            if module == pattern or (pattern.endswith("*") and module.startswith(pattern[:-1])):
+                return index
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS in {__file__}")
+
+
+def _type_checking_only(node: ast.AST) -> bool:
+    test = getattr(node, "test", None)
+    return isinstance(node, ast.If) and (
+        (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING")
+        or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    )
+
+
+def imports(module: str, path: Path, known: set[str]) -> list[tuple[str, int]]:
+    """(imported odrun module, line) for every import that runs, wherever it is."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: list[tuple[str, int]] = []
+
+    def visit(node: ast.AST) -> None:
+        if _type_checking_only(node):
+            for child in getattr(node, "orelse", []):
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            found.extend((a.name, node.lineno) for a in node.names if a.name.startswith("odrun"))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            if target == "odrun" or target.startswith("odrun."):
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    found.append((sub if sub in known else target, node.lineno))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
+def graph() -> dict[str, list[tuple[str, int]]]:
+    mods = modules()
+    known = set(mods)
+    return {m: imports(m, p, known) for m, p in mods.items()}
+
+
+def find_cycle(edges: dict[str, list[tuple[str, int]]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target, _line in edges.get(node, []):
+            if target == node or target not in edges:
+                continue
+            if state.get(target) == 1:
+                return [*stack[stack.index(target) :], target]
+            if target not in state:
+                cycle = dfs(target)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            cycle = dfs(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def describe_cycle(cycle: list[str], edges: dict[str, list[tuple[str, int]]]) -> str:
+    steps = []
+    for a, b in itertools.pairwise(cycle):
+        line = next(line for target, line in edges[a] if target == b)
+        steps.append(f"{a} (line {line}) imports {b}")
+    return "import cycle: " + "; ".join(steps)
+
+
+def test_no_upward_import() -> None:
+    edges = graph()
+    bad = [
+        f"{module}:{line} imports {target} "
+        f"({LAYERS[layer_of(module)][0]} -> {LAYERS[layer_of(target)][0]})"
+        for module, targets in edges.items()
+        for target, line in targets
+        if target != module and layer_of(target) > layer_of(module)
+    ]
+    assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+#: the click command modules register on the group in odrun.cli, which imports them back:
+#: the CLI's own business (it is being split into a package); nothing below the CLI may
+KNOWN_CLI_CYCLE = re.compile(r"odrun\.cli_\w+ -> odrun\.cli$")
+
+
+def test_no_import_cycle() -> None:
+    edges = {
+        module: [(t, n) for t, n in targets if not KNOWN_CLI_CYCLE.match(f"{module} -> {t}")]
+        for module, targets in graph().items()
+    }
+    cycle = find_cycle(edges)
+    assert cycle is None, describe_cycle(cycle, edges) if cycle else ""
+
+
+def test_the_checks_can_fail() -> None:
+    """The checker itself sees a cycle and an upward import (a test that cannot fail is none)."""
+    edges = {"odrun.a": [("odrun.b", 3)], "odrun.b": [("odrun.a", 7)]}
+    assert find_cycle(edges) == ["odrun.a", "odrun.b", "odrun.a"]
+    assert "odrun.b (line 7) imports odrun.a" in describe_cycle(
+        ["odrun.a", "odrun.b", "odrun.a"], edges
+    )
+    assert layer_of("odrun.cli_run") > layer_of("odrun.workflow.runner") > layer_of("odrun.errors")
+
+
+def test_nothing_imports_the_version_from_the_package() -> None:
+    """``__version__`` lives in odrun/_version.py: importing it from ``odrun`` loads the
+    whole package's __init__ (and, from below, is an upward import)."""
+    bad = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and any(
+                a.name == "__version__" for a in node.names
+            ):
+                source = node.module or ""
+                if (node.level == 0 and source == "odrun") or (
+                    node.level and not source.endswith("_version")
+                ):
+                    bad.append(f"{module}:{node.lineno}")
+    assert not bad, "import __version__ from odrun._version, not the package: " + ", ".join(bad)
