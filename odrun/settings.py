@@ -50,6 +50,10 @@ class Settings:
     retries: int = 3
     #: first backoff delay in seconds; doubles per attempt, with jitter
     retry_backoff: float = 0.5
+    #: concurrent byte-range streams for one large file (1: one stream per file)
+    streams: int = 4
+    #: files of at least this many bytes are fetched in ``streams`` ranges
+    streams_min_size: int = 64 * 1024 * 1024
     #: seconds a cached metadata response counts as fresh
     metadata_ttl: float = 7 * 24 * 3600.0
     protocol_map: ProtocolMap = field(
@@ -146,6 +150,15 @@ def _coerce(name: str, value: Any) -> Any:
             if count < 0:
                 raise ValueError("must not be negative")
             return count
+        if name in ("streams", "streams_min_size"):
+            number = int(value)
+            if number < (1 if name == "streams" else 0):
+                raise ValueError(
+                    "must be at least 1" if name == "streams" else "must not be negative"
+                )
+            if name == "streams" and number > 64:
+                raise ValueError("at most 64")
+            return number
         if name == "cache_dir":
             return Path(os.path.expanduser(str(value)))
         if name == "protocol_map":

@@ -63,6 +63,13 @@ class XRootDTransport:
         return self.client is not None
 
     def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
+        return self._read(uri, offset, None, size)
+
+    def read_range(self, uri: str, start: int, stop: int, size: int) -> Iterator[bytes]:
+        """Yield bytes ``start..stop-1`` of a file of ``size`` bytes (multi-stream)."""
+        return self._read(uri, start, stop, size)
+
+    def _read(self, uri: str, offset: int, stop: int | None, size: int | None) -> Iterator[bytes]:
         if self.client is None:
             raise TransportError(f"{uri}: no XRootD bindings", hint=INSTALL_HINT)
         from XRootD.client.flags import OpenFlags  # noqa: PLC0415 - optional dependency
@@ -80,8 +87,9 @@ class XRootDTransport:
             if size is not None and actual != size:
                 raise length_mismatch(uri, actual, size)  # another file: never resumed from
             size = actual
-            while offset < size:
-                status, data = handle.read(offset, min(CHUNK, size - offset), timeout=timeout)
+            end = size if stop is None else min(stop, size)
+            while offset < end:
+                status, data = handle.read(offset, min(CHUNK, end - offset), timeout=timeout)
                 if not status.ok:
                     raise _xrd_error(status, uri, "read")
                 if not data:
