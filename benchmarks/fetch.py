@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -128,6 +129,9 @@ class Row:
     odrun_s: float | None = None
     peer_runs: list[float] | None = None
     odrun_runs: list[float] | None = None
+    #: CPU seconds (user + system) of the whole process tree, median: robust to a busy machine
+    peer_cpu: float | None = None
+    odrun_cpu: float | None = None
     note: str = ""
 
     @property
@@ -153,6 +157,7 @@ class Bench:
         self.work, self.repeat = work, repeat
         self.dest, self.cache = work / "dest", work / "cache"
         self.memo: dict[tuple[str, ...], list[float] | str] = {}
+        self.cpu: dict[tuple[str, ...], float] = {}
 
     def clean(self) -> None:
         shutil.rmtree(self.dest, ignore_errors=True)
@@ -168,8 +173,10 @@ class Bench:
         if shutil.which(cmd[0]) is None and not Path(cmd[0]).exists():
             return f"{cmd[0]} not found"
         times: list[float] = []
+        cpu: list[float] = []
         for _ in range(self.repeat):
             self.clean()
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             done = subprocess.run(
                 cmd,
@@ -181,11 +188,14 @@ class Bench:
                 check=False,
             )
             times.append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
             if done.returncode != 0:
                 err = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
                 self.memo[key] = f"{Path(cmd[0]).name} failed: {err[:160]}"
                 return self.memo[key]
         self.memo[key] = times
+        self.cpu[key] = statistics.median(cpu)
         return times
 
 
@@ -202,6 +212,8 @@ def compare(
         else:
             setattr(row, f"{attr}_runs", [round(t, 3) for t in times])
             setattr(row, f"{attr}_s", statistics.median(times))
+    row.odrun_cpu = bench.cpu.get(tuple(odrun_cmd))
+    row.peer_cpu = bench.cpu.get(tuple(peer_cmd))
     print(format_row(row), flush=True)
     return row
 
@@ -215,6 +227,8 @@ def format_row(row: Row) -> str:
         f"{row.suite:8} {row.workload:14} {row.peer:36} {sec(row.peer_s)} {sec(row.odrun_s)} "
         f"{ratio}  >= {row.goal:<4g} {row.verdict}"
     )
+    if row.peer_cpu is not None and row.odrun_cpu is not None:
+        text += f"  [cpu s {row.peer_cpu:.2f} / {row.odrun_cpu:.2f}]"
     return text + (f"  ({row.note})" if row.note else "")
 
 
@@ -349,6 +363,9 @@ def run_suite(
         str(bench.dest),
         "--allow-overwrite=true",
         "--auto-file-renaming=false",
+        # XrdHttp 5.5 answers a rare spurious 404 under parallel load: let aria2c retry it
+        "--max-file-not-found=3",
+        "--max-tries=3",
     ]
     cod_cmd = (
         [
