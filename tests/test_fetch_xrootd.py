@@ -180,3 +180,23 @@ def test_mirror_with_files_is_a_movable_fetch_source(odrun, record, dataset, tmp
     assert_fetched(dest, dataset)
     info = odrun("--portal", f"file://{moved}", "files", record).out.splitlines()
     assert all(line.startswith(f"file://{moved}/files/777/") for line in info)
+
+
+@pytest.mark.parametrize("protocol", ["root", "https"])
+def test_multi_stream_against_xrootd(
+    odrun, record, dataset, tmp_path, protocol, isolated_env, monkeypatch
+) -> None:
+    """Every file of at least 1 byte in 256 KiB ranges, 4 at once, from the real daemon."""
+    from odrun.transfer import multistream
+
+    monkeypatch.setattr(multistream, "MIN_PIECE", 256 * 1024)
+    monkeypatch.setattr(multistream, "MAX_PIECE", 256 * 1024)
+    monkeypatch.setenv("ODRUN_STREAMS_MIN_SIZE", "1")
+    dest = tmp_path / "m"
+    result = odrun(
+        "fetch", record, "--dest", str(dest), "--protocol", protocol, "--streams", "4", "--json"
+    )
+    assert result.code == 0, result.err
+    assert result.json()["downloaded"] == len(SIZES)
+    assert_fetched(dest, dataset)
+    assert not list((isolated_env / "files").rglob("*.ranges"))
