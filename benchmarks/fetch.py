@@ -532,6 +532,25 @@ def cod_binary(make: bool) -> Path | None:
     return binary if binary.exists() else None
 
 
+def markdown(rows: list[Row]) -> str:
+    """The rows as the Markdown table docs/benchmarks.md shows."""
+
+    def num(v: float | None, fmt: str = ".2f") -> str:
+        return "-" if v is None else format(v, fmt)
+
+    lines = [
+        "| suite | workload | peer | peer s | odrun s | ratio | goal | | CPU s peer / odrun |",
+        "|---|---|---|--:|--:|--:|--:|---|--:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.suite} | {r.workload} | {r.peer} | {num(r.peer_s)} | {num(r.odrun_s)} | "
+            f"{num(r.ratio)} | >= {r.goal:g} | {r.verdict} | "
+            f"{num(r.peer_cpu)} / {num(r.odrun_cpu)} |"
+        )
+    return "\n".join(lines)
+
+
 def chart(rows: list[Row], path: Path) -> None:
     try:
         import matplotlib
@@ -581,7 +600,14 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=Path("fetch-benchmark.json"))
     parser.add_argument("--png", type=Path, default=None, help="[no chart]")
     parser.add_argument("--make-cod-venv", action="store_true")
+    parser.add_argument("--table-from", type=Path, help="print a results JSON as Markdown; exit")
     args = parser.parse_args()
+    if args.table_from:
+        data = json.loads(args.table_from.read_text())
+        fields = set(Row.__dataclass_fields__)
+        rows = [Row(**{k: v for k, v in r.items() if k in fields}) for r in data["rows"]]
+        print(markdown(rows))
+        return 0
     if not wan.in_namespace():  # everything runs in a namespace of its own
         return wan.reexec_in_namespace([sys.executable, __file__, *sys.argv[1:]])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
@@ -632,6 +658,7 @@ def main() -> int:
         "rows": [r.to_dict() for r in rows],
     }
     args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown(rows))
     print(f"results: {args.json}")
     if args.png:
         chart(rows, args.png)

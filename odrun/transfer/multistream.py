@@ -196,11 +196,10 @@ class _Run:
         self.draining = threading.Event()  # a stream failed: take no new pieces
 
     def advance(self, n: int) -> None:
-        with self.lock:
+        with self.lock:  # under the lock: positions reach the caller in order
             self.held += n
             self.received += n
-            held = self.held
-        self.on_position(held)
+            self.on_position(self.held)
 
     def complete(self, index: int, value: int) -> None:
         with self.lock:
@@ -211,8 +210,7 @@ class _Run:
         """A piece in flight failed: its bytes do not count as held."""
         with self.lock:
             self.held -= n
-            held = self.held
-        self.on_position(held)
+            self.on_position(self.held)
 
     def fail(self, exc: BaseException) -> None:
         with self.lock:
