@@ -200,3 +200,31 @@ def test_multi_stream_against_xrootd(
     assert result.json()["downloaded"] == len(SIZES)
     assert_fetched(dest, dataset)
     assert not list((isolated_env / "files").rglob("*.ranges"))
+
+
+def test_each_thread_reads_on_a_connection_of_its_own() -> None:
+    """XrdCl multiplexes one connection per user@host:port: threads get their own login name."""
+    import threading
+
+    from odrun.settings import Settings
+    from odrun.transfer.xrootd import XRootDTransport, _channel
+
+    assert _channel("root://h:1094//a/b", 3) == "root://odrun-3@h:1094//a/b"
+    assert _channel("root://me@h//a", 3) == "root://me@h//a"  # the user's own login is kept
+    transport = XRootDTransport(Settings.load({}))
+    slots: list[int] = []
+    together = threading.Barrier(4)
+
+    def worker() -> None:
+        together.wait(timeout=10)  # all four alive at once: four distinct threads
+        slots.append(transport._slot())
+        together.wait(timeout=10)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(slots)) == 4
+    mine = transport._slot()
+    assert transport._slot() == mine  # one thread keeps its own

@@ -69,18 +69,20 @@ class XRootDTransport:
         return self.client is not None
 
     def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
+        """The file from ``offset``; each calling thread on a connection of its own (see below)."""
         return self._read(uri, offset, None, size)
 
     def read_range(self, uri: str, start: int, stop: int, size: int) -> Iterator[bytes]:
         """Yield bytes ``start..stop-1`` of a file of ``size`` bytes (multi-stream).
 
         XrdCl sends every file of one server through one TCP connection (a
-        "channel" per user@host:port), so concurrent ranges would share one
-        connection's window; each calling thread gets a channel of its own
-        through a login name of its own (``odrun-<n>@``), as ``xrdcp --streams``
-        gets substreams.
+        "channel" per user@host:port), so concurrent transfers (``--jobs``) and
+        ranges (``--streams``) would share one connection's window: over a WAN,
+        one connection's rate for all of them. Each calling thread gets a channel
+        of its own through a login name of its own (``odrun-<n>@``), as
+        ``xrdcp --streams`` gets substreams. A login name in the URI is kept.
         """
-        return self._read(_channel(uri, self._slot()), start, stop, size)
+        return self._read(uri, start, stop, size)
 
     def _slot(self) -> int:
         ident = threading.get_ident()
@@ -94,7 +96,8 @@ class XRootDTransport:
 
         timeout = max(1, int(self.settings.timeout))
         handle = self.client.File()
-        status, _ = handle.open(uri, OpenFlags.READ, timeout=timeout)
+        # the URI as given in every message; the channel's login name only on the wire
+        status, _ = handle.open(_channel(uri, self._slot()), OpenFlags.READ, timeout=timeout)
         if not status.ok:
             raise _xrd_error(status, uri, "open")
         try:
