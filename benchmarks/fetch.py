@@ -199,11 +199,18 @@ class Bench:
         return times
 
 
+#: set from --only: rows whose peer does not contain it are not run
+ONLY = [""]
+
+
 def compare(
     bench: Bench, suite: str, workload: str, peer: str, goal: float,
     peer_cmd: list[str], odrun_cmd: list[str], odrun_env: dict[str, str],
 ) -> Row:  # fmt: skip
     row = Row(suite, workload, peer, goal)
+    if ONLY[0] not in peer:
+        row.note = f"not run (--only {ONLY[0]!r})"
+        return row
     odrun_times = bench.time(odrun_cmd, odrun_env)
     peer_times = bench.time(peer_cmd)
     for times, attr in ((odrun_times, "odrun"), (peer_times, "peer")):
@@ -600,6 +607,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=Path("fetch-benchmark.json"))
     parser.add_argument("--png", type=Path, default=None, help="[no chart]")
     parser.add_argument("--make-cod-venv", action="store_true")
+    parser.add_argument("--only", default="", help="run only rows whose peer contains this")
     parser.add_argument("--table-from", type=Path, help="print a results JSON as Markdown; exit")
     args = parser.parse_args()
     if args.table_from:
@@ -614,6 +622,7 @@ def main() -> int:
     reason = xrootd_server.unavailable_reason()
     if reason:
         sys.exit(f"cannot run: {reason}")
+    ONLY[0] = args.only
     cod = cod_binary(args.make_cod_venv)
     load = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="odrun-bench-", dir="/var/tmp"))
