@@ -344,7 +344,11 @@ def run_suite(
             *extra,
         ]
 
-    many = f"{small_n} x {small_size / MB:g} MB"
+    many = (
+        f"{small_n} x {small_size // MIB} MiB"
+        if small_size % MIB == 0
+        else f"{small_n} x {small_size / MB:g} MB"
+    )
     one = f"1 x {large_size / MIB:g} MiB"
     listing = bench.work / f"{tag}-urls.txt"
     listing.write_text("".join(http(n) + "\n" for n, _, _ in files.small))
