@@ -253,3 +253,18 @@ def test_piece_size_bounds() -> None:
     assert piece_size(1, 8) == multistream.MIN_PIECE
     assert piece_size(1 << 40, 8) == multistream.MAX_PIECE
     assert piece_size(512 * mib, 4) == 32 * mib
+
+
+def test_cache_maintenance_knows_the_range_record(
+    odrun, serve_record, faults, tmp_path, isolated_env, monkeypatch
+) -> None:
+    """`cache ls` never lists a range record as an entry; `cache gc` removes it with its part."""
+    data = blob(11, SIZE)
+    rec = serve_record("k.root", data, Fault(drop_after=PIECE // 2, drops=1))
+    _interrupted(odrun, rec, tmp_path, isolated_env, monkeypatch)
+    listed = odrun("cache", "ls", "--json")
+    assert listed.code == 0, listed.err
+    assert ".ranges" not in listed.out
+    gc = odrun("cache", "gc", "--parts-older-than", "0")
+    assert gc.code == 0, gc.err
+    assert not cache_leftovers(isolated_env)
