@@ -62,8 +62,10 @@ def fetch(
 
     Files go to DEST/<path>; each is written to a .part file in the cache,
     verified while it arrives, then linked into place. Interrupted transfers
-    resume on the next run. Exit code 0: all files in place; 6: some failed;
-    3/4/5: nothing could be fetched (not found / checksum / transport).
+    resume on the next run. Files of 64 MiB or more (ODRUN_STREAMS_MIN_SIZE) come
+    in --streams byte ranges at once when the server serves ranges. Exit code
+    0: all files in place; 6: some failed; 3/4/5: nothing could be fetched (not
+    found / checksum / transport).
 
     \b
     Examples:
