@@ -66,6 +66,31 @@ def parse_checksum(text: str, *, where: str = "checksum") -> Checksum:
     return Checksum(alg, value.zfill(width))
 
 
+_ADLER_BASE = 65521
+
+
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The adler32 of ``A + B`` from ``adler32(A)``, ``adler32(B)`` and ``len(B)`` (zlib's formula).
+
+    Lets byte ranges fetched concurrently be hashed as they arrive and still give
+    the checksum of the whole file in order.
+    """
+    rem = second_length % _ADLER_BASE
+    sum1 = first & 0xFFFF
+    sum2 = (rem * sum1) % _ADLER_BASE
+    sum1 += (second & 0xFFFF) + _ADLER_BASE - 1
+    sum2 += ((first >> 16) & 0xFFFF) + ((second >> 16) & 0xFFFF) + _ADLER_BASE - rem
+    if sum1 >= _ADLER_BASE:
+        sum1 -= _ADLER_BASE
+    if sum1 >= _ADLER_BASE:
+        sum1 -= _ADLER_BASE
+    if sum2 >= _ADLER_BASE << 1:
+        sum2 -= _ADLER_BASE << 1
+    if sum2 >= _ADLER_BASE:
+        sum2 -= _ADLER_BASE
+    return sum1 | (sum2 << 16)
+
+
 class Hasher:
     """Incremental digest for one algorithm, fed block by block."""
 

@@ -34,6 +34,13 @@ from odrun.transfer.fetch import DEFAULT_JOBS, fetch_error
     help="auto: root:// when XRootD is available, falling back to HTTPS (and back).",
 )
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True)
+@click.option(
+    "--streams",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Byte ranges fetched at once for each large file (env ODRUN_STREAMS) [default: 4]; "
+    "1: one stream per file.",
+)
 @filter_options
 @click.option("--dry-run", is_flag=True, help="Show what would be fetched; transfer nothing.")
 @json_option
@@ -44,6 +51,7 @@ def fetch(
     dest: Path | None,
     protocol: str,
     jobs: int,
+    streams: int | None,
     names: tuple[str, ...],
     regexp: str | None,
     ranges: tuple[str, ...],
@@ -54,16 +62,21 @@ def fetch(
 
     Files go to DEST/<path>; each is written to a .part file in the cache,
     verified while it arrives, then linked into place. Interrupted transfers
-    resume on the next run. Exit code 0: all files in place; 6: some failed;
-    3/4/5: nothing could be fetched (not found / checksum / transport).
+    resume on the next run. Files of 64 MiB or more (ODRUN_STREAMS_MIN_SIZE) come
+    in --streams byte ranges at once when the server serves ranges. Exit code
+    0: all files in place; 6: some failed; 3/4/5: nothing could be fetched (not
+    found / checksum / transport).
 
     \b
     Examples:
       odrun fetch 10.7483/OPENDATA.CMS.LVG5.QT81 --dest data/
       odrun fetch 1 --filter-range 1-10 --jobs 8 --protocol https
+      odrun fetch 1 --filter-name '*.root' --streams 8
       odrun fetch 5500 --filter-name '*.py' --dry-run --json
     """
     settings = settings_of(ctx)
+    if streams is not None:
+        settings = settings.with_(streams=streams)
     chosen = FileFilter.build(names, regexp, ranges)
     with Resolver(settings) as resolver:
         record = resolver.resolve(target)

@@ -15,6 +15,7 @@ Hierarchy (exit code in brackets)::
     ├── ChecksumError               [4]  bytes did not match the declared size/checksum
     ├── TransportError              [5]  portal or storage unreachable, timeouts, 5xx
     │   ├── TransientError          [5]  worth retrying: reset, timeout, 5xx, dropped body
+    │   ├── RangeUnsupportedError   [5]  a server ignored a byte-range request (one stream then)
     │   └── OfflineError            [5]  --offline and the answer is not cached
     ├── PartialError                [6]  some of many items failed, others succeeded
     ├── WorkflowError               [7]  an analysis step failed (verify: the run failed)
@@ -105,6 +106,15 @@ class TransientError(TransportError):
     def __init__(self, message: str, *, hint: str | None = None, resumable: bool = True) -> None:
         super().__init__(message, hint=hint)
         self.resumable = resumable
+
+
+class RangeUnsupportedError(TransportError):
+    """A server answered a byte-range request with the whole file: multi-stream is not possible.
+
+    The multi-stream path catches it and fetches the file in one stream instead.
+    """
+
+    label = "byte ranges unsupported"
 
 
 class OfflineError(TransportError):

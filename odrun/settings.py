@@ -69,6 +69,10 @@ class Settings:
     retries: int = 3
     #: first backoff delay in seconds; doubles per attempt, with jitter
     retry_backoff: float = 0.5
+    #: concurrent byte-range streams for one large file (1: one stream per file)
+    streams: int = 4
+    #: files of at least this many bytes are fetched in ``streams`` ranges
+    streams_min_size: int = 64 * 1024 * 1024
     #: seconds a cached metadata response counts as fresh
     metadata_ttl: float = 7 * 24 * 3600.0
     #: seconds a file index that could not be read is not asked again (0: always ask)
@@ -208,6 +212,13 @@ def _coerce(name: str, value: Any) -> Any:
             if count is None or not 0 <= count <= limit:
                 raise ValueError(f"must be a whole number from 0 to {limit}")
             return count
+        if name in ("streams", "streams_min_size"):
+            limit = 64 if name == "streams" else MAX_COUNT
+            amount = value if isinstance(value, int) else untrusted.count(str(value))
+            low = 1 if name == "streams" else 0
+            if amount is None or not low <= amount <= limit:
+                raise ValueError(f"must be a whole number from {low} to {limit}")
+            return amount
         if name in ("cache_dir", "cvmfs_root"):
             return Path(os.path.expanduser(str(value)))
         if name in FOREIGN_ENV:

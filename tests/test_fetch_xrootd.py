@@ -180,3 +180,51 @@ def test_mirror_with_files_is_a_movable_fetch_source(odrun, record, dataset, tmp
     assert_fetched(dest, dataset)
     info = odrun("--portal", f"file://{moved}", "files", record).out.splitlines()
     assert all(line.startswith(f"file://{moved}/files/777/") for line in info)
+
+
+@pytest.mark.parametrize("protocol", ["root", "https"])
+def test_multi_stream_against_xrootd(
+    odrun, record, dataset, tmp_path, protocol, isolated_env, monkeypatch
+) -> None:
+    """Every file of at least 1 byte in 256 KiB ranges, 4 at once, from the real daemon."""
+    from odrun.transfer import multistream
+
+    monkeypatch.setattr(multistream, "MIN_PIECE", 256 * 1024)
+    monkeypatch.setattr(multistream, "MAX_PIECE", 256 * 1024)
+    monkeypatch.setenv("ODRUN_STREAMS_MIN_SIZE", "1")
+    dest = tmp_path / "m"
+    result = odrun(
+        "fetch", record, "--dest", str(dest), "--protocol", protocol, "--streams", "4", "--json"
+    )
+    assert result.code == 0, result.err
+    assert result.json()["downloaded"] == len(SIZES)
+    assert_fetched(dest, dataset)
+    assert not list((isolated_env / "files").rglob("*.ranges"))
+
+
+def test_each_thread_reads_on_a_connection_of_its_own() -> None:
+    """XrdCl multiplexes one connection per user@host:port: threads get their own login name."""
+    import threading
+
+    from odrun.settings import Settings
+    from odrun.transfer.xrootd import XRootDTransport, _channel
+
+    assert _channel("root://h:1094//a/b", 3) == "root://odrun-3@h:1094//a/b"
+    assert _channel("root://me@h//a", 3) == "root://me@h//a"  # the user's own login is kept
+    transport = XRootDTransport(Settings.load({}))
+    slots: list[int] = []
+    together = threading.Barrier(4)
+
+    def worker() -> None:
+        together.wait(timeout=10)  # all four alive at once: four distinct threads
+        slots.append(transport._slot())
+        together.wait(timeout=10)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(slots)) == 4
+    mine = transport._slot()
+    assert transport._slot() == mine  # one thread keeps its own

@@ -40,6 +40,7 @@ from odrun.errors import (
     DiskFullError,
     NotFoundError,
     OdrunError,
+    RangeUnsupportedError,
     TransientError,
     TransportError,
 )
@@ -47,6 +48,14 @@ from odrun.http import backoff_delay
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
 from odrun.transfer.base import Transport, prefetch
+from odrun.transfer.multistream import (
+    Ledger,
+    RangeReader,
+    discard,
+    fetch_ranges,
+    flatten,
+    ledger_path,
+)
 from odrun.transfer.space import disk_full, is_disk_full
 from odrun.transfer.store import CACHE_HINT, FileStore
 from odrun.urls import scheme_of
@@ -78,6 +87,8 @@ class Engine:
         self.demoted: set[str] = set()
         #: set on Ctrl-C: transfers stop at the next chunk, keeping their part files
         self.cancelled = threading.Event()
+        #: servers that answered a byte-range request with the whole file: one stream there
+        self.no_ranges: set[str] = set()
 
     def transport_for(self, uri: str) -> Transport:
         scheme = scheme_of(uri)
@@ -119,7 +130,7 @@ class Engine:
             except CancelledError:
                 raise
             except ChecksumError:
-                part.unlink(missing_ok=True)
+                discard(part)
                 if mismatch_restarted:
                     raise
                 mismatch_restarted = True
@@ -128,7 +139,7 @@ class Engine:
                 failed[uri] = exc
             except TransientError as exc:
                 if not exc.resumable:
-                    part.unlink(missing_ok=True)
+                    discard(part)
                 failed[uri] = exc
                 if len(candidates) > 1:
                     self.demoted.add(_server(uri))
@@ -155,6 +166,12 @@ class Engine:
         key: str,
     ) -> Transferred:
         transport = self.transport_for(uri)
+        if self._multistream(f, transport, uri):
+            try:
+                return self._attempt_ranges(f, uri, transport, part, on_position, meta, key)
+            except RangeUnsupportedError:
+                self.no_ranges.add(_server(uri))
+        flatten(part, f.size)  # a multi-stream part becomes its contiguous prefix
         try:
             # O_APPEND: a part truncated behind our back shows in its size, never as a hole
             out = part.open("a+b")
@@ -213,6 +230,67 @@ class Engine:
             )
         entry = self.store.commit(part, key, dict(meta, uri=uri, checksum=str(actual)), written)
         return Transferred(entry, uri, transport.name, received, start)
+
+    def _multistream(self, f: RecordFile, transport: Transport, uri: str) -> bool:
+        """Whether ``f`` goes in several concurrent byte ranges (``settings.streams``)."""
+        return (
+            self.settings.streams > 1
+            and f.size is not None
+            and f.size > 0
+            and f.size >= self.settings.streams_min_size
+            and isinstance(transport, RangeReader)
+            and _server(uri) not in self.no_ranges
+        )
+
+    def _attempt_ranges(
+        self,
+        f: RecordFile,
+        uri: str,
+        transport: Transport,
+        part: Path,
+        on_position: PositionCallback,
+        meta: dict[str, Any],
+        key: str,
+    ) -> Transferred:
+        assert f.size is not None
+        assert isinstance(transport, RangeReader)
+        algorithm = f.checksum.algorithm if f.checksum else "adler32"
+        try:
+            done = fetch_ranges(
+                transport,
+                uri,
+                part,
+                f.size,
+                algorithm,
+                self.settings.streams,
+                self.cancelled,
+                on_position,
+            )
+        except ChecksumError:
+            on_position(0)
+            raise
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            ledger = Ledger.load(ledger_path(part), f.size)
+            raise self._full(exc, part, f, ledger.held() if ledger else 0) from None
+        if done.written.st_size != f.size:
+            raise TransientError(
+                f"{part}: holds {done.written.st_size} bytes after a multi-stream transfer of "
+                f"{f.size} (changed by another process?); starting this file again",
+                resumable=False,
+            )
+        if f.checksum is not None and done.checksum != f.checksum:
+            on_position(0)
+            raise ChecksumError(
+                f"{f.path}: checksum {done.checksum} does not match the record's "
+                f"{f.checksum} (from {uri}, {self.settings.streams} streams)"
+            )
+        entry = self.store.commit(
+            part, key, dict(meta, uri=uri, checksum=str(done.checksum)), done.written
+        )
+        ledger_path(part).unlink(missing_ok=True)
+        return Transferred(entry, uri, transport.name, done.received, done.resumed_from)
 
     @staticmethod
     def _resume_point(f: RecordFile, out: IO[bytes]) -> tuple[Hasher, int]:

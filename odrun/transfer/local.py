@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from odrun.errors import NotFoundError, TransportError
-from odrun.transfer.base import CHUNK
+from odrun.transfer.base import CHUNK, length_mismatch
 from odrun.untrusted import split_url
 
 
@@ -37,3 +37,17 @@ class FileTransport:
             fh.seek(offset)
             while chunk := fh.read(CHUNK):
                 yield chunk
+
+    def read_range(self, uri: str, start: int, stop: int, size: int) -> Iterator[bytes]:
+        """Yield bytes ``start..stop-1`` (multi-stream); a file of another size is another file."""
+        actual = file_path(uri).stat().st_size if file_path(uri).exists() else None
+        if actual is not None and actual != size:
+            raise length_mismatch(uri, actual, size)
+        chunks = self.stream(uri, start, size)
+        left = stop - start
+        for chunk in chunks:
+            if len(chunk) >= left:
+                yield chunk[:left]
+                return
+            left -= len(chunk)
+            yield chunk

@@ -271,7 +271,7 @@ class FileStore:
         if not self.root.is_dir():
             return
         for path in sorted(self.root.glob("*/*/*")):
-            if path.suffix in (".json", ".part", ".lock") or path.name.startswith("."):
+            if path.suffix in (".json", ".part", ".lock", ".ranges") or path.name.startswith("."):
                 continue
             yield path.relative_to(self.root).as_posix(), path
 
@@ -327,7 +327,7 @@ class FileStore:
 
     def remove(self, key: str) -> None:
         """Delete an entry, its bookkeeping and its part. The caller holds the key's lock."""
-        for suffix in ("", ".json", ".part"):
+        for suffix in ("", ".json", ".part", ".part.ranges"):
             (self.root / f"{key}{suffix}").unlink(missing_ok=True)
 
     def gc(self, *, parts_older_than: float, max_size: int | None = None) -> GcReport:
@@ -353,6 +353,7 @@ class FileStore:
                 size = _stale_size(part, cutoff)  # again, under the lock: it may have resumed
                 if size is not None:
                     part.unlink(missing_ok=True)
+                    part.with_name(part.name + ".ranges").unlink(missing_ok=True)
                     report.removed.append(str(part))
                     report.freed += size
         if max_size is not None:
