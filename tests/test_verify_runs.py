@@ -148,3 +148,30 @@ def test_run_verify_without_expectations_says_so(odrun, tmp_path: Path) -> None:
     result = odrun("run", str(root), "--runtime", "host", "--verify")
     assert result.code == 0, result.err
     assert "--verify: odrun.yaml declares no expect: entries, nothing to verify" in result.err
+
+
+def test_a_run_whose_verdict_crashes_keeps_its_record_and_is_not_passed_over(
+    odrun, tmp_path: Path, monkeypatch
+) -> None:
+    """Failed before the fix: an exception while judging the outputs (after the steps ran)
+    skipped writing run.json, so `odrun verify` passed over the new run as "still running"
+    and judged the older good run: exit 0 for a run that crashed."""
+    from odrun.workflow import runner
+
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+
+    def crash(*_args: object, **_kw: object) -> list[object]:
+        raise RuntimeError("the verdict crashed")
+
+    monkeypatch.setattr(runner, "evaluate", crash)
+    crashed = odrun("run", str(root), "--runtime", "host")
+    assert crashed.code != 0
+    monkeypatch.undo()
+    _good, bad = runs(root)
+    record = json.loads((bad / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert "the verdict crashed" in record["error"]
+    result = odrun("verify", str(root))
+    assert result.code == 7, result.out + result.err
+    assert f"run {bad.name} failed" in result.err

@@ -240,17 +240,24 @@ def run_analysis(
         result.error = str(exc) if isinstance(exc, OdrunError) else f"{type(exc).__name__}: {exc}"
     finally:
         result.ended = now()
-        result.outputs = _collect_outputs(analysis, result.workspace)
-        lock = lockfile.build(result, analysis)
-        lockfile.write(result.run_dir / lockfile.NAME, lock)
-        if result.status == "finished" and not locked and not partial:
-            lockfile.write(lock_path, lock)
-        expect = analysis.manifest.get("expect") or []
-        if result.status == "finished" and expect and (verify or not partial):
-            result.checks = evaluate(result.workspace, expect, analysis.root)
-        from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
+        try:  # whatever fails here, run.json is written: without it, verify passes over
+            result.outputs = _collect_outputs(analysis, result.workspace)  # this run
+            lock = lockfile.build(result, analysis)
+            lockfile.write(result.run_dir / lockfile.NAME, lock)
+            if result.status == "finished" and not locked and not partial:
+                lockfile.write(lock_path, lock)
+            expect = analysis.manifest.get("expect") or []
+            if result.status == "finished" and expect and (verify or not partial):
+                result.checks = evaluate(result.workspace, expect, analysis.root)
+            from odrun.workflow.provenance import write_crate  # noqa: PLC0415 - cycle
 
-        write_crate(result, analysis)
+            write_crate(result, analysis)
+        except BaseException as exc:
+            failure = failure or exc
+            result.status = "failed"
+            result.error = result.error or (
+                str(exc) if isinstance(exc, OdrunError) else f"{type(exc).__name__}: {exc}"
+            )
         atomic_write(
             result.run_dir / "run.json",
             (json.dumps(result.to_dict(), indent=2, sort_keys=True) + "\n").encode(),
