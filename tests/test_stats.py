@@ -399,3 +399,28 @@ def test_a_check_that_cannot_be_computed_fails_alone(tmp_path: Path) -> None:
     assert not bad.ok
     assert "not finite" in bad.detail
     assert good.ok
+
+
+@pytest.mark.parametrize("test", [{"pull": 3}, {"rel": 0.05}, {"abs": 1}])
+@pytest.mark.parametrize(
+    ("actual", "reference"),
+    [
+        ([0, 0, 0], [100, 100, 100]),  # the selection kept nothing
+        ([100, 100, 100], [0, 0, 0]),  # an empty reference cannot be scaled
+        ([-5, 3, 1], [100, 100, 100]),  # negative total (weights)
+    ],
+)
+def test_normalize_needs_two_positive_totals_for_bin_by_bin_checks_too(
+    tmp_path: Path, actual: list[int], reference: list[int], test: dict[str, object]
+) -> None:
+    """Failed before: an empty output histogram scaled the reference to zero, and the
+    bin-by-bin check then said "3 bins identical to the reference" (exit 0); the chi2 test
+    already refused it."""
+    (tmp_path / "ref.json").write_text(
+        json.dumps({"h": {"edges": [0, 1, 2, 3], "counts": reference}})
+    )
+    (tmp_path / "out.json").write_text(json.dumps({"h": {"edges": [0, 1, 2, 3], "counts": actual}}))
+    hist = {"reference": "ref.json", "normalize": True, **test}
+    (check,) = evaluate(tmp_path, [{"file": "out.json", "histograms": {"h": hist}}])
+    assert not check.ok, check.detail
+    assert "positive total" in check.detail

@@ -151,8 +151,15 @@ def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> t
 
 
 def _normalized(actual: Histogram, reference: Histogram) -> Histogram:
-    total = sum(reference.counts)
-    return reference.scaled(sum(actual.counts) / total) if total > 0 else reference
+    """The reference scaled to the actual total; both totals must be positive (an empty
+    output would scale the reference to zero bins and match it)."""
+    total_a, total_r = sum(actual.counts), sum(reference.counts)
+    if total_a <= 0 or total_r <= 0:
+        raise HistogramError(
+            f"normalize needs two histograms with positive totals: the output's is {total_a:g}, "
+            f"the reference's {total_r:g}"
+        )
+    return reference.scaled(total_a / total_r)
 
 
 def _chi2(
