@@ -28,6 +28,7 @@ from odrun.reana.submit import (
     submit,
     write_run_record,
 )
+from odrun.records.paths import PathClaims
 from odrun.workflow import load_analysis
 
 SERVER_ENV = "REANA_SERVER_URL"
@@ -352,6 +353,7 @@ def download_cmd(
             target = (output_dir or Path(workflow)).resolve()
             files = client.ls(workflow)
             dests = [_inside(target, f.name, workflow) for f in files]  # all checked first
+            _distinct(target, [f.name for f in files], dests, workflow)
             for f, dest in zip(files, dests, strict=True):
                 client.download(workflow, f.name, dest)
             if as_json:
@@ -417,6 +419,20 @@ def stop_cmd(ctx: click.Context, run: str, server: str | None) -> None:
     if sub is not None:
         sub.update(status)
         sub.save()
+
+
+def _distinct(target: Path, names: list[str], dests: list[Path], workflow: str) -> None:
+    """No two listed names land on one path, nor one inside another listed file
+    (``a//b`` and ``a/b``; ``a`` and ``a/b``): a later download would overwrite or fail."""
+    claims = PathClaims()
+    for name, dest in zip(names, dests, strict=True):
+        owner = claims.claim(dest.relative_to(target.resolve()).as_posix(), name)
+        if owner is not None:
+            raise MetadataError(
+                f"REANA workflow {workflow} lists workspace files {owner[1]!r} and {name!r}, "
+                f"which collide at {owner[0]} under {target}: nothing written",
+                hint="report it to the REANA server's operators",
+            )
 
 
 def _inside(target: Path, name: str, workflow: str) -> Path:
