@@ -469,6 +469,32 @@ def test_download_by_name_refuses_server_names_that_collide(
         assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
+def test_download_of_a_record_refuses_listed_outputs_that_collide(
+    odrun, reana, demo, tmp_path
+) -> None:
+    """Failed before: a name listed under a declared output folder that spells a declared
+    file differently (results/./fit.json) was downloaded over it, and the run record
+    listed results/fit.json twice, one entry with a checksum of bytes no longer there."""
+    text = (demo / "reana.yaml").read_text()
+    (demo / "reana.yaml").write_text(
+        text.replace(
+            "    - results/mass.png\n", "    - results/mass.png\n  directories:\n    - results\n"
+        )
+    )
+    res = odrun("submit", str(demo), "--name", "evil", *POLL, "--json")
+    assert res.code == 0, res.err
+    wait_finished(reana, res.json()["workflow_id"])
+    wf = reana.find(res.json()["workflow_id"])
+    assert wf is not None
+    for name in ("results/./fit.json", "results//fit.json", "results/fit.json/x"):
+        wf.extra_listing = [name]
+        out = tmp_path / "out"
+        got = odrun("download", str(demo), "--output-dir", str(out))
+        assert got.code == 9, got.err
+        assert repr(name) in got.err
+        assert not [p for p in out.rglob("*") if p.is_file()]  # refused before any download
+
+
 def test_status_of_a_name_after_its_download_folder_exists(
     odrun, reana, demo, tmp_path, monkeypatch
 ):
