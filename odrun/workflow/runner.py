@@ -24,6 +24,7 @@ import functools
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -107,6 +108,9 @@ class RunResult:
     #: not every step ran (--target short of the last step, or --from in a fresh folder):
     #: ``odrun verify`` never judges such a run as a complete one
     partial: bool = False
+    #: (st_dev, st_ino) of the record files as fetched: a step may move one (rename its
+    #: folder), and the next step's read-only binds must still find it
+    record_inodes: set[tuple[int, int]] = field(default_factory=set, repr=False)
 
     @property
     def workspace(self) -> Path:
@@ -229,6 +233,7 @@ def run_analysis(
         _fetch_records(analysis, settings, result, say, untrusted)
         if untrusted and not _binds_readonly(plan):
             _detach_records(result)  # steps on the host get private copies, not cache links
+        _remember_record_inodes(result)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis))
         result.status = "running"
@@ -338,10 +343,33 @@ def _fetch_records(
 
 
 def record_files(result: RunResult) -> list[Path]:
-    """The record files in the workspace (read-only for container steps)."""
+    """The record files in the workspace (read-only for container steps): at their paths,
+    and, when one is no longer there (a step renamed its folder: the hard link to the
+    cache moved with it), wherever a link to the fetched inode now is."""
     ws = result.workspace
     paths = [ws / i["path"] for i in result.inputs if i.get("kind") == "record-file"]
-    return [p for p in paths if p.is_file()]
+    found = [p for p in paths if p.is_file()]
+    if not result.record_inodes or result.record_inodes <= {_inode(p) for p in found}:
+        return found
+    for here, _dirs, files in os.walk(ws):  # never into a linked folder
+        for name in files:
+            path = Path(here, name)
+            if _inode(path, follow=False) in result.record_inodes and path not in found:
+                found.append(path)
+    return found
+
+
+def _inode(path: Path, follow: bool = True) -> tuple[int, int] | None:
+    try:
+        st = path.stat() if follow else path.lstat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _remember_record_inodes(result: RunResult) -> None:
+    inodes = {_inode(p) for p in record_files(result)}
+    result.record_inodes = {i for i in inodes if i is not None}
 
 
 def _binds_readonly(plan: Plan) -> bool:
