@@ -346,22 +346,27 @@ def record_files(result: RunResult) -> list[Path]:
     """The record files in the workspace (read-only for container steps): at their paths,
     and, when one is no longer there (a step renamed its folder: the hard link to the
     cache moved with it), wherever a link to the fetched inode now is."""
-    ws = result.workspace
+    ws = result.workspace.resolve()
     paths = [ws / i["path"] for i in result.inputs if i.get("kind") == "record-file"]
-    found = [p for p in paths if p.is_file()]
-    if not result.record_inodes or result.record_inodes <= {_inode(p) for p in found}:
-        return found
-    for here, _dirs, files in os.walk(ws):  # never into a linked folder
-        for name in files:
-            path = Path(here, name)
-            if _inode(path, follow=False) in result.record_inodes and path not in found:
-                found.append(path)
+    # never through a link: a step may have left one to a host file at a record's path,
+    # and binding "the record file" would then show that host file to the next step
+    found = [p for p in paths if p.resolve() == p and _inode(p) is not None]
+    if result.record_inodes:
+        found = [p for p in found if _inode(p) in result.record_inodes]
+        if result.record_inodes <= {_inode(p) for p in found}:
+            return found
+        for here, _dirs, files in os.walk(ws):  # never into a linked folder
+            for name in files:
+                path = Path(here, name)
+                if _inode(path) in result.record_inodes and path not in found:
+                    found.append(path)
     return found
 
 
-def _inode(path: Path, follow: bool = True) -> tuple[int, int] | None:
+def _inode(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a regular file that is not a link, else None."""
     try:
-        st = path.stat() if follow else path.lstat()
+        st = path.lstat()
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
