@@ -111,6 +111,15 @@ class RunResult:
     #: (st_dev, st_ino) of the record files as fetched: a step may move one (rename its
     #: folder), and the next step's read-only binds must still find it
     record_inodes: set[tuple[int, int]] = field(default_factory=set, repr=False)
+    #: steps that succeeded in this run folder before this run (--from in an earlier run's)
+    steps_done_before: list[str] = field(default_factory=list)
+
+    @property
+    def steps_done(self) -> list[str]:
+        """Steps that succeeded in this folder, earlier runs in it (--from) included."""
+        failed = {s.name for s in self.steps if s.exit_code != 0}
+        ran = [s.name for s in self.steps if s.name not in failed]
+        return list(dict.fromkeys(self.steps_done_before + ran))
 
     @property
     def workspace(self) -> Path:
@@ -150,6 +159,7 @@ class RunResult:
             "verified": self.verified,
             "error": self.error,
             "partial": self.partial,
+            "steps_done": self.steps_done,
         }
 
 
@@ -205,10 +215,12 @@ def run_analysis(
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
     partial = from_step is not None or target_step is not None
     reused = workdir is not None and (workdir / "run.json").is_file()
+    done = _steps_done(workdir) if reused and workdir is not None else None
     result = RunResult(
         analysis.name,
         new_run_dir(analysis, workdir, reuse=from_step is not None),
-        partial=_skips_steps(analysis, from_step, target_step, reused),
+        partial=_skips_steps(analysis, from_step, target_step, done),
+        steps_done_before=sorted(done or ()) if from_step is not None else [],
         analysis_path=str(
             (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
         ),
@@ -273,14 +285,35 @@ def run_analysis(
 
 
 def _skips_steps(
-    analysis: Analysis, from_step: str | None, target_step: str | None, reused: bool
+    analysis: Analysis, from_step: str | None, target_step: str | None, done: set[str] | None
 ) -> bool:
     """Whether --from/--target leave steps out of what the run folder holds: --from in an
-    earlier run's folder builds on its outputs, --from in a fresh folder does not."""
+    earlier run's folder builds on its outputs when every step before STEP succeeded
+    there (``done``: the steps that did; None for a fresh folder)."""
     names = [str(s.get("name") or f"step{i + 1}") for i, s in enumerate(analysis.steps)]
     cut_end = target_step is not None and (not names or target_step != names[-1])
-    cut_start = from_step is not None and not reused and (not names or from_step != names[0])
-    return cut_end or cut_start
+    if from_step is None or (names and from_step == names[0]):
+        return cut_end
+    if done is None or not names:  # a Snakefile's rules are not listed: trust the folder
+        return cut_end or done is None
+    before = names[: names.index(from_step)] if from_step in names else names
+    return cut_end or not set(before) <= done
+
+
+def _steps_done(run_dir: Path) -> set[str]:
+    """The steps that succeeded in an earlier run's folder (its run.json ``steps_done``;
+    a record written before that key: its steps with exit code 0)."""
+    from odrun.workflow.record import RunRecord  # noqa: PLC0415 - only for --from
+
+    try:
+        record = RunRecord.load(run_dir)
+    except OdrunError:
+        return set()
+    listed = record.data.get("steps_done")
+    if isinstance(listed, list):
+        return {str(name) for name in listed}
+    failed = {str(s.get("name")) for s in record.steps if s.get("exit_code") != 0}
+    return {str(s.get("name")) for s in record.steps} - failed
 
 
 def _spec_error(untrusted: bool) -> type[OdrunError]:
