@@ -424,3 +424,36 @@ def test_normalize_needs_two_positive_totals_for_bin_by_bin_checks_too(
     (check,) = evaluate(tmp_path, [{"file": "out.json", "histograms": {"h": hist}}])
     assert not check.ok, check.detail
     assert "positive total" in check.detail
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json", "txt"])
+def test_outputs_and_references_with_a_utf8_bom_are_read(tmp_path: Path, suffix: str) -> None:
+    """Failed before: a BOM (Excel, pandas encoding='utf-8-sig', PowerShell) made the first
+    CSV column unknown and JSON unreadable, so a correct run failed."""
+    bom = "\ufeff"
+    values = [91 + i / 10 for i in range(50)]
+    if suffix == "csv":
+        (tmp_path / "fit.csv").write_text(bom + "mass,error\n91.2,0.1\n", encoding="utf-8")
+        hist = "bin_low,bin_high,count\n0,1,10\n1,2,20\n"
+        (tmp_path / "h.csv").write_text(bom + hist, encoding="utf-8")
+        (tmp_path / "ref.csv").write_text(bom + hist, encoding="utf-8")
+        (tmp_path / "m.csv").write_text(bom + "mass\n" + "\n".join(map(str, values)))
+        expect = [
+            {"file": "fit.csv", "values": {"0.mass": {"value": 91.2, "abs": 0.01}}},
+            {"file": "h.csv", "histograms": {"h": {"reference": "ref.csv", "abs": 0}}},
+            {"file": "m.csv", "ks": {"column": "mass", "reference": "m.csv#mass"}},
+        ]
+    elif suffix == "json":
+        (tmp_path / "fit.json").write_text(bom + json.dumps({"mass": 91.2}), encoding="utf-8")
+        hist = json.dumps({"h": {"edges": [0, 1, 2], "counts": [10, 20]}, "m": values})
+        (tmp_path / "h.json").write_text(bom + hist, encoding="utf-8")
+        expect = [
+            {"file": "fit.json", "values": {"mass": {"value": 91.2, "abs": 0.01}}},
+            {"file": "h.json", "histograms": {"h": {"reference": "h.json", "abs": 0}}},
+            {"file": "h.json", "ks": {"column": "m", "reference": "h.json#m"}},
+        ]
+    else:
+        (tmp_path / "m.txt").write_text(bom + " ".join(map(str, values)), encoding="utf-8")
+        expect = [{"file": "m.txt", "ks": {"reference": "m.txt"}}]
+    for check in evaluate(tmp_path, expect):
+        assert check.ok, check.detail

@@ -172,7 +172,7 @@ def read_histogram(path: Path, key: str = "") -> Histogram:
             raise HistogramError(f"{path.name}: a ROOT file needs an object name (file#name)")
         return _from_root(path, key, where)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Excel, pandas) is not data
     except (OSError, UnicodeDecodeError) as exc:
         raise HistogramError(f"{where} is not readable: {exc}") from None
     if suffix == ".csv":
