@@ -29,6 +29,7 @@ from odrun.reana.submit import (
     write_run_record,
 )
 from odrun.records.paths import PathClaims
+from odrun.redact import redact
 from odrun.workflow import load_analysis
 
 SERVER_ENV = "REANA_SERVER_URL"
@@ -436,7 +437,14 @@ def _distinct(target: Path, names: list[str], dests: list[Path], workflow: str) 
 
 
 def _inside(target: Path, name: str, workflow: str) -> Path:
-    """Workspace file ``name`` (as the server lists it) under ``target``, never outside it."""
+    """Workspace file ``name`` (as the server lists it) under ``target``, never outside it,
+    nor named after the access token (the file name would keep it on disk)."""
+    if redact(name) != name:
+        raise MetadataError(
+            f"REANA workflow {workflow} lists a workspace file named after your access token "
+            f"({redact(name)!r}): nothing written",
+            hint="report it to the REANA server's operators; consider renewing the token",
+        )
     try:
         dest = confine(target, name, "workspace file")
     except OdrunError:

@@ -33,6 +33,7 @@ from odrun.errors import (
 )
 from odrun.records.cache import ensure_writable
 from odrun.records.paths import PathClaims
+from odrun.redact import redact
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
@@ -359,6 +360,12 @@ def download_outputs(
     for declared in declared_outputs(client, sub, analysis):
         # a name the server listed (in a declared folder) is untrusted; a declared one is ours
         error = SpecError if declared in own else UnsafeMetadataError
+        if redact(declared) != declared:  # it would be written into run.json and the crate
+            raise UnsafeMetadataError(
+                f"REANA workflow {sub.workflow_name} lists an output named after your access "
+                f"token ({redact(declared)!r}): nothing downloaded",
+                hint="report it to the REANA server's operators; consider renewing the token",
+            )
         local = confine(workspace, declared, "outputs entry", error=error)
         dest = confine(target, declared, "outputs entry", error=error)
         owner = claims.claim(local.relative_to(workspace.resolve()).as_posix(), declared)
