@@ -19,6 +19,7 @@ from typing import Any
 
 import platformdirs
 
+from . import untrusted
 from .errors import ConfigError
 from .urls import DEFAULT_PROTOCOL_MAP, ProtocolMap
 
@@ -158,8 +159,10 @@ def _coerce(name: str, value: Any) -> Any:
             return ratio
         if name in ("retries", "unpack_max_bytes", "unpack_max_members"):
             count = int(value)
-            if not 0 <= count <= MAX_RETRIES:
-                raise ValueError(f"must be from 0 to {MAX_RETRIES}")
+            # the unpack limits are byte and member counts: 50 GB must be sayable
+            top = MAX_RETRIES if name == "retries" else untrusted.MAX_COUNT
+            if not 0 <= count <= top:
+                raise ValueError(f"must be from 0 to {top}")
             return count
         if name == "cache_dir":
             return Path(os.path.expanduser(str(value)))

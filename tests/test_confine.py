@@ -507,7 +507,7 @@ def _tar_member(name: str, kind: bytes = b"0", link: str = "") -> bytes:
 )
 def test_unpack_refuses_every_escape(tmp_path: Path, suffix: str, make: Any) -> None:
     from odrun.errors import MetadataError
-    from odrun.workflow.fromrecord import _unpack
+    from odrun.workflow.fromrecord import unpack_archive
 
     out = tmp_path / "out"
     out.mkdir()
@@ -516,7 +516,7 @@ def test_unpack_refuses_every_escape(tmp_path: Path, suffix: str, make: Any) -> 
     dest = tmp_path / "a" / "dest"
     dest.mkdir(parents=True)
     with pytest.raises(MetadataError):
-        _unpack(archive, dest)
+        unpack_archive(archive, dest)
     assert list(out.iterdir()) == []
     assert not (tmp_path / "a" / "escaped.txt").exists()
     assert list(dest.iterdir()) == []  # nothing kept
