@@ -320,6 +320,53 @@ def test_podman_step_cannot_change_a_record_file(
     assert len(cache_holds(isolated_env, b"original\n")) == 1
 
 
+def test_podman_step_cannot_move_a_record_file_out_from_under_its_read_only_bind(
+    odrun: Any, podman_ready: str, publish: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    """Failed before: step 1 renamed the folder holding the bound record file (the hard
+    link moved with it, out of reach of the next step's binds, which named the old path),
+    and step 2 wrote through it into the shared cache (the cache held EVIL)."""
+    from test_run_podman import use_image
+
+    rec = publish("916", {"events.txt": b"original\n"})
+    ana = tmp_path / "ana"
+    steps = {
+        "hide": ["mv data/916 data/moved && mkdir -p out"],
+        "write": ["(echo EVIL > data/moved/events.txt || echo refused > out/result.txt)"],
+    }
+    use_image(serial_spec(ana, steps), podman_ready)
+    with_records(ana, rec)
+    odrun("run", str(ana), "--runtime", "podman", "--json")
+    assert cache_holds(isolated_env, b"EVIL") == []
+    assert len(cache_holds(isolated_env, b"original\n")) == 1
+
+
+def test_podman_step_cannot_get_a_host_file_bound_in_place_of_a_record_file(
+    odrun: Any, podman_ready: str, publish: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    """Failed before: step 1 moved the record's folder away and left a link to a host file
+    at the record file's path; odrun bound the link's target read-only into step 2, which
+    read the host file."""
+    from test_run_podman import use_image
+
+    secret = tmp_path / "host-secret.txt"
+    secret.write_text("host secret\n")
+    rec = publish("917", {"events.txt": b"original\n"})
+    ana = tmp_path / "ana"
+    steps = {
+        "plant": [
+            f"mv data/917 data/moved && mkdir data/917 && ln -s {secret} data/917/events.txt"
+        ],
+        "read": ["mkdir -p out && (cat data/917/events.txt || echo unreadable) > out/leak.txt"],
+    }
+    use_image(serial_spec(ana, steps), podman_ready)
+    with_records(ana, rec)
+    result = odrun("run", str(ana), "--runtime", "podman", "--json")
+    leak = Path(result.json()["run_dir"]) / "workspace" / "out" / "leak.txt"
+    assert "host secret" not in leak.read_text()
+    assert cache_holds(isolated_env, b"original\n")
+
+
 def test_untrusted_analysis_on_the_host_gets_copies_of_record_files(
     odrun: Any, publish: Any, tmp_path: Path, isolated_env: Path
 ) -> None:

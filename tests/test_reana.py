@@ -448,6 +448,53 @@ def test_download_by_name_confines_server_names(odrun, reana, demo, tmp_path, mo
     assert not Path(absolute).exists()
 
 
+def test_download_by_name_refuses_server_names_that_collide(
+    odrun, reana, demo, tmp_path, monkeypatch
+) -> None:
+    """Failed before: `results/fit.json/x` beside `results/fit.json` was exit 1 ("unexpected
+    error: FileExistsError") after other files were written, and `results/./fit.json` or
+    `results//fit.json` downloaded a second file over the first with exit 0."""
+    res = odrun("submit", str(demo), "--name", "evil", *POLL, "--json")
+    assert res.code == 0, res.err
+    wait_finished(reana, res.json()["workflow_id"])
+    wf = reana.find(res.json()["workflow_id"])
+    assert wf is not None
+    monkeypatch.chdir(tmp_path)
+    for name in ("results/fit.json/x", "results/./fit.json", "results//fit.json", "results"):
+        wf.extra_listing = [name]
+        got = odrun("download", "evil.1", "--output-dir", "out")
+        assert got.code == 9, got.err
+        assert "results/fit.json" in got.err
+        assert repr(name) in got.err
+        assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_download_of_a_record_refuses_listed_outputs_that_collide(
+    odrun, reana, demo, tmp_path
+) -> None:
+    """Failed before: a name listed under a declared output folder that spells a declared
+    file differently (results/./fit.json) was downloaded over it, and the run record
+    listed results/fit.json twice, one entry with a checksum of bytes no longer there."""
+    text = (demo / "reana.yaml").read_text()
+    (demo / "reana.yaml").write_text(
+        text.replace(
+            "    - results/mass.png\n", "    - results/mass.png\n  directories:\n    - results\n"
+        )
+    )
+    res = odrun("submit", str(demo), "--name", "evil", *POLL, "--json")
+    assert res.code == 0, res.err
+    wait_finished(reana, res.json()["workflow_id"])
+    wf = reana.find(res.json()["workflow_id"])
+    assert wf is not None
+    for name in ("results/./fit.json", "results//fit.json", "results/fit.json/x"):
+        wf.extra_listing = [name]
+        out = tmp_path / "out"
+        got = odrun("download", str(demo), "--output-dir", str(out))
+        assert got.code == 9, got.err
+        assert repr(name) in got.err
+        assert not [p for p in out.rglob("*") if p.is_file()]  # refused before any download
+
+
 def test_status_of_a_name_after_its_download_folder_exists(
     odrun, reana, demo, tmp_path, monkeypatch
 ):

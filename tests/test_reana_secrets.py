@@ -273,3 +273,30 @@ def test_a_planted_submission_record_never_gets_the_token(
         assert plant.requests == []  # nothing, let alone the token, reached it
         res = odrun("status", str(tmp_path / "analysis"), "--server", plant.url)
         assert plant.requests  # named by the user: trusted
+
+
+def test_a_listed_file_named_after_the_token_is_never_written_down(
+    odrun, hostile, demo: Path
+) -> None:
+    """Failed before: a name the server listed under a declared output folder, carrying the
+    token, was recorded (as a missing output) in submission.json, run.json and the
+    RO-Crate, which are meant to be shared."""
+    text = (demo / "reana.yaml").read_text()
+    (demo / "reana.yaml").write_text(
+        text.replace("- results/mass.png\n", "- results/mass.png\n  directories: [results]\n")
+    )
+    res = odrun("submit", str(demo), "--follow", "--poll-interval", "0.05", "--json")
+    assert res.code == 0, res.err
+    (wf,) = hostile.workflows.values()
+    run_dir = Path(res.json()["run_dir"])
+    for name in (f"results/leak-{quote_plus(TOKEN)}", f"results/x{TOKEN[3:20]}"):
+        wf.extra_listing = [name]
+        got = odrun("download", str(demo), "--output-dir", str(demo.parent / "out"))
+        written = "".join(p.read_text() for p in run_dir.rglob("*.json"))
+        assert leaks(written) == [], written
+        assert got.code == 9, got.err
+        assert leaks(got.out + got.err) == []
+        bare = odrun("download", "dimuon-demo.1", "--output-dir", str(demo.parent / "bare"))
+        assert bare.code == 9, bare.err
+        assert leaks(bare.out + bare.err) == []
+        assert not [p for p in (demo.parent / "bare").rglob("*") if p.is_file()]

@@ -399,3 +399,35 @@ def test_slurm_executor_without_sbatch_fails_before_fetching(
     assert result.code == 8, result.err
     assert "sbatch" in result.err
     assert not fetched_anything(run_dir, isolated_env)
+
+
+HOST_PYTHON = [  # Python Snakemake runs on the host while it reads the Snakefile
+    "import pathlib\npathlib.Path(MARK).write_text('pwned')\n",
+    "onstart:\n    open(MARK, 'w').write('pwned')\n",
+    "def inputs(wildcards):\n    open(MARK, 'w').write('pwned')\n    return []\n",
+]
+
+
+@pytest.mark.parametrize("code", HOST_PYTHON)
+def test_record_snakefile_is_never_read_on_the_host_under_auto(
+    tmp_path: Path, fake_podman, code: str
+) -> None:
+    """Failed before: every rule had a container, so `--runtime auto` ran Snakemake, which
+    executed the record's top-level Python / onstart on the host (the file was written)."""
+    from odrun.errors import ConfigError
+    from odrun.settings import Settings
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
+
+    fake_podman(**{IMAGE: DIGEST})
+    mark = tmp_path / "host-file-written-by-record"
+    write(
+        tmp_path / "ana" / "Snakefile",
+        f'container: "docker://{IMAGE}"\n\n'
+        + code.replace("MARK", repr(str(mark)))
+        + '\nrule all:\n    output: "a.txt"\n    shell: "echo in > {output}"\n',
+    )
+    write(tmp_path / "ana" / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n")
+    analysis = load_analysis(tmp_path / "ana")
+    with pytest.raises(ConfigError, match="runs its Snakefile as Python on the host"):
+        run_analysis(analysis, Settings.load(), RunOptions(runtime="auto", untrusted=True))
+    assert not mark.exists()

@@ -299,3 +299,161 @@ def test_normalize_on_the_histogram_also_scales_bin_by_bin_comparisons(tmp_path:
     checks = evaluate(ws, expect, base)
     assert checks[0].ok, checks[0].detail  # 600 x (1/6, 2/3, 1/6)
     assert not checks[1].ok  # 100 vs 0.17 without normalisation
+
+
+def _histogram_files(tmp_path: Path, actual: dict[str, object]) -> Path:
+    (tmp_path / "ref.json").write_text(
+        json.dumps({"h": {"edges": [0, 1, 2, 3], "counts": [100, 100, 100]}})
+    )
+    (tmp_path / "out.json").write_text(json.dumps({"h": actual}).replace("Infinity", "1e999"))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("errors", "test"),
+    [
+        *[  # JSON 1e999: an infinite error made every pull 0 (chi2 0, p-value 1)
+            ([math.inf] * 3, test)
+            for test in ({"chi2": {"p_min": 0.01}}, {"pull": 3}, {"rel": 0.1})
+        ],
+        *[([1.0, math.nan, 1.0], test) for test in ({"chi2": {"p_min": 0.01}}, {"pull": 3})],
+        # finite, but its square overflows: OverflowError out of evaluate, no run.json
+        ([1e200] * 3, {"chi2": {"p_min": 0.01}}),
+        ([1e200] * 3, {"chi2": {"p_min": 0.01, "normalize": True}}),
+    ],
+)
+def test_histograms_with_non_finite_or_overflowing_errors_fail(
+    tmp_path: Path, errors: list[float], test: dict[str, object]
+) -> None:
+    """Before: errors inf passed chi2 (p-value 1) and pull (pull 0) for counts 5x off;
+    errors 1e200 raised OverflowError out of evaluate."""
+    ws = _histogram_files(
+        tmp_path, {"edges": [0, 1, 2, 3], "counts": [500, 3, 0], "errors": errors}
+    )
+    expect = [{"file": "out.json", "histograms": {"h": {"reference": "ref.json", **test}}}]
+    (check,) = evaluate(ws, expect)
+    assert not check.ok, check.detail
+
+
+@pytest.mark.parametrize("where", ["counts", "edges", "reference"])
+@pytest.mark.parametrize("bad", [math.inf, math.nan])
+def test_histograms_with_non_finite_counts_or_edges_fail_and_say_why(
+    tmp_path: Path, where: str, bad: float
+) -> None:
+    actual = {"edges": [0, 1, 2, 3], "counts": [100, 100, 100]}
+    if where == "reference":
+        (tmp_path / "out.json").write_text(json.dumps({"h": actual}))
+        ref = {"edges": [0, 1, 2, 3], "counts": [100, bad, 100]}
+        (tmp_path / "ref.json").write_text(json.dumps({"h": ref}))
+    else:
+        _histogram_files(tmp_path, actual)
+        doc = json.loads((tmp_path / "out.json").read_text())
+        doc["h"][where][1] = bad
+        (tmp_path / "out.json").write_text(json.dumps(doc))
+    for test in ({"chi2": {"p_min": 0.01}}, {"pull": 3}, {"abs": 1e300}):
+        expect = [{"file": "out.json", "histograms": {"h": {"reference": "ref.json", **test}}}]
+        (check,) = evaluate(tmp_path, expect)
+        assert not check.ok, check.detail
+        assert "not finite" in check.detail
+
+
+def test_chi2_with_overflowing_variances_is_impossible_not_a_crash() -> None:
+    huge = Histogram((0.0, 1.0, 2.0), (5.0, 7.0), (1e200, 1e200))
+    with pytest.raises(ValueError, match="not finite"):
+        chi2_test(huge, Histogram((0.0, 1.0, 2.0), (5.0, 7.0)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_ks_with_too_few_values_to_ever_fail_fails(tmp_path: Path, n: int) -> None:
+    """Before: 1 or 2 values a world away from a 10,000-value reference passed p_min 0.01
+    (D 1, p 0.097 / 0.011): the asymptotic test cannot reach p_min with such samples."""
+    (tmp_path / "ref.txt").write_text(" ".join(str(91 + i / 10_000) for i in range(10_000)))
+    (tmp_path / "out.txt").write_text(" ".join(["1000"] * n))
+    expect = [{"file": "out.txt", "ks": {"reference": "ref.txt", "p_min": 0.01}}]
+    (check,) = evaluate(tmp_path, expect)
+    assert not check.ok, check.detail
+    if n < 3:
+        assert "too small" in check.detail
+    # a sample that can fail, and agrees, still passes
+    (tmp_path / "out.txt").write_text(" ".join(str(91 + i / 20) for i in range(20)))
+    (ok,) = evaluate(tmp_path, expect)
+    assert ok.ok, ok.detail
+
+
+def test_a_check_that_cannot_be_computed_fails_alone(tmp_path: Path) -> None:
+    """Normalising a reference of total 3e-300 to an output of 2e300 overflows (the scaled
+    histogram is not finite): that check fails with the reason, the others still run
+    (failed before the fix: HistogramError out of evaluate, no verdict, no run.json)."""
+    (tmp_path / "ref.json").write_text(
+        json.dumps({"h": {"edges": [0, 1, 2, 3], "counts": [1e-300, 1e-300, 1e-300]}})
+    )
+    (tmp_path / "out.json").write_text(
+        json.dumps({"h": {"edges": [0, 1, 2, 3], "counts": [1e300, 1e300, 1]}, "x": 1})
+    )
+    expect = [
+        {"file": "out.json", "histograms": {"h": {"reference": "ref.json", "pull": 3,
+                                                  "normalize": True}}},
+        {"file": "out.json", "values": {"x": {"value": 1}}},
+    ]  # fmt: skip
+    bad, good = evaluate(tmp_path, expect)
+    assert not bad.ok
+    assert "not finite" in bad.detail
+    assert good.ok
+
+
+@pytest.mark.parametrize("test", [{"pull": 3}, {"rel": 0.05}, {"abs": 1}])
+@pytest.mark.parametrize(
+    ("actual", "reference"),
+    [
+        ([0, 0, 0], [100, 100, 100]),  # the selection kept nothing
+        ([100, 100, 100], [0, 0, 0]),  # an empty reference cannot be scaled
+        ([-5, 3, 1], [100, 100, 100]),  # negative total (weights)
+    ],
+)
+def test_normalize_needs_two_positive_totals_for_bin_by_bin_checks_too(
+    tmp_path: Path, actual: list[int], reference: list[int], test: dict[str, object]
+) -> None:
+    """Failed before: an empty output histogram scaled the reference to zero, and the
+    bin-by-bin check then said "3 bins identical to the reference" (exit 0); the chi2 test
+    already refused it."""
+    (tmp_path / "ref.json").write_text(
+        json.dumps({"h": {"edges": [0, 1, 2, 3], "counts": reference}})
+    )
+    (tmp_path / "out.json").write_text(json.dumps({"h": {"edges": [0, 1, 2, 3], "counts": actual}}))
+    hist = {"reference": "ref.json", "normalize": True, **test}
+    (check,) = evaluate(tmp_path, [{"file": "out.json", "histograms": {"h": hist}}])
+    assert not check.ok, check.detail
+    assert "positive total" in check.detail
+
+
+@pytest.mark.parametrize("suffix", ["csv", "json", "txt"])
+def test_outputs_and_references_with_a_utf8_bom_are_read(tmp_path: Path, suffix: str) -> None:
+    """Failed before: a BOM (Excel, pandas encoding='utf-8-sig', PowerShell) made the first
+    CSV column unknown and JSON unreadable, so a correct run failed."""
+    bom = "\ufeff"
+    values = [91 + i / 10 for i in range(50)]
+    if suffix == "csv":
+        (tmp_path / "fit.csv").write_text(bom + "mass,error\n91.2,0.1\n", encoding="utf-8")
+        hist = "bin_low,bin_high,count\n0,1,10\n1,2,20\n"
+        (tmp_path / "h.csv").write_text(bom + hist, encoding="utf-8")
+        (tmp_path / "ref.csv").write_text(bom + hist, encoding="utf-8")
+        (tmp_path / "m.csv").write_text(bom + "mass\n" + "\n".join(map(str, values)))
+        expect = [
+            {"file": "fit.csv", "values": {"0.mass": {"value": 91.2, "abs": 0.01}}},
+            {"file": "h.csv", "histograms": {"h": {"reference": "ref.csv", "abs": 0}}},
+            {"file": "m.csv", "ks": {"column": "mass", "reference": "m.csv#mass"}},
+        ]
+    elif suffix == "json":
+        (tmp_path / "fit.json").write_text(bom + json.dumps({"mass": 91.2}), encoding="utf-8")
+        hist = json.dumps({"h": {"edges": [0, 1, 2], "counts": [10, 20]}, "m": values})
+        (tmp_path / "h.json").write_text(bom + hist, encoding="utf-8")
+        expect = [
+            {"file": "fit.json", "values": {"mass": {"value": 91.2, "abs": 0.01}}},
+            {"file": "h.json", "histograms": {"h": {"reference": "h.json", "abs": 0}}},
+            {"file": "h.json", "ks": {"column": "m", "reference": "h.json#m"}},
+        ]
+    else:
+        (tmp_path / "m.txt").write_text(bom + " ".join(map(str, values)), encoding="utf-8")
+        expect = [{"file": "m.txt", "ks": {"reference": "m.txt"}}]
+    for check in evaluate(tmp_path, expect):
+        assert check.ok, check.detail

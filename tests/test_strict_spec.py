@@ -298,3 +298,32 @@ def test_snakemake_parameters_file_yaml_error_names_line(odrun, tmp_path: Path) 
     assert checked.code == 2
     assert f"{config}:2:5: " in checked.out
     assert "mapping values are not allowed" in checked.out
+
+
+NON_FINITE = [
+    # an infinite tolerance passes anything; a NaN one fails a correct run
+    ("chi2_ndf: {value: 1.0, abs: 0.5}", "chi2_ndf: {value: 1.0, abs: .inf}",
+     "expect[0].values.chi2_ndf.abs: .inf is not a finite number"),
+    ("sigma: {n: 3, error_key: mass_error}", "sigma: {n: .Inf, error_key: mass_error}",
+     "expect[0].values.mass.sigma.n: .inf is not a finite number"),
+    ("chi2_ndf: {value: 1.0, abs: 0.5}", "chi2_ndf: {value: .nan, abs: 0.5}",
+     "expect[0].values.chi2_ndf.value: .nan is not a finite number"),
+    ("chi2: {p_min: 0.01, normalize: true}", "chi2: {p_min: .NaN, normalize: true}",
+     "expect[1].histograms.bins.chi2.p_min: .nan is not a finite number"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "message"), NON_FINITE)
+def test_non_finite_numbers_in_odrun_yaml_are_errors(
+    odrun, demo: Path, isolated_env: Path, old: str, new: str, message: str
+) -> None:
+    """Failed before: `abs: .inf` (or `n: .inf`) passed the schema's `minimum: 0`, and the
+    check then passed any output (`5 vs expected 1 ± inf`, exit 0)."""
+    edit(demo / "odrun.yaml", old, new)
+    checked = odrun("validate", str(demo))
+    assert checked.code == 2, checked.out + checked.err
+    assert message in checked.out
+    ran = odrun("run", str(demo), "--runtime", "host", "--verify")
+    assert ran.code == 2, ran.err
+    assert message in ran.err
+    nothing_happened(demo, isolated_env)

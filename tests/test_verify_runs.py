@@ -148,3 +148,70 @@ def test_run_verify_without_expectations_says_so(odrun, tmp_path: Path) -> None:
     result = odrun("run", str(root), "--runtime", "host", "--verify")
     assert result.code == 0, result.err
     assert "--verify: odrun.yaml declares no expect: entries, nothing to verify" in result.err
+
+
+def test_a_run_whose_verdict_crashes_keeps_its_record_and_is_not_passed_over(
+    odrun, tmp_path: Path, monkeypatch
+) -> None:
+    """Failed before the fix: an exception while judging the outputs (after the steps ran)
+    skipped writing run.json, so `odrun verify` passed over the new run as "still running"
+    and judged the older good run: exit 0 for a run that crashed."""
+    from odrun.workflow import runner
+
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+
+    def crash(*_args: object, **_kw: object) -> list[object]:
+        raise RuntimeError("the verdict crashed")
+
+    monkeypatch.setattr(runner, "evaluate", crash)
+    crashed = odrun("run", str(root), "--runtime", "host")
+    assert crashed.code != 0
+    monkeypatch.undo()
+    _good, bad = runs(root)
+    record = json.loads((bad / "run.json").read_text())
+    assert record["status"] == "failed"
+    assert "the verdict crashed" in record["error"]
+    result = odrun("verify", str(root))
+    assert result.code == 7, result.out + result.err
+    assert f"run {bad.name} failed" in result.err
+
+
+def test_from_on_a_run_that_failed_before_that_step_is_partial(odrun, tmp_path: Path) -> None:
+    """Failed before: `make` failed (after writing out/r.json), then `--from check --workdir
+    RUN` ran only `check`; the folder was judged a complete run and verify exited 0 on the
+    output of a step that had failed."""
+    root = tmp_path / "a"
+    root.mkdir()
+    (root / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  parameters: {code: 3}\n"
+        "workflow:\n  type: serial\n  specification:\n    steps:\n"
+        "      - name: make\n        environment: docker.io/library/busybox:1.36\n"
+        '        commands: ["mkdir -p out && echo \'{\\"x\\": 1}\' > out/r.json && exit $code"]\n'
+        "      - name: check\n        environment: docker.io/library/busybox:1.36\n"
+        '        commands: ["echo checking"]\n'
+        "      - name: report\n        environment: docker.io/library/busybox:1.36\n"
+        '        commands: ["echo reporting"]\n'
+        "outputs:\n  files: [out/r.json]\n"
+    )
+    (root / "odrun.yaml").write_text(
+        "version: 1\nexpect:\n  - file: out/r.json\n    values:\n      x: {value: 1, abs: 0}\n"
+    )
+    run = tmp_path / "run"
+    host = ("--runtime", "host", "--workdir", str(run))
+    assert odrun("run", str(root), *host).code == 7  # make failed
+    assert odrun("run", str(root), *host, "--from", "check").code == 0
+    assert json.loads((run / "run.json").read_text())["partial"] is True
+    result = odrun("verify", str(run))
+    assert result.code == 7, result.out + result.err
+    assert "partial" in result.err
+    # after make succeeds, continuing from a later step (twice) is a complete run again
+    run2 = tmp_path / "run2"
+    again = ("--runtime", "host", "--workdir", str(run2))
+    text = (root / "reana.yaml").read_text()
+    (root / "reana.yaml").write_text(text.replace("{code: 3}", "{code: 0}"))
+    assert odrun("run", str(root), *again, "--target", "make").code == 0
+    assert odrun("run", str(root), *again, "--from", "check", "--target", "check").code == 0
+    assert odrun("run", str(root), *again, "--from", "report").code == 0
+    assert json.loads((run2 / "run.json").read_text())["partial"] is False
+    assert odrun("verify", str(run2)).code == 0

@@ -34,6 +34,8 @@ from odrun.errors import (
     WorkflowError,
 )
 from odrun.records.cache import ensure_writable
+from odrun.records.paths import PathClaims
+from odrun.redact import redact
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
@@ -398,11 +400,29 @@ def download_outputs(
     target = output_target(analysis, output_dir)
     outputs: list[dict[str, Any]] = []
     own = set(analysis.files_in("outputs", "files"))
+    planned: list[tuple[str, Path, Path]] = []
+    claims = PathClaims()
+    workspace = sub.run_dir / "workspace"
     for declared in declared_outputs(client, sub, analysis):
         # a name the server listed (in a declared folder) is untrusted; a declared one is ours
         error = SpecError if declared in own else UnsafeMetadataError
-        local = confine(sub.run_dir / "workspace", declared, "outputs entry", error=error)
+        if redact(declared) != declared:  # it would be written into run.json and the crate
+            raise UnsafeMetadataError(
+                f"REANA workflow {sub.workflow_name} lists an output named after your access "
+                f"token ({redact(declared)!r}): nothing downloaded",
+                hint="report it to the REANA server's operators; consider renewing the token",
+            )
+        local = confine(workspace, declared, "outputs entry", error=error)
         dest = confine(target, declared, "outputs entry", error=error)
+        owner = claims.claim(local.relative_to(workspace.resolve()).as_posix(), declared)
+        if owner is not None:  # results/./fit.json beside results/fit.json: one overwrites
+            raise UnsafeMetadataError(
+                f"REANA workflow {sub.workflow_name} lists outputs {owner[1]!r} and "
+                f"{declared!r}, which collide at {owner[0]}: nothing downloaded",
+                hint="report it to the REANA server's operators",
+            )
+        planned.append((declared, local, dest))
+    for declared, local, dest in planned:
         rel = Path(declared).as_posix()
         try:
             size = client.download(sub.workflow_id, rel, local)

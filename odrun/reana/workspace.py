@@ -17,6 +17,8 @@ from odrun.errors import MetadataError, OdrunError, UsageError
 from odrun.reana.client import ReanaClient
 from odrun.reana.record import Submission
 from odrun.reana.submit import SubmitOptions, collect, download_outputs, write_run_record
+from odrun.records.paths import PathClaims
+from odrun.redact import redact
 from odrun.workflow.model import Say
 from odrun.workflow.spec import load_analysis
 
@@ -59,6 +61,7 @@ def download(
         target = (output_dir or Path(workflow)).resolve()
         files = client.ls(workflow)
         dests = [inside(target, f.name, workflow) for f in files]  # all checked first
+        distinct(target, [f.name for f in files], dests, workflow)
         for f, dest in zip(files, dests, strict=True):
             client.download(workflow, f.name, dest)
         return Download(workflow, target, [f.name for f in files])
@@ -82,8 +85,29 @@ def download(
     return Download(workflow, target, [str(o.get("path")) for o in submission.outputs], submission)
 
 
+def distinct(target: Path, names: list[str], dests: list[Path], workflow: str) -> None:
+    """No two listed names land on one path, nor one inside another listed file
+    (``a//b`` and ``a/b``; ``a`` and ``a/b``): a later download would overwrite or fail."""
+    claims = PathClaims()
+    for name, dest in zip(names, dests, strict=True):
+        owner = claims.claim(dest.relative_to(target.resolve()).as_posix(), name)
+        if owner is not None:
+            raise MetadataError(
+                f"REANA workflow {workflow} lists workspace files {owner[1]!r} and {name!r}, "
+                f"which collide at {owner[0]} under {target}: nothing written",
+                hint="report it to the REANA server's operators",
+            )
+
+
 def inside(target: Path, name: str, workflow: str) -> Path:
-    """Workspace file ``name`` (as the server lists it) under ``target``, never outside it."""
+    """Workspace file ``name`` (as the server lists it) under ``target``, never outside it,
+    nor named after the access token (the file name would keep it on disk)."""
+    if redact(name) != name:
+        raise MetadataError(
+            f"REANA workflow {workflow} lists a workspace file named after your access token "
+            f"({redact(name)!r}): nothing written",
+            hint="report it to the REANA server's operators; consider renewing the token",
+        )
     try:
         dest = confine(target, name, "workspace file")
     except OdrunError:
@@ -97,4 +121,4 @@ def inside(target: Path, name: str, workflow: str) -> Path:
     return dest
 
 
-__all__ = ["Download", "download", "inside"]
+__all__ = ["Download", "distinct", "download", "inside"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from odrun.workflow.histograms import (
     same_binning,
 )
 from odrun.workflow.samples import SampleError, read_sample
-from odrun.workflow.stats import chi2_test, ks_2samp
+from odrun.workflow.stats import chi2_test, ks_2samp, ks_min_p_value
 
 BIN_BY_BIN = ("abs", "rel", "pull")
 
@@ -55,7 +56,7 @@ class Check:
 
 def _load_table(path: Path) -> Any:
     """JSON as is; CSV as a list of rows (dicts by header), so keys read ``<row>.<column>``."""
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a BOM (Excel, pandas) is not data
     if path.suffix.lower() == ".csv":
         return list(csv.DictReader(io.StringIO(text)))
     return untrusted.load_json(text)
@@ -149,8 +150,15 @@ def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> t
 
 
 def _normalized(actual: Histogram, reference: Histogram) -> Histogram:
-    total = sum(reference.counts)
-    return reference.scaled(sum(actual.counts) / total) if total > 0 else reference
+    """The reference scaled to the actual total; both totals must be positive (an empty
+    output would scale the reference to zero bins and match it)."""
+    total_a, total_r = sum(actual.counts), sum(reference.counts)
+    if total_a <= 0 or total_r <= 0:
+        raise HistogramError(
+            f"normalize needs two histograms with positive totals: the output's is {total_a:g}, "
+            f"the reference's {total_r:g}"
+        )
+    return reference.scaled(total_a / total_r)
 
 
 def _chi2(
@@ -182,10 +190,25 @@ def check_ks(path: Path, spec: dict[str, Any], base: Path) -> tuple[bool, str]:
     except SampleError as exc:
         return False, str(exc)
     p_min = float(spec.get("p_min", 0.01))
+    floor = ks_min_p_value(len(sample), len(reference))
+    if floor >= p_min:  # even disjoint samples would pass: the test cannot fail
+        return False, (
+            f"sample too small for a KS test at p_min {p_min:g}: with n {len(sample)} "
+            f"(reference n {len(reference)}) the smallest possible p-value is {floor:.3g}"
+        )
     result = ks_2samp(sample, reference)
     ok = result.p_value >= p_min
     verdict = "compatible" if ok else "INCOMPATIBLE"
     return ok, f"{verdict} (p_min {p_min:g}): {result.describe()}"
+
+
+def _guarded(check: Callable[..., tuple[bool, str]], *args: Any) -> tuple[bool, str]:
+    """``check(*args)``; a check whose arithmetic or input fails, fails (with the reason)
+    instead of aborting the verdict: a crash here would leave a run without its record."""
+    try:
+        return check(*args)
+    except (ArithmeticError, ValueError, OSError) as exc:  # HistogramError, SampleError too
+        return False, f"cannot be checked: {exc}"
 
 
 def evaluate(
@@ -234,13 +257,13 @@ def evaluate(
             except (KeyError, TypeError, ValueError, OverflowError):
                 checks.append(Check(f"{label} {key}", False, f"{key} missing or not a number"))
                 continue
-            ok, detail = check_value(actual, want, doc)
+            ok, detail = _guarded(check_value, actual, want, doc)
             checks.append(Check(f"{label} {key}", ok, detail))
         for key, want in histograms.items():
-            ok, detail = check_histogram(path, key, want, base or workspace)
+            ok, detail = _guarded(check_histogram, path, key, want, base or workspace)
             checks.append(Check(f"{label} {key}", ok, detail))
         for spec in ks:
-            ok, detail = check_ks(path, spec, base or workspace)
+            ok, detail = _guarded(check_ks, path, spec, base or workspace)
             column = spec.get("column")
             checks.append(Check(f"{label} ks{f' {column}' if column else ''}", ok, detail))
     return checks

@@ -46,6 +46,11 @@ class Histogram:
             )
         if self.errors is not None and len(self.errors) != len(self.counts):
             raise HistogramError(f"{len(self.errors)} errors for {len(self.counts)} bins")
+        for what, numbers in (("edge", self.edges), ("count", self.counts),
+                              ("error", self.errors or ())):  # fmt: skip
+            bad = next((i for i, v in enumerate(numbers) if not math.isfinite(v)), None)
+            if bad is not None:  # an infinite error makes every pull 0: nothing could fail
+                raise HistogramError(f"{what} {bad} is {numbers[bad]:g}, not finite")
 
     def error(self, i: int) -> float:
         if self.errors is not None:
@@ -166,7 +171,7 @@ def read_histogram(path: Path, key: str = "") -> Histogram:
             raise HistogramError(f"{path.name}: a ROOT file needs an object name (file#name)")
         return _from_root(path, key, where)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Excel, pandas) is not data
     except (OSError, UnicodeDecodeError) as exc:
         raise HistogramError(f"{where} is not readable: {exc}") from None
     if suffix == ".csv":

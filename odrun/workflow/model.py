@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -82,6 +84,18 @@ class RunResult:
     #: not every step ran (--target short of the last step, or --from in a fresh folder):
     #: ``odrun verify`` never judges such a run as a complete one
     partial: bool = False
+    #: (st_dev, st_ino) of the record files as fetched: a step may move one (rename its
+    #: folder), and the next step's read-only binds must still find it
+    record_inodes: set[tuple[int, int]] = field(default_factory=set, repr=False)
+    #: steps that succeeded in this run folder before this run (--from in an earlier run's)
+    steps_done_before: list[str] = field(default_factory=list)
+
+    @property
+    def steps_done(self) -> list[str]:
+        """Steps that succeeded in this folder, earlier runs in it (--from) included."""
+        failed = {s.name for s in self.steps if s.exit_code != 0}
+        ran = [s.name for s in self.steps if s.name not in failed]
+        return list(dict.fromkeys(self.steps_done_before + ran))
 
     @property
     def workspace(self) -> Path:
@@ -121,6 +135,7 @@ class RunResult:
             "verified": self.verified,
             "error": self.error,
             "partial": self.partial,
+            "steps_done": self.steps_done,
         }
 
 
@@ -182,10 +197,39 @@ def now() -> str:
 
 
 def record_files(result: RunResult) -> list[Path]:
-    """The record files in the workspace (read-only for container steps)."""
-    ws = result.workspace
+    """The record files in the workspace (read-only for container steps): at their paths,
+    and, when one is no longer there (a step renamed its folder: the hard link to the
+    cache moved with it), wherever a link to the fetched inode now is."""
+    ws = result.workspace.resolve()
     paths = [ws / i["path"] for i in result.inputs if i.get("kind") == "record-file"]
-    return [p for p in paths if p.is_file()]
+    # never through a link: a step may have left one to a host file at a record's path,
+    # and binding "the record file" would then show that host file to the next step
+    found = [p for p in paths if p.resolve() == p and _inode(p) is not None]
+    if result.record_inodes:
+        found = [p for p in found if _inode(p) in result.record_inodes]
+        if result.record_inodes <= {_inode(p) for p in found}:
+            return found
+        for here, _dirs, files in os.walk(ws):  # never into a linked folder
+            for name in files:
+                path = Path(here, name)
+                if _inode(path) in result.record_inodes and path not in found:
+                    found.append(path)
+    return found
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a regular file that is not a link, else None."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def remember_record_inodes(result: RunResult) -> None:
+    """Note the fetched record files' inodes, so later steps find them wherever moved."""
+    inodes = {_inode(p) for p in record_files(result)}
+    result.record_inodes = {i for i in inodes if i is not None}
 
 
 def run_tools(analysis: Analysis, runtime: str) -> tuple[str, ...]:

@@ -44,6 +44,7 @@ from odrun.workflow.model import (
     StepRun,
     now,
     record_files,
+    remember_record_inodes,
     run_tools,
     tool_versions,
 )
@@ -100,10 +101,12 @@ def run_analysis(
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
     partial = options.partial
     reused = workdir is not None and (workdir / RUN_JSON).is_file()
+    done = _steps_done(workdir) if reused and workdir is not None else None
     result = RunResult(
         analysis.name,
         new_run_dir(analysis, workdir, reuse=from_step is not None),
-        partial=_skips_steps(analysis, from_step, target_step, reused),
+        partial=_skips_steps(analysis, from_step, target_step, done),
+        steps_done_before=sorted(done or ()) if from_step is not None else [],
         analysis_path=str(
             (analysis.reana_path or analysis.manifest_path or analysis.root).resolve()
         ),
@@ -128,6 +131,7 @@ def run_analysis(
         _fetch_records(analysis, settings, result, say, untrusted)
         if untrusted and not _binds_readonly(plan):
             _detach_records(result)  # steps on the host get private copies, not cache links
+        remember_record_inodes(result)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis))
         result.status = "running"
@@ -139,15 +143,22 @@ def run_analysis(
         result.error = str(exc) if isinstance(exc, OdrunError) else f"{type(exc).__name__}: {exc}"
     finally:
         result.ended = now()
-        result.outputs = _collect_outputs(analysis, result.workspace)
-        lock = lockfile.build(result, analysis)
-        lockfile.write(result.run_dir / lockfile.NAME, lock)
-        if result.status == "finished" and not locked and not partial:
-            lockfile.write(lock_path, lock)
-        expect = analysis.manifest.get("expect") or []
-        if result.status == "finished" and expect and (verify or not partial):
-            result.checks = evaluate(result.workspace, expect, analysis.root)
-        write_crate(result, analysis)
+        try:  # whatever fails here, run.json is written: without it, verify passes over
+            result.outputs = _collect_outputs(analysis, result.workspace)  # this run
+            lock = lockfile.build(result, analysis)
+            lockfile.write(result.run_dir / lockfile.NAME, lock)
+            if result.status == "finished" and not locked and not partial:
+                lockfile.write(lock_path, lock)
+            expect = analysis.manifest.get("expect") or []
+            if result.status == "finished" and expect and (verify or not partial):
+                result.checks = evaluate(result.workspace, expect, analysis.root)
+            write_crate(result, analysis)
+        except BaseException as exc:
+            failure = failure or exc
+            result.status = "failed"
+            result.error = result.error or (
+                str(exc) if isinstance(exc, OdrunError) else f"{type(exc).__name__}: {exc}"
+            )
         RunRecord.from_result(result).save()
     if failure is not None:
         raise failure
@@ -155,14 +166,33 @@ def run_analysis(
 
 
 def _skips_steps(
-    analysis: Analysis, from_step: str | None, target_step: str | None, reused: bool
+    analysis: Analysis, from_step: str | None, target_step: str | None, done: set[str] | None
 ) -> bool:
     """Whether --from/--target leave steps out of what the run folder holds: --from in an
-    earlier run's folder builds on its outputs, --from in a fresh folder does not."""
+    earlier run's folder builds on its outputs when every step before STEP succeeded
+    there (``done``: the steps that did; None for a fresh folder)."""
     names = [str(s.get("name") or f"step{i + 1}") for i, s in enumerate(analysis.steps)]
     cut_end = target_step is not None and (not names or target_step != names[-1])
-    cut_start = from_step is not None and not reused and (not names or from_step != names[0])
-    return cut_end or cut_start
+    if from_step is None or (names and from_step == names[0]):
+        return cut_end
+    if done is None or not names:  # a Snakefile's rules are not listed: trust the folder
+        return cut_end or done is None
+    before = names[: names.index(from_step)] if from_step in names else names
+    return cut_end or not set(before) <= done
+
+
+def _steps_done(run_dir: Path) -> set[str]:
+    """The steps that succeeded in an earlier run's folder (its run.json ``steps_done``;
+    a record written before that key: its steps with exit code 0)."""
+    try:
+        record = RunRecord.load(run_dir)
+    except OdrunError:
+        return set()
+    listed = record.data.get("steps_done")
+    if isinstance(listed, list):
+        return {str(name) for name in listed}
+    failed = {str(s.get("name")) for s in record.steps if s.get("exit_code") != 0}
+    return {str(s.get("name")) for s in record.steps} - failed
 
 
 def _spec_error(untrusted: bool) -> type[OdrunError]:

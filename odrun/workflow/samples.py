@@ -67,7 +67,7 @@ def read_sample(path: Path, column: str = "") -> list[float]:
     """The values of ``column`` in ``path``; SampleError names what is wrong."""
     where = f"{path.name}#{column}" if column else path.name
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Excel, pandas) is not data
     except (OSError, UnicodeDecodeError) as exc:
         raise SampleError(f"{where} is not readable: {exc}") from None
     suffix = path.suffix.lower()

@@ -189,6 +189,15 @@ def plan_snakemake(
             f"{', '.join(on_host)} have no container: (or use run:, which runs in Snakemake)",
             hint="review its rules, then allow it with --runtime host",
         )
+    if untrusted and wanted == "auto":  # container rules or not: auto never runs it on the host
+        raise ConfigError(
+            "this analysis comes from a record, and Snakemake runs its Snakefile as Python on "
+            "the host while reading it (top-level code, onstart:, input functions), before any "
+            "container starts",
+            hint="review the Snakefile and what it includes, then choose: --runtime podman",
+        )
+    if untrusted:
+        say("warning: the record's Snakefile runs as Python on the host while Snakemake reads it")
     plan.runtime = choose_runtime(analysis, result, names, untrusted, say)
     if on_host and plan.runtime is not None and result.runtime != "host":
         say(

@@ -12,6 +12,7 @@ references that do not exist, and container images without a pinned tag or diges
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import string
 from collections.abc import Iterator
@@ -198,6 +199,8 @@ def validate(analysis: Analysis, *, staging: bool = True) -> list[Finding]:
         if doc is not None:
             broken, extra = _schema_findings(doc, name, label, draft7=label == "reana.yaml")
             findings += broken
+            if label == "odrun.yaml":  # the schema's `minimum: 0` lets .inf and .nan through
+                findings += list(_non_finite(doc, label))
             unknown += extra
     if findings:  # the other checks assume the schemas hold; unknown keys first (a
         return unknown + findings  # misspelt key is often why a required one is missing)
@@ -242,6 +245,20 @@ def _schema_findings(
         if not keys or err.validator in ("oneOf", "anyOf"):
             broken.append(Finding("error", label + _json_path(err.absolute_path), err.message))
     return broken, unknown
+
+
+def _non_finite(doc: Any, where: str) -> Iterator[Finding]:
+    """An error per YAML ``.inf``/``.nan``: an infinite tolerance passes any output, a NaN
+    expectation fails a correct one."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        shown = ".nan" if math.isnan(doc) else ("-.inf" if doc < 0 else ".inf")
+        yield Finding("error", where, f"{shown} is not a finite number")
+    elif isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _non_finite(value, f"{where}.{key}")
+    elif isinstance(doc, list):
+        for n, value in enumerate(doc):
+            yield from _non_finite(value, f"{where}[{n}]")
 
 
 def _json_path(path: Any) -> str:

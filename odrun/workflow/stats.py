@@ -118,6 +118,13 @@ class KSResult:
         )
 
 
+def ks_min_p_value(n: int, m: int) -> float:
+    """The smallest p-value :func:`ks_2samp` can give for samples of ``n`` and ``m`` values
+    (at D = 1, disjoint samples): a p_min at or below it can never fail."""
+    en = math.sqrt(n * m / (n + m))
+    return kolmogorov_sf(en + 0.12 + 0.11 / en)
+
+
 def ks_2samp(sample: Sequence[float], reference: Sequence[float]) -> KSResult:
     """Two-sample Kolmogorov-Smirnov test (asymptotic p-value, Stephens' correction)."""
     a, b = sorted(sample), sorted(reference)
@@ -183,11 +190,11 @@ def _variances(actual: Histogram, reference: Histogram, s: float) -> list[float]
             out.append(s * (a + r))  # pooled: E[r] = (a + r) / (1 + s), E[a] = s E[r]
             continue
         if actual.errors is not None:
-            var_a = actual.errors[i] ** 2
+            var_a = actual.errors[i] * actual.errors[i]  # not ** 2: inf, not OverflowError
         else:
             var_a = s * r if s * r > 0 else max(a, 0.0)
         if reference.errors is not None:
-            var_r = reference.errors[i] ** 2
+            var_r = reference.errors[i] * reference.errors[i]
         else:
             var_r = a / s if a > 0 else max(r, 0.0)
         out.append(var_a + s * s * var_r)
@@ -212,6 +219,8 @@ def chi2_test(actual: Histogram, reference: Histogram, normalize: bool = False) 
         if a == 0 and r == 0:
             skipped += 1
             continue
+        if not math.isfinite(var) or not math.isfinite(expected):  # a pull of 0 would pass
+            raise ValueError(f"bin {i}: the variance {var:g} or expectation is not finite")
         used += 1
         diff = a - expected
         if var > 0:
