@@ -14,7 +14,7 @@
 #   --print-dir prints the folder without building; --force rebuilds.
 # Settings: ODRUN_DEBIAN_MIRROR (default http://deb.debian.org/debian; for a bit-for-bit
 #   package set use http://snapshot.debian.org/archive/debian/$DEBIAN_SNAPSHOT/),
-#   ODRUN_IMAGE_SIZE (default 3G).
+#   ODRUN_IMAGE_SIZE (default 3G), ODRUN_APPLIANCE_KEEP (images kept in the cache, default 2).
 # Needs root, mmdebstrap, mkfs.ext4 (e2fsprogs), qemu-img (qemu-utils), python3 with pip, and
 # the network to deb.debian.org and PyPI (the guest it makes needs no network at all).
 set -euo pipefail
@@ -166,4 +166,8 @@ mv "$WORK/disk.qcow2" "$WORK/vmlinuz" "$WORK/initrd.img" "$WORK/manifest.json" "
 rm -rf "$OUT"
 mv "$WORK/out" "$OUT"
 log "built $OUT in $((SECONDS - start)) s"
+# keep the newest ODRUN_APPLIANCE_KEEP (default 2) images: each is ~650 MB
+find "$CACHE" -maxdepth 1 -type d -regextype posix-extended -regex '.*/odrun-appliance-[0-9a-f]{16}' \
+  -printf '%T@ %p\n' | sort -rn | tail -n +$((${ODRUN_APPLIANCE_KEEP:-2} + 1)) | cut -d' ' -f2- \
+  | while read -r old; do log "removing the older image $old"; rm -rf --one-file-system "$old"; done
 echo "$OUT"

@@ -190,12 +190,15 @@ def boot_selftest(
         f"instance-id: {instance_id}\nlocal-hostname: odrun-appliance\n", encoding="utf-8"
     )
     seed = workdir / "seed.img"
-    subprocess.run(
+    made = subprocess.run(
         ["cloud-localds", str(seed), str(workdir / "user-data"), str(workdir / "meta-data")],
-        check=True,
+        check=False,
         capture_output=True,
-        timeout=60,
+        text=True,
+        timeout=120,
     )
+    if made.returncode != 0:
+        raise ConfigError(f"cloud-localds could not make {seed}: {made.stderr.strip()[:300]}")
     disk = workdir / "results.img"
     with disk.open("wb") as handle:
         handle.truncate(RESULTS_SIZE)
@@ -224,7 +227,7 @@ def boot_selftest(
     results.mkdir()
     try:
         with tarfile.open(disk, "r:") as tar:
-            tar.extractall(results, filter="data")
+            extract_results(tar, results)
     except tarfile.TarError as exc:
         raise WorkflowError(
             f"the appliance VM left no results on its results disk ({exc}; console: {console})"
@@ -238,6 +241,22 @@ def boot_selftest(
     if len(run) == 2:
         result.uptimes["demo"] = float(run[1]) - float(run[0])
     return result
+
+
+def extract_results(tar: tarfile.TarFile, dest: Path) -> None:
+    """Extract the guest's tar: regular files and folders only, never outside ``dest``."""
+    for member in tar.getmembers():
+        target = (dest / member.name).resolve()
+        if not target.is_relative_to(dest.resolve()) or not (member.isfile() or member.isdir()):
+            continue
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        if source is not None:
+            with source, target.open("wb") as out:
+                shutil.copyfileobj(source, out)
 
 
 def sha256s(folder: Path, names: tuple[str, ...] = DEMO_OUTPUTS) -> dict[str, str | None]:

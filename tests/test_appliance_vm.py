@@ -172,3 +172,32 @@ def test_the_appliance_boots_and_gives_the_same_answer(tmp_path: Path) -> None:
     addresses = (tmp_path / "vm" / "results" / "ip-addr").read_text()
     assert "inet " not in addresses.replace("inet 127.0.0.1/8", ""), addresses
     print(json.dumps(report["seconds"]))
+
+
+def test_results_from_the_guest_stay_in_their_folder(tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from odrun.appliance_vm import extract_results
+
+    disk = tmp_path / "results.img"
+    with tarfile.open(disk, "w") as tar:
+        for name, data in [("./doctor.json", b"{}"), ("../escape.txt", b"x"), ("/etc/evil", b"x")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("./link")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/passwd"
+        tar.addfile(link)
+    with disk.open("ab") as handle:  # the rest of the disk: zeros after the archive
+        handle.write(b"\0" * 65536)
+    dest = tmp_path / "results"
+    dest.mkdir()
+    with tarfile.open(disk, "r:") as tar:
+        extract_results(tar, dest)
+    assert (dest / "doctor.json").read_bytes() == b"{}"
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (dest / "link").exists()
+    assert not Path("/etc/evil").exists()
+    assert sorted(p.name for p in dest.rglob("*")) == ["doctor.json"]
