@@ -38,7 +38,7 @@ inputs_hash() {
     cd "$REPO"
     {
       printf 'mirror %s\nsize %s\nsnapshot %s\n' "$MIRROR" "$SIZE" "$DEBIAN_SNAPSHOT"
-      find appliance odrun specs workflows/dimuon-demo workflows/mirror pyproject.toml \
+      find appliance odrun specs workflows/dimuon-demo workflows/mirror pyproject.toml README.md \
         images/catalog.yaml images/catalog.lock.json -type f \
         ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path 'workflows/dimuon-demo/.odrun/*' \
         -print0 | LC_ALL=C sort -z | xargs -0 sha256sum

@@ -87,7 +87,7 @@ class ApplianceSettings:
             raise UsageError("--cvmfs-repos is empty", hint="name at least one, e.g. cms.cern.ch")
         for repo in (*self.repos, *self.pins):
             cvmfs.check_repo_name(repo)
-        if self.proxy and not _PROXY.match(self.proxy):
+        if self.proxy and not _PROXY.fullmatch(self.proxy):
             raise UsageError(
                 f"--proxy {self.proxy!r} is not a CVMFS proxy list",
                 hint='e.g. "http://squid.example.org:3128;DIRECT": | load-balances, ; fails over',
@@ -96,19 +96,19 @@ class ApplianceSettings:
             raise UsageError(
                 f"--quota-mb {self.quota_mb}: expected 1000 to 10000000 MB of CVMFS cache"
             )
-        if self.pip_spec and not _PIP_SPEC.match(self.pip_spec):
+        if self.pip_spec and not _PIP_SPEC.fullmatch(self.pip_spec):
             raise UsageError(
                 f"--pip-spec {self.pip_spec!r}: expected one pip requirement without spaces, "
                 f"quotes or newlines, e.g. {PIP_SPEC_EXAMPLE}"
             )
         if self.find_links and not re.fullmatch(r"/[A-Za-z0-9._/-]*", self.find_links):
             raise UsageError(f"find-links {self.find_links!r}: expected an absolute folder path")
-        if self.user and not _USER.match(self.user):
+        if self.user and not _USER.fullmatch(self.user):
             raise UsageError(
                 f"--user {self.user!r}: expected a login name (a-z, 0-9, _ and -, 32 at most)"
             )
         for key in self.ssh_keys:
-            if not _SSH_KEY.match(key):
+            if not _SSH_KEY.fullmatch(key):
                 raise UsageError(
                     f"--ssh-key {key[:40]!r}: expected one public key line, e.g. "
                     "'ssh-ed25519 AAAA... me@host'"

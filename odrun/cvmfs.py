@@ -36,7 +36,7 @@ def root() -> Path:
 
 def check_repo_name(name: str) -> str:
     """``name`` if it is a fully qualified repository name, else UsageError."""
-    if not _REPO.match(name):
+    if not _REPO.fullmatch(name):
         raise UsageError(
             f"CVMFS repository {name!r} is not a fully qualified repository name",
             hint="lowercase, with its domain: e.g. cms.cern.ch, cms-opendata-conddb.cern.ch",

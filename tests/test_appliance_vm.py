@@ -75,6 +75,9 @@ def test_user_and_ssh_key_options_are_checked(odrun) -> None:
         (["--user", "Bad User"], "--user 'Bad User'"),
         (["--user", "bob", "--ssh-key", "not a key\nrunCmd: x"], "--ssh-key"),
         (["--ssh-key", key], "--ssh-key needs --user"),
+        # a trailing newline would smuggle a second line into the user-data
+        (["--user", "bob\n"], "--user 'bob\\n'"),
+        (["--user", "bob", "--ssh-key", key + "\n"], "--ssh-key"),
     ]:
         bad = odrun("appliance", "user-data", "--image", *argv)
         assert bad.code == 2, (argv, bad.out)
@@ -201,3 +204,30 @@ def test_results_from_the_guest_stay_in_their_folder(tmp_path: Path) -> None:
     assert not (dest / "link").exists()
     assert not Path("/etc/evil").exists()
     assert sorted(p.name for p in dest.rglob("*")) == ["doctor.json"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--proxy", "http://squid.example.org:3128\n"),
+        ("--pip-spec", "odrun==0.1.0\n"),
+        ("--user", "alice\n"),
+    ],
+)
+def test_a_trailing_newline_is_refused_in_every_setting(odrun, option: str, value: str) -> None:
+    # every value lands on one line of appliance.env or the cloud-config: no line breaks at all
+    result = odrun("appliance", "user-data", "--image", option, value)
+    assert result.code == 2, result.out[-300:]
+    assert option in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_repository_name_with_a_trailing_newline_is_refused() -> None:
+    from odrun import cvmfs
+    from odrun.appliance import ApplianceSettings
+    from odrun.errors import UsageError
+
+    with pytest.raises(UsageError, match="not a fully qualified repository name"):
+        cvmfs.check_repo_name("cms.cern.ch\n")
+    with pytest.raises(UsageError):
+        ApplianceSettings(repos=("cms.cern.ch\n",))
