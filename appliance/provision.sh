@@ -13,6 +13,8 @@
 #   ODRUN_CVMFS_PINS    repo=ROOT_HASH,... mounts those snapshots (from an odrun.lock)
 #   ODRUN_PIP_SPEC      what pip installs as odrun (required: a path, a wheel URL or
 #                       git+https://github.com/<org>/odrun@<tag>; odrun is not on PyPI yet)
+#   ODRUN_PIP_FIND_LINKS  a folder of wheels: pip installs from it alone (--no-index), with
+#                       no network (the appliance image has /usr/share/odrun/wheels)
 #   ODRUN_APPLIANCE_ROOT  write configuration under this folder instead of / (tests)
 #
 # Usage: provision.sh [--only STEP[,STEP...]]
@@ -27,7 +29,7 @@ CVMFS_DEB="https://ecsft.cern.ch/dist/cvmfs/cvmfs-release/cvmfs-release_4.3-1_al
 CVMFS_DEB_SHA256="7fa925c8a7d312c486fac6acb4ceff546dec235f83f0de4c836cab8a09842279"
 CVMFS_RPM="https://cvmrepo.s3.cern.ch/cvmrepo/yum/cvmfs-release-latest.noarch.rpm"
 ODRUN_APPLIANCE_ROOT="${ODRUN_APPLIANCE_ROOT:-}"
-KNOWN_KEYS="ODRUN_CVMFS_REPOS CVMFS_HTTP_PROXY CVMFS_QUOTA_LIMIT ODRUN_CVMFS_PINS ODRUN_PIP_SPEC ODRUN_APPLIANCE_CLOUD"
+KNOWN_KEYS="ODRUN_CVMFS_REPOS CVMFS_HTTP_PROXY CVMFS_QUOTA_LIMIT ODRUN_CVMFS_PINS ODRUN_PIP_SPEC ODRUN_PIP_FIND_LINKS ODRUN_APPLIANCE_CLOUD"
 
 log() { printf 'odrun-appliance: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -56,6 +58,7 @@ set_defaults() {
   : "${CVMFS_QUOTA_LIMIT:=4000}"
   : "${ODRUN_CVMFS_PINS:=}"
   : "${ODRUN_PIP_SPEC:=}"
+  : "${ODRUN_PIP_FIND_LINKS:=}"
   [[ "$CVMFS_QUOTA_LIMIT" =~ ^[0-9]+$ ]] || die "CVMFS_QUOTA_LIMIT must be a number of MB, not '$CVMFS_QUOTA_LIMIT'"
   local repo
   for repo in ${ODRUN_CVMFS_REPOS//,/ }; do
@@ -198,8 +201,14 @@ step_odrun() {
     rm -rf "$venv"
     "$py" -m venv "$venv"
   fi
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$ODRUN_PIP_SPEC" \
+  local pip_args=(--quiet --disable-pip-version-check)
+  if [[ -n "$ODRUN_PIP_FIND_LINKS" ]]; then
+    # offline: the wheels on the machine, nothing else (the appliance image)
+    pip_args+=(--no-index --find-links "$ODRUN_PIP_FIND_LINKS")
+  else
+    "$venv/bin/python" -m pip install "${pip_args[@]}" --upgrade pip
+  fi
+  "$venv/bin/python" -m pip install "${pip_args[@]}" "$ODRUN_PIP_SPEC" \
     || die "pip cannot install ODRUN_PIP_SPEC='$ODRUN_PIP_SPEC': set it to a wheel URL, a path or git+https://github.com/<org>/odrun@<tag> (odrun appliance user-data --pip-spec)"
   ln -sf "$venv/bin/odrun" /usr/local/bin/odrun
   log "installed $(/usr/local/bin/odrun --version)"

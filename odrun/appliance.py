@@ -44,6 +44,12 @@ _PROXY = re.compile(r"^(DIRECT|auto|[A-Za-z0-9.:/@_%+|;\[\]-]+)$")
 #: a pip argument on one line of appliance.env: a URL or path, or ``name[extras] @ URL``
 _PIP_SPEC = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9,._-]+\])? @ )?[^\s\"'$`]+$")
 PIP_SPEC_EXAMPLE = "git+https://github.com/<org>/odrun@<tag> or a wheel URL"
+#: where the appliance image (appliance/build-image.sh) keeps odrun's wheels and the demo
+IMAGE_WHEELS = "/usr/share/odrun/wheels"
+#: provision.sh's steps that need no network: what a boot of the appliance image runs
+IMAGE_STEPS = "cvmfs-config,odrun"
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_SSH_KEY = re.compile(r"^(ssh|ecdsa|sk)-[A-Za-z0-9@._-]+ [A-Za-z0-9+/=]+( [^\n\r]*)?$")
 
 
 def appliance_dir() -> Path:
@@ -65,6 +71,13 @@ class ApplianceSettings:
     #: empty renders a template: provision.sh refuses to install odrun until it is set
     pip_spec: str = ""
     cloud: str = "openstack"
+    #: a folder of wheels pip installs odrun from alone, offline (ODRUN_PIP_FIND_LINKS)
+    find_links: str = ""
+    #: for the prebuilt appliance image: no packages, only provision.sh's offline steps
+    image: bool = False
+    #: a login user to create (sudo, locked password), with these SSH keys
+    user: str = ""
+    ssh_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cloud not in CLOUD_LIMITS:
@@ -75,7 +88,7 @@ class ApplianceSettings:
             raise UsageError("--cvmfs-repos is empty", hint="name at least one, e.g. cms.cern.ch")
         for repo in (*self.repos, *self.pins):
             cvmfs.check_repo_name(repo)
-        if self.proxy and not _PROXY.match(self.proxy):
+        if self.proxy and not _PROXY.fullmatch(self.proxy):
             raise UsageError(
                 f"--proxy {self.proxy!r} is not a CVMFS proxy list",
                 hint='e.g. "http://squid.example.org:3128;DIRECT": | load-balances, ; fails over',
@@ -84,11 +97,25 @@ class ApplianceSettings:
             raise UsageError(
                 f"--quota-mb {self.quota_mb}: expected 1000 to 10000000 MB of CVMFS cache"
             )
-        if self.pip_spec and not _PIP_SPEC.match(self.pip_spec):
+        if self.pip_spec and not _PIP_SPEC.fullmatch(self.pip_spec):
             raise UsageError(
                 f"--pip-spec {self.pip_spec!r}: expected one pip requirement without spaces, "
                 f"quotes or newlines, e.g. {PIP_SPEC_EXAMPLE}"
             )
+        if self.find_links and not re.fullmatch(r"/[A-Za-z0-9._/-]*", self.find_links):
+            raise UsageError(f"find-links {self.find_links!r}: expected an absolute folder path")
+        if self.user and not _USER.fullmatch(self.user):
+            raise UsageError(
+                f"--user {self.user!r}: expected a login name (a-z, 0-9, _ and -, 32 at most)"
+            )
+        for key in self.ssh_keys:
+            if not _SSH_KEY.fullmatch(key):
+                raise UsageError(
+                    f"--ssh-key {key[:40]!r}: expected one public key line, e.g. "
+                    "'ssh-ed25519 AAAA... me@host'"
+                )
+        if self.ssh_keys and not self.user:
+            raise UsageError("--ssh-key needs --user (the account the keys log in to)")
         for repo, root_hash in self.pins.items():
             if not re.fullmatch(r"[0-9a-f]{40}(-[a-z0-9]+)?", root_hash):
                 raise UsageError(f"pin {repo}={root_hash}: a root hash is 40 hex digits")
@@ -108,6 +135,7 @@ class ApplianceSettings:
                 else [f"# required before launching (odrun is not on PyPI): {PIP_SPEC_EXAMPLE}"]
             ),
             f"ODRUN_PIP_SPEC={self.pip_spec}",
+            *([f"ODRUN_PIP_FIND_LINKS={self.find_links}"] if self.find_links else []),
             f"ODRUN_APPLIANCE_CLOUD={self.cloud}",
         ]
         return "\n".join(lines) + "\n"
@@ -141,6 +169,21 @@ def cloud_config(settings: ApplianceSettings) -> str:
     """The ``#cloud-config`` document: base.yaml plus the settings and the script."""
     folder = appliance_dir()
     doc = load_yaml(folder / "cloud-init" / "base.yaml", "cloud-init base", error=ConfigError)
+    if settings.image:
+        # everything is installed already and the machine may have no network at all
+        doc.pop("package_update", None)
+        doc.pop("packages", None)
+        doc["runcmd"] = [[PROVISION_PATH, "--only", IMAGE_STEPS]]
+    if settings.user:
+        account: dict[str, Any] = {
+            "name": settings.user,
+            "shell": "/bin/bash",
+            "sudo": "ALL=(ALL) NOPASSWD:ALL",
+            "lock_passwd": True,
+        }
+        if settings.ssh_keys:
+            account["ssh_authorized_keys"] = list(settings.ssh_keys)
+        doc = {"users": ["default", account], **doc}
     script = (folder / "provision.sh").read_text(encoding="utf-8")
     doc["write_files"] = [
         {
@@ -157,9 +200,10 @@ def cloud_config(settings: ApplianceSettings) -> str:
         },
     ]
     body = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True)
+    image = " image (appliance/build-image.sh)" if settings.image else ""
     head = (
         "#cloud-config\n"
-        f"# odrun {__version__} appliance for {settings.cloud}; launch with:\n"
+        f"# odrun {__version__} appliance{image} for {settings.cloud}; launch with:\n"
         f"#   {LAUNCH[settings.cloud]}\n"
     )
     return head + body

@@ -38,7 +38,7 @@ def root(settings: Settings | None = None) -> Path:
 
 def check_repo_name(name: str) -> str:
     """``name`` if it is a fully qualified repository name, else UsageError."""
-    if not _REPO.match(name):
+    if not _REPO.fullmatch(name):
         raise UsageError(
             f"CVMFS repository {name!r} is not a fully qualified repository name",
             hint="lowercase, with its domain: e.g. cms.cern.ch, cms-opendata-conddb.cern.ch",
@@ -85,24 +85,27 @@ class RepoState:
 
 
 def probe(name: str, base: Path | None = None) -> RepoState:
-    """Look at ``<root>/<name>`` (listing it makes autofs mount a real repository)."""
+    """Look at ``<root>/<name>`` (listing it makes autofs mount a real repository).
+
+    An empty folder that is not a mount point and has no CVMFS attributes is where a
+    repository *would* be mounted (the appliance image makes them for the CVMFS client):
+    not present.
+    """
     path = (base or root()) / name
     try:
         with os.scandir(path) as entries:  # listing triggers the automounter
-            next(entries, None)
+            first = next(entries, None)
         present = path.is_dir()
     except OSError:
         present = False
     if not present:
         return RepoState(name, path, False, False, None, None)
-    return RepoState(
-        name,
-        path,
-        True,
-        os.path.ismount(path),
-        read_xattr(path, XATTR_REVISION),
-        read_xattr(path, XATTR_ROOT_HASH),
-    )
+    mountpoint = os.path.ismount(path)
+    revision = read_xattr(path, XATTR_REVISION)
+    root_hash = read_xattr(path, XATTR_ROOT_HASH)
+    if first is None and not mountpoint and revision is None and root_hash is None:
+        return RepoState(name, path, False, False, None, None)
+    return RepoState(name, path, True, mountpoint, revision, root_hash)
 
 
 def declared_repos(reana: dict[str, Any] | None) -> list[str]:

@@ -40,7 +40,14 @@ def schema_ok(path: Path) -> subprocess.CompletedProcess[str]:
 
 def test_shellcheck_clean() -> None:
     scripts = sorted(APPLIANCE.rglob("*.sh"))
-    assert scripts
+    # and the scripts the appliance image carries (no .sh: they are commands there)
+    scripts += [
+        p
+        for p in sorted((APPLIANCE / "image" / "rootfs").rglob("*"))
+        if p.is_file() and p.read_bytes().startswith(b"#!/usr/bin/env bash")
+    ]
+    assert APPLIANCE / "build-image.sh" in scripts
+    assert any(p.name == "odrun-appliance-selftest" for p in scripts)
     done = run(need("shellcheck"), "--severity=style", *map(str, scripts))
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -349,3 +356,30 @@ def test_provision_warns_when_the_quota_exceeds_free_space(tmp_path: Path) -> No
     small = run(script, "--only", "cvmfs-config", env={**env, "CVMFS_QUOTA_LIMIT": "1"})
     assert small.returncode == 0, small.stderr
     assert "warning" not in small.stderr
+
+
+def test_cernvm_context_read_the_way_ucernvm_reads_it(odrun, tmp_path: Path) -> None:
+    # the µCernVM bootloader has no MIME parser: it cuts its block out of the raw user-data
+    # with sed and reads key=value lines; the block must hold exactly the bootloader settings
+    ctx = tmp_path / "ctx"
+    result = odrun("appliance", "user-data", "--pip-spec", PIP, "--cernvm",
+                   "--proxy", "http://127.0.0.1:3128;DIRECT", "-o", str(ctx))  # fmt: skip
+    assert result.code == 0, result.err
+    block = run("sed", "-n", r"/^\[ucernvm-begin\]/,/^\[ucernvm-end\]/p", str(tmp_path / "ctx"))
+    lines = block.stdout.splitlines()
+    assert lines == [
+        "[ucernvm-begin]",
+        "resize_rootfs=on",
+        "cvmfs_http_proxy=http://127.0.0.1:3128;DIRECT",
+        "[ucernvm-end]",
+    ], lines
+    # amiconfig reads INI sections from its part; the cloud-config part is YAML cloud-init reads
+    message = email.message_from_bytes((tmp_path / "ctx").read_bytes())
+    parts = {p.get_content_type(): p.get_payload() for p in message.get_payload()}
+    ini = configparser.ConfigParser(interpolation=None, strict=True)
+    ini.read_string(parts["text/amiconfig-user-data"])
+    assert ini.sections() == ["amiconfig", "cernvm"]
+    doc = yaml.safe_load(parts["text/cloud-config"])
+    assert {f["path"] for f in doc["write_files"]} == {SETTINGS_PATH, PROVISION_PATH}
+    # the ucernvm block appears once: a second block would be read as well
+    assert (tmp_path / "ctx").read_text().count("[ucernvm-begin]") == 1

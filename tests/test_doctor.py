@@ -222,3 +222,23 @@ def test_cvmfs_quota_over_the_free_space_warns(tmp_path: Path) -> None:
     config.write_text("CVMFS_REPOSITORIES=cms.cern.ch\n")
     assert check_cvmfs_quota(config) is None  # no quota set: nothing to say
     assert check_cvmfs_quota(tmp_path / "missing.local") is None
+
+
+def test_an_empty_mount_point_is_not_a_repository(odrun, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # the appliance image makes /cvmfs/<repo> folders for the CVMFS client to mount on: with
+    # no client (or no network) they stay empty, and must be reported as not mounted
+    base = tmp_path / "cvmfs"
+    (base / "cms.cern.ch").mkdir(parents=True)
+    (base / "sft.cern.ch").mkdir()
+    (base / "sft.cern.ch" / "lcg").mkdir()  # a folder with content is still looked at
+    monkeypatch.setenv("ODRUN_CVMFS_ROOT", str(base))
+    state = cvmfs.probe("cms.cern.ch")
+    assert not state.present
+    assert cvmfs.probe("sft.cern.ch").present
+    required = odrun("doctor", "--cvmfs", "cms.cern.ch", "--json")
+    assert required.code == 8
+    assert by_name(required.json(), "cms.cern.ch")["status"] == "fail"
+    assert f"{base}/cms.cern.ch is not mounted" in required.err
+    plain = odrun("doctor", "--json")
+    assert plain.code == 0, plain.err
+    assert by_name(plain.json(), "cms.cern.ch")["status"] == "warn"
