@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from odrun._retry import RetryPolicy
 from odrun.checksum import Hasher, feed_fd
 from odrun.errors import (
     CancelledError,
@@ -44,7 +45,6 @@ from odrun.errors import (
     TransientError,
     TransportError,
 )
-from odrun.http import backoff_delay
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
 from odrun.transfer.base import Transport, prefetch
@@ -111,6 +111,9 @@ class Engine:
         """Bring ``f`` into the cache as ``key``. The caller holds the key's lock."""
         part = self.store.part(key)
         part.parent.mkdir(parents=True, exist_ok=True)
+        # the loop alternates URIs and retries only transient failures: it takes the
+        # policy's budget and interruptible backoff wait, not its run() (see odrun._retry)
+        policy = RetryPolicy.from_settings(self.settings, cancelled=self.cancelled)
         transient_failures = 0
         mismatch_restarted = False
         failed: dict[str, OdrunError] = {}
@@ -144,11 +147,11 @@ class Engine:
                 if len(candidates) > 1:
                     self.demoted.add(_server(uri))
                 transient_failures += 1
-                if transient_failures > self.settings.retries:
+                if transient_failures >= policy.attempts:
                     raise TransientError(
                         f"{exc.message} (gave up after {transient_failures} attempts)"
                     ) from None
-                self.cancelled.wait(backoff_delay(transient_failures, self.settings.retry_backoff))
+                policy.wait(transient_failures)  # a cancellation is raised at the loop's top
                 last = uri
             except TransportError as exc:
                 failed[uri] = exc
