@@ -7,13 +7,17 @@ import ast
 import re
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from odrun._retry import JITTER, MAX_BACKOFF, RetryPolicy, backoff_delay
 from odrun.errors import CancelledError, NotFoundError, TransientError, TransportError
+from odrun.records.model import RecordFile
 from odrun.settings import Settings
+from odrun.transfer.engine import Engine
+from odrun.transfer.store import FileStore, cache_key
 
 PACKAGE = Path(__file__).resolve().parents[1] / "odrun"
 
@@ -213,3 +217,74 @@ def test_no_module_but_retry_defines_its_own_backoff_loop() -> None:
             if OWN_BACKOFF.search(line):
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}:{number}: {line.strip()}")
     assert not offenders, "use odrun._retry.RetryPolicy instead:\n" + "\n".join(offenders)
+
+
+# -- the download loop takes its budget and its wait from the policy ----------------------------
+
+
+class _DownTransport:
+    """Every stream fails transiently; the first failure can set an event."""
+
+    name = "fake"
+    schemes = frozenset({"fake"})
+
+    def __init__(self, on_fail: threading.Event | None = None) -> None:
+        self.calls = 0
+        self.on_fail = on_fail
+
+    def available(self) -> bool:
+        return True
+
+    def stream(self, uri: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
+        self.calls += 1
+        if self.on_fail is not None:
+            self.on_fail.set()
+        raise TransientError(f"{uri}: connection reset")
+        yield b""  # pragma: no cover - a generator
+
+
+def _download(tmp_path: Path, settings: Settings, transport: _DownTransport) -> Engine:
+    f = RecordFile("fake://h/f.root", 10, None, "f.root", "f.root")
+    store = FileStore(tmp_path / "cache")
+    key = cache_key(f)
+    engine = Engine(settings, store, [transport])
+    with store.lock(key):
+        engine.download(f, key, [f.uri], {}, lambda _: None)
+    return engine  # pragma: no cover - download raises in these tests
+
+
+@pytest.mark.parametrize("retries", [0, 1, 4])
+def test_the_download_loop_makes_retries_plus_one_attempts(tmp_path: Path, retries: int) -> None:
+    transport = _DownTransport()
+    settings = Settings.load({"retries": retries, "retry_backoff": 0.0})
+    with pytest.raises(TransientError, match=f"gave up after {retries + 1} attempts"):
+        _download(tmp_path, settings, transport)
+    assert transport.calls == retries + 1
+
+
+def test_cancelling_a_download_ends_its_backoff_wait(tmp_path: Path) -> None:
+    failed = threading.Event()
+    transport = _DownTransport(on_fail=failed)
+    settings = Settings.load({"retries": 3, "retry_backoff": 3000.0})
+    f = RecordFile("fake://h/f.root", 10, None, "f.root", "f.root")
+    store = FileStore(tmp_path / "cache")
+    key = cache_key(f)
+    engine = Engine(settings, store, [transport])
+    errors: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            with store.lock(key):
+                engine.download(f, key, [f.uri], {}, lambda _: None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=fetch, daemon=True)
+    worker.start()
+    assert failed.wait(30)  # the first attempt failed: the loop now waits ~50 minutes
+    engine.cancelled.set()
+    worker.join(30)
+    assert not worker.is_alive(), "the backoff wait ignored the cancellation"
+    assert len(errors) == 1
+    assert isinstance(errors[0], CancelledError)
+    assert transport.calls == 1
