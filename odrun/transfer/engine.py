@@ -18,7 +18,10 @@ Rules, in order of precedence:
   part is kept (it resumes once there is room) unless it is empty;
 - a transient failure (reset, timeout, 5xx, dropped body) is retried with
   exponential backoff and jitter, alternating between the candidate URIs
-  (root:// and https:// in ``auto`` mode), up to ``settings.retries`` times;
+  (root:// and https:// in ``auto`` mode), up to ``settings.retries`` times
+  (the budget and the interruptible wait come from :class:`odrun._retry.RetryPolicy`;
+  the loop is its own because it alternates URIs, demotes servers and counts only
+  transient failures);
 - a checksum or length mismatch deletes the part and starts again once from
   scratch, then fails naming the file, the expected and the actual value;
 - a missing file (404, kXR_NotFound) is not retried on the same URI.
