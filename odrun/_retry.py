@@ -82,6 +82,8 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] = (TransientError,)
     sleep: Callable[[float], object] | None = None
     cancelled: threading.Event | None = None
+    #: told one line before each wait (library code never prints)
+    say: Callable[[str], object] | None = None
     uniform: Callable[[float, float], float] = field(default=random.uniform, repr=False)
 
     @classmethod
@@ -92,6 +94,7 @@ class RetryPolicy:
         sleep: Callable[[float], object] | None = None,
         cancelled: threading.Event | None = None,
         retry_on: tuple[type[BaseException], ...] = (TransientError,),
+        say: Callable[[str], object] | None = None,
     ) -> RetryPolicy:
         return cls(
             retries=max(settings.retries, 0),
@@ -99,6 +102,7 @@ class RetryPolicy:
             retry_on=retry_on,
             sleep=sleep,
             cancelled=cancelled,
+            say=say,
         )
 
     @property
@@ -139,8 +143,8 @@ class RetryPolicy:
         on_retry: Callable[[int, BaseException, float], object] | None = None,
     ) -> T:
         """``call()`` until it returns; retried errors are raised unchanged once the
-        attempts run out, others at once. ``on_retry(attempt, error, delay)`` is told
-        before each wait; a cancellation raises :class:`~odrun.errors.CancelledError`."""
+        attempts run out, others at once. ``on_retry(attempt, error, delay)`` and ``say``
+        are told before each wait; a cancellation raises :class:`~odrun.errors.CancelledError`."""
         attempt = 0
         while True:
             if attempt and settled is not None:
@@ -158,5 +162,10 @@ class RetryPolicy:
                 seconds = self.delay(attempt)
                 if on_retry is not None:
                     on_retry(attempt, exc, seconds)
+                if self.say is not None:
+                    self.say(
+                        f"{exc}; retrying in {seconds:.1f} s "
+                        f"(attempt {attempt + 1} of {self.attempts})"
+                    )
                 if self.pause(seconds):
                     raise CancelledError("interrupted while waiting to retry") from None

@@ -124,6 +124,17 @@ def test_the_policy_waits_the_backoff_it_reports_to_on_retry() -> None:
     assert 1.5 <= waits[1] <= 2.5
 
 
+def test_say_gets_one_line_per_retry() -> None:
+    said: list[str] = []
+    p = RetryPolicy(retries=2, backoff=1.0, sleep=lambda _: None, say=said.append)
+    with pytest.raises(TransientError):
+        p.run(Flaky(TransientError("reset"), TransientError("reset"), TransientError("last")))
+    assert len(said) == 2
+    assert all("\n" not in line and "reset" in line for line in said)
+    assert "attempt 2 of 3" in said[0]
+    assert "attempt 3 of 3" in said[1]
+
+
 def test_from_settings_reads_retries_and_backoff() -> None:
     p = RetryPolicy.from_settings(Settings(retries=5, retry_backoff=0.25))
     assert p.attempts == 6
@@ -204,8 +215,24 @@ def test_retry_module_imports_only_errors_and_the_standard_library() -> None:
 #: a backoff computed or a sleep taken outside odrun/_retry.py: a second retry loop
 OWN_BACKOFF = re.compile(
     r"backoff_delay\(|time\.sleep\(|\bsleep\(\s*[\w.]*backoff|random\.uniform\(|\*\*\s*attempt"
-    r"|\.wait\(\s*[\w.]*backoff"
+    r"|\.wait\(\s*[\w.]*backoff|range\([^)]*\bretries\b|from time import[^#]*\bsleep\b"
 )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "time.sleep(1)",
+        "sleep(backoff_delay(n, base))",
+        "self.cancelled.wait(self.settings.retry_backoff * 2)",
+        "for attempt in range(settings.retries + 1):",
+        "delay = base * 2 ** attempt",
+        "from time import monotonic, sleep",
+        "x = random.uniform(0.75, 1.25)",
+    ],
+)
+def test_the_guard_sees_a_backoff_loop(line: str) -> None:
+    assert OWN_BACKOFF.search(line)
 
 
 def test_no_module_but_retry_defines_its_own_backoff_loop() -> None:
