@@ -7,22 +7,21 @@ other 4xx a TransportError at once. Nothing here prints.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ._retry import MAX_BACKOFF, RetryPolicy, backoff_delay
 from ._version import __version__
-from .errors import NotFoundError, TransportError
+from .errors import NotFoundError, TransientError, TransportError
 from .settings import Settings
 
 if TYPE_CHECKING:  # httpx costs ~0.1 s to import: only when a request is made
     import httpx
 
+__all__ = ["MAX_BACKOFF", "RETRY_STATUS", "USER_AGENT", "backoff_delay", "get", "make_client"]
+
 USER_AGENT = f"odrun/{__version__}"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-#: the longest wait between two attempts, in seconds
-MAX_BACKOFF = 3600.0
 
 
 def make_client(settings: Settings, *, follow_redirects: bool = True) -> httpx.Client:
@@ -39,13 +38,6 @@ def make_client(settings: Settings, *, follow_redirects: bool = True) -> httpx.C
     )
 
 
-def backoff_delay(attempt: int, base: float) -> float:
-    """Delay before retry ``attempt`` (1-based): base * 2**(attempt-1), +-25% jitter,
-    at most :data:`MAX_BACKOFF` (time.sleep overflows on huge values)."""
-    delay: float = base * 2.0 ** min(attempt - 1, 64)
-    return min(delay * random.uniform(0.75, 1.25), MAX_BACKOFF)
-
-
 def get(
     client: httpx.Client,
     url: str,
@@ -54,23 +46,21 @@ def get(
     params: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
     what: str = "resource",
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
 ) -> httpx.Response:
-    """GET ``url`` with retries; return a 2xx response or raise a typed error."""
+    """GET ``url`` with retries (:class:`~odrun._retry.RetryPolicy` from ``settings``);
+    return a 2xx response or raise a typed error."""
     import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
 
-    last = ""
-    for attempt in range(settings.retries + 1):
-        if attempt:
-            sleep(backoff_delay(attempt, settings.retry_backoff))
+    def attempt() -> httpx.Response:
         try:
             response = client.get(url, params=params, headers=headers)
         except httpx.TimeoutException:
-            last = f"timed out after {settings.timeout:g} s"
-            continue
+            raise TransientError(f"timed out after {settings.timeout:g} s") from None
         except httpx.TransportError as exc:
-            last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            continue
+            raise TransientError(
+                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            ) from None
         except httpx.InvalidURL as exc:  # e.g. https://h:x/ from a record's index entry
             raise TransportError(f"{what}: {url} is not a valid URL: {exc}") from None
         except httpx.HTTPError as exc:
@@ -80,8 +70,7 @@ def get(
                 hint="the server answered something odrun cannot read; try again later",
             ) from None
         if response.status_code in RETRY_STATUS:
-            last = f"HTTP {response.status_code}"
-            continue
+            raise TransientError(f"HTTP {response.status_code}")
         if response.status_code == 404:
             raise NotFoundError(f"{what} not found (HTTP 404 from {url})")
         if response.status_code >= 400:
@@ -90,7 +79,12 @@ def get(
                 hint="check the URL and your access rights",
             )
         return response
-    raise TransportError(
-        f"cannot get {what} from {url}: {last} (after {settings.retries + 1} attempts)",
-        hint="check the network or --portal / ODRUN_PORTAL_URL; --offline uses cached data",
-    )
+
+    policy = RetryPolicy.from_settings(settings, sleep=sleep)
+    try:
+        return policy.run(attempt)
+    except TransientError as exc:
+        raise TransportError(
+            f"cannot get {what} from {url}: {exc.message} (after {policy.attempts} attempts)",
+            hint="check the network or --portal / ODRUN_PORTAL_URL; --offline uses cached data",
+        ) from None

@@ -25,6 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "odrun._version",
             "odrun.errors",
+            "odrun._retry",
             "odrun._fs",
             "odrun._yaml",
             "odrun.untrusted",

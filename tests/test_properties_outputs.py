@@ -19,8 +19,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from odrun._retry import MAX_BACKOFF, backoff_delay
 from odrun.errors import ConfigError, LockError, NotFoundError, TransportError, UsageError
-from odrun.http import MAX_BACKOFF, backoff_delay
 from odrun.reana.record import Submission, _newest
 from odrun.records.portal import MirrorPortal
 from odrun.settings import MAX_RETRIES, MAX_SECONDS, Settings

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from odrun import untrusted
+from odrun._retry import RetryPolicy
 from odrun.errors import (
     AuthError,
     ConflictError,
@@ -34,7 +35,7 @@ from odrun.errors import (
     TransportError,
     UsageError,
 )
-from odrun.http import RETRY_STATUS, backoff_delay, make_client
+from odrun.http import RETRY_STATUS, make_client
 from odrun.redact import cut, filter_http_logs, redact, register_secret
 from odrun.settings import Settings
 from odrun.urls import is_loopback
@@ -252,21 +253,13 @@ class ReanaClient:
         Before each retry ``settled`` (for calls that are not idempotent) asks the server
         whether the failed attempt took effect after all; its answer, if any, is the result.
         """
-        last: OdrunError | None = None
-        for attempt in range(self.settings.retries + 1):
-            if attempt:
-                self.sleep(backoff_delay(attempt, self.settings.retry_backoff))
-                done = settled() if settled is not None else None
-                if done is not None:
-                    return done
-            try:
-                return call()
-            except TransientError as exc:
-                last = exc
-        assert last is not None
-        raise TransportError(
-            f"{last.message} (after {self.settings.retries + 1} attempts{note})", hint=hint
-        )
+        policy = RetryPolicy.from_settings(self.settings, sleep=self.sleep)
+        try:
+            return policy.run(call, settled=settled)
+        except TransientError as exc:
+            raise TransportError(
+                f"{exc.message} (after {policy.attempts} attempts{note})", hint=hint
+            ) from None
 
     def _get_json(
         self, path: str, what: str, params: Mapping[str, Any] | None = None, auth: bool = True

@@ -18,7 +18,10 @@ Rules, in order of precedence:
   part is kept (it resumes once there is room) unless it is empty;
 - a transient failure (reset, timeout, 5xx, dropped body) is retried with
   exponential backoff and jitter, alternating between the candidate URIs
-  (root:// and https:// in ``auto`` mode), up to ``settings.retries`` times;
+  (root:// and https:// in ``auto`` mode), up to ``settings.retries`` times
+  (the budget and the interruptible wait come from :class:`odrun._retry.RetryPolicy`;
+  the loop is its own because it alternates URIs, demotes servers and counts only
+  transient failures);
 - a checksum or length mismatch deletes the part and starts again once from
   scratch, then fails naming the file, the expected and the actual value;
 - a missing file (404, kXR_NotFound) is not retried on the same URI.
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from odrun._retry import RetryPolicy
 from odrun.checksum import Hasher, feed_fd
 from odrun.errors import (
     CancelledError,
@@ -44,7 +48,6 @@ from odrun.errors import (
     TransientError,
     TransportError,
 )
-from odrun.http import backoff_delay
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
 from odrun.transfer.base import Transport, prefetch
@@ -111,6 +114,9 @@ class Engine:
         """Bring ``f`` into the cache as ``key``. The caller holds the key's lock."""
         part = self.store.part(key)
         part.parent.mkdir(parents=True, exist_ok=True)
+        # the loop alternates URIs and retries only transient failures: it takes the
+        # policy's budget and interruptible backoff wait, not its run() (see odrun._retry)
+        policy = RetryPolicy.from_settings(self.settings, cancelled=self.cancelled)
         transient_failures = 0
         mismatch_restarted = False
         failed: dict[str, OdrunError] = {}
@@ -144,11 +150,11 @@ class Engine:
                 if len(candidates) > 1:
                     self.demoted.add(_server(uri))
                 transient_failures += 1
-                if transient_failures > self.settings.retries:
+                if transient_failures >= policy.attempts:
                     raise TransientError(
                         f"{exc.message} (gave up after {transient_failures} attempts)"
                     ) from None
-                self.cancelled.wait(backoff_delay(transient_failures, self.settings.retry_backoff))
+                policy.wait(transient_failures)  # a cancellation is raised at the loop's top
                 last = uri
             except TransportError as exc:
                 failed[uri] = exc
