@@ -152,20 +152,7 @@ def _check_length(
     """Check a 200/206 against the declared size: (leading bytes to drop, vouched)."""
     length = _content_length(response)
     if response.status_code == 206:
-        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", "").strip())
-        if not match or count(match.group(1)) != offset:
-            raise TransientError(
-                f"{uri}: server answered a different byte range "
-                f"({response.headers.get('content-range')!r} for bytes from {offset})",
-                resumable=False,
-            )
-        total = count(match.group(3))
-        if total is None:
-            raise TransientError(
-                f"{uri}: server's Content-Range does not say the file's length", resumable=False
-            )
-        if size is not None and total != size:
-            raise length_mismatch(uri, total, size)
+        _content_range(response, uri, offset, None, size)
         return 0, True
     if length is not None and size is not None and length != size:
         raise length_mismatch(uri, length, size)
@@ -178,14 +165,18 @@ def _check_length(
     return offset, vouched
 
 
-def _check_range(response: httpx.Response, uri: str, start: int, stop: int, size: int) -> None:
-    """A 206 to ``bytes=start-(stop-1)`` must say exactly that range of a ``size``-byte file."""
+def _content_range(
+    response: httpx.Response, uri: str, start: int, last: int | None, size: int | None
+) -> None:
+    """A 206 must say ``bytes start-last/size`` (``last`` None: any end; ``size`` None: any
+    total but a number): the bytes asked for, of a file of the declared length."""
     header = response.headers.get("content-range", "").strip()
     match = _CONTENT_RANGE.fullmatch(header)
-    if not match or count(match.group(1)) != start or count(match.group(2)) != stop - 1:
+    wrong_end = last is not None and match is not None and count(match.group(2)) != last
+    if not match or count(match.group(1)) != start or wrong_end:
+        asked = f"bytes {start}-{last}" if last is not None else f"bytes from {start}"
         raise TransientError(
-            f"{uri}: server answered a different byte range ({header!r} for bytes "
-            f"{start}-{stop - 1})",
+            f"{uri}: server answered a different byte range ({header!r} for {asked})",
             resumable=False,
         )
     total = count(match.group(3))
@@ -193,8 +184,13 @@ def _check_range(response: httpx.Response, uri: str, start: int, stop: int, size
         raise TransientError(
             f"{uri}: server's Content-Range does not say the file's length", resumable=False
         )
-    if total != size:
+    if size is not None and total != size:
         raise length_mismatch(uri, total, size)
+
+
+def _check_range(response: httpx.Response, uri: str, start: int, stop: int, size: int) -> None:
+    """A 206 to ``bytes=start-(stop-1)`` must say exactly that range of a ``size``-byte file."""
+    _content_range(response, uri, start, stop - 1, size)
     length = _content_length(response)
     if length is not None and length != stop - start:
         raise TransientError(
