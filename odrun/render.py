@@ -16,7 +16,9 @@ characters itself.
 
 from __future__ import annotations
 
+import errno
 import json
+import re
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TextIO
@@ -69,13 +71,38 @@ class SafeConsole(Console):
     text segments and pass unchanged; control characters inside texts never do.
     """
 
+    def on_broken_pipe(self) -> None:
+        """The reader went away: rich would exit 1 (a bug's code); let the CLI end quietly."""
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "stdout closed")
+
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        return super()._render_buffer(
+        text = super()._render_buffer(
             segment
             if segment.control
             else Segment(clean(redact(segment.text), lines=True), *segment[1:])
             for segment in buffer
         )
+        if not self.is_terminal:  # a pipe or file: no table padding at line ends
+            text = _TRAILING_SPACES.sub("", text)
+        return text
+
+
+_TRAILING_SPACES = re.compile(r"[ ]+(?=\n|\Z)")
+#: the width of output that is not a terminal: lines are never wrapped for it
+PIPE_WIDTH = 1 << 20
+
+
+def _console(*, stderr: bool) -> Console:
+    """A SafeConsole; through a pipe or into a file as wide as its longest line.
+
+    rich wraps at 80 columns (or $COLUMNS) when not on a terminal; a script
+    reading ``odrun info X | grep Title`` wants each value on its own line, whole.
+    """
+    console = SafeConsole(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    return console
 
 
 def human_size(n: int | None) -> str:
@@ -96,11 +123,11 @@ def print_json(data: Any, stream: TextIO | None = None) -> None:
 
 
 def stdout_console() -> Console:
-    return SafeConsole(highlight=False, soft_wrap=True)
+    return _console(stderr=False)
 
 
 def stderr_console() -> Console:
-    return SafeConsole(stderr=True, highlight=False, soft_wrap=True)
+    return _console(stderr=True)
 
 
 def record_info(console: Console, record: Record) -> None:
