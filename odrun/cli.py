@@ -485,6 +485,7 @@ def _quiet_stdout() -> None:
 def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="odrun", standalone_mode=False)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
     except (PipeClosed, BrokenPipeError):
         # the reader of stdout went away: what it read is what it wanted (exit 0, no message)
         _quiet_stdout()

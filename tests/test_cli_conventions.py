@@ -107,6 +107,8 @@ def _closed_pipe(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess
         ["info", "1"],
         ["info", "1", "--json"],
         ["cite", "1", "--format", "bibtex"],
+        ["cite", "1", "--format", "json"],
+        ["fetch", "--recid", "1", "--filter-range", "1-1", "--dry-run", "--json"],
         ["fetch", "1", "--filter-range", "1-2", "--dry-run", "--json"],
     ],
 )
