@@ -16,8 +16,8 @@ characters itself.
 
 from __future__ import annotations
 
-import errno
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -61,7 +61,27 @@ def markup(value: object) -> str:
 
 def echo(message: object = "", *, err: bool = False, nl: bool = True, lines: bool = False) -> None:
     """click.echo, tokens redacted and cleaned: the only way the CLI prints a plain line."""
-    click.echo(clean(redact(str(message)), lines=lines), err=err, nl=nl)
+    try:
+        click.echo(clean(redact(str(message)), lines=lines), err=err, nl=nl)
+    except BrokenPipeError:
+        reader_gone(sys.stderr if err else sys.stdout)
+
+
+def reader_gone(stream: TextIO) -> None:
+    """``stream``'s reader closed the pipe (``| head -1``): drop what follows, quietly.
+
+    The stream is pointed at /dev/null, so the command goes on to its own end and
+    exit code (a run that failed still exits 7; one that succeeded 0), never a
+    ``BrokenPipeError`` or exit 1.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not a real file
+        pass
 
 
 class SafeConsole(Console):
@@ -72,9 +92,9 @@ class SafeConsole(Console):
     """
 
     def on_broken_pipe(self) -> None:
-        """The reader went away: rich would exit 1 (a bug's code); let the CLI end quietly."""
+        """The reader went away: rich would exit 1 (a bug's code); drop the rest instead."""
         self.quiet = True
-        raise BrokenPipeError(errno.EPIPE, "stdout closed")
+        reader_gone(self.file)
 
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         text = super()._render_buffer(
@@ -119,7 +139,11 @@ def human_size(n: int | None) -> str:
 def print_json(data: Any, stream: TextIO | None = None) -> None:
     """``data`` as JSON, exactly (JSON escapes control characters); tokens redacted."""
     out = stream or sys.stdout
-    out.write(redact(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+    try:
+        out.write(redact(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        reader_gone(out)
 
 
 def stdout_console() -> Console:
@@ -181,8 +205,12 @@ def record_info(console: Console, record: Record) -> None:
 
 def file_lines(uris: Iterable[str], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
-    for uri in uris:
-        out.write(clean(uri) + "\n")
+    try:
+        for uri in uris:
+            out.write(clean(uri) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        reader_gone(out)
 
 
 def output_lines(outputs: Iterable[dict[str, Any]]) -> None:

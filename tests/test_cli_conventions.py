@@ -174,3 +174,11 @@ def test_piped_output_is_not_wrapped_or_padded(tmp_path: Path) -> None:
     lines = result.stdout.decode().splitlines()
     assert any(line.endswith(long_title) for line in lines), lines[:3]
     assert all(line == line.rstrip() for line in lines), [ln for ln in lines if ln != ln.rstrip()]
+
+
+def test_closed_pipe_keeps_the_commands_exit_code(tmp_path: Path) -> None:
+    """A command that prints and then fails still fails (exit 2 here), pipe closed or not."""
+    (tmp_path / "reana.yaml").write_text("version: 0.9.0\ncolour: red\n")
+    result = _closed_pipe(["validate", str(tmp_path)], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert b"Traceback" not in result.stderr
