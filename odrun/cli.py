@@ -37,7 +37,8 @@ MAIN_HELP = f"""Re-run CERN Open Data analyses: resolve, fetch, run, verify, cit
 
 TARGET is a record reference: a DOI (10.7483/OPENDATA.CMS.A342.9982,
 doi:..., https://doi.org/...), a recid (5500, cms-5500) or a record URL
-(https://opendata.cern.ch/record/5500).
+(https://opendata.cern.ch/record/5500); or, as in cernopendata-client,
+--recid N or --doi DOI.
 
 \b
 Examples:

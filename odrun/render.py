@@ -21,7 +21,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import click
 from rich.console import Console
@@ -67,7 +67,7 @@ def echo(message: object = "", *, err: bool = False, nl: bool = True, lines: boo
         reader_gone(sys.stderr if err else sys.stdout)
 
 
-def reader_gone(stream: TextIO) -> None:
+def reader_gone(stream: IO[str]) -> None:
     """``stream``'s reader closed the pipe (``| head -1``): drop what follows, quietly.
 
     The stream is pointed at /dev/null, so the command goes on to its own end and
