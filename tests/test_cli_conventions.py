@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 DOI = "10.7483/OPENDATA.CMS.A342.9982"  # record 1
+MIRROR = Path(__file__).resolve().parent.parent / "workflows" / "mirror"
 
 
 def test_recid_and_doi_mean_target(odrun, mirror_dir: Path) -> None:
@@ -182,3 +183,32 @@ def test_closed_pipe_keeps_the_commands_exit_code(tmp_path: Path) -> None:
     result = _closed_pipe(["validate", str(tmp_path)], tmp_path)
     assert result.returncode == 2, result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_fetch_with_stderr_closed_still_fetches(tmp_path: Path) -> None:
+    """`odrun fetch X 2>&1 | head -1`: progress lines into a closed pipe never fail a file."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "odrun",
+                "--portal",
+                f"file://{MIRROR}",
+                "fetch",
+                "900001",
+                "--dest",
+                str(tmp_path / "d"),
+            ],
+            stdout=write_end,
+            stderr=write_end,
+            env=_env(tmp_path),
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == 0
+    assert (tmp_path / "d" / "Dimuon_generated.csv").is_file()
