@@ -162,8 +162,21 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class PipeClosed(Exception):  # noqa: N818 - not an error: the reader went away
+    """stdout's reader closed the pipe (``odrun files X | head -1``): end quietly, exit 0."""
+
+
 class LazyGroup(click.Group):
     """A group whose commands in :data:`LAZY_COMMANDS` load their module on first use."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # click turns EPIPE into exit 1 (a bug's code here); catch it before click does
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise PipeClosed from None
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *LAZY_COMMANDS})
@@ -453,24 +466,6 @@ def main(argv: list[str] | None = None) -> None:
         _run(argv)
     finally:
         forget_secrets()
-
-
-class PipeClosed(Exception):  # noqa: N818 - not an error: the reader went away
-    """stdout's reader closed the pipe (``odrun files X | head -1``): end quietly, exit 0."""
-
-
-class _PipeSafeGroup(LazyGroup):
-    def invoke(self, ctx: click.Context) -> Any:
-        # click itself turns EPIPE into exit 1 ("a bug"); catch it before click does
-        try:
-            return super().invoke(ctx)
-        except OSError as exc:
-            if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
-                raise PipeClosed from None
-            raise
-
-
-cli.__class__ = _PipeSafeGroup
 
 
 def _quiet_stdout() -> None:
