@@ -6,7 +6,10 @@ exit codes (table in ``odrun --help`` and :mod:`odrun.errors`).
 
 from __future__ import annotations
 
+import errno
+import functools
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +37,8 @@ MAIN_HELP = f"""Re-run CERN Open Data analyses: resolve, fetch, run, verify, cit
 
 TARGET is a record reference: a DOI (10.7483/OPENDATA.CMS.A342.9982,
 doi:..., https://doi.org/...), a recid (5500, cms-5500) or a record URL
-(https://opendata.cern.ch/record/5500).
+(https://opendata.cern.ch/record/5500); or, as in cernopendata-client,
+--recid N or --doi DOI.
 
 \b
 Examples:
@@ -158,8 +162,21 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class PipeClosed(Exception):  # noqa: N818 - not an error: the reader went away
+    """stdout's reader closed the pipe (``odrun files X | head -1``): end quietly, exit 0."""
+
+
 class LazyGroup(click.Group):
     """A group whose commands in :data:`LAZY_COMMANDS` load their module on first use."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # click turns EPIPE into exit 1 (a bug's code here); catch it before click does
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise PipeClosed from None
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *LAZY_COMMANDS})
@@ -204,6 +221,89 @@ def settings_of(ctx: click.Context) -> Settings:
     return Settings.load(ctx.find_root().ensure_object(dict))
 
 
+def record_target(func: F) -> F:
+    """TARGET, or cernopendata-client's ``--recid N`` / ``--doi D`` (exactly one of the three).
+
+    Replaces ``@click.argument("target")``: the command still gets one ``target`` string.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, recid: str | None, doi: str | None, **kwargs: Any) -> Any:
+        kwargs["target"] = pick_target(kwargs.get("target"), recid, doi)
+        return func(*args, **kwargs)
+
+    wrapped: Any = click.option(
+        "--doi", metavar="DOI", help="The record with this DOI (cernopendata-client's --doi)."
+    )(wrapper)
+    wrapped = click.option(
+        "--recid", metavar="N", help="The record with this id (cernopendata-client's --recid)."
+    )(wrapped)
+    return click.argument("target", required=False)(wrapped)  # type: ignore[no-any-return]
+
+
+def pick_target(target: str | None, recid: str | None, doi: str | None) -> str:
+    """The one record reference given as TARGET, ``--recid`` or ``--doi`` (a UsageError else)."""
+    from .errors import UsageError  # noqa: PLC0415 - lazy (start-up time)
+
+    given = [v for v in (target, recid, doi) if v is not None]
+    if len(given) != 1:
+        raise UsageError(
+            ("Missing argument 'TARGET'" if not given else "more than one record given")
+            + ": expected exactly one of TARGET, --recid N or --doi DOI",
+            hint="e.g. odrun info 5500, odrun info --recid 5500 or "
+            "odrun info --doi 10.7483/OPENDATA.CMS.A342.9982",
+        )
+    if target is not None:
+        return target
+    from .records.refs import RecordRef, parse_reference  # noqa: PLC0415
+
+    def parse(option: str, text: str) -> RecordRef:
+        try:
+            return parse_reference(text)
+        except UsageError as exc:
+            raise type(exc)(f"{option} {text!r}: {exc}", hint=exc.hint) from None
+
+    if recid is not None:
+        ref = parse("--recid", recid)
+        if ref.kind != "recid":
+            raise UsageError(
+                f"--recid {recid!r}: expected a record id such as 5500 or cms-5500",
+                hint="give a DOI with --doi",
+            )
+        return ref.value
+    assert doi is not None
+    ref = parse("--doi", doi if ":" in doi or doi.startswith("10.") else f"doi:{doi}")
+    if ref.kind != "doi":
+        raise UsageError(
+            f"--doi {doi!r}: expected a DOI such as 10.7483/OPENDATA.CMS.A342.9982",
+            hint="give a record id with --recid",
+        )
+    return str(ref)
+
+
+#: cernopendata-client's protocol names, accepted with the same meaning as odrun's
+PROTOCOL_ALIASES = {"xrootd": "root", "http": "https"}
+
+
+def protocol_option(choices: tuple[str, ...], **kwargs: Any) -> Callable[[F], F]:
+    """``--protocol`` with ``choices`` plus cernopendata-client's ``xrootd`` and ``http``."""
+    aliases = tuple(a for a, real in PROTOCOL_ALIASES.items() if real in choices)
+
+    def canonical(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        return None if value is None else PROTOCOL_ALIASES.get(value, value)
+
+    help_text = kwargs.pop("help", "")
+    help_text = (help_text + " " if help_text else "") + "xrootd and http (cernopendata-client's "
+    help_text += "names) mean root and https."
+    return click.option(
+        "--protocol",
+        type=click.Choice([*choices, *aliases]),
+        callback=canonical,
+        help=help_text,
+        **kwargs,
+    )
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
@@ -230,7 +330,7 @@ def filter_options(func: F) -> F:
 
 @cli.command()
 @global_options
-@click.argument("target")
+@record_target
 @json_option
 @click.pass_context
 def info(ctx: click.Context, target: str, as_json: bool) -> None:
@@ -254,12 +354,8 @@ def info(ctx: click.Context, target: str, as_json: bool) -> None:
 
 @cli.command()
 @global_options
-@click.argument("target")
-@click.option(
-    "--protocol",
-    type=click.Choice(["root", "https"]),
-    help="Rewrite EOS URIs to this protocol (ODRUN_PROTOCOL_MAP).",
-)
+@record_target
+@protocol_option(("root", "https"), help="Rewrite EOS URIs to this protocol (ODRUN_PROTOCOL_MAP).")
 @filter_options
 @json_option
 @click.pass_context
@@ -326,7 +422,7 @@ def files(
 
 @cli.command()
 @global_options
-@click.argument("target")
+@record_target
 @click.option(
     "--format",
     "fmt",
@@ -372,9 +468,24 @@ def main(argv: list[str] | None = None) -> None:
         forget_secrets()
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: the interpreter's last flush must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout replaced
+        pass
+
+
 def _run(argv: list[str] | None) -> None:
     try:
         cli.main(args=argv, prog_name="odrun", standalone_mode=False)
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at interpreter exit
+    except (PipeClosed, BrokenPipeError):
+        # the reader of stdout went away: what it read is what it wanted (exit 0, no message)
+        _quiet_stdout()
+        sys.exit(0)
     except OdrunError as exc:
         _fail(f"{exc.label}: {exc}", exc.exit_code)
     except click.exceptions.Abort:
@@ -383,9 +494,6 @@ def _run(argv: list[str] | None) -> None:
         _fail(exc.format_message(), exc.exit_code)
     except KeyboardInterrupt:
         _fail(INTERRUPTED, EXIT_INTERRUPTED)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(0)
     except Exception as exc:
         from .settings import debug_enabled  # noqa: PLC0415 - lazy (start-up time)
 

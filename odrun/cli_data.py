@@ -10,7 +10,16 @@ from pathlib import Path
 import click
 
 from odrun import render
-from odrun.cli import cli, filter_options, global_options, json_option, settings_of
+from odrun.cli import (
+    cli,
+    filter_options,
+    global_options,
+    json_option,
+    pick_target,
+    protocol_option,
+    record_target,
+    settings_of,
+)
 from odrun.errors import ChecksumError, NotFoundError, PartialError, UsageError
 from odrun.mirror import write_mirror
 from odrun.progress import PlainProgress, RichProgress
@@ -22,13 +31,12 @@ from odrun.transfer.fetch import DEFAULT_JOBS, fetch_error
 
 @cli.command()
 @global_options
-@click.argument("target")
+@record_target
 @click.option(
     "--dest", type=click.Path(file_okay=False, path_type=Path), help="Folder [./<recid>]."
 )
-@click.option(
-    "--protocol",
-    type=click.Choice(["auto", "root", "https"]),
+@protocol_option(
+    ("auto", "root", "https"),
     default="auto",
     show_default=True,
     help="auto: root:// when XRootD is available, falling back to HTTPS (and back).",
@@ -141,7 +149,11 @@ def make_progress(
 
 @cli.command()
 @global_options
-@click.argument("targets", nargs=-1, required=True)
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--recid", "recids", metavar="N", multiple=True, help="Also this record id (repeatable)."
+)
+@click.option("--doi", "dois", metavar="DOI", multiple=True, help="Also this DOI (repeatable).")
 @click.option(
     "--to",
     "dest",
@@ -150,15 +162,15 @@ def make_progress(
     help="Mirror folder (created if missing).",
 )
 @click.option("--with-files", is_flag=True, help="Also fetch the files, verified, into DIR/files/.")
-@click.option(
-    "--protocol", type=click.Choice(["auto", "root", "https"]), default="auto", show_default=True
-)
+@protocol_option(("auto", "root", "https"), default="auto", show_default=True)
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=DEFAULT_JOBS, show_default=True)
 @json_option
 @click.pass_context
 def mirror(
     ctx: click.Context,
     targets: tuple[str, ...],
+    recids: tuple[str, ...],
+    dois: tuple[str, ...],
     dest: Path,
     with_files: bool,
     protocol: str,
@@ -178,6 +190,16 @@ def mirror(
       odrun mirror 3005 12361 --to /shared/od-mirror --with-files
       odrun --portal file:///shared/od-mirror fetch 12361 --dest data/
     """
+    targets = (
+        *targets,
+        *(pick_target(None, recid, None) for recid in recids),
+        *(pick_target(None, None, doi) for doi in dois),
+    )
+    if not targets:
+        raise UsageError(
+            "no record given: expected TARGET..., --recid N or --doi DOI",
+            hint="e.g. odrun mirror 1 5500 --to ./mirror",
+        )
     settings = settings_of(ctx)
     entries = []
     failed = 0
@@ -224,7 +246,7 @@ def mirror(
 @cli.command("verify-files")
 @global_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("target")
+@record_target
 @filter_options
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True)
 @json_option

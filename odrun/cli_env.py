@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from odrun import render
-from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.cli import cli, global_options, json_option, record_target, settings_of
 from odrun.environments import (
     EnvironmentPlan,
     default_catalog,
@@ -21,7 +21,7 @@ from odrun.records import Resolver
 
 @cli.command()
 @global_options
-@click.argument("target")
+@record_target
 @click.option(
     "--catalog",
     "catalog_path",

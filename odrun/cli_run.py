@@ -9,7 +9,7 @@ import click
 
 from odrun import render
 from odrun._fs import atomic_write
-from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.cli import cli, global_options, json_option, pick_target, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
 from odrun.workflow import load_analysis, run_analysis, validate
@@ -54,7 +54,9 @@ def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
 
 @cli.command()
 @global_options
-@click.argument("path", metavar="PATH|TARGET", type=click.Path(path_type=Path))
+@click.argument("path", metavar="PATH|TARGET", required=False, type=click.Path(path_type=Path))
+@click.option("--recid", metavar="N", help="Run the analysis of the record with this id.")
+@click.option("--doi", metavar="DOI", help="Run the analysis of the record with this DOI.")
 @click.option(
     "--runtime",
     type=click.Choice(["auto", "podman", "docker", "apptainer", "host"]),
@@ -99,7 +101,9 @@ def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
 @click.pass_context
 def run(
     ctx: click.Context,
-    path: Path,
+    path: Path | None,
+    recid: str | None,
+    doi: str | None,
     runtime: str,
     executor: str,
     executor_options: tuple[str, ...],
@@ -140,7 +144,12 @@ def run(
     overrides = ctx.find_root().ensure_object(dict)
     overrides.update({f"unpack_{key}": value for key, value in limits.items()})
     settings = settings_of(ctx)
-    from_record = not path.exists() and _is_reference(str(path))
+    if recid is not None or doi is not None or path is None:
+        reference = pick_target(None if path is None else str(path), recid, doi)
+        path = Path(reference)
+        from_record = True
+    else:
+        from_record = not path.exists() and _is_reference(str(path))
     if from_record:
         path = fetch_analysis(str(path), settings, Path.cwd(), _say)
     analysis = load_analysis(path)

@@ -17,9 +17,11 @@ characters itself.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import click
 from rich.console import Console
@@ -59,7 +61,27 @@ def markup(value: object) -> str:
 
 def echo(message: object = "", *, err: bool = False, nl: bool = True, lines: bool = False) -> None:
     """click.echo, tokens redacted and cleaned: the only way the CLI prints a plain line."""
-    click.echo(clean(redact(str(message)), lines=lines), err=err, nl=nl)
+    try:
+        click.echo(clean(redact(str(message)), lines=lines), err=err, nl=nl)
+    except BrokenPipeError:
+        reader_gone(sys.stderr if err else sys.stdout)
+
+
+def reader_gone(stream: IO[str]) -> None:
+    """``stream``'s reader closed the pipe (``| head -1``): drop what follows, quietly.
+
+    The stream is pointed at /dev/null, so the command goes on to its own end and
+    exit code (a run that failed still exits 7; one that succeeded 0), never a
+    ``BrokenPipeError`` or exit 1.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - not a real file
+        pass
 
 
 class SafeConsole(Console):
@@ -69,13 +91,38 @@ class SafeConsole(Console):
     text segments and pass unchanged; control characters inside texts never do.
     """
 
+    def on_broken_pipe(self) -> None:
+        """The reader went away: rich would exit 1 (a bug's code); drop the rest instead."""
+        self.quiet = True
+        reader_gone(self.file)
+
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        return super()._render_buffer(
+        text = super()._render_buffer(
             segment
             if segment.control
             else Segment(clean(redact(segment.text), lines=True), *segment[1:])
             for segment in buffer
         )
+        if not self.is_terminal:  # a pipe or file: no table padding at line ends
+            text = _TRAILING_SPACES.sub("", text)
+        return text
+
+
+_TRAILING_SPACES = re.compile(r"[ ]+(?=\n|\Z)")
+#: the width of output that is not a terminal: lines are never wrapped for it
+PIPE_WIDTH = 1 << 20
+
+
+def _console(*, stderr: bool) -> Console:
+    """A SafeConsole; through a pipe or into a file as wide as its longest line.
+
+    rich wraps at 80 columns (or $COLUMNS) when not on a terminal; a script
+    reading ``odrun info X | grep Title`` wants each value on its own line, whole.
+    """
+    console = SafeConsole(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = PIPE_WIDTH
+    return console
 
 
 def human_size(n: int | None) -> str:
@@ -92,15 +139,19 @@ def human_size(n: int | None) -> str:
 def print_json(data: Any, stream: TextIO | None = None) -> None:
     """``data`` as JSON, exactly (JSON escapes control characters); tokens redacted."""
     out = stream or sys.stdout
-    out.write(redact(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+    try:
+        out.write(redact(json.dumps(data, indent=2, ensure_ascii=False)) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        reader_gone(out)
 
 
 def stdout_console() -> Console:
-    return SafeConsole(highlight=False, soft_wrap=True)
+    return _console(stderr=False)
 
 
 def stderr_console() -> Console:
-    return SafeConsole(stderr=True, highlight=False, soft_wrap=True)
+    return _console(stderr=True)
 
 
 def record_info(console: Console, record: Record) -> None:
@@ -154,8 +205,12 @@ def record_info(console: Console, record: Record) -> None:
 
 def file_lines(uris: Iterable[str], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
-    for uri in uris:
-        out.write(clean(uri) + "\n")
+    try:
+        for uri in uris:
+            out.write(clean(uri) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        reader_gone(out)
 
 
 def output_lines(outputs: Iterable[dict[str, Any]]) -> None:

@@ -94,3 +94,13 @@ def test_record_analysis_never_falls_back_to_the_host_silently(
     assert result.code == 8, result.err
     assert "would run on the host" in result.err
     assert "--runtime host" in result.err
+
+
+def test_run_by_recid_option(odrun, publish, tmp_path: Path) -> None:
+    """cernopendata-client's --recid names the record whose analysis runs, as TARGET does."""
+    rec = publish("903", {"reana.yaml": REANA, "code.py": CODE})
+    result = odrun("run", "--recid", rec, "--runtime", "host", "--json")
+    assert result.code == 0, result.err
+    out = Path(result.json()["run_dir"]) / "workspace" / "out" / "result.txt"
+    assert out.read_text() == "hello from the record\n"
+    assert (tmp_path / "record-903" / "reana.yaml").read_bytes() == REANA
