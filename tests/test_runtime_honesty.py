@@ -38,6 +38,8 @@ if args[:2] == ["image", "inspect"]:
         print(images[args[-1]])
     sys.exit(0)
 if args[:1] == ["pull"]:
+    with open(os.environ.get("FAKE_PULLS", os.devnull), "a") as log:
+        log.write(" ".join(args) + "\\n")
     print("Error: initializing source: no registry here (fake)", file=sys.stderr)
     sys.exit(125)
 if args[:1] == ["run"]:
@@ -431,3 +433,20 @@ def test_record_snakefile_is_never_read_on_the_host_under_auto(
     with pytest.raises(ConfigError, match="runs its Snakefile as Python on the host"):
         run_analysis(analysis, Settings.load(), RunOptions(runtime="auto", untrusted=True))
     assert not mark.exists()
+
+
+def test_auto_never_pulls_an_explicit_runtime_does(
+    odrun, demo: Path, tmp_path: Path, isolated_env: Path, fake_podman, monkeypatch
+) -> None:
+    """Choosing a runtime must not go to a registry: the offline demo stays offline (before
+    the fix, `auto` ran `podman pull` for a missing image and reached for the internet)."""
+    pulls = tmp_path / "pulls.log"
+    monkeypatch.setenv("FAKE_PULLS", str(pulls))
+    auto = odrun("run", str(demo), "--workdir", str(tmp_path / "a"))
+    assert auto.code == 0, auto.err  # fell back to the host, with the banner
+    assert "--runtime auto never pull" in auto.err
+    assert not pulls.exists()
+    explicit = odrun("run", str(demo), "--runtime", "podman", "--workdir", str(tmp_path / "b"))
+    assert explicit.code == 8, explicit.err
+    assert pulls.is_file(), explicit.err
+    assert pulls.read_text().startswith("pull ")

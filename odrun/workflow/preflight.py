@@ -36,14 +36,16 @@ def choose_runtime(
 ) -> Runtime:
     """The runtime asked for (``result.runtime``), ready to run ``images``.
 
-    ``auto``: the first installed container runtime that has (or can pull) every
-    image; else the host, recorded as a fallback in ``result``. An explicit
+    ``auto``: the first installed container runtime that already has every image (it
+    never pulls); else the host, recorded as a fallback in ``result``. An explicit
     runtime that cannot run raises ConfigError/UsageError instead.
     """
     resources = (analysis.reana or {}).get("workflow", {}).get("resources") or {}
     cvmfs = check_cvmfs([str(r) for r in resources.get("cvmfs") or []])
     wanted = result.runtime
-    pull = not result.offline
+    # auto only uses what is already there: choosing a runtime never goes to a registry
+    # (the offline demo stays offline); an explicit --runtime podman|docker pulls
+    pull = not result.offline and wanted != "auto"
     fallback: Fallback | None = None
     runtime: Runtime
     if wanted != "auto":

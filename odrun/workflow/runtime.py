@@ -110,7 +110,7 @@ class OciRuntime:
 
     name: str
     cvmfs: tuple[str, ...] = ()
-    #: pull missing images (not with --offline)
+    #: pull missing images (not with --offline, nor for --runtime auto)
     pull: bool = True
 
     @property
@@ -142,8 +142,10 @@ class OciRuntime:
             )
         if not self.pull:
             raise ConfigError(
-                f"image {image} is not available to {self.name} (--offline: not pulling)",
-                hint=f"build or load it ({self.name} load -i FILE), or run with --runtime host",
+                f"image {image} is not available to {self.name} (not in its local store; "
+                "--offline and --runtime auto never pull)",
+                hint=f"{self.name} pull {image}, build or load it, or run with --runtime "
+                f"{self.name} (which pulls it)",
             )
         pulled = subprocess.run(
             [self.binary, "pull", "-q", image], capture_output=True, text=True, check=False
