@@ -12,7 +12,7 @@ import contextlib
 import io
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,27 +92,22 @@ class Resolver:
         ref = parse_reference(target) if isinstance(target, str) else target
         recid = self.recid_of(ref)
         source, note = self._record_source(recid)
-        try:
-            with source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as fh:
-                try:
-                    record = parse_streamed(
-                        fh,
-                        portal_url=self.portal.url,
-                        load_index=self._load_index if files else _skip_index,
-                        local_root=self._local_root,
-                    )
-                    return _with_note(record, note) if note else record
-                except NeedsGeneralParserError:
-                    fh.seek(0)  # not the plain shape: the general parser reads it
-                    doc = load_record_document(fh)
-        except OSError as exc:
-            raise MetadataError(
-                f"cached record {recid} cannot be read: {exc}", hint="try again with --refresh"
-            ) from None
-        except (ValueError, RecursionError):
-            raise MetadataError(
-                f"record {recid} from {self.portal.url} is not valid JSON"
-            ) from None
+        # the file is opened inside _reading: an unreadable cache file is its error too
+        with (
+            self._reading(recid),
+            source.open("rb") if isinstance(source, Path) else io.BytesIO(source) as fh,
+        ):
+            try:
+                record = parse_streamed(
+                    fh,
+                    portal_url=self.portal.url,
+                    load_index=self._load_index if files else _skip_index,
+                    local_root=self._local_root,
+                )
+                return _with_note(record, note) if note else record
+            except NeedsGeneralParserError:
+                fh.seek(0)  # not the plain shape: the general parser reads it
+                doc = load_record_document(fh)
         return self._parse(recid, doc, note, files=files)
 
     def resolve_full(self, target: str | RecordRef, *, files: bool = True) -> Resolved:
@@ -120,9 +115,16 @@ class Resolver:
         ref = parse_reference(target) if isinstance(target, str) else target
         recid = self.recid_of(ref)
         source, note = self._record_source(recid)
+        with self._reading(recid):
+            doc = json.loads(source.read_bytes() if isinstance(source, Path) else source)
+        return Resolved(self._parse(recid, doc, note, files=files), doc)
+
+    @contextlib.contextmanager
+    def _reading(self, recid: str) -> Iterator[None]:
+        """Reading record ``recid``'s document: an unreadable cache file or invalid JSON is
+        a MetadataError (one wording for the streamed and the whole-document reader)."""
         try:
-            data = source.read_bytes() if isinstance(source, Path) else source
-            doc = json.loads(data)
+            yield
         except OSError as exc:
             raise MetadataError(
                 f"cached record {recid} cannot be read: {exc}", hint="try again with --refresh"
@@ -131,7 +133,6 @@ class Resolver:
             raise MetadataError(
                 f"record {recid} from {self.portal.url} is not valid JSON"
             ) from None
-        return Resolved(self._parse(recid, doc, note, files=files), doc)
 
     def _parse(self, recid: str, doc: Any, note: str | None, *, files: bool) -> Record:
         if not isinstance(doc, dict):
