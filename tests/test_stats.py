@@ -457,3 +457,27 @@ def test_outputs_and_references_with_a_utf8_bom_are_read(tmp_path: Path, suffix:
         expect = [{"file": "m.txt", "ks": {"reference": "m.txt"}}]
     for check in evaluate(tmp_path, expect):
         assert check.ok, check.detail
+
+
+def test_an_output_cannot_widen_its_own_tolerance() -> None:
+    """``error_key`` reads the error from the output: a run claiming a huge error must not pass."""
+    doc = {"mass": 95.0, "mass_error": 10.0, "small": 0.03}
+    own = {"value": 91.1876, "sigma": {"n": 3, "error_key": "mass_error"}}
+    # no max_error: the output's error may not exceed |value| ... 10 < 91 so the cap is max_error
+    capped = {**own, "sigma": {**own["sigma"], "max_error": 0.06}}
+    ok, detail = check_value(95.0, capped, doc)
+    assert not ok
+    assert "mass_error 10 is above max_error 0.06" in detail
+    assert check_value(91.2, {**capped, "sigma": {**capped["sigma"], "error_key": "small"}}, doc)[0]
+    # without max_error the default cap is |value|: an error as large as the value says nothing
+    assert not check_value(95.0, own, {"mass_error": 200.0})[0]
+    assert "above max_error" in check_value(95.0, own, {"mass_error": 200.0})[1]
+    # an expected value of 0 needs an explicit cap
+    zero = {"value": 0.0, "sigma": {"n": 3, "error_key": "mass_error"}}
+    ok, detail = check_value(0.01, zero, {"mass_error": 0.02})
+    assert not ok
+    assert "set sigma.max_error" in detail
+    assert check_value(0.01, {**zero, "sigma": {**zero["sigma"], "max_error": 0.05}},
+                       {"mass_error": 0.02})[0]  # fmt: skip
+    # a declared error is the author's own: no cap applies to it
+    assert check_value(95.0, {"value": 91.0, "sigma": {"n": 1, "error": 5.0}})[0]

@@ -304,12 +304,14 @@ NON_FINITE = [
     # an infinite tolerance passes anything; a NaN one fails a correct run
     ("chi2_ndf: {value: 1.0, abs: 0.5}", "chi2_ndf: {value: 1.0, abs: .inf}",
      "expect[0].values.chi2_ndf.abs: .inf is not a finite number"),
-    ("sigma: {n: 3, error_key: mass_error}", "sigma: {n: .Inf, error_key: mass_error}",
+    ("sigma: {n: 3, error_key: mass_error,", "sigma: {n: .Inf, error_key: mass_error,",
      "expect[0].values.mass.sigma.n: .inf is not a finite number"),
     ("chi2_ndf: {value: 1.0, abs: 0.5}", "chi2_ndf: {value: .nan, abs: 0.5}",
      "expect[0].values.chi2_ndf.value: .nan is not a finite number"),
     ("chi2: {p_min: 0.01, normalize: true}", "chi2: {p_min: .NaN, normalize: true}",
      "expect[1].histograms.bins.chi2.p_min: .nan is not a finite number"),
+    ("max_error: 0.06}", "max_error: .inf}",
+     "expect[0].values.mass.sigma.max_error: .inf is not a finite number"),
 ]  # fmt: skip
 
 

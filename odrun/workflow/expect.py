@@ -5,6 +5,8 @@ Numbers are addressed by dotted keys: ``a.b.0`` in JSON, ``<row>.<column>`` in C
 ``max(abs, rel * |value|)`` of ``value``, or, with ``sigma: {n, error | error_key}``,
 within ``n`` standard deviations: the declared ``error`` or the number at ``error_key``
 in the same output file, combined in quadrature with the expected value's own ``error``.
+An output cannot widen its own tolerance: its ``error_key`` error must not exceed
+``sigma.max_error`` (default ``|value|``), or the check fails.
 
 Histograms are compared with a reference file (``reference: path[#key]``, relative to
 the analysis folder; formats in :mod:`odrun.workflow.histograms`): bin by bin
@@ -83,9 +85,15 @@ def _sigma(want: dict[str, Any], doc: Any) -> tuple[float, str]:
     if "error_key" in spec:
         key = str(spec["error_key"])
         try:
-            parts.append((float(_lookup(doc, key)), key))
+            own = float(_lookup(doc, key))
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"sigma error_key {key} missing or not a number") from None
+        # the output must not widen its own tolerance: its error is capped by the author
+        cap = float(spec.get("max_error", abs(float(want["value"]))))
+        if own > cap:
+            hint = "" if "max_error" in spec else " (default: |value|; set sigma.max_error)"
+            raise ValueError(f"sigma from {key} {own:g} is above max_error {cap:g}{hint}")
+        parts.append((own, key))
     if "error" in want:
         parts.append((float(want["error"]), "expected value's error"))
     if not parts:
