@@ -12,12 +12,17 @@ value to its own typed error (:mod:`odrun.errors`) in one place.
 from __future__ import annotations
 
 import json
+import os
+import stat
+from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 #: the largest count or size odrun believes (a file of 8 EiB, 9e18 files)
 MAX_COUNT = 2**63 - 1
 _MAX_DIGITS = len(str(MAX_COUNT))
+#: the most of one untrusted file (an analysis's output table) read into memory at once
+MAX_READ_BYTES = 128 * 1024 * 1024
 
 
 def count(value: Any, *, limit: int = MAX_COUNT) -> int | None:
@@ -78,3 +83,26 @@ def load_json(data: str | bytes) -> Any:
         return json.loads(data)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
+
+
+def read_text(path: Path, limit: int = MAX_READ_BYTES) -> str:
+    """The text of a regular file of at most ``limit`` bytes (a BOM dropped).
+
+    Raises ValueError for anything else: a FIFO or device (never opened for reading, so
+    never blocks), a file larger than ``limit`` (also one that grows while it is read), or
+    bytes that are not UTF-8; OSError as ``open`` does.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path.name} is larger than {limit} bytes ({info.st_size})")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is larger than {limit} bytes (it grew)")
+    try:
+        return data.decode("utf-8-sig")  # a BOM (Excel, pandas) is not data
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name} is not UTF-8 text: {exc.reason}") from None

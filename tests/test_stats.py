@@ -481,3 +481,33 @@ def test_an_output_cannot_widen_its_own_tolerance() -> None:
                        {"mass_error": 0.02})[0]  # fmt: skip
     # a declared error is the author's own: no cap applies to it
     assert check_value(95.0, {"value": 91.0, "sigma": {"n": 1, "error": 5.0}})[0]
+
+
+def test_checks_read_bounded_regular_files_only(tmp_path: Path) -> None:
+    """An analysis's output is untrusted: a huge table or a FIFO must not hang or exhaust verify."""
+    import os
+
+    from odrun import untrusted
+    from odrun.workflow.expect import evaluate
+
+    results = tmp_path / "results"
+    results.mkdir()
+    huge = results / "fit.json"
+    with huge.open("wb") as f:  # sparse: costs no disk, would cost GBs of memory to read
+        f.truncate(untrusted.MAX_READ_BYTES + 1)
+    os.mkfifo(results / "spectrum.csv")
+    (tmp_path / "ref.json").write_text('{"h": {"edges": [0, 1], "counts": [1]}}')
+    (tmp_path / "r.csv").write_text("m\n1\n2\n")
+    checks = evaluate(
+        tmp_path,
+        [
+            {"file": "results/fit.json", "values": {"mass": {"value": 91.0, "abs": 1.0}}},
+            {"file": "results/fit.json", "histograms": {"h": {"reference": "ref.json", "abs": 1}}},
+            {"file": "results/fit.json", "ks": {"column": "m", "reference": "r.csv#m"}},
+        ],
+    )
+    assert [c.ok for c in checks] == [False, False, False]
+    for check in checks:
+        assert "larger than" in check.detail, check.detail
+    with pytest.raises(ValueError, match="not a regular file"):  # raises, never blocks
+        untrusted.read_text(results / "spectrum.csv")

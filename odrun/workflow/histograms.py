@@ -171,8 +171,8 @@ def read_histogram(path: Path, key: str = "") -> Histogram:
             raise HistogramError(f"{path.name}: a ROOT file needs an object name (file#name)")
         return _from_root(path, key, where)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a BOM (Excel, pandas) is not data
-    except (OSError, UnicodeDecodeError) as exc:
+        text = untrusted.read_text(path)  # bounded, regular files only; BOM dropped
+    except (OSError, ValueError) as exc:
         raise HistogramError(f"{where} is not readable: {exc}") from None
     if suffix == ".csv":
         return _from_csv(text, where)
