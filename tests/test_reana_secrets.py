@@ -300,3 +300,28 @@ def test_a_listed_file_named_after_the_token_is_never_written_down(
         assert bare.code == 9, bare.err
         assert leaks(bare.out + bare.err) == []
         assert not [p for p in (demo.parent / "bare").rglob("*") if p.is_file()]
+
+
+def test_server_strings_are_redacted_where_they_are_parsed() -> None:
+    """A hostile server echoing the token in a status, a name or a log line: every string the
+    REANA models keep (written to submission.json, run.json and the RO-Crate) is scrubbed."""
+    from odrun.reana.models import parse_logs, status_of
+
+    register_secret(TOKEN)
+    try:
+        status = status_of(
+            {"id": f"id-{TOKEN}", "name": f"demo {TOKEN}", "status": TOKEN,
+             "progress": {"current_step_name": TOKEN, "current_command": f"echo {TOKEN}"}}
+        )  # fmt: skip
+        logs = parse_logs(
+            json.dumps(
+                {"workflow_logs": TOKEN,
+                 "job_logs": {"1": {"job_name": TOKEN, "status": TOKEN, "cmd": TOKEN,
+                                    "logs": quote(TOKEN), "docker_img": TOKEN}}}
+            )
+        )  # fmt: skip
+    finally:
+        forget_secrets()
+    assert leaks(repr(status)) == []
+    assert leaks(repr(logs)) == []
+    assert status.status != "finished"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odrun import untrusted
+from odrun.redact import redact
 
 #: what a REANA 0.95+ server advertises on /api/ping when it takes spec bundles
 BUNDLES_V1 = "workflow-specification-bundles-v1"
@@ -113,16 +114,19 @@ def jobs_of(progress: Any) -> Jobs:
 
 
 def none_if_empty(value: Any) -> str | None:
-    """The text of a scalar, None for an empty one, "None" or a non-scalar (list, object)."""
+    """The text of a scalar, None for an empty one, "None" or a non-scalar (list, object);
+    redacted like every server string kept here."""
     text = untrusted.text(value)
-    return None if text in (None, "None") else text
+    return None if text in (None, "None") else redact(text)
 
 
 def _str(value: Any, default: str = "") -> str:
-    """A scalar as text, kept as sent (no stripping) but printable; ``default`` otherwise."""
+    """A scalar as text, kept as sent (no stripping) but printable and redacted (a server
+    that echoes the token never gets it into a record, a crate or a log); ``default``
+    otherwise."""
     if isinstance(value, str):
-        return untrusted.printable(value) or default
-    return untrusted.text(value) or default
+        return redact(untrusted.printable(value)) or default
+    return redact(untrusted.text(value) or "") or default
 
 
 def status_of(data: Mapping[str, Any]) -> WorkflowStatus:
