@@ -282,6 +282,16 @@ def histogram_check(ok: bool = True) -> dict[str, Any]:
     }
 
 
+def test_a_run_json_from_before_check_data_still_has_its_rows(tmp_path: Path) -> None:
+    checks = [{"name": "old check", "ok": True, "detail": "1 vs expected 1 ± 0"},
+              {"name": "old histogram", "ok": False, "detail": "3 of 8 bins differ"}]  # fmt: skip
+    html = build_report(fake_run(tmp_path, checks=checks, verified=False))
+    assert 'data-check="old check"' in html
+    assert 'data-check="old histogram"' in html
+    assert "3 of 8 bins differ" in html
+    assert 'class="plot"' not in html
+
+
 def test_a_histogram_check_is_plotted_with_its_statistic(tmp_path: Path) -> None:
     html = build_report(fake_run(tmp_path, checks=[histogram_check()]))
     assert_self_contained(html)
