@@ -13,6 +13,7 @@ import io
 import json
 import re
 import shutil
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,8 @@ def test_a_failed_run_has_a_report_that_says_why(odrun: Any, demo: Path) -> None
 def test_without_matplotlib_the_report_has_its_tables_and_says_how_to_get_plots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(plots_mod, "have_matplotlib", lambda: False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    assert not plots_mod.have_matplotlib()
     run_dir = fake_run(tmp_path, checks=[histogram_check()])
     html = build_report(run_dir)
     assert "pip install &#39;odrun[report]&#39;" in html

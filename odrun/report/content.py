@@ -32,8 +32,9 @@ IMAGE_TYPES = {
     ".gif": "image/gif",
     ".svg": "image/svg+xml",
 }
-#: larger output images are listed, not embedded
+#: larger output images are listed, not embedded; nor are any beyond the total
 MAX_INLINE_IMAGE = 4 * 1024 * 1024
+MAX_INLINE_TOTAL = 16 * 1024 * 1024
 #: the last lines of a failed step's log the report shows
 LOG_TAIL_LINES = 40
 _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
@@ -387,15 +388,13 @@ def read_content(run_dir: Path) -> ReportContent:
         histograms=[h for h in (histogram_data(c) for c in checks) if h is not None],
         lock=lock_text,
     )
+    inline = 0
     for out in _dicts(data.get("outputs")):
         rel = str(out.get("path") or "")
+        image = _image(workspace, rel) if rel and inline < MAX_INLINE_TOTAL else ""
+        inline += len(image)
         content.outputs.append(
-            OutputRow(
-                rel,
-                _size(out.get("size")),
-                str(out.get("checksum") or ""),
-                _image(workspace, rel) if rel else "",
-            )
+            OutputRow(rel, _size(out.get("size")), str(out.get("checksum") or ""), image)
         )
     for step in record.steps:
         code = step.get("exit_code")
