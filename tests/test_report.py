@@ -476,3 +476,34 @@ def test_no_string_in_run_json_puts_markup_into_the_report(
             assert value.startswith("https://doi.org/10.1234/")
             assert not re.search(r"[\s\"'<>]", value), value
     assert_self_contained(html)
+
+
+def test_bin_by_bin_and_failed_histogram_checks_keep_what_they_can(tmp_path: Path) -> None:
+    from odrun.workflow.expect import evaluate
+
+    hist = {"edges": [0, 1, 2, 3], "counts": [4, 9, 16]}
+    (tmp_path / "out.json").write_text(json.dumps({"h": hist}))
+    (tmp_path / "ref.json").write_text(json.dumps({"h": hist | {"counts": [4, 9, 25]}}))
+    (tmp_path / "odd.json").write_text(json.dumps({"h": {"edges": [0, 1], "counts": [1]}}))
+    close_spec = {"h": {"reference": "ref.json", "pull": 3}}
+    odd_spec = {"h": {"reference": "odd.json"}}
+    checks = evaluate(
+        tmp_path,
+        [
+            {"name": "close", "file": "out.json", "histograms": close_spec},
+            {"name": "odd", "file": "out.json", "histograms": odd_spec},
+        ],
+    )
+    close, odd = (c.to_dict() for c in checks)
+    assert close["ok"] is True
+    assert close["data"]["tolerance"] == {"abs": 0.0, "rel": 0.0, "pull": 3.0}
+    assert close["data"]["pulls"][:2] == [0.0, 0.0]
+    assert close["data"]["pulls"][2] == pytest.approx(-9 / (16 + 25) ** 0.5)
+    assert "statistic" not in close["data"]
+    assert odd["ok"] is False
+    assert odd["data"]["kind"] == "histogram"
+    assert "edges" not in odd["data"]  # the binning differs: nothing to plot
+    run_dir = fake_run(tmp_path / "r", checks=[close, odd])
+    html = build_report(run_dir)
+    assert html.count('class="plot"') == 1
+    assert "bin by bin: pull 3" in html
