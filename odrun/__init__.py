@@ -11,6 +11,7 @@ see ``docs/python-api.md``)::
     verdict = odrun.verify(result.run_dir)                    # Verification
     print(verdict.ok)
     sub = odrun.submit("my-analysis", odrun.SubmitOptions(follow=True))    # Submission
+    page = odrun.write_report(result.run_dir)                  # .../report.html
 
 ``import odrun`` is light: the API and its types load on first use.
 """
@@ -24,7 +25,7 @@ from ._version import __version__
 from .errors import OdrunError
 
 if TYPE_CHECKING:
-    from odrun.api import fetch, resolve, run, submit, verify
+    from odrun.api import fetch, resolve, run, submit, verify, write_report
     from odrun.reana.record import Submission
     from odrun.reana.submit import SubmitOptions
     from odrun.records import FileFilter, Record, RecordFile, Resolver, parse_reference
@@ -39,6 +40,7 @@ _LAZY = {
     "resolve": "odrun.records",
     "fetch": "odrun.api",
     "run": "odrun.api",
+    "write_report": "odrun.api",
     "verify": "odrun.api",
     "submit": "odrun.api",
     "FileFilter": "odrun.records",
@@ -81,6 +83,7 @@ __all__ = [
     "run",
     "submit",
     "verify",
+    "write_report",
 ]
 
 

@@ -17,7 +17,7 @@ Example (the bundled demo, offline)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from odrun.errors import ConfigError
@@ -26,9 +26,11 @@ from odrun.reana.record import Submission
 from odrun.reana.submit import OnStatus, SubmitOptions, outcome_error
 from odrun.reana.submit import submit as _submit
 from odrun.records import FileFilter, Record, Resolver, resolve
+from odrun.report import REPORT_HTML, find_run, report_quietly
+from odrun.report import write_report as _write_report
 from odrun.settings import Settings
 from odrun.transfer.fetch import DEFAULT_JOBS, Fetcher, FetchReport, fetch_error
-from odrun.workflow.model import RunOptions, RunResult, Say
+from odrun.workflow.model import RUN_JSON, RunOptions, RunResult, Say
 from odrun.workflow.runner import run_analysis
 from odrun.workflow.spec import Analysis, load_analysis
 from odrun.workflow.verify import Verification, verify_run
@@ -92,8 +94,9 @@ def run(
 ) -> RunResult:
     """Run an analysis (a folder, or its reana.yaml / odrun.yaml) as ``odrun run`` does:
     preflight, a fresh run folder, staged inputs, fetched records, the steps, then
-    ``run.json``, ``odrun.lock`` and the RO-Crate. The expectations are judged when every
-    step ran (``result.checks``; ``result.verified``).
+    ``run.json``, ``odrun.lock``, the RO-Crate and ``report.html`` (a report that cannot be
+    written is a warning said to ``say``, never a failure). The expectations are judged
+    when every step ran (``result.checks``; ``result.verified``).
 
     Raises, after the run record is written: WorkflowError (7) when a step fails,
     LockError (11) for ``RunOptions(locked=True)`` and drifted inputs, SpecError (2), ...
@@ -105,7 +108,38 @@ def run(
     """
     if not isinstance(analysis, Analysis):
         analysis = load_analysis(Path(analysis))
-    return run_analysis(analysis, settings or Settings.load(), options, say=say)
+    return run_analysis(
+        analysis, settings or Settings.load(), options, say=say, on_record=report_hook(say)
+    )
+
+
+def report_hook(say: Say = _quiet) -> Callable[[Path], None]:
+    """What a run calls once its ``run.json`` is written: write ``report.html`` into the
+    run folder, a failure said as a warning (the CLI's ``odrun run`` uses it too)."""
+
+    def hook(run_dir: Path) -> None:
+        if (run_dir / RUN_JSON).is_file():
+            report_quietly(run_dir, say)
+
+    return hook
+
+
+def write_report(
+    run: str | Path, output: str | Path | None = None, *, against: str | Path | None = None
+) -> Path:
+    """Write the HTML report of a run (``odrun report``): ``run`` is a run folder, or an
+    analysis whose newest run is reported. Written to ``output`` [the run folder's
+    ``report.html``]; ``against`` (another run folder) adds both runs' checks side by
+    side. Returns the report's path. Raises UsageError (2) when there is no run.
+
+    Example::
+
+        path = odrun.write_report("workflows/dimuon-demo")
+        print(path)  # .../.odrun/runs/<time>/report.html
+    """
+    run_dir = find_run(Path(run))
+    other = find_run(Path(against)) if against is not None else None
+    return _write_report(run_dir, Path(output) if output else None, against=other)
 
 
 def verify(target: str | Path, *, say: Say = _quiet) -> Verification:
@@ -164,6 +198,7 @@ def submit(
         sub = _submit(
             analysis, client, settings, options or SubmitOptions(), say=say, on_status=on_status
         )
+    report_hook(say)(sub.run_dir)
     error = outcome_error(sub)
     if error is not None:
         raise error
@@ -171,6 +206,7 @@ def submit(
 
 
 __all__ = [
+    "REPORT_HTML",
     "RunOptions",
     "RunResult",
     "Submission",
@@ -181,4 +217,5 @@ __all__ = [
     "run",
     "submit",
     "verify",
+    "write_report",
 ]

@@ -147,6 +147,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "odrun.cli_run",
         "Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.",
     ),
+    "report": (
+        "odrun.cli_report",
+        "Write a run's report: one HTML file that opens offline (no network).",
+    ),
     "rerun": (
         "odrun.cli_run",
         "Run again the analysis a recorded run (its run.json) ran, in a new run folder.",

@@ -11,6 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from odrun import render
+from odrun.api import report_hook
 from odrun.cli import cli, global_options, json_option, settings_of
 from odrun.errors import (
     CancelledError,
@@ -135,6 +136,7 @@ def _print_logs(logs: WorkflowLogs, only_failed: bool, err: bool = True) -> None
 
 
 def _finish(sub: Submission, as_json: bool) -> None:
+    report_hook(_say)(sub.run_dir)  # report.html, once the run record is written
     if sub.logs is not None and sub.status == "failed" and not as_json:
         _print_logs(sub.logs, only_failed=True)
     if as_json:

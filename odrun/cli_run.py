@@ -9,6 +9,7 @@ import click
 
 from odrun import render
 from odrun._fs import atomic_write
+from odrun.api import report_hook
 from odrun.cli import cli, global_options, json_option, pick_target, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
@@ -164,7 +165,7 @@ def run(
         executor=executor,
         executor_options=_key_values(executor_options, "--executor-option"),
     )
-    result = run_analysis(analysis, settings, options, say=_say)
+    result = run_analysis(analysis, settings, options, say=_say, on_record=report_hook(_say))
     _finish(result, as_json, junit)
 
 
@@ -194,7 +195,13 @@ def rerun(ctx: click.Context, run_dir: Path, as_json: bool) -> None:
     """
     record = RunRecord.load(run_dir)
     analysis = load_analysis(Path(str(record.data["analysis_path"])))
-    result = run_analysis(analysis, settings_of(ctx), RunOptions.rerun_of(record), say=_say)
+    result = run_analysis(
+        analysis,
+        settings_of(ctx),
+        RunOptions.rerun_of(record),
+        say=_say,
+        on_record=report_hook(_say),
+    )
     _finish(result, as_json, None)
 
 

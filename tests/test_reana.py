@@ -75,6 +75,7 @@ def test_demo_submit_follow_download_verify(odrun, reana, demo: Path) -> None:
     run = json.loads((run_dir / "run.json").read_text())
     assert run["runtime"] == "reana"
     assert run["reana"]["workflow_id"] == doc["workflow_id"]
+    assert "PASS" in (run_dir / "report.html").read_text()  # the run's report, as a local run's
     crate = json.loads((run_dir / "ro-crate-metadata.json").read_text())
     graph = {n["@id"]: n for n in crate["@graph"]}
     assert graph["#run"]["identifier"] == doc["workflow_id"]

@@ -24,7 +24,7 @@ import csv
 import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -51,9 +51,26 @@ class Check:
     name: str
     ok: bool
     detail: str
+    #: the numbers behind the verdict, for reports (see :data:`CHECK_DATA_KINDS`): e.g.
+    #: ``{"kind": "value", "value": 91.2, "expected": 91.19, "tolerance": 0.02, ...}`` or a
+    #: histogram's per-bin output and reference, statistic and p-value; empty when none
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+        out: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        if self.data:
+            out["data"] = self.data
+        return out
+
+
+#: what ``Check.data["kind"]`` may be, and the keys each kind holds (all optional but kind):
+#: value: value, expected, tolerance (the allowed difference), sigma, n_sigma, pull;
+#: checksum: value, expected; present: size;
+#: histogram: key, label (the x axis's), reference, edges, counts, errors, reference_counts,
+#: reference_errors (the reference as compared: scaled when normalised), scale, pulls (per
+#: bin, None: not used), statistic (chi2), ndf, p_value, p_min, tolerance ({abs, rel, pull});
+#: ks: column, statistic (D), p_value, p_min, n, m
+CHECK_DATA_KINDS = ("value", "checksum", "present", "histogram", "ks")
 
 
 def _load_table(path: Path) -> Any:
@@ -106,11 +123,23 @@ def _sigma(want: dict[str, Any], doc: Any) -> tuple[float, str]:
     return sigma, made
 
 
-def check_value(actual: float, want: dict[str, Any], doc: Any = None) -> tuple[bool, str]:
-    """``actual`` against ``want``; ``doc`` is the output file that holds ``sigma.error_key``."""
+def _number(x: float) -> float | None:
+    """``x`` for JSON (None when not finite: run.json stays strict JSON)."""
+    return x if math.isfinite(x) else None
+
+
+def check_value(
+    actual: float, want: dict[str, Any], doc: Any = None, data: dict[str, Any] | None = None
+) -> tuple[bool, str]:
+    """``actual`` against ``want``; ``doc`` is the output file that holds ``sigma.error_key``.
+    ``data``, when given, is filled with the numbers (:data:`CHECK_DATA_KINDS` value)."""
+    data = {} if data is None else data
     value = float(want["value"])
     tol = max(float(want.get("abs", 0.0)), float(want.get("rel", 0.0)) * abs(value))
     diff = abs(actual - value)
+    data.update(
+        kind="value", value=_number(actual), expected=_number(value), tolerance=_number(tol)
+    )
     if "sigma" not in want:
         ok = math.isfinite(actual) and diff <= tol
         return ok, f"{actual:g} vs expected {value:g} ± {tol:g}"
@@ -122,14 +151,27 @@ def check_value(actual: float, want: dict[str, Any], doc: Any = None) -> tuple[b
     allowed = max(tol, n * sigma)
     ok = math.isfinite(actual) and diff <= allowed
     pull = f"{(actual - value) / sigma:+.2f}" if sigma > 0 else ("0" if diff == 0 else "inf")
+    data.update(
+        tolerance=_number(allowed),
+        sigma=_number(sigma),
+        n_sigma=_number(n),
+        pull=_number((actual - value) / sigma) if sigma > 0 else None,
+    )
     return ok, (
         f"{actual:g} vs expected {value:g} ± {allowed:g} ({n:g} sigma, sigma {sigma:.4g} = "
         f"{made}); pull {pull} sigma"
     )
 
 
-def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> tuple[bool, str]:
-    """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``."""
+def check_histogram(
+    path: Path, key: str, want: dict[str, Any], base: Path, data: dict[str, Any] | None = None
+) -> tuple[bool, str]:
+    """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``;
+    ``data``, when given, is filled with both histograms and the statistic."""
+    data = {} if data is None else data
+    data.update(kind="histogram", key=key, reference=str(want["reference"]))
+    if want.get("label"):
+        data["label"] = str(want["label"])
     ref_file, _, ref_key = str(want["reference"]).partition("#")
     try:
         ref_path = confine(base, ref_file, "histogram reference")
@@ -148,13 +190,38 @@ def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> t
     chi2 = want.get("chi2")
     normalize = bool(want.get("normalize") or (chi2 or {}).get("normalize"))
     results: list[tuple[bool, str]] = []
+    _histogram_data(data, actual, reference, normalize)
     if chi2 is None or any(k in want for k in BIN_BY_BIN):
         scaled = _normalized(actual, reference) if normalize else reference
-        result = compare(actual, scaled, Tolerance.of(want))
+        tol = Tolerance.of(want)
+        data["tolerance"] = {"abs": tol.abs, "rel": tol.rel, "pull": tol.pull}
+        result = compare(actual, scaled, tol)
         results.append((result.ok, result.detail))
     if chi2 is not None:
-        results.append(_chi2(actual, reference, chi2, normalize))
+        results.append(_chi2(actual, reference, chi2, normalize, data))
     return all(ok for ok, _ in results), "; ".join(detail for _, detail in results)
+
+
+def _histogram_data(
+    data: dict[str, Any], actual: Histogram, reference: Histogram, normalize: bool
+) -> None:
+    """Both histograms into ``data``: the reference as compared (scaled when normalised),
+    and each bin's pull ``(a - s r) / sqrt(var_a + s^2 var_r)``."""
+    total_a, total_r = sum(actual.counts), sum(reference.counts)
+    scale = total_a / total_r if normalize and total_a > 0 and total_r > 0 else 1.0
+    pulls: list[float | None] = []
+    for i, (a, r) in enumerate(zip(actual.counts, reference.counts, strict=True)):
+        sigma = math.hypot(actual.error(i), scale * reference.error(i))
+        pulls.append(_number((a - scale * r) / sigma) if sigma > 0 else None)
+    data.update(
+        edges=list(actual.edges),
+        counts=list(actual.counts),
+        errors=[actual.error(i) for i in range(len(actual.counts))],
+        reference_counts=[_number(scale * r) for r in reference.counts],
+        reference_errors=[_number(scale * reference.error(i)) for i in range(len(pulls))],
+        scale=_number(scale),
+        pulls=pulls,
+    )
 
 
 def _normalized(actual: Histogram, reference: Histogram) -> Histogram:
@@ -170,21 +237,36 @@ def _normalized(actual: Histogram, reference: Histogram) -> Histogram:
 
 
 def _chi2(
-    actual: Histogram, reference: Histogram, spec: dict[str, Any], normalize: bool
+    actual: Histogram,
+    reference: Histogram,
+    spec: dict[str, Any],
+    normalize: bool,
+    data: dict[str, Any],
 ) -> tuple[bool, str]:
     p_min = float(spec.get("p_min", 0.01))
+    data["p_min"] = p_min
     try:
         result = chi2_test(actual, reference, normalize=normalize)
     except ValueError as exc:
         return False, f"chi2 test impossible: {exc}"
+    pulls: list[float | None] = [None] * len(actual.counts)
+    for pull in result.worst:  # the test's own pulls (its variances), every bin it used
+        pulls[pull.index] = _number(pull.pull)
+    data.update(
+        statistic=_number(result.chi2), ndf=result.ndf, p_value=_number(result.p_value), pulls=pulls
+    )
     ok = result.p_value >= p_min
     verdict = "compatible" if ok else "INCOMPATIBLE"
     return ok, f"{verdict} (p_min {p_min:g}): {result.describe()}"
 
 
-def check_ks(path: Path, spec: dict[str, Any], base: Path) -> tuple[bool, str]:
+def check_ks(
+    path: Path, spec: dict[str, Any], base: Path, data: dict[str, Any] | None = None
+) -> tuple[bool, str]:
     """Two-sample KS test of ``spec['column']`` in ``path`` against ``spec['reference']``."""
+    data = {} if data is None else data
     column = str(spec.get("column", ""))
+    data.update(kind="ks", column=column, reference=str(spec["reference"]))
     ref_file, _, ref_column = str(spec["reference"]).partition("#")
     try:
         ref_path = confine(base, ref_file, "reference")
@@ -205,6 +287,13 @@ def check_ks(path: Path, spec: dict[str, Any], base: Path) -> tuple[bool, str]:
             f"(reference n {len(reference)}) the smallest possible p-value is {floor:.3g}"
         )
     result = ks_2samp(sample, reference)
+    data.update(
+        statistic=_number(result.statistic),
+        p_value=_number(result.p_value),
+        p_min=p_min,
+        n=result.n,
+        m=result.m,
+    )
     ok = result.p_value >= p_min
     verdict = "compatible" if ok else "INCOMPATIBLE"
     return ok, f"{verdict} (p_min {p_min:g}): {result.describe()}"
@@ -243,15 +332,20 @@ def evaluate(
                 checks.append(Check(f"{label} checksum", False, str(exc)))
             else:
                 digest = checksum_file(path, want.algorithm)
+                numbers = {"kind": "checksum", "value": str(digest), "expected": str(want)}
                 checks.append(
-                    Check(f"{label} checksum", digest == want, f"{digest} vs expected {want}")
+                    Check(
+                        f"{label} checksum", digest == want, f"{digest} vs expected {want}", numbers
+                    )
                 )
         values = item.get("values") or {}
         histograms = item.get("histograms") or {}
         ks = item.get("ks") or []
         ks = [ks] if isinstance(ks, dict) else list(ks)
         if "checksum" not in item and not values and not histograms and not ks:
-            checks.append(Check(label, True, f"{rel} present ({path.stat().st_size} bytes)"))
+            size = path.stat().st_size
+            present = {"kind": "present", "size": size}
+            checks.append(Check(label, True, f"{rel} present ({size} bytes)", present))
         doc: Any = None
         if values:
             try:
@@ -265,15 +359,18 @@ def evaluate(
             except (KeyError, TypeError, ValueError, OverflowError):
                 checks.append(Check(f"{label} {key}", False, f"{key} missing or not a number"))
                 continue
-            ok, detail = _guarded(check_value, actual, want, doc)
-            checks.append(Check(f"{label} {key}", ok, detail))
+            data: dict[str, Any] = {}
+            ok, detail = _guarded(check_value, actual, want, doc, data)
+            checks.append(Check(f"{label} {key}", ok, detail, data))
         for key, want in histograms.items():
-            ok, detail = _guarded(check_histogram, path, key, want, base or workspace)
-            checks.append(Check(f"{label} {key}", ok, detail))
+            data = {}
+            ok, detail = _guarded(check_histogram, path, key, want, base or workspace, data)
+            checks.append(Check(f"{label} {key}", ok, detail, data))
         for spec in ks:
-            ok, detail = _guarded(check_ks, path, spec, base or workspace)
+            data = {}
+            ok, detail = _guarded(check_ks, path, spec, base or workspace, data)
             column = spec.get("column")
-            checks.append(Check(f"{label} ks{f' {column}' if column else ''}", ok, detail))
+            checks.append(Check(f"{label} ks{f' {column}' if column else ''}", ok, detail, data))
     return checks
 
 

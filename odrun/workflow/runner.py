@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,12 @@ def run_analysis(
     options: RunOptions | None = None,
     *,
     say: Say = lambda _: None,
+    on_record: Callable[[Path], None] | None = None,
 ) -> RunResult:
     """Run ``analysis`` as ``options`` say (:class:`~odrun.workflow.model.RunOptions`);
     returns the result, raising only after the run record (``run.json``) is written.
+    ``on_record(run_dir)`` is called once it is, failed runs included (``odrun.api``
+    writes the HTML report there); it must not raise.
     """
     options = options or RunOptions()
     workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
@@ -160,6 +164,8 @@ def run_analysis(
                 str(exc) if isinstance(exc, OdrunError) else f"{type(exc).__name__}: {exc}"
             )
         RunRecord.from_result(result).save()
+        if on_record is not None:
+            on_record(result.run_dir)
     if failure is not None:
         raise failure
     return result

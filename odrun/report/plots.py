@@ -1,0 +1,125 @@
+"""Plots for the run report, drawn with matplotlib (``odrun[report]``), imported lazily.
+
+Each histogram check becomes an overlay of the output (points with error bars) on its
+reference (a line with an uncertainty band), a pull panel beneath, and the test's
+statistic on the plot; rendered to SVG and embedded as a ``data:`` URI in an ``<img>``
+(an SVG shown as an image runs no script, and needs no network).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import math
+from typing import Any
+
+from odrun.report.content import HistogramData
+
+#: how to get plots, said in a report made without matplotlib
+PLOT_HINT = "pip install 'odrun[report]'"
+OUTPUT_COLOR = "#111111"
+REFERENCE_COLOR = "#3f6fb5"
+FAIL_COLOR = "#c0392b"
+
+
+def have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401, PLC0415 - optional, heavy
+    except ImportError:
+        return False
+    return True
+
+
+def _style() -> Any:  # matplotlib types the keys as a Literal of every rcParam
+    """A HEP-like style: ticks inside, on all sides, minor ticks; text drawn as paths."""
+    style: dict[str, Any] = {
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "xtick.direction": "in",
+        "ytick.direction": "in",
+        "xtick.top": True,
+        "ytick.right": True,
+        "xtick.minor.visible": True,
+        "ytick.minor.visible": True,
+        "legend.frameon": False,
+        "svg.hashsalt": "odrun",  # the same SVG for the same data
+        "svg.fonttype": "path",  # text as paths: no font needed to view it
+    }
+    return style
+
+
+def histogram_svg(hist: HistogramData) -> str:
+    """The plot of ``hist`` as a ``data:image/svg+xml;base64,`` URI (needs matplotlib)."""
+    import matplotlib  # noqa: PLC0415 - optional, heavy
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    with matplotlib.rc_context(_style()):
+        fig = Figure(figsize=(7.0, 5.0), dpi=100)
+        grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.05)
+        main = fig.add_subplot(grid[0])
+        pull_ax = fig.add_subplot(grid[1], sharex=main)
+        edges = hist.edges
+        centers = [(lo + hi) / 2 for lo, hi in itertools.pairwise(edges)]
+        ref = hist.reference_counts
+        low = [r - e for r, e in zip(ref, hist.reference_errors, strict=True)]
+        high = [r + e for r, e in zip(ref, hist.reference_errors, strict=True)]
+        main.stairs(
+            high,
+            edges,
+            baseline=low,
+            fill=True,
+            color=REFERENCE_COLOR,
+            alpha=0.25,
+            label="reference uncertainty",
+        )
+        main.stairs(
+            ref,
+            edges,
+            color=REFERENCE_COLOR,
+            linewidth=1.5,
+            label=f"reference ({hist.reference})" if hist.reference else "reference",
+        )
+        main.errorbar(
+            centers,
+            hist.counts,
+            yerr=hist.errors,
+            fmt="o",
+            markersize=3,
+            color=OUTPUT_COLOR,
+            elinewidth=1,
+            label="this run",
+        )
+        main.set_ylabel("entries / bin")
+        main.set_title(hist.name, loc="left")
+        verdict = "compatible" if hist.ok else "INCOMPATIBLE"
+        main.text(
+            0.98,
+            0.97,
+            f"{verdict}\n{hist.statistic}",
+            transform=main.transAxes,
+            ha="right",
+            va="top",
+            color=OUTPUT_COLOR if hist.ok else FAIL_COLOR,
+        )
+        main.legend(loc="upper left", fontsize=8)
+        main.tick_params(labelbottom=False)
+        top = max([*high, *(c + e for c, e in zip(hist.counts, hist.errors, strict=True))])
+        if top > 0 and math.isfinite(top):
+            main.set_ylim(0, top * 1.35)
+        pulls = [p if p is not None and math.isfinite(p) else 0.0 for p in hist.pulls]
+        colors = [FAIL_COLOR if abs(p) > 3 else "#7f7f7f" for p in pulls]
+        widths = [hi - lo for lo, hi in itertools.pairwise(edges)]
+        pull_ax.bar(centers, pulls, width=widths, color=colors)
+        pull_ax.axhline(0, color=OUTPUT_COLOR, linewidth=0.8)
+        for level in (-2, 2):
+            pull_ax.axhline(level, color="#999999", linewidth=0.6, linestyle="--")
+        bound = max([3.5, *(abs(p) * 1.1 for p in pulls)])
+        pull_ax.set_ylim(-bound, bound)
+        pull_ax.set_ylabel("pull (σ)")
+        pull_ax.set_xlabel(hist.label)
+        pull_ax.set_xlim(edges[0], edges[-1])
+        fig.subplots_adjust(left=0.11, right=0.97, top=0.93, bottom=0.11)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
