@@ -10,8 +10,10 @@ Histograms are compared with a reference file (``reference: path[#key]``, relati
 the analysis folder; formats in :mod:`odrun.workflow.histograms`): bin by bin
 (``abs``/``rel``/``pull``) and/or by a chi2 test (``chi2: {p_min, normalize}``, see
 :mod:`odrun.workflow.stats`); ``normalize: true`` scales the reference to the actual
-total first. Unbinned values are compared with a reference sample by a two-sample
-Kolmogorov-Smirnov test (``ks: {column, reference: path[#column], p_min}``).
+total first. A reference may be a HEPData table (``hepdata:ins1234567/Table 3@1`` or a
+local table file; see :mod:`odrun.workflow.references`). Unbinned values are compared
+with a reference sample by a two-sample Kolmogorov-Smirnov test
+(``ks: {column, reference: path[#column], p_min}``).
 
 Produces one :class:`Check` per expectation item; ``junit_xml`` renders them for CI.
 """
@@ -31,6 +33,7 @@ from odrun import untrusted
 from odrun._fs import confine
 from odrun.checksum import checksum_file, parse_checksum
 from odrun.errors import HistogramError, MetadataError, OdrunError
+from odrun.settings import Settings
 from odrun.workflow.histograms import (
     Histogram,
     Tolerance,
@@ -38,6 +41,7 @@ from odrun.workflow.histograms import (
     read_histogram,
     same_binning,
 )
+from odrun.workflow.references import hepdata_histogram, uses_hepdata
 from odrun.workflow.samples import SampleError, read_sample
 from odrun.workflow.stats import chi2_test, ks_2samp, ks_min_p_value
 
@@ -120,23 +124,35 @@ def check_value(actual: float, want: dict[str, Any], doc: Any = None) -> tuple[b
     )
 
 
-def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> tuple[bool, str]:
-    """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``."""
-    ref_file, _, ref_key = str(want["reference"]).partition("#")
-    try:
-        ref_path = confine(base, ref_file, "histogram reference")
-    except OdrunError as exc:
-        return False, f"reference {ref_file} is not inside the analysis folder: {exc.message}"
-    if not ref_path.is_file():
-        return False, f"reference {ref_file} not found in {base}"
-    try:
-        actual = read_histogram(path, key)
-        reference = read_histogram(ref_path, ref_key or key)
-    except HistogramError as exc:
-        return False, str(exc)
+def check_histogram(
+    path: Path, key: str, want: dict[str, Any], base: Path, settings: Settings | None = None
+) -> tuple[bool, str]:
+    """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``
+    (a HEPData table: :mod:`odrun.workflow.references`)."""
+    source = ""
+    if uses_hepdata(want):
+        try:
+            actual = read_histogram(path, key)
+            reference, source = hepdata_histogram(want, base, settings)
+        except HistogramError as exc:
+            return False, str(exc)
+        source = f" [reference {source}]"
+    else:
+        ref_file, _, ref_key = str(want["reference"]).partition("#")
+        try:
+            ref_path = confine(base, ref_file, "histogram reference")
+        except OdrunError as exc:
+            return False, f"reference {ref_file} is not inside the analysis folder: {exc.message}"
+        if not ref_path.is_file():
+            return False, f"reference {ref_file} not found in {base}"
+        try:
+            actual = read_histogram(path, key)
+            reference = read_histogram(ref_path, ref_key or key)
+        except HistogramError as exc:
+            return False, str(exc)
     binning = same_binning(actual, reference)
     if not binning.ok:
-        return False, binning.detail
+        return False, binning.detail + source
     chi2 = want.get("chi2")
     normalize = bool(want.get("normalize") or (chi2 or {}).get("normalize"))
     results: list[tuple[bool, str]] = []
@@ -146,7 +162,7 @@ def check_histogram(path: Path, key: str, want: dict[str, Any], base: Path) -> t
         results.append((result.ok, result.detail))
     if chi2 is not None:
         results.append(_chi2(actual, reference, chi2, normalize))
-    return all(ok for ok, _ in results), "; ".join(detail for _, detail in results)
+    return all(ok for ok, _ in results), "; ".join(detail for _, detail in results) + source
 
 
 def _normalized(actual: Histogram, reference: Histogram) -> Histogram:
@@ -212,10 +228,14 @@ def _guarded(check: Callable[..., tuple[bool, str]], *args: Any) -> tuple[bool, 
 
 
 def evaluate(
-    workspace: Path, expectations: list[dict[str, Any]], base: Path | None = None
+    workspace: Path,
+    expectations: list[dict[str, Any]],
+    base: Path | None = None,
+    settings: Settings | None = None,
 ) -> list[Check]:
     """One Check per expectation; histogram references are read from ``base`` (the analysis
-    folder; the workspace when not given)."""
+    folder; the workspace when not given), HEPData tables with ``settings`` (the cache,
+    the HEPData URL; :meth:`Settings.load` when not given)."""
     checks: list[Check] = []
     for item in expectations:
         rel = str(item["file"])
@@ -260,7 +280,7 @@ def evaluate(
             ok, detail = _guarded(check_value, actual, want, doc)
             checks.append(Check(f"{label} {key}", ok, detail))
         for key, want in histograms.items():
-            ok, detail = _guarded(check_histogram, path, key, want, base or workspace)
+            ok, detail = _guarded(check_histogram, path, key, want, base or workspace, settings)
             checks.append(Check(f"{label} {key}", ok, detail))
         for spec in ks:
             ok, detail = _guarded(check_ks, path, spec, base or workspace)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from odrun.errors import UsageError, VerificationError
+from odrun.settings import Settings
 from odrun.workflow.expect import Check, evaluate
 from odrun.workflow.model import RUN_JSON, RunRecord, Say
 from odrun.workflow.record import run_to_verify
@@ -52,11 +53,14 @@ class Verification:
         }
 
 
-def verify_run(target: Path, say: Say = lambda _: None) -> Verification:
+def verify_run(
+    target: Path, say: Say = lambda _: None, settings: Settings | None = None
+) -> Verification:
     """Judge ``target``: a run folder, against the expectations it ran with; or an analysis
     (folder or spec file), whose newest complete run is judged against its current
-    odrun.yaml. The spec is validated first (SpecError, exit 2); a failed or partial run is
-    never judged (WorkflowError, exit 7); no expectations is a UsageError.
+    odrun.yaml (HEPData references read with ``settings``). The spec is validated first
+    (SpecError, exit 2); a failed or partial run is never judged (WorkflowError, exit 7);
+    no expectations is a UsageError.
 
     A failed expectation is not raised: see :attr:`Verification.ok` and
     :meth:`Verification.error`.
@@ -75,7 +79,7 @@ def verify_run(target: Path, say: Say = lambda _: None) -> Verification:
     if not expectations:
         raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")
     started = time.monotonic()
-    checks = evaluate(record.run_dir / "workspace", expectations, base)
+    checks = evaluate(record.run_dir / "workspace", expectations, base, settings)
     name = spec.name if spec else "odrun"
     return Verification(record, checks, name, time.monotonic() - started)
 
