@@ -1,0 +1,259 @@
+"""HEPData tables as references: the table format and its mapping to bins (real example
+tables from HEPData's repositories), the API client against a loopback stand-in serving
+them, expectations that pass and fail end to end, and the lock's pins."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import hepdata_server
+import pytest
+import yaml
+
+from odrun.errors import (
+    ConfigError,
+    HepdataError,
+    InvalidReferenceError,
+    NotFoundError,
+    OfflineError,
+)
+from odrun.hepdata import HepdataClient, load_reference, parse_ref, parse_table, to_bins
+from odrun.settings import Settings
+from odrun.workflow.histograms import Histogram, Tolerance, compare
+from odrun.workflow.stats import chi2_test
+
+DATA = Path(__file__).parent / "data" / "hepdata"
+
+
+def table(name: str) -> object:
+    return parse_table((DATA / name).read_bytes(), name)
+
+
+@pytest.fixture
+def hepdata(monkeypatch: pytest.MonkeyPatch) -> Iterator[hepdata_server.HepdataServer]:
+    with hepdata_server.serve() as server:
+        monkeypatch.setenv("ODRUN_HEPDATA_URL", server.url)
+        yield server
+
+
+def settings() -> Settings:
+    return Settings.load()
+
+
+# --- the table format and the mapping -------------------------------------------------
+
+
+def test_symmetric_sources_in_quadrature() -> None:
+    bins = to_bins(parse_table((DATA / "data3.yaml").read_bytes(), "data3"))
+    assert bins.edges == (0, 60, 100, 200, 600)
+    assert bins.values == (7000, 9800, 1600, 80)
+    assert bins.up == bins.down
+    assert bins.up[0] == pytest.approx(math.sqrt(1100**2 + 79**2 + 15**2))
+    assert bins.sources == ("stat", "sys,background", "sys,detector")
+
+
+def test_one_source_by_label() -> None:
+    t = parse_table((DATA / "data3.yaml").read_bytes(), "data3")
+    assert to_bins(t, errors="stat").up == (1100, 1600, 490, 60)
+    assert to_bins(t, errors="sys,detector").down == (79, 75, 41, 2)
+    with pytest.raises(HepdataError, match=r"no error labelled 'syst'.*stat, sys,background"):
+        to_bins(t, errors="syst")
+
+
+def test_unlabelled_single_error_and_dependent_first() -> None:
+    bins = to_bins(parse_table((DATA / "d01-x01-y01.yaml").read_bytes(), "belle"))
+    assert len(bins.values) == 10
+    assert bins.edges[0] == 1.0
+    assert bins.edges[-1] == 1.50377
+    assert bins.up[0] == pytest.approx(0.1149973)
+
+
+def test_percent_one_sided_and_qualifiers() -> None:
+    t = parse_table((DATA / "dijet_percent_excerpt.yaml").read_bytes(), "dijet")
+    with pytest.raises(HepdataError, match="matches 2"):
+        to_bins(t)  # two dependent variables of one name: a qualifier must choose
+    nominal = to_bins(t, qualifiers={"Correlation assumptions": "Nominal"}, errors="stat")
+    assert nominal.up[0] == pytest.approx(0.0073 * 777000)
+    sys_nominal = to_bins(t, qualifiers={"Correlation assumptions": "Nominal"}, errors="sys")
+    # bin 0: plus '' (no upward error) and minus -3.0%: one-sided
+    others = [0.004, 0.001, 0.002, 0.012, 0.009, 0.001]
+    up = 777000 * math.sqrt(sum(x * x for x in others))
+    down = 777000 * math.sqrt(0.03**2 + sum(x * x for x in others))
+    assert sys_nominal.up[0] == pytest.approx(up)
+    assert sys_nominal.down[0] == pytest.approx(down)
+    stronger = to_bins(t, qualifiers={"Correlation assumptions": "Stronger"})
+    by_index = to_bins(t, dependent=1)
+    assert stronger == by_index
+    assert not stronger.symmetric
+    with pytest.raises(HepdataError, match="no index 5"):
+        to_bins(t, dependent=5)
+    with pytest.raises(HepdataError, match="matches none"):
+        to_bins(t, qualifiers={"Correlation assumptions": "Weaker"})
+
+
+def test_signs_of_plus_and_minus() -> None:
+    """``plus``/``minus`` are up/down variations of a source, of either sign: the upward
+    error is the largest of them and 0, the downward one minus the smallest."""
+    doc = {
+        "independent_variables": [{"header": {"name": "x"}, "values": [{"low": 0, "high": 1}]}],
+        "dependent_variables": [
+            {
+                "header": {"name": "y"},
+                "values": [
+                    {
+                        "value": 100,
+                        "errors": [
+                            {"asymerror": {"plus": "-0.6%", "minus": "0.4%"}, "label": "a"},
+                            {"symerror": -2, "label": "b"},
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    a = to_bins(parse_table(json.dumps(doc), "t", "json"), errors="a")
+    assert (a.down[0], a.up[0]) == (pytest.approx(0.6), pytest.approx(0.4))
+    b = to_bins(parse_table(json.dumps(doc), "t", "json"), errors="b")
+    assert (b.down[0], b.up[0]) == (2, 2)
+
+
+def test_json_table_is_the_yaml_table() -> None:
+    raw = (DATA / "data3.yaml").read_bytes()
+    as_json = json.dumps(yaml.safe_load(raw))
+    assert to_bins(parse_table(as_json, "t", "json")) == to_bins(parse_table(raw, "t"))
+
+
+def test_values_that_are_not_bins_are_refused() -> None:
+    t = parse_table((DATA / "data1.yaml").read_bytes(), "data1")
+    assert t.dependent[0].values[0].errors[0].minus == -3.0
+    with pytest.raises(HepdataError, match=r"SQRT.S. value 0 is not a bin"):
+        to_bins(t)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["independent_variables"][0]["values"][1].update(low=61), "contiguous"),
+        (lambda d: d["dependent_variables"][0]["values"][0].update(value="-"), "no number"),
+        (lambda d: d["dependent_variables"][0]["values"].pop(), "numbers of rows"),
+        (lambda d: d["independent_variables"].append(d["independent_variables"][0]), "1-D"),
+        (lambda d: d.update(dependent_variables=[]), "no dependent"),
+        (
+            lambda d: d["dependent_variables"][0]["values"][0]["errors"][0].update(symerror="x%"),
+            "not a percentage",
+        ),
+    ],
+)
+def test_malformed_tables_name_the_problem(mutate: object, message: str) -> None:
+    doc = yaml.safe_load((DATA / "data3.yaml").read_bytes())
+    mutate(doc)  # type: ignore[operator]
+    with pytest.raises(HepdataError, match=message):
+        to_bins(parse_table(json.dumps(doc), "t", "json"))
+
+
+# --- asymmetric errors in the comparisons ---------------------------------------------
+
+
+def test_asymmetric_reference_error_on_the_side_of_the_deviation() -> None:
+    """The reference's upward error counts when the output lies above it, the downward
+    one when below: 105 is 0.5 sigma above 100 (+10), 95 is 5 sigma below (-1)."""
+    reference = Histogram((0.0, 1.0), (100.0,), (5.5,), ((1.0, 10.0),))
+    above = Histogram((0.0, 1.0), (105.0,), (0.0,))
+    below = Histogram((0.0, 1.0), (95.0,), (0.0,))
+    assert compare(above, reference, Tolerance(pull=1.0)).ok
+    assert not compare(below, reference, Tolerance(pull=1.0)).ok
+    assert chi2_test(above, reference).chi2 == pytest.approx(0.25)
+    assert chi2_test(below, reference).chi2 == pytest.approx(25.0)
+    scaled = reference.scaled(2.0)
+    assert scaled.asymmetric == ((2.0, 20.0),)
+
+
+# --- references and the client, against the stand-in ---------------------------------
+
+
+def test_parse_ref_forms() -> None:
+    assert parse_ref("hepdata:ins1234567/Table 3@2") == parse_ref("1234567/Table 3@2")
+    ref = parse_ref("hepdata:ins1234567/Table 3")
+    assert (ref.inspire, ref.table, ref.version) == ("ins1234567", "Table 3", None)
+    assert parse_ref("ins1/a/b@c").table == "a/b@c"
+    for bad in ("ins12/", "Table 3", "insX/Table 1", "ins1/Table 1@0", "ins1/T\x00"):
+        with pytest.raises(InvalidReferenceError):
+            parse_ref(bad)
+
+
+def test_fetch_current_version_then_cached(hepdata: hepdata_server.HepdataServer) -> None:
+    with HepdataClient(settings()) as client:
+        got = client.fetch(parse_ref("ins1000001/Table 3"))
+    assert got.version == 1
+    assert got.data == (DATA / "data3.yaml").read_bytes()
+    assert got.sha256 == __import__("hashlib").sha256(got.data).hexdigest()
+    assert [p.split("?")[0] for p in hepdata.requests] == [
+        "/record/ins1000001",
+        "/download/table/ins1000001/Table%203/1/yaml",
+    ]
+    assert "light=true" in hepdata.requests[0]
+    hepdata.requests.clear()
+    with HepdataClient(settings()) as client:
+        again = client.fetch(parse_ref("ins1000001/Table 3"))
+    assert again.sha256 == got.sha256
+    assert hepdata.requests == []
+    offline = settings().with_(offline=True)
+    with HepdataClient(offline) as client:
+        assert client.fetch(parse_ref("ins1000001/Table 3@1")).sha256 == got.sha256
+        with pytest.raises(OfflineError):
+            client.fetch(parse_ref("ins1512299/Table 1"))
+
+
+def test_corrupt_cached_table_is_downloaded_again(hepdata: hepdata_server.HepdataServer) -> None:
+    with HepdataClient(settings()) as client:
+        got = client.fetch(parse_ref("ins1512299/Table 1@1"))
+    (cached,) = (settings().cache_dir / "hepdata").rglob("*.yaml")
+    cached.write_bytes(cached.read_bytes().replace(b"1.320076", b"9.320076"))
+    hepdata.requests.clear()
+    with HepdataClient(settings()) as client:
+        again = client.fetch(parse_ref("ins1512299/Table 1@1"))
+    assert again.data == got.data
+    assert len(hepdata.requests) == 1
+
+
+def test_missing_record_table_and_version(hepdata: hepdata_server.HepdataServer) -> None:
+    with HepdataClient(settings()) as client:
+        with pytest.raises(NotFoundError, match="no record ins999"):
+            client.fetch(parse_ref("ins999/Table 1"))
+        with pytest.raises(NotFoundError, match="has no table 'Table 9'"):
+            client.fetch(parse_ref("ins1000001/Table 9"))
+        with pytest.raises(NotFoundError, match="version 7"):
+            client.fetch(parse_ref("ins1000001/Table 1@7"))
+        assert client.table_names("ins1000001") == ["Table 1", "Table 3"]
+
+
+def test_hepdata_url_must_be_https_or_loopback() -> None:
+    for url in ("http://www.hepdata.net", "ftp://h/x", "www.hepdata.net"):
+        with pytest.raises(ConfigError):
+            HepdataClient(Settings(hepdata_url=url))
+    HepdataClient(Settings(hepdata_url="http://127.0.0.1:9"))
+    HepdataClient(Settings(hepdata_url="https://www.hepdata.net"))
+
+
+def test_local_reference_confined_to_the_analysis(tmp_path: Path) -> None:
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "ref" / "t.yaml").write_bytes((DATA / "data3.yaml").read_bytes())
+    assert load_reference("hepdata:ref/t.yaml", tmp_path).label == "ref/t.yaml"
+    assert load_reference("ref/t.yaml", tmp_path).table.dependent
+    with pytest.raises(HepdataError):
+        load_reference("hepdata:../t.yaml", tmp_path)
+    with pytest.raises(HepdataError, match="not found"):
+        load_reference("hepdata:ref/none.yaml", tmp_path)
+
+
+def test_yaml_libyaml_refuses_but_pyyaml_reads() -> None:
+    """HEPData's own example data1.yaml writes ``{asymerror:{plus: 3.1, ...}}``: libyaml
+    calls it a syntax error, PyYAML's parser reads it; odrun's loader reads it too."""
+    from odrun._yaml import load_yaml
+
+    assert load_yaml("- {a:{b: 1}, c: 2}", "t") == [{"a": {"b": 1}, "c": 2}]
+    with pytest.raises(Exception, match="not readable YAML"):
+        load_yaml("- {a: [1}", "t")
