@@ -257,3 +257,106 @@ def test_yaml_libyaml_refuses_but_pyyaml_reads() -> None:
     assert load_yaml("- {a:{b: 1}, c: 2}", "t") == [{"a": {"b": 1}, "c": 2}]
     with pytest.raises(Exception, match="not readable YAML"):
         load_yaml("- {a: [1}", "t")
+
+
+# --- end to end: odrun run / verify with hepdata: references ---------------------------
+
+DATA3_COUNTS = "[7000, 9800, 1600, 80]"
+
+
+def analysis(root: Path, reference: str, counts: str = DATA3_COUNTS, extra: str = "") -> Path:
+    """One host step writing the histogram of data3.yaml (or ``counts``) to out/h.json,
+    compared with ``reference`` by a chi2 test."""
+    root.mkdir(parents=True, exist_ok=True)
+    doc = json.dumps({"pt": {"edges": [0, 60, 100, 200, 600], "counts": json.loads(counts)}})
+    (root / "h.json").write_text(doc)
+    (root / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  files: [h.json]\n"
+        "workflow:\n  type: serial\n  specification:\n    steps:\n"
+        "      - name: make\n        environment: docker.io/library/busybox:1.36\n"
+        '        commands: ["mkdir -p out && cp h.json out/h.json"]\n'
+        "outputs:\n  files: [out/h.json]\n"
+    )
+    (root / "odrun.yaml").write_text(
+        "version: 1\nexpect:\n  - name: spectrum\n    file: out/h.json\n    histograms:\n"
+        f"      pt:\n        reference: {json.dumps(reference)}\n{extra}"
+        "        chi2: {p_min: 0.01}\n"
+    )
+    return root
+
+
+def test_run_passes_against_a_hepdata_table(
+    odrun: object, hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    root = analysis(tmp_path / "a", "hepdata:ins1000001/Table 3")
+    result = odrun("run", str(root), "--runtime", "host", "--verify")  # type: ignore[operator]
+    assert result.code == 0, result.err + result.out
+    assert "hepdata:ins1000001/Table 3@1" in result.out
+    lock = json.loads((root / "odrun.lock").read_text())
+    (pin,) = lock["hepdata"]
+    assert pin["reference"] == "ins1000001/Table 3"
+    assert pin["version"] == 1
+    assert (
+        pin["sha256"]
+        == __import__("hashlib").sha256((DATA / "data3.yaml").read_bytes()).hexdigest()
+    )
+    verdict = odrun("verify", str(root), "--json")  # type: ignore[operator]
+    assert verdict.code == 0, verdict.err
+    (check,) = json.loads(verdict.out)["checks"]
+    assert check["ok"]
+    assert "compatible" in check["detail"]
+
+
+@pytest.mark.parametrize(
+    ("reference", "counts", "extra", "why"),
+    [
+        ("hepdata:ins1512299/Table 1", DATA3_COUNTS, "", "vs 10 in the reference"),  # wrong table
+        ("hepdata:ins1000001/Table 3", "[14000, 19600, 3200, 160]", "", "INCOMPATIBLE"),
+        ("hepdata:ins1000001/Table 3", DATA3_COUNTS, "        errors: syst\n", "labelled"),
+        ("hepdata:ins1000001/Table 1", DATA3_COUNTS, "", "not a bin"),
+    ],
+)
+def test_run_fails_against_the_wrong_table(
+    odrun: object,
+    hepdata: hepdata_server.HepdataServer,
+    tmp_path: Path,
+    reference: str,
+    counts: str,
+    extra: str,
+    why: str,
+) -> None:
+    root = analysis(tmp_path / "a", reference, counts, extra)
+    result = odrun("run", str(root), "--runtime", "host", "--verify")  # type: ignore[operator]
+    assert result.code == 10, result.err + result.out
+    assert why in result.out + result.err
+
+
+def test_locked_run_refuses_a_new_table_version(
+    odrun: object, hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    root = analysis(tmp_path / "a", "hepdata:ins1000001/Table 3")
+    run = odrun  # type: ignore[assignment]
+    assert run("run", str(root), "--runtime", "host").code == 0  # type: ignore[operator]
+    assert run("run", str(root), "--runtime", "host", "--locked").code == 0  # type: ignore[operator]
+    changed = (DATA / "data3.yaml").read_bytes().replace(b"value: 9800", b"value: 9900")
+    assert hepdata.publish("ins1000001", {"Table 3": changed}) == 2
+    drift = run("--refresh", "run", str(root), "--runtime", "host", "--locked")  # type: ignore[operator]
+    assert drift.code == 11, drift.err
+    assert "HEPData table ins1000001/Table 3: version 1 -> 2" in drift.err
+    # pinned in the reference: the old version, still the locked bytes
+    pinned = analysis(tmp_path / "b", "hepdata:ins1000001/Table 3@1")
+    assert run("run", str(pinned), "--runtime", "host").code == 0  # type: ignore[operator]
+    assert run("--refresh", "run", str(pinned), "--runtime", "host", "--locked").code == 0  # type: ignore[operator]
+
+
+def test_local_hepdata_table_reference(odrun: object, tmp_path: Path) -> None:
+    root = analysis(
+        tmp_path / "a",
+        "reference/table.yaml",
+        extra="        format: hepdata\n        errors: stat\n",
+    )
+    (root / "reference").mkdir()
+    (root / "reference" / "table.yaml").write_bytes((DATA / "data3.yaml").read_bytes())
+    result = odrun("run", str(root), "--runtime", "host", "--verify")  # type: ignore[operator]
+    assert result.code == 0, result.err + result.out
+    assert "hepdata" not in json.loads((root / "odrun.lock").read_text()).get("hepdata", [])
