@@ -360,3 +360,56 @@ def test_local_hepdata_table_reference(odrun: object, tmp_path: Path) -> None:
     result = odrun("run", str(root), "--runtime", "host", "--verify")  # type: ignore[operator]
     assert result.code == 0, result.err + result.out
     assert "hepdata" not in json.loads((root / "odrun.lock").read_text()).get("hepdata", [])
+
+
+# --- odrun hepdata ---------------------------------------------------------------------
+
+
+def test_cli_prints_and_exports(
+    odrun: object, hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    run = odrun  # type: ignore[assignment]
+    listed = run("hepdata", "ins1000001")  # type: ignore[operator]
+    assert listed.code == 0, listed.err
+    assert listed.out.splitlines() == ["ins1000001/Table 1", "ins1000001/Table 3"]
+    shown = run("hepdata", "ins1000001/Table 3")  # type: ignore[operator]
+    assert shown.code == 0, shown.err
+    assert "version 1" in shown.out
+    assert "9800" in shown.out
+    as_json = run("hepdata", "ins1000001/Table 3@1", "--json")  # type: ignore[operator]
+    doc = json.loads(as_json.out)
+    assert doc["version"] == 1
+    assert doc["dependent_variables"][0]["values"][1]["value"] == "9800"
+    out = tmp_path / "t3.csv"
+    written = run("hepdata", "ins1000001/Table 3", "-o", str(out))  # type: ignore[operator]
+    assert written.code == 0, written.err
+    assert written.out == ""
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("Leading dilepton PT [GEV] low,Leading dilepton PT [GEV] high,")
+    assert lines[1] == "0,60,,7000,1102.94,1102.94"
+    local = run("hepdata", str(DATA / "data1.yaml"), "--csv")  # type: ignore[operator]
+    assert local.code == 0, local.err
+    assert local.out.splitlines()[1].startswith(",,7000,25.4,")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (("ins1000001/Table 9",), 3, ("no table 'Table 9'",)),
+        (("insX/Table 1",), 2, ("ins<INSPIRE id>/<table name>",)),
+        (("ins1000001/Table 3", "--json", "--csv"), 2, ("exclude each other",)),
+    ],
+)
+def test_cli_errors_are_one_line(
+    odrun: object,
+    hepdata: hepdata_server.HepdataServer,
+    args: tuple[str, ...],
+    code: int,
+    words: tuple[str, ...],
+) -> None:
+    result = odrun("hepdata", *args)  # type: ignore[operator]
+    assert result.code == code, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    for word in words:
+        assert word in lines[0]

@@ -202,8 +202,6 @@ def _value(raw: Any, where: str, dependent: bool) -> Value:
         raise HepdataError(f"{where}: errors must be a list")
     errors = tuple(_error(e, central, f"{where} error {k}") for k, e in enumerate(errors_raw))
     text = _text(raw.get("value"))
-    if not text and low_n is not None and high_n is not None:
-        text = f"{low_n:g} - {high_n:g}"
     return Value(text, central, low_n, high_n, errors)
 
 
