@@ -54,7 +54,7 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
     images = sorted(
         {str(s["environment"]) for s in steps if s.get("environment")} | set(result.images)
     )
-    return {
+    lock: dict[str, Any] = {
         "format_version": LOCK_FORMAT_VERSION,
         "analysis": analysis.name,
         "records": records,
@@ -63,14 +63,15 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
             for name in images
         ],
         "cvmfs": cvmfs.pins(cvmfs.declared_repos(analysis.reana)),
-        # HEPData tables the expectations compare with: version and sha256
-        "hepdata": list(result.hepdata),
         # where the steps ran; None when the analysis runs none (odrun.yaml alone)
         "runtime": result.runtime if analysis.workflow_type else None,
         "runtime_fallback": result.runtime_fallback.to_dict() if result.runtime_fallback else None,
         "runtime_description": result.runtime_description if analysis.workflow_type else None,
         "tools": tool_versions(run_tools(analysis, result.runtime)),
     }
+    if result.hepdata:  # HEPData tables the expectations compare with: version and sha256
+        lock["hepdata"] = list(result.hepdata)
+    return lock
 
 
 def file_entry(f: RecordFile) -> dict[str, Any]:
