@@ -331,6 +331,12 @@ def to_bins(
     """The dependent variable chosen by name or index (and qualifiers) over the first
     independent variable's bins, with errors: ``total``/``quadrature`` (every source,
     each side in quadrature) or one source's label."""
+    if qualifiers is not None and not isinstance(qualifiers, Mapping):
+        raise HepdataError("qualifiers must be a mapping of name: value")
+    if isinstance(dependent, bool) or not isinstance(dependent, (str, int, type(None))):
+        raise HepdataError(f"dependent {dependent!r} is neither a name nor an index")
+    if not isinstance(errors, str) or not errors:
+        raise HepdataError(f"errors {errors!r} is neither total, quadrature nor a label")
     if not table.independent:
         raise HepdataError(f"table {table.name} has no independent variable: nothing to bin")
     if len(table.independent) > 1:

@@ -24,13 +24,6 @@ def uses_hepdata(want: dict[str, Any]) -> bool:
     return is_hepdata(str(want.get("reference", "")), want.get("format"))
 
 
-def _dependent(want: dict[str, Any]) -> str | int | None:
-    raw = want.get("dependent")
-    if raw is None or (isinstance(raw, int) and not isinstance(raw, bool)):
-        return raw
-    return str(raw)
-
-
 def hepdata_histogram(
     want: dict[str, Any], base: Path, settings: Settings | None = None
 ) -> tuple[Histogram, str]:
@@ -41,8 +34,8 @@ def hepdata_histogram(
         opened = load_reference(reference, base, settings)
         bins = to_bins(
             opened.table,
-            _dependent(want),
-            str(want.get("errors", "total")),
+            want.get("dependent"),
+            want.get("errors", "total"),
             want.get("qualifiers") or {},
         )
     except OdrunError as exc:
