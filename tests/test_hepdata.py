@@ -413,3 +413,22 @@ def test_cli_errors_are_one_line(
     assert len(lines) == 1, result.err
     for word in words:
         assert word in lines[0]
+
+
+@pytest.mark.network
+def test_live_hepdata(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real hepdata.net answers as the stand-in does: a record (the one HEPData's own
+    format page links, ins1419244) lists tables, the first downloads as a table that
+    parses, at the record's current version, and the pinned version gives the same bytes."""
+    monkeypatch.delenv("ODRUN_HEPDATA_URL", raising=False)
+    live = Settings.load()
+    assert live.hepdata_url == "https://www.hepdata.net"
+    with HepdataClient(live) as client:
+        names = client.table_names("ins1419244")
+        assert names
+        got = client.fetch(parse_ref(f"ins1419244/{names[0]}"))
+        assert got.version >= 1
+        assert got.table().dependent
+    with HepdataClient(live.with_(refresh=True)) as client:
+        again = client.fetch(parse_ref(f"ins1419244/{names[0]}@{got.version}"))
+    assert again.sha256 == got.sha256
