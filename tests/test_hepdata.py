@@ -432,3 +432,25 @@ def test_live_hepdata(monkeypatch: pytest.MonkeyPatch) -> None:
     with HepdataClient(live.with_(refresh=True)) as client:
         again = client.fetch(parse_ref(f"ins1419244/{names[0]}@{got.version}"))
     assert again.sha256 == got.sha256
+
+
+def test_a_run_is_judged_against_the_table_version_it_pinned(
+    odrun: object, hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    """HEPData publishes a new version after the run: verifying the run (its folder, or the
+    analysis) still compares with the version in the run's lock, not the current one."""
+    run = odrun  # type: ignore[assignment]
+    root = analysis(tmp_path / "a", "hepdata:ins1000001/Table 3")
+    assert run("run", str(root), "--runtime", "host", "--verify").code == 0  # type: ignore[operator]
+    doubled = (DATA / "data3.yaml").read_bytes()
+    for old, new in ((b"7000\n", b"14000\n"), (b"9800", b"19600"), (b"1600\n", b"3200\n")):
+        doubled = doubled.replace(b"value: " + old, b"value: " + new)
+    assert hepdata.publish("ins1000001", {"Table 3": doubled}) == 2
+    (run_dir,) = sorted((root / ".odrun" / "runs").iterdir())
+    for target in (run_dir, root):
+        verdict = run("--refresh", "verify", str(target))  # type: ignore[operator]
+        assert verdict.code == 0, verdict.out + verdict.err
+        assert "Table 3@1" in verdict.out
+    fresh = run("--refresh", "run", str(root), "--runtime", "host", "--verify")  # type: ignore[operator]
+    assert fresh.code == 10, fresh.out
+    assert "Table 3@2" in fresh.out

@@ -9,6 +9,7 @@ analysis folder (``hepdata:reference/table.yaml``, or a plain path with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,12 +60,18 @@ def load_reference(
     base: Path,
     settings: Settings | None = None,
     client: HepdataClient | None = None,
+    versions: Mapping[str, int] | None = None,
 ) -> Reference:
     """Open ``reference``: remote (through ``client``, else one made from ``settings``) or
-    a file under ``base``. OdrunError (HepdataError, NotFoundError, TransportError, ...)
+    a file under ``base``. A remote reference without ``@version`` takes its version from
+    ``versions`` (``ins…/Table`` -> version: a run's lock pins) when it is there, else the
+    record's current one. OdrunError (HepdataError, NotFoundError, TransportError, ...)
     names what failed."""
     if is_remote(reference):
         ref = parse_ref(reference)
+        pinned = (versions or {}).get(ref.unversioned)
+        if ref.version is None and isinstance(pinned, int) and pinned >= 1:
+            ref = TableRef(ref.inspire, ref.table, pinned)
         if client is not None:
             resolved = client.fetch(ref)
         else:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,12 @@ def check_value(actual: float, want: dict[str, Any], doc: Any = None) -> tuple[b
 
 
 def check_histogram(
-    path: Path, key: str, want: dict[str, Any], base: Path, settings: Settings | None = None
+    path: Path,
+    key: str,
+    want: dict[str, Any],
+    base: Path,
+    settings: Settings | None = None,
+    hepdata_versions: Mapping[str, int] | None = None,
 ) -> tuple[bool, str]:
     """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``
     (a HEPData table: :mod:`odrun.workflow.references`)."""
@@ -133,7 +138,7 @@ def check_histogram(
     if uses_hepdata(want):
         try:
             actual = read_histogram(path, key)
-            reference, source = hepdata_histogram(want, base, settings)
+            reference, source = hepdata_histogram(want, base, settings, hepdata_versions)
         except HistogramError as exc:
             return False, str(exc)
         source = f" [reference {source}]"
@@ -232,10 +237,12 @@ def evaluate(
     expectations: list[dict[str, Any]],
     base: Path | None = None,
     settings: Settings | None = None,
+    hepdata_versions: Mapping[str, int] | None = None,
 ) -> list[Check]:
     """One Check per expectation; histogram references are read from ``base`` (the analysis
     folder; the workspace when not given), HEPData tables with ``settings`` (the cache,
-    the HEPData URL; :meth:`Settings.load` when not given)."""
+    the HEPData URL; :meth:`Settings.load` when not given) at the versions a run pinned
+    (``hepdata_versions``, for references without ``@version``)."""
     checks: list[Check] = []
     for item in expectations:
         rel = str(item["file"])
@@ -280,7 +287,9 @@ def evaluate(
             ok, detail = _guarded(check_value, actual, want, doc)
             checks.append(Check(f"{label} {key}", ok, detail))
         for key, want in histograms.items():
-            ok, detail = _guarded(check_histogram, path, key, want, base or workspace, settings)
+            ok, detail = _guarded(
+                check_histogram, path, key, want, base or workspace, settings, hepdata_versions
+            )
             checks.append(Check(f"{label} {key}", ok, detail))
         for spec in ks:
             ok, detail = _guarded(check_ks, path, spec, base or workspace)

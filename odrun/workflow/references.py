@@ -10,7 +10,7 @@ See :mod:`odrun.hepdata.table` for the mapping.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,17 @@ def uses_hepdata(want: dict[str, Any]) -> bool:
 
 
 def hepdata_histogram(
-    want: dict[str, Any], base: Path, settings: Settings | None = None
+    want: dict[str, Any],
+    base: Path,
+    settings: Settings | None = None,
+    versions: Mapping[str, int] | None = None,
 ) -> tuple[Histogram, str]:
     """The reference histogram a HEPData expectation names, and where it came from
-    (HistogramError with the reason when it cannot be had)."""
+    (HistogramError with the reason when it cannot be had); ``versions`` are the table
+    versions a run pinned (:func:`pinned_versions`)."""
     reference = str(want["reference"])
     try:
-        opened = load_reference(reference, base, settings)
+        opened = load_reference(reference, base, settings, versions=versions)
         bins = to_bins(
             opened.table,
             want.get("dependent"),
@@ -74,4 +78,23 @@ def hepdata_pins(
     return sorted(pins, key=lambda p: (p["reference"], p["version"]))
 
 
-__all__ = ["hepdata_histogram", "hepdata_pins", "remote_references", "uses_hepdata"]
+def pinned_versions(pins: Iterable[Any]) -> dict[str, int]:
+    """``ins…/Table`` -> version from a lock's ``hepdata`` entries (malformed ones skipped):
+    a run is judged against the table versions it pinned, even after HEPData publishes
+    new ones."""
+    out: dict[str, int] = {}
+    for pin in pins:
+        if isinstance(pin, dict) and isinstance(pin.get("reference"), str):
+            version = pin.get("version")
+            if isinstance(version, int) and not isinstance(version, bool) and version >= 1:
+                out[pin["reference"]] = version
+    return out
+
+
+__all__ = [
+    "hepdata_histogram",
+    "hepdata_pins",
+    "pinned_versions",
+    "remote_references",
+    "uses_hepdata",
+]

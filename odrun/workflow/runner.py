@@ -50,7 +50,7 @@ from odrun.workflow.model import (
 )
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.provenance import write_crate
-from odrun.workflow.references import hepdata_pins
+from odrun.workflow.references import hepdata_pins, pinned_versions
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
 from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
 from odrun.workflow.spec import (
@@ -153,7 +153,8 @@ def run_analysis(
                 lockfile.write(lock_path, lock)
             expect = analysis.manifest.get("expect") or []
             if result.status == "finished" and expect and (verify or not partial):
-                result.checks = evaluate(result.workspace, expect, analysis.root, settings)
+                pins = pinned_versions(result.hepdata)
+                result.checks = evaluate(result.workspace, expect, analysis.root, settings, pins)
             write_crate(result, analysis)
         except BaseException as exc:
             failure = failure or exc
