@@ -80,7 +80,7 @@ def hepdata_cmd(
         _render(parsed.name, parsed.description, meta, header(parsed), rows(parsed))
         return
     if output is None:
-        click.echo(text, nl=False)
+        render.echo(text, nl=False, lines=True)
         return
     try:
         atomic_write(output, text.encode())
