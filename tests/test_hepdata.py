@@ -454,3 +454,22 @@ def test_a_run_is_judged_against_the_table_version_it_pinned(
     fresh = run("--refresh", "run", str(root), "--runtime", "host", "--verify")  # type: ignore[operator]
     assert fresh.code == 10, fresh.out
     assert "Table 3@2" in fresh.out
+
+
+@pytest.mark.parametrize(
+    ("reference", "code", "words"),
+    [
+        ("hepdata:ins1000001/Table 3@1", 0, ()),  # fetched when the analysis runs
+        ("hepdata:ins1000001/", 2, ("no valid table name",)),
+        ("hepdata:reference/none.yaml", 2, ("reference/none.yaml does not exist",)),
+        ("hepdata:../t.yaml", 2, ("inside the analysis",)),
+    ],
+)
+def test_validate_checks_hepdata_references(
+    odrun: object, tmp_path: Path, reference: str, code: int, words: tuple[str, ...]
+) -> None:
+    root = analysis(tmp_path / "a", reference)
+    result = odrun("validate", str(root))  # type: ignore[operator]
+    assert result.code == code, result.out + result.err
+    for word in words:
+        assert word in result.out + result.err
