@@ -9,9 +9,12 @@ published here as tables of records, with hepdata.net's URL shapes and JSON stru
   "title", ...}, "data_tables": [{"id", "name", "description", "doi", "location",
   "data": {"json", "yaml", "csv", "root", "yoda"}}]}``; ``light=true`` drops
   ``data_tables``, as the real site does;
-- ``GET /download/table/ins<id>/<table name>/<version>/yaml`` (or ``.../json``, and
-  without the version: the current one): the table in the submission format. Like the
-  real site, ``Table3`` also names ``Table 3``.
+- ``GET /download/table/ins<id>/<table name>/<version>/yaml`` (without the version: the
+  current one): the table in the submission format. Like the real site, ``Table3`` also
+  names ``Table 3``;
+- ``.../json`` and ``GET /record/ins<id>?format=json&table=<name>``: a redirect to
+  ``/record/data/<recid>/<table id>/<version>``, the table as the web page renders it
+  (:func:`rendered`, after hepdata's ``generate_table_structure``).
 
 Anything else is 404. ``publish`` adds a new version of a record (drift tests);
 ``requests`` lists the paths asked.
@@ -21,6 +24,7 @@ Run it by hand: ``python tests/hepdata_server.py [PORT]``.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import sys
@@ -49,6 +53,74 @@ RECORDS: dict[str, dict[str, str]] = {
 
 def table_bytes(name: str) -> bytes:
     return (DATA / name).read_bytes()
+
+
+def rendered(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    """The JSON hepdata.net serves for a table (``/record/data/<recid>/<id>/<version>``):
+    its web page's structure, as ``generate_table_structure`` in hepdata's
+    ``modules/records/utils/data_processing_utils.py`` builds it from the table."""
+    headers: list[dict[str, Any]] = []
+    x_columns: list[list[Any]] = []
+    for x_axis in doc["independent_variables"]:
+        units = x_axis["header"].get("units", "")
+        headers.append({"name": x_axis["header"]["name"] + (f" [{units}]" if units else ""),
+                        "colspan": 1})  # fmt: skip
+        x_columns.append(list(x_axis["values"]))
+    record: dict[str, Any] = {"name": name, "description": doc.get("description", ""),
+                              "qualifiers": {}, "qualifier_order": [], "keywords": {},
+                              "x_count": len(headers), "values": []}  # fmt: skip
+    rows: dict[int, dict[str, Any]] = {}
+    y_headers: list[dict[str, Any]] = []
+    for group, y_axis in enumerate(doc["dependent_variables"]):
+        seen: dict[str, int] = {}
+        for q in y_axis.get("qualifiers", []):
+            key = q["name"]
+            if key in seen:
+                seen[key] += 1
+                key = f"{key}-{seen[key]}"
+            else:
+                seen[key] = 0
+            if key not in record["qualifiers"]:
+                record["qualifier_order"].append(key)
+                record["qualifiers"][key] = []
+            value = str(q["value"]) + (" " + q["units"] if "units" in q else "")
+            entries = record["qualifiers"][key]
+            if entries and entries[-1]["type"] == q["name"] and entries[-1]["value"] == value:
+                entries[-1]["colspan"] += 1
+            else:
+                entries.append({"type": q["name"], "value": value, "colspan": 1, "group": group})
+        units = y_axis["header"].get("units", "")
+        y_headers.append({"name": y_axis["header"]["name"] + (f" [{units}]" if units else ""),
+                          "colspan": 1})  # fmt: skip
+        for n, value in enumerate(y_axis["values"]):
+            row = rows.setdefault(n, {"x": [column[n] for column in x_columns], "y": []})
+            point = copy.deepcopy(value)
+            point["group"] = group
+            if "errors" not in point:
+                point["errors"] = [{"symerror": 0, "hide": True}]
+            else:
+                counts: dict[str, int] = {}
+                for error in point["errors"]:
+                    label = error.get("label", "error")
+                    counts[label] = counts.get(label, 0) + 1
+                    if counts[label] > 1:
+                        error["label"] = f"{label}_{counts[label]}"
+                    if counts[label] == 2:
+                        for first in point["errors"]:
+                            if first.get("label", "error") == label:
+                                first["label"] = f"{label}_1"
+                                break
+            row["y"].append(point)
+    last: dict[str, Any] | None = None
+    for header in y_headers:  # a run of equal names is one header with a colspan
+        if last is not None and last["name"] == header["name"]:
+            last["colspan"] += 1
+        else:
+            last = header
+            headers.append(header)
+    record["headers"] = headers
+    record["values"] = [rows[n] for n in sorted(rows)]
+    return record
 
 
 class HepdataServer(ThreadingHTTPServer):
@@ -135,7 +207,12 @@ class Handler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         parts = [unquote(p) for p in split.path.split("/") if p]
         if len(parts) == 2 and parts[0] == "record" and query.get("format") == "json":
-            self._record(parts[1], query)
+            if "table" in query:  # as hepdata.net: a redirect to the table's JSON
+                self._table(parts[1], query["table"], query.get("version", ""), "json")
+            else:
+                self._record(parts[1], query)
+        elif len(parts) == 5 and parts[:2] == ["record", "data"]:
+            self._rendered(parts[2], parts[3], parts[4])
         elif len(parts) in (5, 6) and parts[:2] == ["download", "table"]:
             version = parts[4] if len(parts) == 6 else ""
             self._table(parts[2], parts[3], version, parts[-1])
@@ -171,11 +248,28 @@ class Handler(BaseHTTPRequestHandler):
         if name not in tables or fmt not in ("yaml", "json"):
             self._missing()
             return
-        data = tables[name]
-        if fmt == "json":
-            self._send(200, json.dumps(yaml.safe_load(data)).encode(), "application/json")
+        if fmt == "json":  # hepdata.net redirects to the rendered table
+            number = sorted(tables).index(name) + 1
+            recid = self.server.record_doc(inspire, version, True)["recid"]
+            self.send_response(302)
+            self.send_header("Location", f"/record/data/{recid}/{number}/{version}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         else:
-            self._send(200, data, "text/plain; charset=utf-8")
+            self._send(200, tables[name], "text/plain; charset=utf-8")
+
+    def _rendered(self, recid: str, number: str, version: str) -> None:
+        for inspire, versions in self.server.versions.items():
+            if str(self.server.record_doc(inspire, 1, True)["recid"]) != recid:
+                continue
+            v = self._version(inspire, version)
+            names = sorted(versions[v - 1]) if v else []
+            if number.isdigit() and 1 <= int(number) <= len(names):
+                name = names[int(number) - 1]
+                doc = yaml.safe_load(versions[v - 1][name])  # type: ignore[index, operator]
+                self._json(200, rendered(doc, name))
+                return
+        self._missing()
 
 
 @contextmanager

@@ -473,3 +473,53 @@ def test_validate_checks_hepdata_references(
     assert result.code == code, result.out + result.err
     for word in words:
         assert word in result.out + result.err
+
+
+# --- HEPData's rendered JSON (what a JSON download from hepdata.net is) ----------------
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("data3.yaml", {}),
+        ("data3.yaml", {"errors": "stat"}),
+        ("d01-x01-y01.yaml", {}),
+        ("dijet_percent_excerpt.yaml", {"qualifiers": {"Correlation assumptions": "Stronger"}}),
+        ("dijet_percent_excerpt.yaml", {"dependent": 0}),
+    ],
+)
+def test_rendered_json_maps_as_the_submission_table(name: str, options: dict[str, object]) -> None:
+    doc = yaml.safe_load((DATA / name).read_bytes())
+    as_rendered = json.dumps(hepdata_server.rendered(doc, "Table 1"))
+    want = to_bins(parse_table((DATA / name).read_bytes(), "t"), **options)  # type: ignore[arg-type]
+    got = to_bins(parse_table(as_rendered, "t", "json"), **options)  # type: ignore[arg-type]
+    assert (got.edges, got.values, got.down, got.up) == (
+        want.edges,
+        want.values,
+        want.down,
+        want.up,
+    )
+
+
+def test_json_download_redirects_to_the_rendered_table(
+    hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    """A table downloaded as JSON from hepdata.net (its rendered form) works as a local
+    reference; the stand-in answers the JSON download as the real site does (a redirect)."""
+    import httpx
+
+    with httpx.Client(base_url=hepdata.url, follow_redirects=True) as client:
+        by_download = client.get("/download/table/ins1000001/Table3/1/json")
+        by_query = client.get("/record/ins1000001", params={"format": "json", "table": "Table 3"})
+    assert by_download.history[0].status_code == 302
+    assert by_download.url.path.startswith("/record/data/")
+    assert by_download.json() == by_query.json()
+    assert by_download.json()["headers"][0] == {"name": "Leading dilepton PT [GEV]", "colspan": 1}
+    (tmp_path / "t3.json").write_bytes(by_download.content)
+    opened = load_reference("hepdata:t3.json", tmp_path)
+    assert to_bins(opened.table, "10**6 * 1/SIG(fiducial) * D(SIG(fiducial))/DPT").values == (
+        7000,
+        9800,
+        1600,
+        80,
+    )

@@ -11,6 +11,7 @@ import math
 import tempfile
 from pathlib import Path
 
+import hepdata_server
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -26,6 +27,11 @@ TABLES = {
     name: yaml.safe_load((DATA / name).read_bytes())
     for name in ("data3.yaml", "d01-x01-y01.yaml", "dijet_percent_excerpt.yaml")
 }
+TABLES.update(
+    {  # the same tables as hepdata.net's rendered JSON
+        f"{name} rendered": hepdata_server.rendered(doc, name) for name, doc in list(TABLES.items())
+    }
+)
 choices = st.sampled_from(sorted(TABLES))
 HOSTILE = (
     b"[" * 5000 + b"]" * 5000,
@@ -36,6 +42,7 @@ HOSTILE = (
     + b"9" * 5000
     + b"}]}]}",
     b"- {a:{b: 1}}",
+    b'{"headers": [], "values": [{"x": [], "y": ["ab"]}]}',  # dict("ab"): ValueError
     b"",
 )
 

@@ -4,7 +4,8 @@ A table (HEPData's submission format, `data_yaml.rst` of HEPData/hepdata-submiss
 ``independent_variables`` and ``dependent_variables``; each variable has a ``header``
 (``name``, ``units``), a dependent one ``qualifiers`` (``name``, ``value``, ``units``),
 and ``values``: an independent value is ``{low, high}`` (a bin) and/or ``{value}``; a
-dependent value is ``{value, errors}``, each error ``{symerror: e}`` or
+dependent value is ``{value, errors}`` (HEPData's rendered JSON of a table is read too:
+:mod:`odrun.hepdata.rendered`), each error ``{symerror: e}`` or
 ``{asymerror: {plus: p, minus: m}}`` with an optional ``label``. An error given as a
 string ending in ``%`` is that percentage of the central value; an empty string is no
 error on that side (one-sided). ``plus`` and ``minus`` are the up and down variations
@@ -29,6 +30,7 @@ from typing import Any
 from odrun import untrusted
 from odrun._yaml import load_yaml
 from odrun.errors import HepdataError, OdrunError
+from odrun.hepdata.rendered import is_rendered, submission_document
 
 #: ``errors:`` values that combine every source in quadrature
 QUADRATURE = ("total", "quadrature")
@@ -234,7 +236,10 @@ def _variable(raw: Any, where: str, dependent: bool) -> Variable:
 
 
 def table_from_document(doc: Any, name: str, description: str = "") -> Table:
-    """A :class:`Table` from a decoded submission-format document (HepdataError if not)."""
+    """A :class:`Table` from a decoded submission-format document, or from HEPData's
+    rendered JSON of a table (:mod:`odrun.hepdata.rendered`); HepdataError if neither."""
+    if is_rendered(doc):
+        doc = submission_document(doc, name)
     if not isinstance(doc, Mapping):
         raise HepdataError(f"table {name} is not a HEPData table (a mapping)")
     parts: list[tuple[Variable, ...]] = []
