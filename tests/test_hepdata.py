@@ -523,3 +523,16 @@ def test_json_download_redirects_to_the_rendered_table(
         1600,
         80,
     )
+
+
+def test_a_corrupt_cached_record_is_asked_again(hepdata: hepdata_server.HepdataServer) -> None:
+    with HepdataClient(settings()) as client:
+        assert client.current_version("ins1000001") == 1
+    (cached,) = (settings().cache_dir / "hepdata").rglob("ins1000001.json")
+    cached.write_bytes(b"{not json")
+    with HepdataClient(settings()) as client:
+        assert client.current_version("ins1000001") == 1
+    assert json.loads(cached.read_bytes())["version"] == 1
+    cached.write_bytes(b"{not json")
+    with HepdataClient(settings().with_(offline=True)) as client, pytest.raises(HepdataError):
+        client.current_version("ins1000001")

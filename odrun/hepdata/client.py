@@ -186,9 +186,11 @@ class HepdataClient:
                 not self.settings.refresh and age <= self.settings.metadata_ttl
             ):
                 data = path.read_bytes()
-        except OSError:
+                return _version_of(data, inspire)
+        except (OSError, HepdataError):  # not cached, or a cached answer that is not one
+            if self.settings.offline and data is not None:
+                raise
             data = None
-        fresh = data is None
         if data is None:
             if self.settings.offline:
                 raise OfflineError(
@@ -204,8 +206,7 @@ class HepdataClient:
                     hint="check the INSPIRE id, or ODRUN_HEPDATA_URL",
                 ) from None
         version = _version_of(data, inspire)
-        if fresh:
-            atomic_write(path, data)
+        atomic_write(path, data)
         return version
 
     def _table_path(self, ref: TableRef, version: int) -> Path:
