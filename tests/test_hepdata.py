@@ -536,3 +536,14 @@ def test_a_corrupt_cached_record_is_asked_again(hepdata: hepdata_server.HepdataS
     cached.write_bytes(b"{not json")
     with HepdataClient(settings().with_(offline=True)) as client, pytest.raises(HepdataError):
         client.current_version("ins1000001")
+
+
+def test_bins_listed_from_high_to_low_are_sorted() -> None:
+    doc = yaml.safe_load((DATA / "data3.yaml").read_bytes())
+    doc["independent_variables"][0]["values"].reverse()
+    doc["dependent_variables"][0]["values"].reverse()
+    reversed_bins = to_bins(parse_table(json.dumps(doc), "t", "json"))
+    assert reversed_bins == to_bins(parse_table((DATA / "data3.yaml").read_bytes(), "t"))
+    doc["independent_variables"][0]["values"][0]["low"] = 250  # a gap at 200-250
+    with pytest.raises(HepdataError, match="contiguous"):
+        to_bins(parse_table(json.dumps(doc), "t", "json"))

@@ -14,10 +14,11 @@ of a source and may have either sign: the upward error of a point is the largest
 ``{plus: e, minus: -e}``).
 
 :func:`to_bins` maps the first independent variable's bins and one dependent variable
-(by name or index, qualifiers filtering) to contiguous bins with a downward and an
-upward error per bin: all sources combined in quadrature (each side separately), or
-the one source whose label is given. Tables are untrusted: anything malformed is a
-:class:`~odrun.errors.HepdataError` naming the table and the place.
+(by name or index, qualifiers filtering) to contiguous bins (listed in any order, sorted
+by their low edge) with a downward and an upward error per bin: all sources combined
+in quadrature (each side separately), or the one source whose label is given. Tables
+are untrusted: anything malformed is a :class:`~odrun.errors.HepdataError` naming the
+table and the place.
 """
 
 from __future__ import annotations
@@ -307,8 +308,9 @@ def _pick(table: Table, dependent: str | int | None, qualifiers: Mapping[str, An
     raise HepdataError(f"table {table.name}: {asked} {why} (it has {names or 'none'})")
 
 
-def _edges(variable: Variable, table: str) -> tuple[float, ...]:
-    edges: list[float] = []
+def _edges(variable: Variable, table: str) -> tuple[tuple[float, ...], list[int]]:
+    """The bin edges, and the order of the points along them: bins may be listed in any
+    order (some tables run from high to low), but must tile a range without gaps."""
     for i, v in enumerate(variable.values):
         if v.low is None or v.high is None:
             raise HepdataError(
@@ -316,15 +318,19 @@ def _edges(variable: Variable, table: str) -> tuple[float, ...]:
             )
         if not v.low < v.high:
             raise HepdataError(f"table {table}: bin {i} [{v.low:g}, {v.high:g}) is empty")
-        if edges and not math.isclose(v.low, edges[-1], rel_tol=1e-9, abs_tol=1e-12):
+    order = sorted(range(len(variable.values)), key=lambda i: variable.values[i].low or 0.0)
+    edges: list[float] = []
+    for n, i in enumerate(order):
+        low, high = variable.values[i].low or 0.0, variable.values[i].high or 0.0
+        if edges and not math.isclose(low, edges[-1], rel_tol=1e-9, abs_tol=1e-12):
             raise HepdataError(
-                f"table {table}: bin {i} starts at {v.low:g}, not where bin {i - 1} ends "
-                f"({edges[-1]:g}): the bins must be contiguous"
+                f"table {table}: bin {i} [{low:g}, {high:g}) does not start where the bin "
+                f"below it ends ({edges[-1]:g}): the bins must be contiguous"
             )
-        if not edges:
-            edges.append(v.low)
-        edges.append(v.high)
-    return tuple(edges)
+        if n == 0:
+            edges.append(low)
+        edges.append(high)
+    return tuple(edges), order
 
 
 def to_bins(
@@ -352,14 +358,15 @@ def to_bins(
     if not table.dependent:
         raise HepdataError(f"table {table.name} has no dependent variable")
     variable = _pick(table, dependent, qualifiers or {})
-    edges = _edges(table.independent[0], table.name)
+    edges, order = _edges(table.independent[0], table.name)
     if not variable.values:
         raise HepdataError(f"table {table.name}: {variable.name} has no values")
     values: list[float] = []
     down: list[float] = []
     up: list[float] = []
     sources: set[str] = set()
-    for i, v in enumerate(variable.values):
+    for i in order:
+        v = variable.values[i]
         if v.value is None:
             raise HepdataError(
                 f"table {table.name}: {variable.name} bin {i} has no number ({v.text!r})"
