@@ -17,7 +17,8 @@ image catalogs, cloud-init bases) goes through :func:`load_yaml`. Limits:
 - **duplicate keys**: a key given twice in one mapping is refused (YAML forbids it).
 
 Parsing uses libyaml's C parser when PyYAML has it (7x faster), the composing is
-always PyYAML's Python composer, where the counting happens.
+always PyYAML's Python composer, where the counting happens. A text libyaml refuses as
+a syntax error is parsed again by PyYAML's Python parser (it reads more of YAML 1.1).
 
 Refusals and syntax errors raise ``error`` (the caller's family: UsageError for
 the user's spec files, ConfigError for configuration) with one line that names
@@ -145,6 +146,26 @@ if yaml.__with_libyaml__:  # libyaml parses, PyYAML's Python composer composes (
     _Loader = _CLoader
 
 
+def _parse(text: str) -> Any:
+    """The document, parsed by libyaml when present; a text libyaml calls a syntax error
+    is parsed again by PyYAML's own parser, which defines what PyYAML reads (libyaml
+    refuses some YAML 1.1 that it accepts: a flow mapping ``{a:{b: 1}}``, as in HEPData's
+    own example tables). Limits apply to both."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError:
+        if _Loader is _PyLoader:
+            raise
+    finally:
+        loader.dispose()
+    loader = _PyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def load_yaml(
     source: Path | str,
     what: str,
@@ -182,9 +203,8 @@ def load_yaml(
         text = source
         if len(text) > MAX_BYTES or len(text.encode("utf-8", "replace")) > MAX_BYTES:
             raise error(_too_big(what, name, len(text.encode("utf-8", "replace"))), hint=hint)
-    loader = _Loader(text)
     try:
-        return loader.get_single_data()
+        return _parse(text)
     except YamlLimitError as exc:
         raise error(f"{label}: {exc}: refused", hint=hint) from None
     except yaml.MarkedYAMLError as exc:
@@ -200,8 +220,6 @@ def load_yaml(
     except (ValueError, OverflowError) as exc:  # an integer of more than 4300 digits, ...
         detail = " ".join(str(exc).split())[:200]
         raise error(f"{label} holds a value odrun cannot read: {detail}", hint=hint) from None
-    finally:
-        loader.dispose()
 
 
 def _too_big(what: str, name: str, size: int) -> str:

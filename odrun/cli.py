@@ -132,6 +132,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "odrun.cli_env",
         "Show the environment a record needs and which catalog image provides it.",
     ),
+    "hepdata": (
+        "odrun.cli_hepdata",
+        "Print a HEPData table, or export it (--json, --csv); INS alone lists its tables.",
+    ),
     "submit": (
         "odrun.cli_reana",
         "Run an analysis on a REANA cluster: validate, create, upload, start (and follow).",

@@ -251,7 +251,8 @@ def validate_cmd(path: Path, as_json: bool) -> None:
 @click.argument("target", metavar="RUN|PATH", type=click.Path(exists=True, path_type=Path))
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML report.")
 @json_option
-def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
+@click.pass_context
+def verify_cmd(ctx: click.Context, target: Path, junit: Path | None, as_json: bool) -> None:
     """Check a run's outputs against odrun.yaml's expectations (exit 10 if any fails).
 
     RUN is a run folder, checked against the expectations it ran with; PATH an analysis,
@@ -265,7 +266,7 @@ def verify_cmd(target: Path, junit: Path | None, as_json: bool) -> None:
       odrun verify workflows/dimuon-demo --junit verify.xml
       odrun verify workflows/dimuon-demo/.odrun/runs/20261125T201500Z --json
     """
-    verdict = verify_run(target, _say)
+    verdict = verify_run(target, _say, settings_of(ctx))
     if junit is not None:
         _write_junit(junit, verdict.name, verdict.checks, verdict.seconds)
     if as_json:

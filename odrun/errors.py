@@ -27,8 +27,10 @@ Hierarchy (exit code in brackets)::
     ├── AuthError                  [12]  a server rejected the access token (REANA)
     ├── DiskFullError              [13]  no space left (ENOSPC) or quota exceeded (EDQUOT)
     ├── MetadataError               [9]  record metadata is malformed or unsafe
-    │   └── UnsafeMetadataError     [9]  a path that would escape its folder (also through a
-    │                                    link), an unsafe archive member, an unpack limit
+    │   ├── UnsafeMetadataError     [9]  a path that would escape its folder (also through a
+    │   │                                link), an unsafe archive member, an unpack limit
+    │   └── HepdataError            [9]  a HEPData table malformed, or without the asked
+    │                                    variable, bins or error source
     └── CancelledError            [130]  stopped on request (Ctrl-C); work so far is kept
 
 130 is used for an interrupted run (Ctrl-C), 0 for success.
@@ -143,6 +145,13 @@ class MetadataError(OdrunError):
 
 class UnsafeMetadataError(MetadataError):
     label = "unsafe metadata"
+
+
+class HepdataError(MetadataError):
+    """A HEPData table (downloaded or a local file) that is malformed, or that lacks the
+    dependent variable, bins or error source an expectation asks for."""
+
+    label = "bad HEPData table"
 
 
 class VerificationError(OdrunError):

@@ -40,6 +40,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 DEFAULT_PORTAL = "https://opendata.cern.ch"
+DEFAULT_HEPDATA = "https://www.hepdata.net"
 ENV_PREFIX = "ODRUN_"
 DEFAULT_CVMFS_ROOT = Path("/cvmfs")
 #: fields read from another tool's variable (reana-client's) instead of ODRUN_<FIELD>
@@ -94,6 +95,8 @@ class Settings:
     reana_access_token: str | None = field(default=None, repr=False)
     #: the workflow status/logs/download/stop act on when RUN is omitted (REANA_WORKON)
     reana_workon: str | None = None
+    #: HEPData, for ``hepdata:`` references (ODRUN_HEPDATA_URL; https, or http on loopback)
+    hepdata_url: str = DEFAULT_HEPDATA
 
     @property
     def metadata_cache_dir(self) -> Path:
@@ -225,7 +228,7 @@ def _coerce(name: str, value: Any) -> Any:
             return str(value).strip() or None
         if name == "protocol_map":
             return value if isinstance(value, ProtocolMap) else ProtocolMap.parse(str(value))
-        if name == "portal_url":
+        if name in ("portal_url", "hepdata_url"):
             return str(value).strip()
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where} has bad value {value!r}: {exc}") from None

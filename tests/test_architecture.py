@@ -41,6 +41,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("records", ("odrun.records", "odrun.records.*")),
     ("render", ("odrun.render",)),
     ("transfer", ("odrun.transfer", "odrun.transfer.*")),
+    ("hepdata", ("odrun.hepdata", "odrun.hepdata.*")),
     ("services", ("odrun.mirror", "odrun.progress", "odrun.environments")),
     ("workflow", ("odrun.workflow", "odrun.workflow.*")),
     ("reana", ("odrun.reana", "odrun.reana.*")),

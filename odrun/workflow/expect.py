@@ -12,8 +12,10 @@ Histograms are compared with a reference file (``reference: path[#key]``, relati
 the analysis folder; formats in :mod:`odrun.workflow.histograms`): bin by bin
 (``abs``/``rel``/``pull``) and/or by a chi2 test (``chi2: {p_min, normalize}``, see
 :mod:`odrun.workflow.stats`); ``normalize: true`` scales the reference to the actual
-total first. Unbinned values are compared with a reference sample by a two-sample
-Kolmogorov-Smirnov test (``ks: {column, reference: path[#column], p_min}``).
+total first. A reference may be a HEPData table (``hepdata:ins1234567/Table 3@1`` or a
+local table file; see :mod:`odrun.workflow.references`). Unbinned values are compared
+with a reference sample by a two-sample Kolmogorov-Smirnov test
+(``ks: {column, reference: path[#column], p_min}``).
 
 Produces one :class:`Check` per expectation item; ``junit_xml`` renders them for CI.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from odrun import untrusted
 from odrun._fs import confine
 from odrun.checksum import checksum_file, parse_checksum
 from odrun.errors import HistogramError, MetadataError, OdrunError
+from odrun.settings import Settings
 from odrun.workflow.histograms import (
     Histogram,
     Tolerance,
@@ -40,6 +43,7 @@ from odrun.workflow.histograms import (
     read_histogram,
     same_binning,
 )
+from odrun.workflow.references import hepdata_histogram, uses_hepdata
 from odrun.workflow.samples import SampleError, read_sample
 from odrun.workflow.stats import chi2_test, ks_2samp, ks_min_p_value
 
@@ -164,29 +168,45 @@ def check_value(
 
 
 def check_histogram(
-    path: Path, key: str, want: dict[str, Any], base: Path, data: dict[str, Any] | None = None
+    path: Path,
+    key: str,
+    want: dict[str, Any],
+    base: Path,
+    data: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    hepdata_versions: Mapping[str, int] | None = None,
 ) -> tuple[bool, str]:
-    """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``;
-    ``data``, when given, is filled with both histograms and the statistic."""
+    """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``
+    (a HEPData table: :mod:`odrun.workflow.references`); ``data``, when given, is filled
+    with both histograms and the statistic."""
     data = {} if data is None else data
     data.update(kind="histogram", key=key, reference=str(want["reference"]))
     if want.get("label"):
         data["label"] = str(want["label"])
-    ref_file, _, ref_key = str(want["reference"]).partition("#")
-    try:
-        ref_path = confine(base, ref_file, "histogram reference")
-    except OdrunError as exc:
-        return False, f"reference {ref_file} is not inside the analysis folder: {exc.message}"
-    if not ref_path.is_file():
-        return False, f"reference {ref_file} not found in {base}"
-    try:
-        actual = read_histogram(path, key)
-        reference = read_histogram(ref_path, ref_key or key)
-    except HistogramError as exc:
-        return False, str(exc)
+    source = ""
+    if uses_hepdata(want):
+        try:
+            actual = read_histogram(path, key)
+            reference, source = hepdata_histogram(want, base, settings, hepdata_versions)
+        except HistogramError as exc:
+            return False, str(exc)
+        source = f" [reference {source}]"
+    else:
+        ref_file, _, ref_key = str(want["reference"]).partition("#")
+        try:
+            ref_path = confine(base, ref_file, "histogram reference")
+        except OdrunError as exc:
+            return False, f"reference {ref_file} is not inside the analysis folder: {exc.message}"
+        if not ref_path.is_file():
+            return False, f"reference {ref_file} not found in {base}"
+        try:
+            actual = read_histogram(path, key)
+            reference = read_histogram(ref_path, ref_key or key)
+        except HistogramError as exc:
+            return False, str(exc)
     binning = same_binning(actual, reference)
     if not binning.ok:
-        return False, binning.detail
+        return False, binning.detail + source
     chi2 = want.get("chi2")
     normalize = bool(want.get("normalize") or (chi2 or {}).get("normalize"))
     results: list[tuple[bool, str]] = []
@@ -199,7 +219,7 @@ def check_histogram(
         results.append((result.ok, result.detail))
     if chi2 is not None:
         results.append(_chi2(actual, reference, chi2, normalize, data))
-    return all(ok for ok, _ in results), "; ".join(detail for _, detail in results)
+    return all(ok for ok, _ in results), "; ".join(detail for _, detail in results) + source
 
 
 def _histogram_data(
@@ -309,10 +329,16 @@ def _guarded(check: Callable[..., tuple[bool, str]], *args: Any) -> tuple[bool, 
 
 
 def evaluate(
-    workspace: Path, expectations: list[dict[str, Any]], base: Path | None = None
+    workspace: Path,
+    expectations: list[dict[str, Any]],
+    base: Path | None = None,
+    settings: Settings | None = None,
+    hepdata_versions: Mapping[str, int] | None = None,
 ) -> list[Check]:
     """One Check per expectation; histogram references are read from ``base`` (the analysis
-    folder; the workspace when not given)."""
+    folder; the workspace when not given), HEPData tables with ``settings`` (the cache,
+    the HEPData URL; :meth:`Settings.load` when not given) at the versions a run pinned
+    (``hepdata_versions``, for references without ``@version``)."""
     checks: list[Check] = []
     for item in expectations:
         rel = str(item["file"])
@@ -364,7 +390,16 @@ def evaluate(
             checks.append(Check(f"{label} {key}", ok, detail, data))
         for key, want in histograms.items():
             data = {}
-            ok, detail = _guarded(check_histogram, path, key, want, base or workspace, data)
+            ok, detail = _guarded(
+                check_histogram,
+                path,
+                key,
+                want,
+                base or workspace,
+                data,
+                settings,
+                hepdata_versions,
+            )
             checks.append(Check(f"{label} {key}", ok, detail, data))
         for spec in ks:
             data = {}

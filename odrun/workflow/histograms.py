@@ -11,8 +11,10 @@ Formats:
 
 Bins agree when ``|a - r| <= max(abs, rel * |r|)``, or, with ``pull`` set, when the
 difference is within ``pull`` standard deviations (errors from the files, else Poisson
-``sqrt(count)``). Edges must agree to 1e-9 relative. The distribution-level chi2 test
-lives in :mod:`odrun.workflow.stats`.
+``sqrt(count)``; a reference with asymmetric errors, a HEPData table, contributes its
+error on the side of the difference: the upward one when the output lies above). Edges
+must agree to 1e-9 relative. The distribution-level chi2 test lives in
+:mod:`odrun.workflow.stats`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Histogram:
     edges: tuple[float, ...]
     counts: tuple[float, ...]
     errors: tuple[float, ...] | None = None
+    #: (down, up) per bin when the errors are asymmetric (a HEPData table); ``errors``
+    #: then holds their mean, and comparisons use :meth:`error_toward`
+    asymmetric: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if len(self.edges) != len(self.counts) + 1 or not self.counts:
@@ -46,6 +51,15 @@ class Histogram:
             )
         if self.errors is not None and len(self.errors) != len(self.counts):
             raise HistogramError(f"{len(self.errors)} errors for {len(self.counts)} bins")
+        if self.asymmetric is not None:
+            if len(self.asymmetric) != len(self.counts):
+                raise HistogramError(
+                    f"{len(self.asymmetric)} asymmetric errors for {len(self.counts)} bins"
+                )
+            bad_side = next((i for i, (d, u) in enumerate(self.asymmetric)
+                             if not (math.isfinite(d) and math.isfinite(u))), None)  # fmt: skip
+            if bad_side is not None:
+                raise HistogramError(f"asymmetric error {bad_side} is not finite")
         for what, numbers in (("edge", self.edges), ("count", self.counts),
                               ("error", self.errors or ())):  # fmt: skip
             bad = next((i for i, v in enumerate(numbers) if not math.isfinite(v)), None)
@@ -57,11 +71,23 @@ class Histogram:
             return self.errors[i]
         return math.sqrt(max(self.counts[i], 0.0))
 
+    def error_toward(self, i: int, deviation: float) -> float:
+        """The error of bin ``i`` on the side of ``deviation`` (the other value minus this
+        count): the upward error when the other value lies above, else the downward one.
+        Symmetric errors are the same on both sides."""
+        if self.asymmetric is not None:
+            down, up = self.asymmetric[i]
+            return up if deviation > 0 else down
+        return self.error(i)
+
     def scaled(self, factor: float) -> Histogram:
         """Counts and errors times ``factor`` (errors become explicit: Poisson of the
         unscaled counts, scaled)."""
         errors = tuple(factor * self.error(i) for i in range(len(self.counts)))
-        return Histogram(self.edges, tuple(factor * c for c in self.counts), errors)
+        asym = self.asymmetric
+        if asym is not None:
+            asym = tuple((abs(factor) * d, abs(factor) * u) for d, u in asym)
+        return Histogram(self.edges, tuple(factor * c for c in self.counts), errors, asym)
 
 
 @dataclass(frozen=True)
@@ -213,7 +239,7 @@ def compare(actual: Histogram, reference: Histogram, tol: Tolerance) -> Comparis
     for i, (a, r) in enumerate(zip(actual.counts, reference.counts, strict=True)):
         diff = abs(a - r)
         allowed = max(tol.abs, tol.rel * abs(r))
-        sigma = math.hypot(actual.error(i), reference.error(i))
+        sigma = math.hypot(actual.error_toward(i, r - a), reference.error_toward(i, a - r))
         pull = diff / sigma if sigma > 0 else (0.0 if diff == 0 else math.inf)
         ok = diff <= allowed or (tol.pull is not None and pull <= tol.pull)
         score = pull if tol.pull is not None else (diff - allowed)
@@ -223,7 +249,7 @@ def compare(actual: Histogram, reference: Histogram, tol: Tolerance) -> Comparis
             worst, worst_score = i, score
     a, r = actual.counts[worst], reference.counts[worst]
     low, high = reference.edges[worst], reference.edges[worst + 1]
-    sigma = math.hypot(actual.error(worst), reference.error(worst))
+    sigma = math.hypot(actual.error_toward(worst, r - a), reference.error_toward(worst, a - r))
     pull_txt = f", pull {abs(a - r) / sigma:.2f}" if sigma > 0 else ""
     worst_txt = f"bin {worst} [{low:g}, {high:g}): {a:g} vs {r:g}{pull_txt}"
     if not bad and all(a == r for a, r in zip(actual.counts, reference.counts, strict=True)):

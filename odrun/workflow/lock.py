@@ -5,9 +5,10 @@ every file the analysis selected (URI, size, checksum; ``integrity``
 "unverified" for a file without a declared checksum), the step images, the
 revision and root hash of each CVMFS repository the spec declares (recorded, not
 enforced by ``--locked``: repositories publish many times a day; mount a pinned
-snapshot with ``CVMFS_ROOT_HASH``), the runtime the steps ran in (with the
-``runtime_fallback`` when ``--runtime auto`` fell back to the host) and the tool
-versions. It is sorted JSON, so it diffs well under version control.
+snapshot with ``CVMFS_ROOT_HASH``), the HEPData tables the expectations compare with
+(reference, version, sha256: ``--locked`` refuses another version or other bytes), the
+runtime the steps ran in (with the ``runtime_fallback`` when ``--runtime auto`` fell back
+to the host) and the tool versions. It is sorted JSON, so it diffs well under version control.
 
 ``--locked`` refuses a run whose records, files, runtime kind or image digests differ
 from the lock. A missing (``null``) digest counts as a difference unless both the lock
@@ -53,7 +54,7 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
     images = sorted(
         {str(s["environment"]) for s in steps if s.get("environment")} | set(result.images)
     )
-    return {
+    lock: dict[str, Any] = {
         "format_version": LOCK_FORMAT_VERSION,
         "analysis": analysis.name,
         "records": records,
@@ -68,6 +69,9 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
         "runtime_description": result.runtime_description if analysis.workflow_type else None,
         "tools": tool_versions(run_tools(analysis, result.runtime)),
     }
+    if result.hepdata:  # HEPData tables the expectations compare with: version and sha256
+        lock["hepdata"] = list(result.hepdata)
+    return lock
 
 
 def file_entry(f: RecordFile) -> dict[str, Any]:
@@ -106,6 +110,7 @@ def check(path: Path, current: dict[str, Any], *, records: bool = True) -> None:
         drift = _runtime_differences(pinned, current)
         if records:
             drift += _differences(pinned, current)
+            drift += _hepdata_differences(pinned, current)
     except (AttributeError, KeyError, TypeError):
         raise LockError(
             f"{path} is not an odrun lock file", hint="delete it and run again"
@@ -143,6 +148,24 @@ def _differences(pinned: dict[str, Any], current: dict[str, Any]) -> list[str]:
                         f"record {recid}: {path} {key} "
                         f"{before[path].get(key)} -> {after[path].get(key)}"
                     )
+    return out
+
+
+def _hepdata_differences(pinned: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """HEPData tables added, gone, or at another version or checksum (a lock written
+    before HEPData references has no ``hepdata`` key: nothing was pinned, nothing drifts
+    unless this run uses tables)."""
+    out = []
+    old = {t["reference"]: t for t in pinned.get("hepdata") or []}
+    new = {t["reference"]: t for t in current.get("hepdata") or []}
+    for ref in sorted(old.keys() - new.keys()):
+        out.append(f"HEPData table {ref} no longer used")
+    for ref in sorted(new.keys() - old.keys()):
+        out.append(f"HEPData table {ref} is not in the lock")
+    for ref in sorted(old.keys() & new.keys()):
+        for key in ("version", "sha256"):
+            if old[ref].get(key) != new[ref].get(key):
+                out.append(f"HEPData table {ref}: {key} {old[ref].get(key)} -> {new[ref].get(key)}")
     return out
 
 

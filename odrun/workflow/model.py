@@ -80,6 +80,8 @@ class RunResult:
     image_digests: dict[str, str] = field(default_factory=dict)
     #: recid -> the files of that record the analysis selected
     selected: dict[str, list[RecordFile]] = field(default_factory=dict)
+    #: the HEPData tables the expectations compare with (lock entries: version, sha256)
+    hepdata: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     #: not every step ran (--target short of the last step, or --from in a fresh folder):
     #: ``odrun verify`` never judges such a run as a complete one

@@ -51,6 +51,7 @@ from odrun.workflow.model import (
 )
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.provenance import write_crate
+from odrun.workflow.references import hepdata_pins, pinned_versions
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
 from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
 from odrun.workflow.spec import (
@@ -133,6 +134,7 @@ def run_analysis(
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
         _stage_inputs(analysis, result, untrusted)
         _fetch_records(analysis, settings, result, say, untrusted)
+        result.hepdata = hepdata_pins(analysis.manifest.get("expect") or [], settings)
         if untrusted and not _binds_readonly(plan):
             _detach_records(result)  # steps on the host get private copies, not cache links
         remember_record_inodes(result)
@@ -155,7 +157,8 @@ def run_analysis(
                 lockfile.write(lock_path, lock)
             expect = analysis.manifest.get("expect") or []
             if result.status == "finished" and expect and (verify or not partial):
-                result.checks = evaluate(result.workspace, expect, analysis.root)
+                pins = pinned_versions(result.hepdata)
+                result.checks = evaluate(result.workspace, expect, analysis.root, settings, pins)
             write_crate(result, analysis)
         except BaseException as exc:
             failure = failure or exc

@@ -25,11 +25,13 @@ import jsonschema
 from odrun._fs import confine
 from odrun._yaml import load_yaml
 from odrun.errors import (
+    InvalidReferenceError,
     OdrunError,
     SpecError,
     UnsafeMetadataError,
     UsageError,
 )
+from odrun.hepdata import PREFIX, is_remote, parse_ref
 from odrun.records import FileFilter, parse_reference
 from odrun.records.portal import mirror_path
 from odrun.settings import Settings
@@ -451,8 +453,16 @@ def _reference_checks(analysis: Analysis) -> list[Finding]:
             refs.append(("ks" if isinstance(ks, dict) else f"ks[{n}]", str(spec["reference"])))
         for where, reference in refs:
             try:
-                inside_analysis(analysis.root, reference.partition("#")[0], "reference")
-            except (SpecError, UnsafeMetadataError) as exc:
+                if is_remote(reference):
+                    parse_ref(reference)  # fetched (and pinned) when the analysis runs
+                    continue
+                local = (
+                    reference.removeprefix(PREFIX)
+                    if reference.startswith(PREFIX)
+                    else (reference.partition("#")[0])
+                )
+                inside_analysis(analysis.root, local, "reference")
+            except (SpecError, UnsafeMetadataError, InvalidReferenceError) as exc:
                 unsafe = isinstance(exc, UnsafeMetadataError)
                 out.append(Finding("error", f"odrun.yaml expect[{i}].{where}", exc.message, unsafe))
     return out

@@ -9,7 +9,9 @@ Chi2 of two histograms (:func:`chi2_test`), bin by bin
 ``(a_i - s r_i)^2 / (var a_i + s^2 var r_i)``, where ``s`` is 1, or ``sum a / sum r``
 with ``normalize`` (the ndf then loses one):
 
-- a histogram with errors (from the file) uses them;
+- a histogram with errors (from the file) uses them; asymmetric errors (a HEPData
+  table) count on the side of the deviation: the reference's upward error when the
+  output lies above it, the downward one when below;
 - a histogram without errors is Poisson, with the variance of its *expected* content
   under the hypothesis that both agree, estimated from both (pooled, as ROOT's
   ``TH1::Chi2Test`` does), not from its own count: an empty bin beside a filled one still
@@ -190,11 +192,13 @@ def _variances(actual: Histogram, reference: Histogram, s: float) -> list[float]
             out.append(s * (a + r))  # pooled: E[r] = (a + r) / (1 + s), E[a] = s E[r]
             continue
         if actual.errors is not None:
-            var_a = actual.errors[i] * actual.errors[i]  # not ** 2: inf, not OverflowError
+            err_a = actual.error_toward(i, s * r - a)
+            var_a = err_a * err_a  # not ** 2: inf, not OverflowError
         else:
             var_a = s * r if s * r > 0 else max(a, 0.0)
         if reference.errors is not None:
-            var_r = reference.errors[i] * reference.errors[i]
+            err_r = reference.error_toward(i, a - s * r)  # asymmetric: the side of a
+            var_r = err_r * err_r
         else:
             var_r = a / s if a > 0 else max(r, 0.0)
         out.append(var_a + s * s * var_r)

@@ -7,10 +7,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from odrun import untrusted
 from odrun.errors import UsageError, VerificationError
+from odrun.settings import Settings
 from odrun.workflow.expect import Check, evaluate
+from odrun.workflow.lock import NAME as LOCK_NAME
 from odrun.workflow.model import RUN_JSON, RunRecord, Say
 from odrun.workflow.record import run_to_verify
+from odrun.workflow.references import pinned_versions
 from odrun.workflow.spec import ensure_valid, load_analysis
 
 
@@ -52,11 +56,14 @@ class Verification:
         }
 
 
-def verify_run(target: Path, say: Say = lambda _: None) -> Verification:
+def verify_run(
+    target: Path, say: Say = lambda _: None, settings: Settings | None = None
+) -> Verification:
     """Judge ``target``: a run folder, against the expectations it ran with; or an analysis
     (folder or spec file), whose newest complete run is judged against its current
-    odrun.yaml. The spec is validated first (SpecError, exit 2); a failed or partial run is
-    never judged (WorkflowError, exit 7); no expectations is a UsageError.
+    odrun.yaml (HEPData references read with ``settings``). The spec is validated first
+    (SpecError, exit 2); a failed or partial run is never judged (WorkflowError, exit 7);
+    no expectations is a UsageError.
 
     A failed expectation is not raised: see :attr:`Verification.ok` and
     :meth:`Verification.error`.
@@ -75,9 +82,21 @@ def verify_run(target: Path, say: Say = lambda _: None) -> Verification:
     if not expectations:
         raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")
     started = time.monotonic()
-    checks = evaluate(record.run_dir / "workspace", expectations, base)
+    checks = evaluate(
+        record.run_dir / "workspace", expectations, base, settings, _run_pins(record.run_dir)
+    )
     name = spec.name if spec else "odrun"
     return Verification(record, checks, name, time.monotonic() - started)
+
+
+def _run_pins(run_dir: Path) -> dict[str, int]:
+    """The HEPData table versions the run pinned in its lock copy (none if unreadable)."""
+    try:
+        lock = untrusted.load_json((run_dir / LOCK_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    pins = lock.get("hepdata") if isinstance(lock, dict) else None
+    return pinned_versions(pins if isinstance(pins, list) else [])
 
 
 __all__ = ["Verification", "verify_run"]
