@@ -100,7 +100,7 @@ def test_demo_report_in_headless_chromium(odrun: Any, demo: Path, tmp_path: Path
         assert [c["name"] for c in seen["checks"]] == names
         assert all(c["shown"] for c in seen["checks"]), seen["checks"]
         histograms = [c["name"] for c in doc["checks"] if c["data"]["kind"] == "histogram"]
-        assert histograms == ["mass spectrum bins"]
+        assert histograms == ["mass spectrum bins", "mass spectrum (HEPData table) bins"]
         assert [p["name"] for p in seen["plots"]] == histograms
         for plot in seen["plots"]:
             assert plot["shown"], plot
