@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("services", ("odrun.mirror", "odrun.progress", "odrun.environments")),
     ("workflow", ("odrun.workflow", "odrun.workflow.*")),
     ("reana", ("odrun.reana", "odrun.reana.*")),
+    ("compare", ("odrun.compare", "odrun.compare.*")),
     ("tools", ("odrun.doctor", "odrun.appliance", "odrun.appliance_vm")),
     ("api", ("odrun.api",)),
     ("cli", ("odrun", "odrun.__main__", "odrun.cli", "odrun.cli_*", "odrun.cli.*")),

@@ -1,0 +1,244 @@
+"""How much two versions of an output differ: JSON key paths, CSV cells, histograms.
+
+JSON documents are flattened to dotted key paths (``a.b.0``, as ``expect:`` addresses
+them); CSV cells are keyed ``<row>.<column>`` (rows counted from 0 after the header).
+Numbers get an absolute and a relative difference (relative to run A's value), strings
+are equal or not. Histograms (a JSON object with ``edges`` and ``counts``, a CSV with
+``bin_low, bin_high, count`` columns: :mod:`odrun.workflow.histograms`) are compared bin
+by bin and by the chi2 test expectations use (:mod:`odrun.workflow.stats`), run A as the
+reference. Both files come from runs that may be someone else's: each must be a regular
+file no larger than ``max_bytes`` (the caller checks), every parse error is a note,
+never an exception.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from odrun import untrusted
+from odrun.compare.model import HistogramDiff, NumericDiff, ValueDiff
+from odrun.errors import HistogramError
+from odrun.workflow.histograms import Histogram, Tolerance, compare, read_histogram, same_binning
+from odrun.workflow.stats import chi2_test
+
+#: differing values listed per output (all are counted)
+MAX_ITEMS = 20
+#: key paths or cells compared per file; beyond it the comparison stops (and says so)
+MAX_VALUES = 1_000_000
+#: histograms compared per JSON file
+MAX_HISTOGRAMS = 20
+_TEXT = 80
+
+
+class NotComparableError(Exception):
+    """The two files cannot be compared number by number; the message says why."""
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an int of 400 digits
+        return math.copysign(math.inf, value)
+
+
+def _short(value: Any) -> str:
+    text = untrusted.printable(str(value))
+    return text if len(text) <= _TEXT else text[: _TEXT - 3] + "..."
+
+
+class _Tally:
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.compared = self.differing = self.only_a = self.only_b = self.strings = 0
+        self.max_abs = self.max_rel = 0.0
+        self.worst: str | None = None
+        self.items: list[ValueDiff] = []
+
+    def number(self, key: str, a: float, b: float) -> None:
+        self.compared += 1
+        if a == b or (math.isnan(a) and math.isnan(b)):
+            return
+        self.differing += 1
+        diff = abs(b - a)
+        if math.isnan(diff):
+            diff = math.inf
+        rel = diff / abs(a) if a != 0 else math.inf
+        if self.worst is None or diff > self.max_abs:
+            self.max_abs, self.worst = diff, key
+        self.max_rel = max(self.max_rel, rel)
+        if len(self.items) < MAX_ITEMS:
+            self.items.append(ValueDiff(key, a, b, diff, rel))
+
+    def other(self, key: str, a: Any, b: Any) -> None:
+        if a != b:
+            self.strings += 1
+            if len(self.items) < MAX_ITEMS:
+                self.items.append(ValueDiff(key, _short(a), _short(b)))
+
+    def result(self, **extra: Any) -> NumericDiff:
+        return NumericDiff(
+            self.fmt, self.compared, self.differing, self.max_abs, self.max_rel, self.worst,
+            self.only_a, self.only_b, self.strings, items=self.items, **extra,
+        )  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def flatten(doc: Any) -> Iterator[tuple[str, Any]]:
+    """(dotted key path, leaf) of a JSON document, depth first, without recursion."""
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack:
+        prefix, node = stack.pop()
+        if isinstance(node, dict):
+            children = [(f"{prefix}.{k}" if prefix else str(k), v) for k, v in node.items()]
+        elif isinstance(node, list):
+            children = [(f"{prefix}.{i}" if prefix else str(i), v) for i, v in enumerate(node)]
+        else:
+            yield prefix, node
+            continue
+        stack.extend(reversed(children))
+
+
+def _histogram_keys(doc: Any) -> list[str]:
+    """Dotted keys of the objects in ``doc`` that look like histograms (edges + counts)."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [("", doc)]
+    while stack and len(found) < MAX_HISTOGRAMS:
+        prefix, node = stack.pop()
+        if isinstance(node, dict):
+            if "edges" in node and ("counts" in node or "values" in node):
+                found.append(prefix)
+                continue
+            stack.extend((f"{prefix}.{k}" if prefix else str(k), v) for k, v in node.items())
+    return sorted(found)
+
+
+def histogram_diff(key: str, a: Histogram, b: Histogram) -> HistogramDiff:
+    """Run B's histogram against run A's (the reference), as expectations compare them."""
+    binning = same_binning(b, a)
+    if not binning.ok:
+        return HistogramDiff(key, len(b.counts), False, binning.detail)
+    detail = compare(b, a, Tolerance()).detail
+    try:
+        chi2 = chi2_test(b, a)
+    except ValueError:
+        return HistogramDiff(key, len(a.counts), True, detail)
+    return HistogramDiff(key, len(a.counts), True, detail, chi2.chi2, chi2.ndf, chi2.p_value)
+
+
+def _histograms(path_a: Path, path_b: Path, keys: list[str]) -> list[HistogramDiff]:
+    out = []
+    for key in keys:
+        try:
+            hist_a, hist_b = read_histogram(path_a, key), read_histogram(path_b, key)
+        except HistogramError:  # not a valid histogram in one of them: the numbers still count
+            continue
+        out.append(histogram_diff(key, hist_a, hist_b))
+    return out
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")  # a BOM (Excel, pandas) is not data
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NotComparableError(f"not readable as UTF-8 text ({exc.__class__.__name__})") from None
+
+
+def compare_json(path_a: Path, path_b: Path) -> NumericDiff:
+    try:
+        doc_a, doc_b = untrusted.load_json(_read(path_a)), untrusted.load_json(_read(path_b))
+    except ValueError as exc:
+        raise NotComparableError(f"not valid JSON in both runs ({exc})") from None
+    leaves_a = dict(_bounded(flatten(doc_a)))
+    leaves_b = dict(_bounded(flatten(doc_b)))
+    tally = _Tally("json")
+    for key, a in leaves_a.items():
+        if key not in leaves_b:
+            tally.only_a += 1
+            continue
+        b = leaves_b[key]
+        if _is_number(a) and _is_number(b):
+            tally.number(key, _float(a), _float(b))
+        else:
+            tally.other(key, a, b)
+    tally.only_b = len(leaves_b.keys() - leaves_a.keys())
+    keys = sorted(set(_histogram_keys(doc_a)) & set(_histogram_keys(doc_b)))
+    return tally.result(histograms=_histograms(path_a, path_b, keys))
+
+
+def _bounded(items: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    for n, item in enumerate(items):
+        if n >= MAX_VALUES:
+            raise NotComparableError(f"more than {MAX_VALUES} values: checksum only")
+        yield item
+
+
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        rows = list(csv.reader(io.StringIO(_read(path))))
+    except csv.Error as exc:
+        raise NotComparableError(f"not valid CSV ({exc})") from None
+    if not rows:
+        return [], []
+    return rows[0], rows[1:]
+
+
+def compare_csv(path_a: Path, path_b: Path) -> NumericDiff:
+    header_a, rows_a = _csv_rows(path_a)
+    header_b, rows_b = _csv_rows(path_b)
+    tally = _Tally("csv")
+    cells = 0
+    for r in range(max(len(rows_a), len(rows_b))):
+        row_a = dict(zip(header_a, rows_a[r], strict=False)) if r < len(rows_a) else {}
+        row_b = dict(zip(header_b, rows_b[r], strict=False)) if r < len(rows_b) else {}
+        cells += len(row_a) + len(row_b)
+        if cells > 2 * MAX_VALUES:
+            raise NotComparableError(f"more than {MAX_VALUES} cells: checksum only")
+        for column, a in row_a.items():
+            key = f"{r}.{column}"
+            if column not in row_b:
+                tally.only_a += 1
+                continue
+            b = row_b[column]
+            fa, fb = _cell(a), _cell(b)
+            if fa is not None and fb is not None:
+                tally.number(key, fa, fb)
+            else:
+                tally.other(key, a, b)
+        tally.only_b += len(row_b.keys() - row_a.keys())
+    histograms: list[HistogramDiff] = []
+    try:
+        hist_a, hist_b = read_histogram(path_a), read_histogram(path_b)
+    except HistogramError:
+        pass
+    else:
+        histograms.append(histogram_diff("", hist_a, hist_b))
+    return tally.result(rows_a=len(rows_a), rows_b=len(rows_b), histograms=histograms)
+
+
+def _cell(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def compare_files(path_a: Path, path_b: Path) -> NumericDiff:
+    """The numeric comparison of two versions of one output, chosen by its suffix;
+    :class:`NotComparableError` says why there is none (a binary or malformed file)."""
+    suffix = path_a.suffix.lower()
+    if suffix == ".json":
+        return compare_json(path_a, path_b)
+    if suffix == ".csv":
+        return compare_csv(path_a, path_b)
+    raise NotComparableError(f"{suffix or 'no suffix'}: compared by checksum and size only")
+
+
+__all__ = ["MAX_ITEMS", "NotComparableError", "compare_files", "flatten", "histogram_diff"]

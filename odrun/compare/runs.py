@@ -1,0 +1,134 @@
+"""One side of a diff: a run folder (local, or a REANA download), read as untrusted data.
+
+A RUN is what ``odrun verify`` / ``odrun rerun`` accept: a run folder (it holds
+``run.json``), or an analysis folder or spec file (its newest recorded run, else its
+newest REANA submission with a downloaded record), a REANA record folder
+(``.odrun/reana/<workflow>``, its ``submission.json``) or a workflow name with a record
+under ``./.odrun/reana``. Both runs may come from someone else: every file is reached
+through :func:`odrun._fs.confine` (never through a link out of the run folder), must be
+a regular file, and documents are read only up to :data:`MAX_DOCUMENT_BYTES`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from odrun import untrusted
+from odrun._fs import confine
+from odrun._yaml import load_yaml
+from odrun.errors import OdrunError, UsageError
+from odrun.reana.record import RECORD, find_record
+from odrun.workflow.lock import NAME as LOCK
+from odrun.workflow.model import RUN_JSON, RunRecord, latest
+
+#: the largest run.json, odrun.lock or reana.yaml read
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+SPEC_NAMES = ("reana.yaml", "reana.yml", "odrun.yaml")
+
+
+@dataclass(frozen=True)
+class RunSide:
+    """What a diff reads of one run: its record, lock and spec (None: absent/unreadable)."""
+
+    run_dir: Path
+    record: RunRecord
+    lock: dict[str, Any] | None
+    reana: dict[str, Any] | None
+    #: what could not be read, said once in the diff's notes
+    notes: tuple[str, ...] = ()
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.record.data
+
+    @property
+    def workspace(self) -> Path:
+        return self.run_dir / "workspace"
+
+
+def regular_file(root: Path, rel: str, what: str) -> tuple[Path | None, str]:
+    """(``root/rel`` if a regular file inside ``root``, why not)."""
+    try:
+        path = confine(root, rel, what)
+    except OdrunError as exc:
+        return None, exc.message
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, "missing"
+    if not stat.S_ISREG(st.st_mode):
+        return None, "not a regular file"
+    return path, ""
+
+
+def _document(run_dir: Path, rel: str) -> tuple[Any, str]:
+    path, why = regular_file(run_dir, rel, "run file")
+    if path is None:
+        return None, why
+    if path.stat().st_size > MAX_DOCUMENT_BYTES:
+        return None, f"larger than {MAX_DOCUMENT_BYTES >> 20} MiB: not read"
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            return load_yaml(path, rel, error=UsageError), ""
+        except OdrunError as exc:
+            return None, exc.message
+    try:
+        return untrusted.load_json(path.read_text(encoding="utf-8")), ""
+    except (OSError, ValueError) as exc:
+        return None, f"not valid JSON ({exc})"
+
+
+def load_side(run_dir: Path) -> RunSide:
+    """Read the run in ``run_dir`` (see the module docstring)."""
+    data, why = _document(run_dir, RUN_JSON)
+    if not isinstance(data, dict):
+        raise UsageError(
+            f"{run_dir} is not an odrun run folder: {RUN_JSON} {why or 'is not a JSON object'}",
+            hint="give a run folder (.odrun/runs/<time>), a REANA record or an analysis folder",
+        )
+    notes = []
+    lock, why = _document(run_dir, LOCK)
+    if not isinstance(lock, dict):
+        notes.append(f"{run_dir.name}: no {LOCK} ({why or 'not a JSON object'})")
+        lock = None
+    reana: Any = None
+    for name in SPEC_NAMES[:2]:
+        reana, why = _document(run_dir, name)
+        if reana is not None:
+            break
+    if not isinstance(reana, dict):
+        reana = None
+    return RunSide(run_dir, RunRecord.from_dict(run_dir, data), lock, reana, tuple(notes))
+
+
+def resolve_run(ref: str | Path, cwd: Path | None = None) -> Path:
+    """The run folder RUN names (see the module docstring); :class:`UsageError` if none."""
+    text = str(ref)
+    path = Path(text)
+    if path.name in (RUN_JSON, RECORD, *SPEC_NAMES) and path.is_file():
+        path = path.parent
+    if (path / RUN_JSON).is_file():
+        return path
+    if path.is_dir():
+        newest = latest(path)
+        if newest is not None:
+            return newest.run_dir
+    try:
+        sub = find_record(text, cwd or Path.cwd())
+    except OdrunError:
+        sub = None
+    if sub is not None and (sub.run_dir / RUN_JSON).is_file():
+        return sub.run_dir
+    if sub is not None:
+        raise UsageError(
+            f"REANA workflow {sub.workflow_name} has no downloaded run record",
+            hint=f"download it first: odrun download {sub.run_dir}",
+        )
+    raise UsageError(
+        f"{text} is neither a run folder nor an analysis that has run",
+        hint="give a run folder (.odrun/runs/<time>), a REANA record or an analysis folder",
+    )
