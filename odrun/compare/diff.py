@@ -74,10 +74,11 @@ def _mapping(value: Any) -> dict[str, Any]:
 # -- inputs -----------------------------------------------------------------------------
 
 
-def _records(side: RunSide) -> dict[str, str | None]:
-    """``record R revision`` and ``record R file F`` -> value, from the lock (else run.json)."""
+def _records(side: RunSide, pinned: bool) -> dict[str, str | None]:
+    """``record R revision`` and ``record R file F`` -> value, from the lock when both runs
+    have one (``pinned``), else the record ids of run.json."""
     out: dict[str, str | None] = {}
-    if side.lock is not None:
+    if pinned and side.lock is not None:
         for rec in _dicts(side.lock.get("records")):
             recid = _text(rec.get("recid")) or "?"
             out[f"record {recid} revision"] = _text(rec.get("revision"))
@@ -135,7 +136,10 @@ def _folder(side: RunSide, rel: str) -> dict[str, str | None]:
 
 
 def _inputs(a: RunSide, b: RunSide) -> list[Change]:
-    return _pairs(_records(a), _records(b)) + _pairs(_input_files(a), _input_files(b))
+    pinned = a.lock is not None and b.lock is not None
+    return _pairs(_records(a, pinned), _records(b, pinned)) + _pairs(
+        _input_files(a), _input_files(b)
+    )
 
 
 # -- environment ------------------------------------------------------------------------
@@ -152,8 +156,10 @@ def _image_steps(side: RunSide) -> dict[str, list[str]]:
     return out
 
 
-def _environment_of(side: RunSide) -> dict[str, str | None]:
-    data, lock = side.data, side.lock or {}
+def _environment_of(side: RunSide, pinned: bool) -> dict[str, str | None]:
+    """The runtime and executor (run.json); with ``pinned`` (both runs have a lock) the
+    image digests, tool versions and CVMFS revisions the locks pin."""
+    data, lock = side.data, (side.lock or {}) if pinned else {}
     env: dict[str, str | None] = {
         "runtime": _text(data.get("runtime_description") or data.get("runtime")),
         "executor": _text(data.get("executor")),
@@ -172,7 +178,8 @@ def _environment_of(side: RunSide) -> dict[str, str | None]:
 def _environment(a: RunSide, b: RunSide) -> list[Change]:
     steps = _image_steps(a) | _image_steps(b)
     out = []
-    for change in _pairs(_environment_of(a), _environment_of(b)):
+    pinned = a.lock is not None and b.lock is not None
+    for change in _pairs(_environment_of(a, pinned), _environment_of(b, pinned)):
         image = change.key.removeprefix("image ")
         used = ", ".join(steps.get(image, [])) if change.key.startswith("image ") else ""
         out.append(replace(change, detail=f"steps {used}") if used else change)
@@ -285,6 +292,12 @@ def _summary(side: RunSide) -> RunSummary:
 def diff_sides(a: RunSide, b: RunSide, *, max_bytes: int = MAX_NUMERIC_BYTES) -> RunDiff:
     """The diff of two loaded runs."""
     notes: list[str] = [*a.notes, *b.notes]
+    if a.lock is None or b.lock is None:
+        which = " and ".join(n for n, s in (("A", a), ("B", b)) if s.lock is None)
+        notes.append(
+            f"record revisions, image digests, tool versions and CVMFS revisions not compared: "
+            f"run {which} has no readable odrun.lock"
+        )
     if a.reana is None or b.reana is None:
         which = " and ".join(n for n, s in (("A", a), ("B", b)) if s.reana is None)
         notes.append(f"parameters not compared: run {which} holds no readable reana.yaml")

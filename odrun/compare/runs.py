@@ -65,7 +65,11 @@ def regular_file(root: Path, rel: str, what: str) -> tuple[Path | None, str]:
     return path, ""
 
 
-def _document(run_dir: Path, rel: str) -> tuple[Any, str]:
+def _document(run_dir: Path, rel: str, *, strict: bool = False) -> tuple[Any, str]:
+    """The JSON or YAML document ``rel`` of a run, or (None, why not); ``strict``: a link
+    out of the run folder raises :class:`~odrun.errors.UnsafeMetadataError`."""
+    if strict:
+        confine(run_dir, rel, "run file")
     path, why = regular_file(run_dir, rel, "run file")
     if path is None:
         return None, why
@@ -84,7 +88,7 @@ def _document(run_dir: Path, rel: str) -> tuple[Any, str]:
 
 def load_side(run_dir: Path) -> RunSide:
     """Read the run in ``run_dir`` (see the module docstring)."""
-    data, why = _document(run_dir, RUN_JSON)
+    data, why = _document(run_dir, RUN_JSON, strict=True)
     if not isinstance(data, dict):
         raise UsageError(
             f"{run_dir} is not an odrun run folder: {RUN_JSON} {why or 'is not a JSON object'}",

@@ -1,0 +1,274 @@
+"""odrun diff: real runs of workflows/dimuon-demo on the host, compared section by section.
+
+Identical runs, a changed input, a changed image digest, a changed parameter and a changed
+output; the numbers of a changed output (JSON, CSV, histograms with the chi2 test that
+expectations use); run references; untrusted run folders (links out, FIFOs, huge files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from odrun.compare import diff
+from odrun.compare.numeric import histogram_diff
+from odrun.errors import UnsafeMetadataError, UsageError
+from odrun.specs import load_spec
+from odrun.workflow.histograms import Histogram
+from odrun.workflow.stats import chi2_test
+
+SCHEMA = jsonschema.Draft202012Validator(load_spec("diff.schema.json"))
+IMAGE = "image docker.io/library/python:3.11-slim"
+
+
+def run_demo(odrun: Any, demo: Path, code: int = 0) -> Path:
+    result = odrun("run", str(demo), "--runtime", "host")
+    assert result.code == code, result.err
+    return sorted((demo / ".odrun" / "runs").iterdir())[-1]
+
+
+def diff_json(odrun: Any, a: Path, b: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+    result = odrun("diff", str(a), str(b), "--json", *extra)
+    doc = result.json()
+    SCHEMA.validate(doc)
+    return result.code, doc
+
+
+def changes(doc: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
+    return {c["key"]: c for c in doc[section] if c["kind"] != "equal"}
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+@pytest.fixture
+def two_runs(odrun: Any, demo: Path) -> tuple[Path, Path]:
+    return run_demo(odrun, demo), run_demo(odrun, demo)
+
+
+def test_identical_runs_exit_0(odrun: Any, two_runs: tuple[Path, Path]) -> None:
+    a, b = two_runs
+    code, doc = diff_json(odrun, a, b)
+    assert code == 0
+    assert doc["equal"] is True
+    assert doc["outputs_differ"] is False
+    assert [o["kind"] for o in doc["outputs"]] == ["equal"] * 3
+    assert doc["summary"] == "runs agree: 3 outputs identical"
+    human = odrun("diff", str(a), str(b))
+    assert human.code == 0
+    assert "outputs: 0 of 3 differ" in human.out
+    assert "parameter nbins" not in human.out  # only what differs ...
+    assert "= parameter nbins: 80" in odrun("diff", str(a), str(b), "--all").out  # ... or all
+
+
+def test_changed_parameter_explains_the_changed_outputs(odrun: Any, demo: Path) -> None:
+    a = run_demo(odrun, demo)
+    spec = demo / "reana.yaml"
+    spec.write_text(spec.read_text().replace("nbins: 80", "nbins: 60"))
+    b = run_demo(odrun, demo, code=10)  # the spectrum no longer matches its reference
+    code, doc = diff_json(odrun, a, b)
+    assert code == 10
+    assert changes(doc, "parameters") == {
+        "parameter nbins": {
+            "kind": "changed", "key": "parameter nbins", "a": "80", "b": "60", "detail": ""
+        }
+    }  # fmt: skip
+    assert "step fit command" in changes(doc, "steps")
+    assert not changes(doc, "inputs")
+    assert not changes(doc, "environment")
+    assert doc["summary"] == "outputs differ (3 of 3); changed: parameter nbins 80 -> 60"
+    outputs = {o["path"]: o for o in doc["outputs"]}
+    csv_diff = outputs["results/mass_hist.csv"]["numeric"]
+    assert (csv_diff["format"], csv_diff["rows_a"], csv_diff["rows_b"]) == ("csv", 80, 60)
+    (hist,) = csv_diff["histograms"]
+    assert hist["same_binning"] is False
+    assert "60 bins vs 80" in hist["detail"]
+    fit = outputs["results/fit.json"]["numeric"]
+    assert fit["format"] == "json"
+    assert fit["differing"] > 0
+    assert fit["worst"]
+    png = outputs["results/mass.png"]
+    assert png["numeric"] is None
+    assert "checksum and size only" in png["note"]
+    human = odrun("diff", str(a), str(b))
+    assert human.code == 10
+    assert "~ parameter nbins: 80 -> 60" in human.out
+    assert "outputs differ (3 of 3); changed: parameter nbins 80 -> 60" in human.err
+
+
+def test_changed_input_with_identical_outputs_exits_0_with_a_note(odrun: Any, demo: Path) -> None:
+    a = run_demo(odrun, demo)
+    code_file = demo / "analysis" / "dimuon.py"
+    code_file.write_text(code_file.read_text() + "\n# a comment changes no output\n")
+    b = run_demo(odrun, demo)
+    code, doc = diff_json(odrun, a, b)
+    assert code == 0
+    changed = changes(doc, "inputs")
+    assert list(changed) == ["input analysis/dimuon.py"]
+    assert changed["input analysis/dimuon.py"]["a"] != changed["input analysis/dimuon.py"]["b"]
+    assert doc["equal"] is False
+    assert doc["outputs_differ"] is False
+    assert doc["summary"].startswith("outputs identical (3); changed: input analysis/dimuon.py")
+
+
+def test_changed_image_digest_is_named_with_its_steps(
+    odrun: Any, two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, run_b = two_runs
+    b = copy_run(run_b, tmp_path / "b")
+    lock = json.loads((b / "odrun.lock").read_text())
+    lock["images"][0]["digest"] = "sha256:" + "ab" * 32
+    (b / "odrun.lock").write_text(json.dumps(lock))
+    code, doc = diff_json(odrun, a, b)
+    assert code == 0  # the environment changed, the outputs did not
+    image = changes(doc, "environment")[IMAGE]
+    assert (image["a"], image["b"]) == ("no digest", "sha256:" + "ab" * 32)
+    assert image["detail"] == "steps select, fit, plot"
+    # and when an output differs too, the digest is the candidate explanation
+    fit = b / "workspace" / "results" / "fit.json"
+    fit.write_text(fit.read_text().replace('"mass": 91.', '"mass": 92.'))
+    code, doc = diff_json(odrun, a, b)
+    assert code == 10
+    assert doc["summary"] == (
+        f"outputs differ (1 of 3); changed: {IMAGE} no digest -> sha256:{'ab' * 32}"
+    )
+
+
+def test_changed_output_numbers_json_and_histogram(
+    odrun: Any, two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, run_b = two_runs
+    b = copy_run(run_b, tmp_path / "b")
+    fit = b / "workspace" / "results" / "fit.json"
+    doc_b = json.loads(fit.read_text())
+    doc_b["mass"] += 0.5
+    doc_b["note"] = "edited"
+    fit.write_text(json.dumps(doc_b))
+    hist = b / "workspace" / "results" / "mass_hist.csv"
+    lines = hist.read_text().splitlines()
+    cells = lines[41].split(",")
+    header = lines[0].split(",")
+    column = next(i for i, h in enumerate(header) if h in ("count", "value", "counts"))
+    cells[column] = str(float(cells[column]) + 3000)
+    lines[41] = ",".join(cells)
+    hist.write_text("\n".join(lines) + "\n")
+    code, doc = diff_json(odrun, a, b)
+    assert code == 10
+    outputs = {o["path"]: o for o in doc["outputs"]}
+    assert outputs["results/mass.png"]["kind"] == "equal"
+    numbers = outputs["results/fit.json"]["numeric"]
+    mass = next(i for i in numbers["items"] if i["key"] == "mass")
+    assert mass["abs_diff"] == pytest.approx(0.5)
+    assert mass["rel_diff"] == pytest.approx(0.5 / mass["a"])
+    assert numbers["differing"] == 1
+    assert numbers["only_b"] == 1
+    csv_diff = outputs["results/mass_hist.csv"]["numeric"]
+    assert csv_diff["differing"] == 1
+    assert csv_diff["worst"] == f"40.{header[column]}"
+    (histogram,) = csv_diff["histograms"]
+    assert histogram["same_binning"] is True
+    assert "bin 40" in histogram["detail"]
+    assert histogram["p_value"] < 1e-6  # 3000 more entries in one bin: incompatible
+    assert doc["summary"] == (
+        "outputs differ (2 of 3); no input, environment or parameter change recorded"
+    )
+
+
+def test_histogram_statistics_are_the_expectations_chi2() -> None:
+    a = Histogram((0, 1, 2, 3), (100, 200, 50))
+    b = Histogram((0, 1, 2, 3), (110, 180, 55))
+    got = histogram_diff("h", a, b)
+    want = chi2_test(b, a)
+    assert (got.chi2, got.ndf, got.p_value) == (want.chi2, want.ndf, want.p_value)
+    assert "bin 1 [1, 2): 180 vs 200" in got.detail
+
+
+def test_json_histograms_compared_bin_by_bin(odrun: Any, two_runs: tuple[Path, Path],
+                                             tmp_path: Path) -> None:  # fmt: skip
+    a_run, b_run = two_runs
+    a, b = copy_run(a_run, tmp_path / "a"), copy_run(b_run, tmp_path / "b")
+    for run, counts in ((a, [10, 20, 30]), (b, [10, 20, 60])):
+        doc = {"spectrum": {"edges": [0, 1, 2, 3], "counts": counts}, "n": sum(counts)}
+        (run / "workspace" / "results" / "fit.json").write_text(json.dumps(doc))
+    result = diff(a, b)
+    fit = next(o for o in result.outputs if o.path == "results/fit.json")
+    assert fit.numeric is not None
+    (hist,) = fit.numeric.histograms
+    assert hist.key == "spectrum"
+    assert hist.same_binning
+    assert hist.ndf == 3
+
+
+def test_run_references_analysis_folder_and_reana_record(
+    odrun: Any, demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = run_demo(odrun, demo)
+    assert diff(demo, run).a.run_dir == str(run)  # an analysis folder: its newest run
+    assert diff(demo / "reana.yaml", run).a.run_dir == str(run)  # or its spec file
+    record = demo / ".odrun" / "reana" / "dimuon-demo-1"  # what odrun download leaves
+    shutil.copytree(run / "workspace", record / "workspace")
+    data = json.loads((run / "run.json").read_text())
+    data |= {"runtime": "reana", "runtime_description": "reana"}
+    (record / "run.json").write_text(json.dumps(data))
+    (record / "submission.json").write_text(json.dumps({
+        "server": "https://reana.example", "workflow_id": "1", "workflow_name": "dimuon-demo.1",
+        "analysis": "dimuon-demo", "analysis_path": str(demo), "submitted": "2026-01-01",
+    }))  # fmt: skip
+    monkeypatch.chdir(demo)
+    for ref in (str(record), str(record / "submission.json"), "dimuon-demo.1"):
+        result = diff(run, ref)
+        assert result.b.run_dir.endswith("dimuon-demo-1"), ref
+        assert not result.outputs_differ
+        assert [c.key for c in result.environment if c.differs] == ["runtime"]
+        assert any("parameters not compared" in n for n in result.notes)
+        assert any("image digests, tool versions" in n for n in result.notes)
+    bad = odrun("diff", str(run), str(tmp_path / "nothing-here"))
+    assert bad.code == 2
+    assert "neither a run folder nor an analysis" in bad.err
+
+
+def test_untrusted_run_folder_links_fifos_and_large_files(
+    odrun: Any, two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, run_b = two_runs
+    b = copy_run(run_b, tmp_path / "b")
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"mass": 1}')
+    results = b / "workspace" / "results"
+    (results / "fit.json").unlink()
+    (results / "fit.json").symlink_to(secret)  # a link out of the run: never read
+    (results / "mass_hist.csv").unlink()
+    os.mkfifo(results / "mass_hist.csv")  # reading it would hang
+    code, doc = diff_json(odrun, a, b)
+    assert code == 10
+    outputs = {o["path"]: o for o in doc["outputs"]}
+    assert outputs["results/fit.json"]["kind"] == "removed"
+    assert "leads outside" in outputs["results/fit.json"]["note"]
+    assert outputs["results/fit.json"]["checksum_b"] is None
+    assert "not a regular file" in outputs["results/mass_hist.csv"]["note"]
+    # a file larger than the bound: checksum and size only
+    c = copy_run(run_b, tmp_path / "c")
+    fit = c / "workspace" / "results" / "fit.json"
+    fit.write_text(fit.read_text().replace('"mass": 91.', '"mass": 92.'))
+    small = diff(a, c, max_bytes=10)
+    output = next(o for o in small.outputs if o.path == "results/fit.json")
+    assert output.numeric is None
+    assert "larger than 10 bytes" in output.note
+    # run.json itself leading out through a link
+    (c / "run.json").unlink()
+    (c / "run.json").symlink_to(a / "run.json")
+    with pytest.raises(UnsafeMetadataError):
+        diff(a, c)
+    assert odrun("diff", str(a), str(c)).code == 9
+    (c / "run.json").unlink()
+    (c / "run.json").write_text("[1, 2]")
+    with pytest.raises(UsageError, match="not an odrun run folder"):
+        diff(a, c)
