@@ -43,7 +43,7 @@ def _float(value: Any) -> float:
     try:
         return float(value)
     except OverflowError:  # an int of 400 digits
-        return math.copysign(math.inf, value)
+        return math.inf if value > 0 else -math.inf
 
 
 def _short(value: Any) -> str:
