@@ -43,7 +43,7 @@ RUN = {
             "started": "2026-01-01T00:00:00+00:00",
             "ended": "2026-01-01T00:00:09+00:00",
         },
-    ],  # fmt: skip
+    ],
     "outputs": [{"path": p, "size": 1, "checksum": "adler32:00000001"} for p in OUTPUTS],
 }
 LOCK = {
