@@ -272,3 +272,33 @@ def test_untrusted_run_folder_links_fifos_and_large_files(
     (c / "run.json").write_text("[1, 2]")
     with pytest.raises(UsageError, match="not an odrun run folder"):
         diff(a, c)
+
+
+def test_a_bare_reana_download_folder_compares_outputs_only(
+    odrun: Any, two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`odrun download WORKFLOW -o DIR` leaves files and no run record: its files are
+    compared at the outputs the run declares, nothing else (no false differences)."""
+    run, other = two_runs
+    download = tmp_path / "download"
+    shutil.copytree(run / "workspace", download)  # outputs, inputs, intermediate files
+    code, doc = diff_json(odrun, run, download)
+    assert code == 0, doc["summary"]
+    assert [o["kind"] for o in doc["outputs"]] == ["equal"] * 3
+    assert doc["inputs"] == doc["environment"] == doc["steps"] == []
+    assert any("folder of files" in n for n in doc["notes"])
+    (download / "results" / "mass.png").unlink()
+    code, doc = diff_json(odrun, download, other)
+    assert code == 10
+    assert {o["path"]: o["kind"] for o in doc["outputs"]}["results/mass.png"] == "added"
+    # two folders of files: every file is compared
+    copy = tmp_path / "copy"
+    shutil.copytree(download, copy)
+    (copy / "results" / "extra.txt").write_text("new\n")
+    result = diff(download, copy)
+    assert {o.path: o.kind for o in result.outputs if o.differs} == {"results/extra.txt": "added"}
+    # an analysis that never ran is not a folder of files
+    (tmp_path / "never").mkdir()
+    (tmp_path / "never" / "reana.yaml").write_text("version: 0.9.0\n")
+    with pytest.raises(UsageError, match="neither a run folder nor an analysis"):
+        diff(run, tmp_path / "never")

@@ -275,7 +275,10 @@ def _output(a: RunSide, b: RunSide, rel: str, max_bytes: int) -> OutputDiff:
 
 
 def _outputs(a: RunSide, b: RunSide, max_bytes: int) -> list[OutputDiff]:
-    paths = list(dict.fromkeys([*_output_paths(a), *_output_paths(b)]))
+    if a.files_only and b.files_only:
+        paths = sorted({*a.files(MAX_FOLDER_FILES), *b.files(MAX_FOLDER_FILES)})
+    else:  # a folder of files holds more than outputs: the declared outputs are compared
+        paths = list(dict.fromkeys([*_output_paths(a), *_output_paths(b)]))
     return [_output(a, b, rel, max_bytes) for rel in paths]
 
 
@@ -290,27 +293,31 @@ def _summary(side: RunSide) -> RunSummary:
 
 
 def diff_sides(a: RunSide, b: RunSide, *, max_bytes: int = MAX_NUMERIC_BYTES) -> RunDiff:
-    """The diff of two loaded runs."""
+    """The diff of two loaded runs (a folder of files on either side: outputs only)."""
     notes: list[str] = [*a.notes, *b.notes]
+    outputs = _outputs(a, b, max_bytes)
+    if a.files_only or b.files_only:
+        return RunDiff(_summary(a), _summary(b), outputs=outputs, notes=notes)
     if a.lock is None or b.lock is None:
         which = " and ".join(n for n, s in (("A", a), ("B", b)) if s.lock is None)
         notes.append(
             f"record revisions, image digests, tool versions and CVMFS revisions not compared: "
             f"run {which} has no readable odrun.lock"
         )
+    parameters: list[Change] = []
     if a.reana is None or b.reana is None:
         which = " and ".join(n for n, s in (("A", a), ("B", b)) if s.reana is None)
         notes.append(f"parameters not compared: run {which} holds no readable reana.yaml")
+    else:
+        parameters = _pairs(_parameters_of(a), _parameters_of(b), "parameter ")
     return RunDiff(
         _summary(a),
         _summary(b),
         inputs=_inputs(a, b),
         environment=_environment(a, b),
-        parameters=_pairs(_parameters_of(a), _parameters_of(b), "parameter ")
-        if a.reana is not None and b.reana is not None
-        else [],
+        parameters=parameters,
         steps=_steps(a, b),
-        outputs=_outputs(a, b, max_bytes),
+        outputs=outputs,
         notes=notes,
     )
 

@@ -123,6 +123,10 @@ class OutputDiff:
     #: why no numeric comparison was made (binary, too large, unreadable, outside the run)
     note: str = ""
 
+    @property
+    def differs(self) -> bool:
+        return self.kind != "equal"
+
     def describe(self) -> str:
         if self.kind == "equal":
             return "identical"

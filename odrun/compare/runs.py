@@ -4,7 +4,8 @@ A RUN is what ``odrun verify`` / ``odrun rerun`` accept: a run folder (it holds
 ``run.json``), or an analysis folder or spec file (its newest recorded run, else its
 newest REANA submission with a downloaded record), a REANA record folder
 (``.odrun/reana/<workflow>``, its ``submission.json``) or a workflow name with a record
-under ``./.odrun/reana``. Both runs may come from someone else: every file is reached
+under ``./.odrun/reana``, or a folder of files that is no analysis (``odrun download
+WORKFLOW -o DIR``: only outputs are compared). Both runs may come from someone else: every file is reached
 through :func:`odrun._fs.confine` (never through a link out of the run folder), must be
 a regular file, and documents are read only up to :data:`MAX_DOCUMENT_BYTES`.
 """
@@ -40,6 +41,9 @@ class RunSide:
     reana: dict[str, Any] | None
     #: what could not be read, said once in the diff's notes
     notes: tuple[str, ...] = ()
+    #: a folder of files with no run record (``odrun download WORKFLOW -o DIR``): only its
+    #: files are compared, at the output paths the other run declares
+    files_only: bool = False
 
     @property
     def data(self) -> dict[str, Any]:
@@ -47,7 +51,20 @@ class RunSide:
 
     @property
     def workspace(self) -> Path:
-        return self.run_dir / "workspace"
+        """Where the run's inputs and outputs are (a folder of files: the folder itself)."""
+        return self.run_dir if self.files_only else self.run_dir / "workspace"
+
+    def files(self, limit: int) -> list[str]:
+        """The regular files under a folder of files (relative, sorted), never through a
+        link; at most ``limit``."""
+        out: list[str] = []
+        for here, dirs, names in os.walk(self.run_dir):  # never into a linked folder
+            dirs[:] = sorted(d for d in dirs if d != ".odrun")
+            for name in sorted(names):
+                path = Path(here, name)
+                if not path.is_symlink() and path.is_file() and len(out) < limit:
+                    out.append(path.relative_to(self.run_dir).as_posix())
+        return out
 
 
 def regular_file(root: Path, rel: str, what: str) -> tuple[Path | None, str]:
@@ -87,7 +104,12 @@ def _document(run_dir: Path, rel: str, *, strict: bool = False) -> tuple[Any, st
 
 
 def load_side(run_dir: Path) -> RunSide:
-    """Read the run in ``run_dir`` (see the module docstring)."""
+    """Read the run in ``run_dir`` (see the module docstring); a folder without a
+    ``run.json`` (not even a link) is a folder of files."""
+    if run_dir.is_dir() and not os.path.lexists(run_dir / RUN_JSON):
+        record = RunRecord.from_dict(run_dir, {"status": "files", "runtime": "unknown"})
+        note = f"{run_dir.name}: a folder of files without {RUN_JSON}: only outputs compared"
+        return RunSide(run_dir, record, None, None, (note,), files_only=True)
     data, why = _document(run_dir, RUN_JSON, strict=True)
     if not isinstance(data, dict):
         raise UsageError(
@@ -132,6 +154,8 @@ def resolve_run(ref: str | Path, cwd: Path | None = None) -> Path:
             f"REANA workflow {sub.workflow_name} has no downloaded run record",
             hint=f"download it first: odrun download {sub.run_dir}",
         )
+    if path.is_dir() and not any((path / name).exists() for name in SPEC_NAMES):
+        return path  # a folder of files: a bare REANA download (odrun download W -o DIR)
     raise UsageError(
         f"{text} is neither a run folder nor an analysis that has run",
         hint="give a run folder (.odrun/runs/<time>), a REANA record or an analysis folder",
