@@ -5,9 +5,10 @@ A RUN is what ``odrun verify`` / ``odrun rerun`` accept: a run folder (it holds
 newest REANA submission with a downloaded record), a REANA record folder
 (``.odrun/reana/<workflow>``, its ``submission.json``) or a workflow name with a record
 under ``./.odrun/reana``, or a folder of files that is no analysis (``odrun download
-WORKFLOW -o DIR``: only outputs are compared). Both runs may come from someone else: every file is reached
-through :func:`odrun._fs.confine` (never through a link out of the run folder), must be
-a regular file, and documents are read only up to :data:`MAX_DOCUMENT_BYTES`.
+WORKFLOW -o DIR``: only outputs are compared). Both runs may come from someone else: every
+file is reached through :func:`odrun._fs.confine` (never through a link out of the run
+folder), must be a regular file, and documents are read only up to
+:data:`MAX_DOCUMENT_BYTES`.
 """
 
 from __future__ import annotations
