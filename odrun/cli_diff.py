@@ -59,4 +59,5 @@ def diff_cmd(run_a: str, run_b: str, show_all: bool, as_json: bool) -> None:
     else:
         _render(result, show_all)
     if result.outputs_differ:
-        raise VerificationError(result.summary, hint="see the outputs section above")
+        where = "the outputs in the JSON above" if as_json else "the outputs section above"
+        raise VerificationError(result.summary, hint=f"see {where}")
