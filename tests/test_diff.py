@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import jsonschema
 import pytest
 
 from odrun.compare import diff
-from odrun.compare.numeric import histogram_diff
+from odrun.compare.numeric import NotComparableError, compare_files, histogram_diff
 from odrun.errors import UnsafeMetadataError, UsageError
 from odrun.specs import load_spec
 from odrun.workflow.histograms import Histogram
@@ -302,3 +303,31 @@ def test_a_bare_reana_download_folder_compares_outputs_only(
     (tmp_path / "never" / "reana.yaml").write_text("version: 0.9.0\n")
     with pytest.raises(UsageError, match="neither a run folder nor an analysis"):
         diff(run, tmp_path / "never")
+
+
+def test_root_histograms_compared_bin_by_bin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import uproot
+
+    edges = np.array([0.0, 1.0, 2.0, 3.0])
+    for name, counts in (("a.root", [100.0, 200.0, 50.0]), ("b.root", [100.0, 260.0, 50.0])):
+        with uproot.recreate(tmp_path / name) as out:
+            out["dimuon/mass"] = (np.array(counts), edges)
+            out["only_" + name[0]] = (np.array(counts), edges)
+    numeric = compare_files(tmp_path / "a.root", tmp_path / "b.root")
+    assert (numeric.format, numeric.only_a, numeric.only_b) == ("root", 1, 1)
+    (hist,) = numeric.histograms
+    assert hist.key == "dimuon/mass"
+    assert "bin 1 [1, 2): 260 vs 200" in hist.detail
+    want = chi2_test(
+        Histogram((0, 1, 2, 3), (100, 260, 50)), Histogram((0, 1, 2, 3), (100, 200, 50))
+    )
+    assert hist.p_value == pytest.approx(want.p_value)
+    (tmp_path / "bad.root").write_bytes(b"root\0not really")
+    with pytest.raises(NotComparableError, match="not a readable ROOT file"):
+        compare_files(tmp_path / "bad.root", tmp_path / "a.root")
+    monkeypatch.setitem(sys.modules, "uproot", None)
+    with pytest.raises(NotComparableError, match=r"odrun\[root\]"):
+        compare_files(tmp_path / "a.root", tmp_path / "b.root")

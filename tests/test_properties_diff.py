@@ -20,7 +20,7 @@ from odrun.specs import load_spec
 import fuzzing
 
 SCHEMA = jsonschema.Draft202012Validator(load_spec("diff.schema.json"))
-OUTPUTS = ("results/fit.json", "results/hist.csv", "results/plot.png")
+OUTPUTS = ("results/fit.json", "results/hist.csv", "results/plot.png", "results/h.root")
 RUN = {
     "format_version": 1,
     "analysis": "demo",
@@ -77,6 +77,21 @@ content = st.one_of(
 )
 
 
+def root_bytes() -> bytes:
+    """A ROOT file with one TH1 (uproot writes it), as bytes."""
+    import numpy as np
+    import uproot
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "h.root")
+        with uproot.recreate(path) as out:
+            out["h"] = (np.array([3.0, 4.0]), np.array([0.0, 1.0, 2.0]))
+        return path.read_bytes()
+
+
+ROOT = root_bytes()
+
+
 def write_run(root: Path, run: Any, lock: Any, outputs: dict[str, bytes]) -> Path:
     (root / "workspace" / "results").mkdir(parents=True)
     (root / "workspace" / "analysis").mkdir()
@@ -114,13 +129,18 @@ def test_any_run_record_and_lock_give_a_diff_or_an_odrun_error(run: Any, lock: A
 @given(content, content)
 @example(b'{"mass": 1e999}', b'{"mass": -1e999}')
 @example(b"bin_low,bin_high,count\n0,1,3\n", b"bin_low,bin_high,count\n0,1,1e308\n1,2,5\n")
+@example(ROOT[:200] + bytes(100), b"")  # a truncated ROOT file
+@example(ROOT.replace(b"TH1D", b"TH1X"), b"")
 def test_any_output_contents_give_a_diff(fit: bytes, hist: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        base = {"results/fit.json": json.dumps(FIT).encode(), "results/hist.csv": HIST.encode()}
+        base = {
+            "results/fit.json": json.dumps(FIT).encode(),
+            "results/hist.csv": HIST.encode(),
+            "results/h.root": ROOT,
+        }
+        changed = {"results/fit.json": fit, "results/hist.csv": hist, "results/h.root": fit}
         a = write_run(Path(tmp, "a"), RUN, LOCK, base)
-        b = write_run(
-            Path(tmp, "b"), RUN, LOCK, {"results/fit.json": fit, "results/hist.csv": hist}
-        )
+        b = write_run(Path(tmp, "b"), RUN, LOCK, changed)
         result = diff(a, b)  # outputs never raise: every problem is a note
         doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
         SCHEMA.validate(doc)

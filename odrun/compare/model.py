@@ -71,7 +71,7 @@ class HistogramDiff:
 class NumericDiff:
     """How much two JSON or CSV files differ, number by number."""
 
-    #: json or csv
+    #: json, csv or root
     format: str
     #: numbers (cells, key paths) compared in both
     compared: int = 0
@@ -93,13 +93,15 @@ class NumericDiff:
     histograms: list[HistogramDiff] = field(default_factory=list)
 
     def describe(self) -> str:
-        parts = [f"{self.differing} of {self.compared} numbers differ"]
+        parts = [f"{self.differing} of {self.compared} numbers differ"] if self.compared else []
         if self.differing:
             parts.append(f"max abs {self.max_abs:.4g}, max rel {self.max_rel:.3g} at {self.worst}")
         if self.rows_a is not None and self.rows_a != self.rows_b:
             parts.append(f"rows {self.rows_a} -> {self.rows_b}")
         if self.only_a or self.only_b:
             parts.append(f"keys only in A {self.only_a}, only in B {self.only_b}")
+        if not parts and not self.histograms:
+            parts.append("nothing to compare number by number")
         if self.strings_differing:
             parts.append(f"{self.strings_differing} strings differ")
         for hist in self.histograms:

@@ -6,9 +6,10 @@ Numbers get an absolute and a relative difference (relative to run A's value), s
 are equal or not. Histograms (a JSON object with ``edges`` and ``counts``, a CSV with
 ``bin_low, bin_high, count`` columns: :mod:`odrun.workflow.histograms`) are compared bin
 by bin and by the chi2 test expectations use (:mod:`odrun.workflow.stats`), run A as the
-reference. Both files come from runs that may be someone else's: each must be a regular
-file no larger than ``max_bytes`` (the caller checks), every parse error is a note,
-never an exception.
+reference; so are the 1-D histograms (TH1) two ROOT files both hold (``odrun[root]``).
+Both files come from runs that may be someone else's: each must be a regular file no
+larger than ``max_bytes`` (the caller checks), every parse error is a note, never an
+exception.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Any
 from odrun import untrusted
 from odrun.compare.model import HistogramDiff, NumericDiff, ValueDiff
 from odrun.errors import HistogramError
-from odrun.workflow.histograms import Histogram, Tolerance, compare, read_histogram, same_binning
+from odrun.workflow.histograms import (
+    ROOT_HINT,
+    Histogram,
+    Tolerance,
+    compare,
+    read_histogram,
+    same_binning,
+)
 from odrun.workflow.stats import chi2_test
 
 #: differing values listed per output (all are counted)
@@ -230,6 +238,43 @@ def _cell(text: str) -> float | None:
         return None
 
 
+def _root_histograms(path: Path) -> set[str]:
+    """The 1-D histograms (TH1*) in a ROOT file, by object path without cycles."""
+    try:
+        import uproot  # noqa: PLC0415 - optional, heavy
+    except ImportError:
+        raise NotComparableError(
+            f"a ROOT file: {ROOT_HINT} to compare its histograms; checksum and size only"
+        ) from None
+    try:
+        with uproot.open(path) as root_file:
+            classes = root_file.classnames()
+    except Exception as exc:
+        raise NotComparableError(f"not a readable ROOT file ({exc.__class__.__name__})") from None
+    return {
+        key.rpartition(";")[0] or key
+        for key, cls in classes.items()
+        if isinstance(cls, str) and cls.startswith("TH1")
+    }
+
+
+def compare_root(path_a: Path, path_b: Path) -> NumericDiff:
+    """The 1-D histograms both ROOT files hold, bin by bin and by chi2."""
+    keys_a, keys_b = _root_histograms(path_a), _root_histograms(path_b)
+    out: list[HistogramDiff] = []
+    for key in sorted(keys_a & keys_b)[:MAX_HISTOGRAMS]:
+        try:
+            hist_a, hist_b = read_histogram(path_a, key), read_histogram(path_b, key)
+        except HistogramError:
+            continue
+        except Exception:
+            continue
+        out.append(histogram_diff(key, hist_a, hist_b))
+    return NumericDiff(
+        "root", only_a=len(keys_a - keys_b), only_b=len(keys_b - keys_a), histograms=out
+    )
+
+
 def compare_files(path_a: Path, path_b: Path) -> NumericDiff:
     """The numeric comparison of two versions of one output, chosen by its suffix;
     :class:`NotComparableError` says why there is none (a binary or malformed file)."""
@@ -238,6 +283,8 @@ def compare_files(path_a: Path, path_b: Path) -> NumericDiff:
         return compare_json(path_a, path_b)
     if suffix == ".csv":
         return compare_csv(path_a, path_b)
+    if suffix == ".root":
+        return compare_root(path_a, path_b)
     raise NotComparableError(f"{suffix or 'no suffix'}: compared by checksum and size only")
 
 
