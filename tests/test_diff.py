@@ -331,3 +331,25 @@ def test_root_histograms_compared_bin_by_bin(
     monkeypatch.setitem(sys.modules, "uproot", None)
     with pytest.raises(NotComparableError, match=r"odrun\[root\]"):
         compare_files(tmp_path / "a.root", tmp_path / "b.root")
+
+
+def test_json_and_csv_values_typed_and_counted(tmp_path: Path) -> None:
+    """A value whose type changed differs (true is not 1, "1" is not 1); 1 and 1.0 do not;
+    values only in one file are counted; NaN equals NaN."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text('{"flag": 1, "n": "1", "x": 1, "nan": NaN, "list": [1, 2, 3], "gone": {"y": 1}}')
+    b.write_text('{"flag": true, "n": 1, "x": 1.0, "nan": NaN, "list": [1, 2], "new": 0}')
+    numeric = compare_files(a, b)
+    assert numeric.strings_differing == 2
+    assert numeric.differing == 0
+    assert sorted(item.key for item in numeric.items) == ["flag", "n"]
+    assert (numeric.only_a, numeric.only_b) == (2, 1)  # list.2 and gone; new
+    a_csv, b_csv = tmp_path / "a.csv", tmp_path / "b.csv"
+    a_csv.write_text("x,label\n1,a\n2,b\n3,c\n")
+    b_csv.write_text("x,label,extra\n1,a,9\n2.5,B,9\n")
+    numeric = compare_files(a_csv, b_csv)
+    assert (numeric.rows_a, numeric.rows_b) == (3, 2)
+    assert (numeric.differing, numeric.strings_differing) == (1, 1)
+    assert numeric.worst == "1.x"
+    assert numeric.max_abs == pytest.approx(0.5)
+    assert (numeric.only_a, numeric.only_b) == (2, 2)  # row 2's cells; the extra column

@@ -73,15 +73,15 @@ class NumericDiff:
 
     #: json, csv or root
     format: str
-    #: numbers (cells, key paths) compared in both
+    #: values (numbers and strings: key paths, cells) found in both and compared
     compared: int = 0
-    #: of those, how many differ
+    #: numbers that differ (``max_abs``, ``max_rel`` and ``worst`` are about them)
     differing: int = 0
     max_abs: float = 0.0
     max_rel: float = 0.0
     #: the key of the largest absolute difference
     worst: str | None = None
-    #: keys only in A / only in B, and strings that differ
+    #: key paths or cells only in A / only in B, and other values (strings) that differ
     only_a: int = 0
     only_b: int = 0
     strings_differing: int = 0
@@ -93,17 +93,20 @@ class NumericDiff:
     histograms: list[HistogramDiff] = field(default_factory=list)
 
     def describe(self) -> str:
-        parts = [f"{self.differing} of {self.compared} numbers differ"] if self.compared else []
+        changed = self.differing + self.strings_differing
+        parts = [f"{changed} of {self.compared} values differ"] if self.compared else []
         if self.differing:
-            parts.append(f"max abs {self.max_abs:.4g}, max rel {self.max_rel:.3g} at {self.worst}")
+            parts.append(
+                f"numbers: max abs {self.max_abs:.4g}, max rel {self.max_rel:.3g} at {self.worst}"
+            )
         if self.rows_a is not None and self.rows_a != self.rows_b:
             parts.append(f"rows {self.rows_a} -> {self.rows_b}")
         if self.only_a or self.only_b:
-            parts.append(f"keys only in A {self.only_a}, only in B {self.only_b}")
+            parts.append(f"{self.only_a} values only in A, {self.only_b} only in B")
         if not parts and not self.histograms:
             parts.append("nothing to compare number by number")
         if self.strings_differing:
-            parts.append(f"{self.strings_differing} strings differ")
+            parts.append(f"{self.strings_differing} strings (or types) differ")
         for hist in self.histograms:
             stat = f", chi2 p-value {hist.p_value:.3g}" if hist.p_value is not None else ""
             parts.append(f"histogram {hist.key or '(file)'}: {hist.detail}{stat}")

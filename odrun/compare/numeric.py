@@ -1,6 +1,6 @@
 """How much two versions of an output differ: JSON key paths, CSV cells, histograms.
 
-JSON documents are flattened to dotted key paths (``a.b.0``, as ``expect:`` addresses
+JSON documents are compared key path by key path (``a.b.0``, as ``expect:`` addresses
 them); CSV cells are keyed ``<row>.<column>`` (rows counted from 0 after the header).
 Numbers get an absolute and a relative difference (relative to run A's value), strings
 are equal or not. Histograms (a JSON object with ``edges`` and ``counts``, a CSV with
@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +82,8 @@ class _Tally:
             self.items.append(ValueDiff(key, a, b, diff, rel))
 
     def other(self, key: str, a: Any, b: Any) -> None:
-        if a != b:
+        self.compared += 1
+        if a != b or type(a) is not type(b):  # true is not 1
             self.strings += 1
             if len(self.items) < MAX_ITEMS:
                 self.items.append(ValueDiff(key, _short(a), _short(b)))
@@ -97,21 +97,6 @@ class _Tally:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def flatten(doc: Any) -> Iterator[tuple[str, Any]]:
-    """(dotted key path, leaf) of a JSON document, depth first, without recursion."""
-    stack: list[tuple[str, Any]] = [("", doc)]
-    while stack:
-        prefix, node = stack.pop()
-        if isinstance(node, dict):
-            children = [(f"{prefix}.{k}" if prefix else str(k), v) for k, v in node.items()]
-        elif isinstance(node, list):
-            children = [(f"{prefix}.{i}" if prefix else str(i), v) for i, v in enumerate(node)]
-        else:
-            yield prefix, node
-            continue
-        stack.extend(reversed(children))
 
 
 def _histogram_keys(doc: Any) -> list[str]:
@@ -159,33 +144,54 @@ def _read(path: Path) -> str:
         raise NotComparableError(f"not readable as UTF-8 text ({exc.__class__.__name__})") from None
 
 
+_LEAVES = (int, float, str, bool, type(None))
+
+
+def _walk(tally: _Tally, doc_a: Any, doc_b: Any) -> None:
+    """Compare two JSON documents in parallel, key path by key path (no recursion; key
+    strings are made only for containers and for values that differ)."""
+    stack: list[tuple[str, Any, Any]] = [("", doc_a, doc_b)]
+    budget = MAX_VALUES
+    while stack:
+        key, a, b = stack.pop()
+        budget -= 1
+        if isinstance(a, dict) and isinstance(b, dict):
+            budget -= len(a)
+            for name, value in a.items():
+                if name in b:
+                    stack.append((f"{key}.{name}" if key else name, value, b[name]))
+                else:
+                    tally.only_a += 1
+            tally.only_b += sum(1 for name in b if name not in a)
+        elif isinstance(a, list) and isinstance(b, list):
+            n = min(len(a), len(b))
+            budget -= n
+            tally.only_a += len(a) - n
+            tally.only_b += len(b) - n
+            for i in range(n):
+                x, y = a[i], b[i]
+                kind = type(x)
+                if kind is type(y) and kind in _LEAVES and x == y:
+                    tally.compared += 1  # the common case: equal values, no key made
+                else:
+                    stack.append((f"{key}.{i}" if key else str(i), x, y))
+        elif _is_number(a) and _is_number(b):
+            tally.number(key, _float(a), _float(b))
+        else:
+            tally.other(key, a, b)
+        if budget < 0:
+            raise NotComparableError(f"more than {MAX_VALUES} values: checksum only")
+
+
 def compare_json(path_a: Path, path_b: Path) -> NumericDiff:
     try:
         doc_a, doc_b = untrusted.load_json(_read(path_a)), untrusted.load_json(_read(path_b))
     except ValueError as exc:
         raise NotComparableError(f"not valid JSON in both runs ({exc})") from None
-    leaves_a = dict(_bounded(flatten(doc_a)))
-    leaves_b = dict(_bounded(flatten(doc_b)))
     tally = _Tally("json")
-    for key, a in leaves_a.items():
-        if key not in leaves_b:
-            tally.only_a += 1
-            continue
-        b = leaves_b[key]
-        if _is_number(a) and _is_number(b):
-            tally.number(key, _float(a), _float(b))
-        else:
-            tally.other(key, a, b)
-    tally.only_b = len(leaves_b.keys() - leaves_a.keys())
+    _walk(tally, doc_a, doc_b)
     keys = sorted(set(_histogram_keys(doc_a)) & set(_histogram_keys(doc_b)))
     return tally.result(histograms=_histograms(path_a, path_b, keys))
-
-
-def _bounded(items: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-    for n, item in enumerate(items):
-        if n >= MAX_VALUES:
-            raise NotComparableError(f"more than {MAX_VALUES} values: checksum only")
-        yield item
 
 
 def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -195,6 +201,8 @@ def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
         raise NotComparableError(f"not valid CSV ({exc})") from None
     if not rows:
         return [], []
+    if sum(len(row) for row in rows) > MAX_VALUES:
+        raise NotComparableError(f"more than {MAX_VALUES} cells: checksum only")
     return rows[0], rows[1:]
 
 
@@ -202,33 +210,52 @@ def compare_csv(path_a: Path, path_b: Path) -> NumericDiff:
     header_a, rows_a = _csv_rows(path_a)
     header_b, rows_b = _csv_rows(path_b)
     tally = _Tally("csv")
-    cells = 0
+    index_b = {name: i for i, name in enumerate(header_b)}
+    columns = [(name, i, index_b.get(name)) for i, name in enumerate(header_a)]
+    tally.only_b += len(set(header_b) - set(header_a)) * len(rows_b)
+    same_header = header_a == header_b and len(set(header_a)) == len(header_a)
     for r in range(max(len(rows_a), len(rows_b))):
-        row_a = dict(zip(header_a, rows_a[r], strict=False)) if r < len(rows_a) else {}
-        row_b = dict(zip(header_b, rows_b[r], strict=False)) if r < len(rows_b) else {}
-        cells += len(row_a) + len(row_b)
-        if cells > 2 * MAX_VALUES:
-            raise NotComparableError(f"more than {MAX_VALUES} cells: checksum only")
-        for column, a in row_a.items():
-            key = f"{r}.{column}"
-            if column not in row_b:
+        row_a = rows_a[r] if r < len(rows_a) else []
+        row_b = rows_b[r] if r < len(rows_b) else []
+        if same_header and row_a == row_b and len(row_a) <= len(header_a):
+            tally.compared += len(row_a)  # the common case: an identical row
+            continue
+        for name, i, j in columns:
+            if i >= len(row_a):
+                if j is not None and j < len(row_b):
+                    tally.only_b += 1
+                continue
+            a = row_a[i]
+            if j is None or j >= len(row_b):
                 tally.only_a += 1
                 continue
-            b = row_b[column]
+            b = row_b[j]
+            if a == b:
+                tally.compared += 1  # the common case: the same text, no number parsed
+                continue
             fa, fb = _cell(a), _cell(b)
             if fa is not None and fb is not None:
-                tally.number(key, fa, fb)
+                tally.number(f"{r}.{name}", fa, fb)
             else:
-                tally.other(key, a, b)
-        tally.only_b += len(row_b.keys() - row_a.keys())
+                tally.other(f"{r}.{name}", a, b)
     histograms: list[HistogramDiff] = []
-    try:
-        hist_a, hist_b = read_histogram(path_a), read_histogram(path_b)
-    except HistogramError:
-        pass
-    else:
-        histograms.append(histogram_diff("", hist_a, hist_b))
+    if _histogram_columns(header_a) and _histogram_columns(header_b):
+        try:
+            hist_a, hist_b = read_histogram(path_a), read_histogram(path_b)
+        except HistogramError:
+            pass
+        else:
+            histograms.append(histogram_diff("", hist_a, hist_b))
     return tally.result(rows_a=len(rows_a), rows_b=len(rows_b), histograms=histograms)
+
+
+def _histogram_columns(header: list[str]) -> bool:
+    """The header of a histogram CSV (:mod:`odrun.workflow.histograms`): bin edges, count."""
+    names = set(header)
+    return bool(
+        names & {"bin_low", "low"} and names & {"bin_high", "high"}
+        and names & {"count", "value", "counts"}
+    )  # fmt: skip
 
 
 def _cell(text: str) -> float | None:
@@ -288,4 +315,4 @@ def compare_files(path_a: Path, path_b: Path) -> NumericDiff:
     raise NotComparableError(f"{suffix or 'no suffix'}: compared by checksum and size only")
 
 
-__all__ = ["MAX_ITEMS", "NotComparableError", "compare_files", "flatten", "histogram_diff"]
+__all__ = ["MAX_ITEMS", "NotComparableError", "compare_files", "histogram_diff"]
