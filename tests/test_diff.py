@@ -353,3 +353,35 @@ def test_json_and_csv_values_typed_and_counted(tmp_path: Path) -> None:
     assert numeric.worst == "1.x"
     assert numeric.max_abs == pytest.approx(0.5)
     assert (numeric.only_a, numeric.only_b) == (2, 2)  # row 2's cells; the extra column
+
+
+def test_a_workspace_leading_out_of_its_run_is_never_read(
+    odrun: Any, two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run folder whose workspace/ is a link to elsewhere (e.g. the user's home) would show
+    that folder's files as outputs, numbers and all: refused, nothing read."""
+    a, run_b = two_runs
+    b = copy_run(run_b, tmp_path / "b")
+    elsewhere = tmp_path / "home"
+    shutil.move(b / "workspace", elsewhere)
+    (b / "workspace").symlink_to(elsewhere)
+    with pytest.raises(UnsafeMetadataError, match="workspace"):
+        diff(a, b)
+    assert odrun("diff", str(a), str(b)).code == 9
+
+
+def test_a_fifo_in_an_input_folder_is_not_opened(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, run_b = two_runs
+    b = copy_run(run_b, tmp_path / "b")
+    run = json.loads((b / "run.json").read_text())
+    run["inputs"].append({"kind": "directory", "path": "analysis"})
+    (b / "run.json").write_text(json.dumps(run))
+    os.mkfifo(b / "workspace" / "analysis" / "pipe")  # opening it would block forever
+    (b / "workspace" / "analysis" / "out").symlink_to(tmp_path)
+    result = diff(a, b)
+    inputs = {c.key: c for c in result.inputs}
+    assert inputs["input analysis/pipe"].b == "not a regular file"
+    assert inputs["input analysis/out"].b == "a link: not followed"
+    assert inputs["input analysis/dimuon.py"].kind == "equal"

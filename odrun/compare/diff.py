@@ -125,13 +125,17 @@ def _folder(side: RunSide, rel: str) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for here, dirs, files in os.walk(root):  # never into a linked folder
         dirs.sort()
-        for name in sorted(files):
+        links = [d for d in dirs if Path(here, d).is_symlink()]  # listed, not walked
+        for name in sorted([*files, *links]):
             if len(out) >= MAX_FOLDER_FILES:
                 return out | {f"input {rel}/...": f"more than {MAX_FOLDER_FILES} files"}
             path = Path(here, name)
             sub = path.relative_to(root).as_posix()
             key = f"input {rel}/{sub}"
-            out[key] = "a link: not followed" if path.is_symlink() else _checksum(path)
+            if path.is_symlink():
+                out[key] = "a link: not followed"
+            else:  # never open a FIFO or a device: it may block forever
+                out[key] = _checksum(path) if path.is_file() else "not a regular file"
     return out
 
 

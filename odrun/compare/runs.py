@@ -112,6 +112,7 @@ def load_side(run_dir: Path) -> RunSide:
         note = f"{run_dir.name}: a folder of files without {RUN_JSON}: only outputs compared"
         return RunSide(run_dir, record, None, None, (note,), files_only=True)
     data, why = _document(run_dir, RUN_JSON, strict=True)
+    confine(run_dir, "workspace", "run workspace")  # a link out: UnsafeMetadataError
     if not isinstance(data, dict):
         raise UsageError(
             f"{run_dir} is not an odrun run folder: {RUN_JSON} {why or 'is not a JSON object'}",
