@@ -385,3 +385,27 @@ def test_a_fifo_in_an_input_folder_is_not_opened(
     assert inputs["input analysis/pipe"].b == "not a regular file"
     assert inputs["input analysis/out"].b == "a link: not followed"
     assert inputs["input analysis/dimuon.py"].kind == "equal"
+
+
+def test_a_failed_run_shows_its_step_exit_codes_and_missing_outputs(
+    odrun: Any, two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, run_b = two_runs
+    b = copy_run(run_b, tmp_path / "b")
+    run = json.loads((b / "run.json").read_text())
+    run["status"], run["steps"] = "failed", run["steps"][:2]
+    run["steps"][1]["exit_code"] = 1
+    run["image_digests"] = {"docker.io/library/python:3.11-slim": "sha256:" + "cd" * 32}
+    (b / "run.json").write_text(json.dumps(run))
+    (b / "workspace" / "results" / "mass.png").unlink()
+    code, doc = diff_json(odrun, a, b)
+    assert code == 10
+    steps = changes(doc, "steps")
+    assert (steps["step fit exit code"]["a"], steps["step fit exit code"]["b"]) == ("0", "1")
+    assert steps["step plot"]["kind"] == "removed"
+    outputs = {o["path"]: o for o in doc["outputs"]}
+    assert outputs["results/mass.png"]["kind"] == "removed"
+    assert doc["b"]["status"] == "failed"
+    image = changes(doc, "environment")[IMAGE]  # a digest run.json records counts too
+    assert image["b"] == "sha256:" + "cd" * 32
+    assert IMAGE in doc["summary"]

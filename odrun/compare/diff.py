@@ -161,8 +161,8 @@ def _image_steps(side: RunSide) -> dict[str, list[str]]:
 
 
 def _environment_of(side: RunSide, pinned: bool) -> dict[str, str | None]:
-    """The runtime and executor (run.json); with ``pinned`` (both runs have a lock) the
-    image digests, tool versions and CVMFS revisions the locks pin."""
+    """The runtime, executor and any image digests run.json records; with ``pinned`` (both
+    runs have a lock) the image digests, tool versions and CVMFS revisions the locks pin."""
     data, lock = side.data, (side.lock or {}) if pinned else {}
     env: dict[str, str | None] = {
         "runtime": _text(data.get("runtime_description") or data.get("runtime")),
@@ -172,6 +172,8 @@ def _environment_of(side: RunSide, pinned: bool) -> dict[str, str | None]:
         env[f"executor option {key}"] = _text(value)
     for image in _dicts(lock.get("images")):
         env[f"image {_text(image.get('name'))}"] = _text(image.get("digest")) or "no digest"
+    for name, digest in _mapping(data.get("image_digests")).items():  # recorded by the run
+        env[f"image {name}"] = _text(digest) or "no digest"
     for tool, version in _mapping(lock.get("tools")).items():
         env[f"tool {tool}"] = _text(version)
     for repo, pin in _mapping(lock.get("cvmfs")).items():
