@@ -6,7 +6,7 @@ import click
 
 from odrun import render
 from odrun.cli import cli, global_options, json_option
-from odrun.compare import SECTIONS, RunDiff, diff, diff_summary_rows
+from odrun.compare import MAX_NUMERIC_BYTES, SECTIONS, RunDiff, diff, diff_summary_rows
 from odrun.errors import VerificationError
 
 _MARK = {"equal": "=", "changed": "~", "added": "+", "removed": "-"}
@@ -35,15 +35,23 @@ def _render(result: RunDiff, show_all: bool) -> None:
 @click.argument("run_a", metavar="RUN_A")
 @click.argument("run_b", metavar="RUN_B")
 @click.option("--all", "show_all", is_flag=True, help="Show equal items too.")
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=0),
+    default=MAX_NUMERIC_BYTES,
+    show_default=True,
+    help="Compare outputs up to this size number by number; larger ones by checksum and size.",
+)
 @json_option
-def diff_cmd(run_a: str, run_b: str, show_all: bool, as_json: bool) -> None:
+def diff_cmd(run_a: str, run_b: str, show_all: bool, max_bytes: int, as_json: bool) -> None:
     """What differs between two runs: inputs, environment, parameters, steps, outputs.
 
     RUN_A and RUN_B are run folders (.odrun/runs/<time>, or a REANA record folder after
-    `odrun download`), analysis folders (their newest run), or REANA workflow names with a
-    local record. Outputs that differ are compared number by number (JSON key paths, CSV
-    cells, histograms bin by bin with a chi2 test, run A as the reference); the input,
-    environment and parameter changes are listed as candidate explanations.
+    `odrun download`), analysis folders (their newest run), REANA workflow names with a
+    local record, or folders of downloaded files (outputs only). Outputs that differ are
+    compared number by number (JSON key paths, CSV cells, histograms in JSON, CSV and ROOT
+    files bin by bin with a chi2 test, run A as the reference); the input, environment and
+    parameter changes are listed as candidate explanations.
 
     Exit code 0 when the outputs are identical (even if the environment differs: a note
     says what changed), 10 when outputs differ.
@@ -51,9 +59,9 @@ def diff_cmd(run_a: str, run_b: str, show_all: bool, as_json: bool) -> None:
     \b
     Examples:
       odrun diff workflows/dimuon-demo/.odrun/runs/20261125T201500Z workflows/dimuon-demo
-      odrun diff RUN_A RUN_B --json
+      odrun diff RUN_A RUN_B --json --max-bytes 100000000
     """
-    result = diff(run_a, run_b)
+    result = diff(run_a, run_b, max_bytes=max_bytes)
     if as_json:
         render.print_json(result.to_dict())
     else:

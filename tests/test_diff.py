@@ -263,6 +263,11 @@ def test_untrusted_run_folder_links_fifos_and_large_files(
     output = next(o for o in small.outputs if o.path == "results/fit.json")
     assert output.numeric is None
     assert "larger than 10 bytes" in output.note
+    code, doc = diff_json(odrun, a, c, "--max-bytes", "10")
+    assert code == 10
+    assert (
+        "larger than 10 bytes" in {o["path"]: o for o in doc["outputs"]}["results/fit.json"]["note"]
+    )
     # run.json itself leading out through a link
     (c / "run.json").unlink()
     (c / "run.json").symlink_to(a / "run.json")
