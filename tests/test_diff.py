@@ -414,3 +414,16 @@ def test_a_failed_run_shows_its_step_exit_codes_and_missing_outputs(
     image = changes(doc, "environment")[IMAGE]  # a digest run.json records counts too
     assert image["b"] == "sha256:" + "cd" * 32
     assert IMAGE in doc["summary"]
+
+
+def test_the_schema_is_valid_and_can_fail(two_runs: tuple[Path, Path]) -> None:
+    jsonschema.Draft202012Validator.check_schema(load_spec("diff.schema.json"))
+    doc = diff(*two_runs).to_dict()
+    SCHEMA.validate(doc)
+    bad = json.loads(json.dumps(doc))
+    bad["outputs"][0]["kind"] = "different"
+    with pytest.raises(jsonschema.ValidationError):
+        SCHEMA.validate(bad)
+    bad = json.loads(json.dumps(doc)) | {"extra": 1}
+    with pytest.raises(jsonschema.ValidationError):
+        SCHEMA.validate(bad)
