@@ -427,3 +427,17 @@ def test_the_schema_is_valid_and_can_fail(two_runs: tuple[Path, Path]) -> None:
     bad = json.loads(json.dumps(doc)) | {"extra": 1}
     with pytest.raises(jsonschema.ValidationError):
         SCHEMA.validate(bad)
+
+
+def test_a_changed_step_command_explains_outputs_when_nothing_else_does(
+    two_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    a, run_b = two_runs
+    b = copy_run(run_b, tmp_path / "b")
+    run = json.loads((b / "run.json").read_text())
+    run["steps"][1]["command"] += " --robust"  # reana.yaml's command edited, no parameter
+    (b / "run.json").write_text(json.dumps(run))
+    fit = b / "workspace" / "results" / "fit.json"
+    fit.write_text(fit.read_text().replace('"mass": 91.', '"mass": 92.'))
+    result = diff(a, b)
+    assert result.summary == "outputs differ (1 of 3); changed: step fit command"

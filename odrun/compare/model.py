@@ -197,7 +197,10 @@ class RunDiff:
         changed = f"; changed: {', '.join(causes)}" if causes else ""
         if self.outputs_differ:
             n = sum(1 for o in self.outputs if o.kind != "equal")
-            why = changed or "; no input, environment or parameter change recorded"
+            # nothing else changed: a step's command (reana.yaml edited) may explain it
+            commands = [c.key for c in self.steps if c.differs and c.key.endswith(" command")]
+            why = changed or (f"; changed: {', '.join(commands)}" if commands else "")
+            why = why or "; no input, environment or parameter change recorded"
             return f"outputs differ ({n} of {len(self.outputs)}){why}"
         if self.equal:
             return f"runs agree: {len(self.outputs)} outputs identical"
