@@ -348,6 +348,10 @@ def test_json_and_csv_values_typed_and_counted(tmp_path: Path) -> None:
     assert numeric.strings_differing == 2
     assert numeric.differing == 0
     assert sorted(item.key for item in numeric.items) == ["flag", "n"]
+    # a container where a value was is shown by its size, never printed whole
+    b.write_text('{"flag": 1, "n": "1", "x": {"deep": [' + "1," * 5000 + "1]}}")
+    (item,) = compare_files(a, b).items
+    assert (item.key, item.a, item.b) == ("x", "1", "(object of 1 keys)")
     assert (numeric.only_a, numeric.only_b) == (2, 1)  # list.2 and gone; new
     a_csv, b_csv = tmp_path / "a.csv", tmp_path / "b.csv"
     a_csv.write_text("x,label\n1,a\n2,b\n3,c\n")

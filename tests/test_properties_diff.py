@@ -14,7 +14,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from odrun.compare import diff
-from odrun.errors import OdrunError
+from odrun.errors import OdrunError, UsageError
 from odrun.specs import load_spec
 
 import fuzzing
@@ -131,6 +131,7 @@ def test_any_run_record_and_lock_give_a_diff_or_an_odrun_error(run: Any, lock: A
 @example(b"bin_low,bin_high,count\n0,1,3\n", b"bin_low,bin_high,count\n0,1,1e308\n1,2,5\n")
 @example(ROOT[:200] + bytes(100), b"")  # a truncated ROOT file
 @example(ROOT.replace(b"TH1D", b"TH1X"), b"")
+@example(b'{"mass": ' + b"[" * 900 + b"]" * 900 + b"}", b"")  # a deep value where a number was
 def test_any_output_contents_give_a_diff(fit: bytes, hist: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = {
@@ -144,3 +145,34 @@ def test_any_output_contents_give_a_diff(fit: bytes, hist: bytes) -> None:
         result = diff(a, b)  # outputs never raise: every problem is a note
         doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
         SCHEMA.validate(doc)
+
+
+def test_deep_values_json_loads_but_cannot_dump_give_a_diff() -> None:
+    """Values nested as deep as run.json may hold (json.loads takes them; json.dumps or str,
+    a few frames deeper, would raise RecursionError): placeholders, never a crash. The
+    depth is searched down from one json.loads refuses, so the edge is always tested."""
+    with tempfile.TemporaryDirectory() as tmp:
+        a = write_run(Path(tmp, "a"), RUN, LOCK, {"results/fit.json": json.dumps(FIT).encode()})
+        refused = ""
+        for depth in range(1000, 600, -2):
+            deep = "[" * depth + "]" * depth
+            b = Path(tmp, f"b{depth}")
+            write_run(b, RUN, LOCK, {"results/fit.json": ('{"mass": ' + deep + "}").encode()})
+            (b / "run.json").write_text(
+                json.dumps(RUN)[:-1] + ', "executor_options": {"x": ' + deep + "}}"
+            )
+            (b / "odrun.lock").write_text(
+                json.dumps(LOCK)[:-1] + ', "tools": {"bash": ' + deep + "}}"
+            )
+            try:
+                result = diff(a, b)
+            except UsageError as exc:
+                refused = str(exc)
+                continue
+            break
+        else:
+            raise AssertionError("no depth json.loads takes")
+        assert "nested too deeply" in refused  # the search started beyond the edge
+        assert result.outputs_differ
+        assert {c.key: c for c in result.environment}["tool bash"].kind == "changed"
+        json.dumps(result.to_dict(), allow_nan=False)

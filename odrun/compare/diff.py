@@ -44,8 +44,8 @@ def _text(value: Any) -> str | None:
         return untrusted.printable(value)
     try:
         return untrusted.printable(json.dumps(value, sort_keys=True, default=str))
-    except (TypeError, ValueError):  # a float too odd, a nesting too deep
-        return untrusted.printable(repr(value))[:200]
+    except (TypeError, ValueError, RecursionError):  # mixed key types; nested too deep
+        return f"({type(value).__name__} that cannot be shown)"
 
 
 def _pairs(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[Change]:

@@ -54,6 +54,10 @@ def _float(value: Any) -> float:
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, dict):  # never str() a container: it may be huge, or nested deep
+        return f"(object of {len(value)} keys)"
+    if isinstance(value, list):
+        return f"(array of {len(value)} values)"
     text = untrusted.printable(str(value))
     return text if len(text) <= _TEXT else text[: _TEXT - 3] + "..."
 
