@@ -231,6 +231,8 @@ def test_run_references_analysis_folder_and_reana_record(
         assert [c.key for c in result.environment if c.differs] == ["runtime"]
         assert any("parameters not compared" in n for n in result.notes)
         assert any("image digests, tool versions" in n for n in result.notes)
+        data_file = "input data/900001/Dimuon_generated.csv"  # no lock: compared as a file
+        assert {c.key: c.kind for c in result.inputs}[data_file] == "equal"
     bad = odrun("diff", str(run), str(tmp_path / "nothing-here"))
     assert bad.code == 2
     assert "neither a run folder nor an analysis" in bad.err

@@ -99,12 +99,14 @@ def _checksum(path: Path) -> str:
         return f"unreadable ({exc.__class__.__name__})"
 
 
-def _input_files(side: RunSide) -> dict[str, str | None]:
-    """``input PATH`` -> checksum of the file in the workspace (recorded one if absent)."""
+def _input_files(side: RunSide, pinned: bool) -> dict[str, str | None]:
+    """``input PATH`` -> checksum of the file in the workspace (recorded one if absent).
+    Record files are the lock's business when both runs have one (``pinned``); else they
+    are input files too (as a REANA record lists what it uploaded)."""
     out: dict[str, str | None] = {}
     for item in _dicts(side.data.get("inputs")):
         kind, rel = item.get("kind"), _text(item.get("path"))
-        if rel is None or kind == "record-file":  # pinned by the lock, keyed by record
+        if rel is None or (pinned and kind == "record-file"):
             continue
         if kind == "directory":
             out.update(_folder(side, rel))
@@ -142,7 +144,7 @@ def _folder(side: RunSide, rel: str) -> dict[str, str | None]:
 def _inputs(a: RunSide, b: RunSide) -> list[Change]:
     pinned = a.lock is not None and b.lock is not None
     return _pairs(_records(a, pinned), _records(b, pinned)) + _pairs(
-        _input_files(a), _input_files(b)
+        _input_files(a, pinned), _input_files(b, pinned)
     )
 
 
