@@ -12,6 +12,7 @@ see ``docs/python-api.md``)::
     print(verdict.ok)
     sub = odrun.submit("my-analysis", odrun.SubmitOptions(follow=True))    # Submission
     page = odrun.write_report(result.run_dir)                  # .../report.html
+    changes = odrun.diff(old_run_dir, result.run_dir)         # RunDiff
 
 ``import odrun`` is light: the API and its types load on first use.
 """
@@ -25,7 +26,8 @@ from ._version import __version__
 from .errors import OdrunError
 
 if TYPE_CHECKING:
-    from odrun.api import fetch, resolve, run, submit, verify, write_report
+    from odrun.api import diff, fetch, resolve, run, submit, verify, write_report
+    from odrun.compare import RunDiff
     from odrun.reana.record import Submission
     from odrun.reana.submit import SubmitOptions
     from odrun.records import FileFilter, Record, RecordFile, Resolver, parse_reference
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 #: public name -> the module that defines it, imported on first use
 _LAZY = {
     "resolve": "odrun.records",
+    "diff": "odrun.api",
     "fetch": "odrun.api",
     "run": "odrun.api",
     "write_report": "odrun.api",
@@ -56,6 +59,7 @@ _LAZY = {
     "RunResult": "odrun.workflow.model",
     "StepRun": "odrun.workflow.model",
     "Verification": "odrun.workflow.verify",
+    "RunDiff": "odrun.compare",
     "SubmitOptions": "odrun.reana.submit",
     "Submission": "odrun.reana.record",
 }
@@ -68,6 +72,7 @@ __all__ = [
     "Record",
     "RecordFile",
     "Resolver",
+    "RunDiff",
     "RunOptions",
     "RunRecord",
     "RunResult",
@@ -77,6 +82,7 @@ __all__ = [
     "SubmitOptions",
     "Verification",
     "__version__",
+    "diff",
     "fetch",
     "parse_reference",
     "resolve",

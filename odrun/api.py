@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from odrun.compare import MAX_NUMERIC_BYTES, RunDiff
+from odrun.compare import diff as _diff
 from odrun.errors import ConfigError
 from odrun.reana.client import ReanaClient
 from odrun.reana.record import Submission
@@ -205,13 +207,33 @@ def submit(
     return sub
 
 
+def diff(a: str | Path, b: str | Path, *, max_bytes: int = MAX_NUMERIC_BYTES) -> RunDiff:
+    """What differs between two runs (``odrun diff``): inputs, environment, parameters,
+    steps and outputs, with a numeric comparison of outputs that differ (JSON key paths, CSV
+    cells, histograms bin by bin and by chi2, run ``a`` as the reference). ``a`` and ``b``
+    are run folders, analysis folders (their newest run) or REANA records; files larger than
+    ``max_bytes`` are compared by checksum and size only. Raises UsageError (2) when one is
+    not a run, UnsafeMetadataError (9) when its run.json leads out through a link.
+
+    Example::
+
+        d = odrun.diff("runs/old", "workflows/dimuon-demo")
+        print(d.summary)            # outputs differ (1 of 3); changed: parameter nbins 80 -> 60
+        for output in d.outputs:
+            print(output.path, output.kind, output.describe())
+    """
+    return _diff(a, b, max_bytes=max_bytes)
+
+
 __all__ = [
     "REPORT_HTML",
+    "RunDiff",
     "RunOptions",
     "RunResult",
     "Submission",
     "SubmitOptions",
     "Verification",
+    "diff",
     "fetch",
     "resolve",
     "run",

@@ -114,6 +114,10 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "odrun.cli_appliance",
         "The odrun appliance: a VM with CVMFS, podman and odrun (Vagrantfile, cloud-init).",
     ),
+    "diff": (
+        "odrun.cli_diff",
+        "What differs between two runs: inputs, environment, parameters, steps, outputs.",
+    ),
     "doctor": ("odrun.cli_appliance", "Check this machine for odrun, and say what to fix."),
     "fetch": (
         "odrun.cli_data",

@@ -21,6 +21,7 @@ Hierarchy (exit code in brackets)::
     ├── WorkflowError               [7]  an analysis step failed (verify: the run failed)
     ├── ConfigError                 [8]  bad setting, config file or environment variable
     ├── VerificationError          [10]  a run's outputs do not meet its expectations
+    │                                    (odrun diff: two runs' outputs differ)
     │   └── HistogramError         [10]  a histogram (output or reference) missing or
     │                                    malformed; also a ValueError
     ├── LockError                  [11]  --locked and the inputs drifted from odrun.lock
@@ -206,7 +207,10 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (WorkflowError.exit_code, "workflow step failed (verify: the run judged failed or is partial)"),
     (ConfigError.exit_code, "configuration: bad setting, config file or env variable"),
     (MetadataError.exit_code, "record metadata malformed or unsafe"),
-    (VerificationError.exit_code, "verification: outputs do not meet the expectations"),
+    (
+        VerificationError.exit_code,
+        "verification: outputs do not meet the expectations (diff: two runs' outputs differ)",
+    ),
     (LockError.exit_code, "lock drift: --locked and inputs differ from odrun.lock"),
     (AuthError.exit_code, "access denied: the server rejected the token (REANA_ACCESS_TOKEN)"),
     (DiskFullError.exit_code, "disk full: no space left or quota exceeded (cache or destination)"),

@@ -45,6 +45,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("services", ("odrun.mirror", "odrun.progress", "odrun.environments")),
     ("workflow", ("odrun.workflow", "odrun.workflow.*")),
     ("reana", ("odrun.reana", "odrun.reana.*")),
+    ("compare", ("odrun.compare", "odrun.compare.*")),
     ("report", ("odrun.report", "odrun.report.*")),
     ("tools", ("odrun.doctor", "odrun.appliance", "odrun.appliance_vm")),
     ("api", ("odrun.api",)),

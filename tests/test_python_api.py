@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "python-api.md"
-API = ("resolve", "fetch", "run", "verify", "submit")
+API = ("resolve", "fetch", "run", "verify", "submit", "diff")
 
 
 def python_blocks(text: str) -> list[str]:
@@ -41,6 +41,7 @@ def test_the_documented_example_runs_offline(
     assert "PASS Z peak fit" in out
     assert "InvalidReferenceError 2" in out
     assert "latest run: run " in out
+    assert "diff: runs agree: 3 outputs identical" in out
     assert (tmp_path / "data" / "900001" / "Dimuon_generated.csv").is_file()
 
 
