@@ -507,3 +507,19 @@ def test_bin_by_bin_and_failed_histogram_checks_keep_what_they_can(tmp_path: Pat
     html = build_report(run_dir)
     assert html.count('class="plot"') == 1
     assert "bin by bin: pull 3" in html
+
+
+def test_report_against_another_run_shows_what_differs(odrun: Any, demo: Path) -> None:
+    """``--against`` adds ``odrun diff``'s findings: the changed parameter and the outputs
+    that differ, by how much."""
+    first = Path(run_demo(odrun, demo)["run_dir"])
+    spec = demo / "reana.yaml"
+    spec.write_text(spec.read_text().replace("nbins: 80", "nbins: 60"))
+    res = odrun("run", str(demo), "--runtime", "host", "--json")  # may fail its checks
+    second = Path(res.json()["run_dir"])
+    out = odrun("report", str(second), "--against", str(first))
+    assert out.code == 0, out.err
+    html = (second / REPORT_HTML).read_text()
+    assert f"What differs from run {first.name}: outputs differ" in html
+    assert "nbins" in html
+    assert "80" in html and "60" in html

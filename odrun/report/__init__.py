@@ -17,6 +17,8 @@ from pathlib import Path
 
 from odrun._fs import atomic_write
 from odrun._version import __version__
+from odrun.compare import diff as diff_runs
+from odrun.compare import diff_summary_rows
 from odrun.errors import OdrunError, UsageError
 from odrun.report.content import (
     ComparisonSection,
@@ -66,8 +68,10 @@ def _plots(content: ReportContent) -> tuple[list[str] | None, list[str]]:
     return uris, errors
 
 
-def render(content: ReportContent, comparison: ComparisonSection | None = None) -> str:
-    """The HTML of ``content`` (and a comparison section, when given)."""
+def render(
+    content: ReportContent, comparison: ComparisonSection | list[ComparisonSection] | None = None
+) -> str:
+    """The HTML of ``content`` (and comparison sections, when given)."""
     import jinja2  # noqa: PLC0415 - only reports need it
 
     from odrun.report.plots import PLOT_HINT  # noqa: PLC0415
@@ -85,7 +89,7 @@ def render(content: ReportContent, comparison: ComparisonSection | None = None) 
         plots=uris,
         plot_errors=errors,
         plot_hint=PLOT_HINT,
-        comparison=comparison or content.comparison,
+        comparisons=_sections(comparison or content.comparison),
         version=__version__,
     )
 
@@ -101,8 +105,34 @@ def build_report(
     diff`` may pass its own ``comparison`` section instead."""
     content = read_content(run_dir)
     if comparison is None and against is not None:
-        comparison = compare_checks(content, read_content(against))
+        return render(
+            content, [compare_checks(content, read_content(against)), *_diff(against, run_dir)]
+        )
     return render(content, comparison)
+
+
+def _sections(given: ComparisonSection | list[ComparisonSection] | None) -> list[ComparisonSection]:
+    if given is None:
+        return []
+    return given if isinstance(given, list) else [given]
+
+
+def _diff(against: Path, run_dir: Path) -> list[ComparisonSection]:
+    """What ``odrun diff AGAINST RUN`` finds, as a table (inputs, environment, parameters,
+    steps, outputs and by how much); a diff that cannot be made is said in one row."""
+    try:
+        found = diff_runs(against, run_dir)
+    except OdrunError as exc:
+        return [ComparisonSection("What differs", ["note"], [[exc.message]], [False])]
+    rows = diff_summary_rows(found)
+    return [
+        ComparisonSection(
+            f"What differs from run {against.name}: {found.summary}",
+            ["section", "what", "key", f"run {against.name}", "this run", "detail"],
+            [[r.section, r.kind, r.key, r.a, r.b, r.detail] for r in rows],
+            [True] * len(rows),
+        )
+    ]
 
 
 def write_report(run_dir: Path, target: Path | None = None, *, against: Path | None = None) -> Path:
