@@ -135,3 +135,35 @@ def test_upload_set_follows_reana_client(tmp_path: Path) -> None:
     analysis = load_analysis(folder / "reana-serial.yaml")
     got = [rel for rel, _ in specload.upload_set(analysis)]
     assert got == ["reana-serial.yaml", "in.txt", "code/a.py", "code/sub/b.py"]
+
+
+@pytest.mark.parametrize("case", ["no snakemake", "input not there yet"])
+def test_a_snakemake_job_graph_that_cannot_be_built_is_left_out_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    from odrun.settings import Settings
+    from odrun.workflow import load_analysis
+
+    folder = tmp_path / "smk"
+    folder.mkdir()
+    (folder / "Snakefile").write_text(
+        'rule all:\n    input: "data/900001/x.csv"\n    output: "out.txt"\n'
+        '    shell: "cp {input} {output}"\n'
+    )
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\nworkflow:\n  type: snakemake\n  file: Snakefile\n"
+    )
+    if case == "no snakemake":
+        without(monkeypatch, "snakemake")
+    said: list[str] = []
+    spec = specload.build_spec(load_analysis(folder), Settings(), said.append)
+    assert "specification" not in spec["workflow"]
+    assert len(said) == 1
+    assert "job graph" in said[0]
+    assert not (folder / ".snakemake").exists()  # Snakemake's own folder is not left behind
+    if case == "input not there yet":
+        (folder / "data/900001").mkdir(parents=True)
+        (folder / "data/900001/x.csv").write_text("1\n")
+        spec = specload.build_spec(load_analysis(folder), Settings(), said.append)
+        assert spec["workflow"]["specification"]["job_dependencies"] == {"all": []}
+        assert not (folder / ".snakemake").exists()

@@ -15,6 +15,7 @@ import copy
 import io
 import shlex
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,9 +58,13 @@ def safe_rel(rel: str, what: str) -> str:
     return relative(rel, what).as_posix()
 
 
-def expand(analysis: Analysis, settings: Settings | None = None) -> dict[str, Any]:
+def expand(
+    analysis: Analysis,
+    settings: Settings | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
     """The spec to send, as reana-client 0.9.6 builds it (:func:`specload.build_spec`)."""
-    return specload.build_spec(analysis, settings or Settings())
+    return specload.build_spec(analysis, settings or Settings(), say)
 
 
 def workspace_files(analysis: Analysis) -> list[tuple[str, Path]]:

@@ -4,7 +4,9 @@
 spec with, per workflow type:
 
 - ``serial``: the spec as written;
-- ``snakemake``: ``inputs.parameters`` replaced by the loaded parameters file
+- ``snakemake``: ``workflow.specification`` = the job graph Snakemake finds
+  (:mod:`odrun.reana.smkgraph`, with the installed Snakemake; left out when it cannot be
+  built), ``inputs.parameters`` replaced by the loaded parameters file
   (``inputs.parameters.input``) when there is one;
 - ``cwl``: ``workflow.specification`` = the workflow packed by ``cwltool --pack``
   (``{"$graph": [...]}``), ``inputs.parameters`` replaced by the loaded job file;
@@ -30,6 +32,8 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +72,9 @@ print("ok")
 """
 
 
-def build_spec(analysis: Analysis, settings: Settings) -> dict[str, Any]:
+def build_spec(
+    analysis: Analysis, settings: Settings, say: Callable[[str], None] = lambda _: None
+) -> dict[str, Any]:
     """The body of ``POST /api/workflows``, as reana-client 0.9.6 builds it (module doc)."""
     if analysis.reana is None:
         raise SpecError(
@@ -83,6 +89,10 @@ def build_spec(analysis: Analysis, settings: Settings) -> dict[str, Any]:
     elif wtype == "yadage":
         check_yadage(analysis.root, _workflow_file(analysis), settings)
         workflow["specification"] = None
+    elif wtype == "snakemake":
+        graph = snakemake_graph(analysis, say)
+        if graph is not None:
+            workflow["specification"] = graph
     if wtype in ("cwl", "snakemake"):
         params = input_parameters(analysis)
         if params is not None:
@@ -114,6 +124,31 @@ def input_parameters(analysis: Analysis) -> Any:
     if loaded is not None and not isinstance(loaded, dict):
         raise SpecError(f"parameters file {name} must hold a mapping, not {type(loaded).__name__}")
     return loaded
+
+
+def snakemake_graph(analysis: Analysis, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """The job graph reana-client sends for a Snakemake workflow (:mod:`.smkgraph`, run with
+    the installed Snakemake), or None (said) when it cannot be built: without Snakemake, or
+    when the Snakefile needs files that are not there yet (records fetched later)."""
+    wfile = (analysis.reana or {}).get("workflow", {}).get("file") or "Snakefile"
+    rel = relative(str(wfile), "workflow.file").as_posix()
+    if importlib.util.find_spec("snakemake") is None:
+        say("note: Snakemake is not installed: the job graph reana-client would send as "
+            "workflow.specification is left out (REANA's engine builds its own)")  # fmt: skip
+        return None
+    params_file = analysis.parameters.get("input")
+    config = str(params_file) if isinstance(params_file, str) else "-"
+    with tempfile.TemporaryDirectory(prefix="odrun-smkgraph-") as tmp:
+        out = Path(tmp, "graph.json")
+        script = str(Path(__file__).with_name("smkgraph.py"))
+        try:
+            _run([sys.executable, script, rel, config, str(out)], analysis.root, "snakemake")
+            graph = json.loads(out.read_text(encoding="utf-8"))
+        except (SpecError, OSError, ValueError) as exc:
+            say(f"note: the Snakemake job graph of {rel} cannot be built here ({exc}): "
+                "sent without it (REANA's engine builds its own)")  # fmt: skip
+            return None
+    return graph if isinstance(graph, dict) else None
 
 
 def pack_cwl(root: Path, rel: str) -> dict[str, Any]:
@@ -164,7 +199,7 @@ def _run(argv: list[str], cwd: Path, what: str, python: str | None = None) -> st
     except subprocess.TimeoutExpired:
         raise SpecError(f"{what}: still loading after {LOAD_TIMEOUT:g} s") from None
     # cwltool --pack exits 0 on a workflow it cannot load, printing nothing: check both
-    if proc.returncode != 0 or not proc.stdout.strip():
+    if proc.returncode != 0 or (what.startswith("cwltool") and not proc.stdout.strip()):
         detail = _detail(proc.stderr) or f"exit {proc.returncode}"
         if python and "No module named" in detail:
             raise ConfigError(f"{what}: {python} cannot import yadage: {detail}", hint=YADAGE_HINT)

@@ -184,7 +184,7 @@ class _Payload:
 
 
 def _payload(analysis: Analysis, settings: Settings, options: SubmitOptions, say: Say) -> _Payload:
-    body = reana_spec.expand(analysis, settings)
+    body = reana_spec.expand(analysis, settings, say)
     uploads = reana_spec.workspace_files(analysis)
     records = reana_spec.resolve_records(analysis, settings)
     portal = reana_spec.remote_portal(analysis, settings)
