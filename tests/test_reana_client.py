@@ -294,16 +294,23 @@ def copy_analysis(name: str, tmp_path: Path) -> Path:
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("listed", [True, False])
 def test_cwl_as_reana_client_sends_it(
-    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: bool
 ) -> None:
     folder = copy_analysis("cwl", tmp_path)
+    if not listed:  # as reana-demo-root6-roofit's reana-cwl.yaml: the workflow not uploaded
+        spec = folder / "reana.yaml"
+        spec.write_text(spec.read_text().replace("  directories:\n    - workflow/cwl\n", ""))
     theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch)
     assert ours.spec == theirs.spec
     packed = ours.spec["workflow"]["specification"]
     assert {p["id"] for p in packed["$graph"]} == {"#main", "#generate.cwl", "#summarise.cwl"}
     # the job file, loaded in place of inputs.parameters
     assert ours.spec["inputs"]["parameters"]["lines"] == 5
+    if not listed:  # the packed spec is all REANA's CWL engine needs: nothing added
+        assert ours.files == theirs.files == {"reana.yaml", "code/count.sh"}
+        return
     assert ours.files == theirs.files == {
         "reana.yaml", "code/count.sh", "workflow/cwl/workflow.cwl", "workflow/cwl/generate.cwl",
         "workflow/cwl/summarise.cwl", "workflow/cwl/input.yml"}  # fmt: skip

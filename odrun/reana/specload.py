@@ -45,6 +45,9 @@ from odrun.workflow.spec import Analysis, relative
 
 #: seconds ``cwltool --pack`` or the yadage loader may take
 LOAD_TIMEOUT = 300.0
+#: workflow types whose REANA engine reads workflow.file from the workspace (cwl: packed
+#: into the spec; serial: inline)
+READ_FROM_WORKSPACE = ("snakemake", "yadage")
 #: how much of a tool's error output a message shows
 DETAIL_CHARS = 600
 #: files whose patterns leave files of ``inputs.directories`` out, as reana-client reads them
@@ -229,7 +232,8 @@ def ignored(root: Path) -> Any:
 def upload_set(analysis: Analysis) -> list[tuple[str, Path]]:
     """(workspace path, local file) of what ``reana-client create`` + ``upload`` send: the
     spec file, ``inputs.files``, the files under ``inputs.directories`` not ignored; then
-    (odrun only) the workflow file and a snakemake parameters file if not among them."""
+    (odrun only) the workflow file of the types whose engine reads it from the workspace,
+    and a snakemake parameters file, if not among them."""
     root = analysis.root.resolve()
     out: dict[str, Path] = {}
     if analysis.reana_path is not None:  # always in the analysis folder (load_analysis)
@@ -240,7 +244,7 @@ def upload_set(analysis: Analysis) -> list[tuple[str, Path]]:
     for rel in analysis.files_in("inputs", "directories"):
         _add(root, rel, out, skip)
     wfile = (analysis.reana or {}).get("workflow", {}).get("file")
-    if wfile:
+    if wfile and analysis.workflow_type in READ_FROM_WORKSPACE:
         _add(root, str(wfile), out, lambda _: False)
     params_file = analysis.parameters.get("input")
     if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
