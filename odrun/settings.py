@@ -97,6 +97,9 @@ class Settings:
     reana_workon: str | None = None
     #: HEPData, for ``hepdata:`` references (ODRUN_HEPDATA_URL; https, or http on loopback)
     hepdata_url: str = DEFAULT_HEPDATA
+    #: a python that can import yadage (its own venv: yadage pins an old jsonschema), to load
+    #: yadage workflows (ODRUN_YADAGE_PYTHON); None: this interpreter, if it has yadage
+    yadage_python: str | None = None
 
     @property
     def metadata_cache_dir(self) -> Path:
@@ -230,6 +233,8 @@ def _coerce(name: str, value: Any) -> Any:
             return value if isinstance(value, ProtocolMap) else ProtocolMap.parse(str(value))
         if name in ("portal_url", "hepdata_url"):
             return str(value).strip()
+        if name == "yadage_python":
+            return os.path.expanduser(str(value).strip()) or None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where} has bad value {value!r}: {exc}") from None
     raise ConfigError(f"unknown setting {name!r}")  # pragma: no cover - guarded by _KNOWN

@@ -1,8 +1,8 @@
 """A local REANA API server for tests (127.0.0.1), every exchange checked against the spec.
 
 It implements the REANA 0.9 REST endpoints odrun and reana-client use (ping, you,
-info, list/create workflows, workspace upload/list/download, start, status,
-stop, logs) over a fake workflow engine: a **serial** workflow really runs, its
+info, list/create workflows, specification, workspace upload/list/download, start,
+status, stop, logs) over a fake workflow engine: a **serial** workflow really runs, its
 steps' commands executed with ``bash -c`` in the workflow's workspace on this
 host, in a thread (no containers: the step images are ignored; the odrun
 runtime image's ``odrun`` is this interpreter's). A **snakemake** workflow runs
@@ -62,6 +62,8 @@ class Workflow:
     total: int = 0
     #: names the workspace listing shows besides the real files (a hostile server's)
     extra_listing: list[str] = field(default_factory=list)
+    #: workspace paths uploaded (POST .../workspace), in order
+    uploaded: list[str] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -148,7 +150,7 @@ class ReanaServer:
 
     def start(self, wf: Workflow) -> None:
         wf.status = "queued"
-        steps = wf.spec.get("workflow", {}).get("specification", {}).get("steps") or []
+        steps = (wf.spec.get("workflow", {}).get("specification") or {}).get("steps") or []
         wtype = wf.spec.get("workflow", {}).get("type")
         if wtype == "serial":
             wf.total = len(steps)
@@ -337,13 +339,17 @@ class Handler(BaseHTTPRequestHandler):
             return self._list(query)
         if path == "/api/workflows" and self.command == "POST":
             return self._create(query, body)
-        found = re.match(r"^/api/workflows/([^/]+)/(start|status|logs|workspace)(?:/(.+))?$", path)
+        found = re.match(
+            r"^/api/workflows/([^/]+)/(start|status|logs|workspace|specification)(?:/(.+))?$", path
+        )
         if not found:
             return self._reply(404, {"message": f"{path} not found"})
         ref, action, file_name = found.groups()
         wf = state.find(ref)
         if wf is None:
             return self._reply(404, {"message": f"Workflow {ref} does not exist."})
+        if action == "specification":  # as REANA 0.9: the spec as created, start parameters
+            return self._reply(200, {"specification": wf.spec, "parameters": {}})
         if action == "start":
             if wf.status != "created":
                 return self._reply(409, {"message": f"Workflow {ref} is already {wf.status}."})
@@ -426,6 +432,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._reply(400, {"message": f"bad file name {rel!r}"})
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(body)
+            wf.uploaded.append(rel)
             return self._reply(200, {"message": f"{rel} has been successfully uploaded."})
         if file_name is None:
             items = [

@@ -64,9 +64,9 @@ def test_demo_submit_follow_download_verify(odrun, reana, demo: Path) -> None:
     assert abs(fit["mass"] - 91.1876) < 0.5
     assert {o["path"] for o in doc["outputs"]} == {
         "results/fit.json", "results/mass_hist.csv", "results/mass.png"}  # fmt: skip
-    # what was uploaded: the analysis code and the verified record file
+    # what was uploaded: the spec file (as reana-client), the analysis code, the record file
     assert {u["path"] for u in doc["uploaded"]} == {
-        "analysis/dimuon.py", "data/900001/Dimuon_generated.csv"}  # fmt: skip
+        "reana.yaml", "analysis/dimuon.py", "data/900001/Dimuon_generated.csv"}  # fmt: skip
     wf = reana.find(doc["workflow_id"])
     assert wf is not None
     assert wf.status == "finished"
@@ -192,7 +192,7 @@ def test_inputs_remote_injects_an_odrun_fetch_step(odrun, reana, demo: Path, mon
     )
     doc = res.json()
     assert doc["inputs_mode"] == "remote"
-    assert {u["path"] for u in doc["uploaded"]} == {"analysis/dimuon.py"}  # no data uploaded
+    assert {u["path"] for u in doc["uploaded"]} == {"reana.yaml", "analysis/dimuon.py"}  # no data
     wf = reana.find(doc["workflow_id"])
     assert wf is not None
     first = wf.spec["workflow"]["specification"]["steps"][0]
@@ -570,6 +570,47 @@ def test_failure_after_create_names_the_workflow_left(odrun, reana, demo, monkey
     assert res.code == 130, res.err
     assert "interrupted; workflow dimuon-demo.2 was created on REANA but not started" in res.err
     assert "keeps running" not in res.err
+
+
+@pytest.mark.parametrize("where", ["record", "workspace"])
+def test_a_local_failure_after_create_names_the_workflow_left(
+    odrun, reana, tmp_path: Path, monkeypatch, where: str
+) -> None:
+    import errno
+    import importlib
+
+    submit_module = importlib.import_module("odrun.reana.submit")
+
+    folder = tmp_path / "params-only"  # no file to upload but the spec itself
+    folder.mkdir()
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  parameters:\n    word: hi\nworkflow:\n  type: serial\n"
+        "  specification:\n    steps:\n      - environment: docker.io/library/bash:5.2\n"
+        "        commands: ['echo $word']\n"
+    )
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    rename = Path.rename
+
+    def rename_fails(self: Path, target: Path) -> Path:
+        if Path(target).name == "workspace":  # the staged files becoming the record's
+            full()
+        return rename(self, target)
+
+    if where == "record":
+        monkeypatch.setattr(submit_module.Submission, "save", full)
+    else:
+        monkeypatch.setattr(Path, "rename", rename_fails)
+    res = odrun("submit", str(folder), "--name", "p")
+    assert res.code == 13, res.err  # DiskFullError, one line, not an unexpected error
+    assert "workflow p.1 was created on REANA but not started" in res.err
+    assert "reana-client delete -w p.1" in res.err
+    assert "Traceback" not in res.err
+    assert "unexpected" not in res.err
+    (wf,) = reana.workflows.values()
+    assert wf.status == "created"
 
 
 def test_interrupt_while_following_says_it_keeps_running(odrun, reana, demo, monkeypatch) -> None:

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,31 +132,81 @@ rule greet:
 """
 
 
+RULES = """
+rule fit:
+    input: greeting="results/greeting.txt"
+    output: fit="results/fit.txt"
+    container: "docker://docker.io/library/python:3.11-slim"
+    resources: kubernetes_memory_limit="256Mi", compute_backend="kubernetes"
+    shell: "wc -c {input.greeting} > {output.fit}"
+
+rule count:
+    input: "results/greeting.txt"
+    output: "results/count.txt"
+    shell: "wc -l {input} > {output}"
+
+rule unused:
+    output: "results/unused.txt"
+    shell: "touch {output}"
+"""
+
+
+def in_order(spec: Any) -> Any:
+    """``spec`` with a Snakemake job graph's steps sorted by name: reana-client lists them in
+    the order of a set of rules (Python's string hashing: it changes from run to run)."""
+    graph = spec["workflow"].get("specification")
+    if isinstance(graph, dict) and "steps" in graph:
+        spec = json.loads(json.dumps(spec))
+        spec["workflow"]["specification"]["steps"].sort(key=lambda step: step["name"])
+    return spec
+
+
+@dataclass
+class Sent:
+    """What one client sent to create a workflow: the spec and the uploaded workspace paths."""
+
+    spec: Any
+    files: set[str]
+
+
 def sent_by_both(
-    odrun: Any, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Any, Any]:
-    """The specification reana-client 0.9.6 creates ``folder`` with, and the one odrun does."""
+    odrun: Any,
+    folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec_file: str = "reana.yaml",
+) -> tuple[Sent, Sent]:
+    """What reana-client 0.9.6 sends for ``folder`` (``create -f SPEC`` then ``upload``, as
+    ``reana-client run`` does), and what ``odrun submit`` sends."""
     exe = reana_client()
     with reana_server.serve(tmp_path / "srv-compare", strict_query=False) as server:
         env = dict(os.environ, REANA_SERVER_URL=server.url, REANA_ACCESS_TOKEN=server.token)
         env["PYTHONWARNINGS"] = "ignore"
-        created = subprocess.run(
-            [str(exe), "create", "-w", "cmp", "-f", "reana.yaml"],
-            check=False,
-            cwd=folder,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert created.returncode == 0, created.stdout + created.stderr
+        env["PATH"] = f"{exe.parent}{os.pathsep}{env.get('PATH', '')}"  # its own cwltool
+        for args in (["create", "-w", "cmp", "-f", spec_file], ["upload", "-w", "cmp.1"]):
+            done = subprocess.run(
+                [str(exe), *args],
+                check=False,
+                cwd=folder,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
         monkeypatch.setenv("REANA_SERVER_URL", server.url)
         monkeypatch.setenv("REANA_ACCESS_TOKEN", server.token)
-        res = odrun("submit", str(folder), "--name", "cmp", "--json")  # creates and starts
+        res = odrun("submit", str(folder / spec_file), "--name", "cmp", "--json")
         assert res.code == 0, res.err
         assert server.violations == []
         assert len(server.created_specs) == 2
-        return server.created_specs[0], server.created_specs[1]
+        theirs, ours = server.workflows.values()
+        assert len(theirs.uploaded) == len(set(theirs.uploaded))  # each file once
+        assert len(ours.uploaded) == len(set(ours.uploaded))
+        return (
+            Sent(server.created_specs[0], set(theirs.uploaded)),
+            Sent(server.created_specs[1], set(ours.uploaded)),
+        )
 
 
 @pytest.mark.timeout(900)
@@ -163,7 +214,10 @@ def test_demo_spec_as_reana_client_sends_it(
     odrun: Any, demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     theirs, ours = sent_by_both(odrun, demo, tmp_path, monkeypatch)
-    assert ours == theirs
+    assert ours.spec == theirs.spec
+    # odrun also uploads the record files odrun.yaml declares (reana-client knows no odrun.yaml)
+    assert theirs.files == {"reana.yaml", "analysis/dimuon.py"}
+    assert ours.files == theirs.files | {"data/900001/Dimuon_generated.csv"}
 
 
 @pytest.mark.timeout(900)
@@ -190,16 +244,19 @@ def test_snakemake_spec_as_reana_client_sends_it(
         f"version: 0.9.0\n{declared}workflow:\n  type: snakemake\n  file: workflow/Snakefile\n"
         "outputs:\n  files: [results/greeting.txt]\n"
     )
-    theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch)
-    # The one difference: reana-client 0.9.6 runs its own Snakemake 7 on the Snakefile and
-    # sends the job graph it finds as workflow.specification (job_dependencies, steps with
-    # their commands and params). odrun cannot compute that with Snakemake 9 and sends no
-    # workflow.specification; REANA's Snakemake engine runs workflow.file itself.
-    graph = theirs["workflow"].pop("specification")
+    sent, got = sent_by_both(odrun, folder, tmp_path, monkeypatch)
+    theirs, ours = sent.spec, got.spec
+    # reana-client uploads the spec file and inputs.files only; odrun also the workflow file
+    # and the parameters file, which REANA's Snakemake engine reads from the workspace
+    extras = {"workflow/Snakefile"} | ({"config.yaml"} if inputs == "config file" else set())
+    assert got.files == sent.files | extras
+    assert "reana.yaml" in sent.files
+    # reana-client 0.9.6 runs its own Snakemake 7 on the Snakefile and sends the job graph it
+    # finds as workflow.specification; odrun builds the same with Snakemake 9
+    graph = theirs["workflow"]["specification"]
     assert graph["job_dependencies"] == {"all": ["greet"], "greet": []}
     assert [step["name"] for step in graph["steps"]] == ["greet"]
-    assert "specification" not in ours["workflow"]
-    assert ours == theirs
+    assert in_order(ours) == in_order(theirs)
     if inputs == "config file":  # the parameters file, loaded in place of inputs.parameters
         assert ours["inputs"]["parameters"] == {"word": "hello", "times": 2}
 
@@ -223,4 +280,136 @@ def test_serial_directories_and_typed_parameters_as_reana_client_sends_them(
         "outputs:\n  files: [out.txt]\n  directories: [code]\n"
     )
     theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch)
-    assert ours == theirs
+    assert ours.spec == theirs.spec
+    assert ours.files == theirs.files == {"reana.yaml", "code/sub/x.sh"}
+
+
+ANALYSES = REPO / "tests" / "data" / "reana-analyses"
+
+
+def copy_analysis(name: str, tmp_path: Path) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(ANALYSES / name, folder)
+    return folder
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("listed", [True, False])
+def test_cwl_as_reana_client_sends_it(
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed: bool
+) -> None:
+    folder = copy_analysis("cwl", tmp_path)
+    if not listed:  # as reana-demo-root6-roofit's reana-cwl.yaml: the workflow not uploaded
+        spec = folder / "reana.yaml"
+        spec.write_text(spec.read_text().replace("  directories:\n    - workflow/cwl\n", ""))
+    theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch)
+    assert ours.spec == theirs.spec
+    packed = ours.spec["workflow"]["specification"]
+    assert {p["id"] for p in packed["$graph"]} == {"#main", "#generate.cwl", "#summarise.cwl"}
+    # the job file, loaded in place of inputs.parameters
+    assert ours.spec["inputs"]["parameters"]["lines"] == 5
+    if not listed:  # the packed spec is all REANA's CWL engine needs: nothing added
+        assert ours.files == theirs.files == {"reana.yaml", "code/count.sh"}
+        return
+    assert ours.files == theirs.files == {
+        "reana.yaml", "code/count.sh", "workflow/cwl/workflow.cwl", "workflow/cwl/generate.cwl",
+        "workflow/cwl/summarise.cwl", "workflow/cwl/input.yml"}  # fmt: skip
+
+
+@pytest.mark.timeout(900)
+def test_yadage_as_reana_client_sends_it(
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = copy_analysis("yadage", tmp_path)
+    # yadage conflicts with odrun's jsonschema: odrun loads the workflow with a yadage python
+    # of its own; here reana-client's venv (it has yadage) stands in for it
+    monkeypatch.setenv("ODRUN_YADAGE_PYTHON", str(reana_client().parent / "python"))
+    theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch)
+    assert ours.spec == theirs.spec
+    assert "specification" in ours.spec["workflow"]
+    assert ours.spec["workflow"]["specification"] is None
+    assert ours.files == theirs.files == {
+        "reana.yaml", "code/count.sh", "workflow/yadage/workflow.yaml"}  # fmt: skip
+
+
+@pytest.mark.timeout(900)
+def test_a_broken_yadage_workflow_is_refused_before_anything_is_created(
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = copy_analysis("yadage", tmp_path)
+    wfile = folder / "workflow/yadage/workflow.yaml"
+    wfile.write_text(wfile.read_text().replace("scheduler_type: singlestep-stage", "x: 7", 1))
+    monkeypatch.setenv("ODRUN_YADAGE_PYTHON", str(reana_client().parent / "python"))
+    with reana_server.serve(tmp_path / "srv") as server:
+        monkeypatch.setenv("REANA_SERVER_URL", server.url)
+        monkeypatch.setenv("REANA_ACCESS_TOKEN", server.token)
+        res = odrun("submit", str(folder))
+        assert res.code == 2, res.err
+        assert "yadage workflow workflow/yadage/workflow.yaml does not load" in res.err
+        assert server.workflows == {}
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("spec_file", ["reana.yaml", "reana-serial.yaml"])
+def test_a_spec_with_no_files_as_reana_client_sends_it(
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec_file: str
+) -> None:
+    folder = tmp_path / "params-only"
+    folder.mkdir()
+    (folder / spec_file).write_text(
+        "version: 0.9.0\ninputs:\n  parameters:\n    word: hello\n"
+        "workflow:\n  type: serial\n  specification:\n    steps:\n"
+        "      - environment: docker.io/library/bash:5.2\n"
+        "        commands: ['echo $word > out.txt']\n"
+        "outputs:\n  files: [out.txt]\n"
+    )
+    theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch, spec_file)
+    assert ours.spec == theirs.spec
+    assert ours.files == theirs.files == {spec_file}  # the spec file itself only
+
+
+@pytest.mark.timeout(900)
+def test_directories_and_ignore_files_as_reana_client_sends_them(
+    odrun: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "smk"
+    for rel, text in {
+        "workflow/snakemake/Snakefile": SNAKEFILE.replace(
+            'input: "results/greeting.txt"', 'input: "results/fit.txt", "results/count.txt"'
+        )
+        + RULES,
+        "workflow/snakemake/inputs.yaml": "word: hello\ntimes: 2\n",
+        "data/names.txt": "muons\n",
+        "data/deep/er/more.txt": "more\n",
+        "data/scratch.log": "ignored by .gitignore\n",
+        "data/build/tmp.txt": "ignored by .gitignore\n",
+        "data/keep.log": "kept again by !keep.log\n",
+        "data/private.txt": "ignored by .reanaignore\n",
+        "data/empty/.keep": "",
+        ".gitignore": "*.log\nbuild/\n!keep.log\n",
+        ".reanaignore": "private.txt\n",
+        "notes.log": "ignored, but listed in inputs.files: uploaded\n",
+    }.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    (folder / "reana-snakemake.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  files: [notes.log]\n"
+        "  directories: [workflow/snakemake, data]\n"
+        "  parameters:\n    input: workflow/snakemake/inputs.yaml\n"
+        "workflow:\n  type: snakemake\n  file: workflow/snakemake/Snakefile\n"
+        "outputs:\n  files: [results/greeting.txt]\n"
+    )
+    theirs, ours = sent_by_both(odrun, folder, tmp_path, monkeypatch, "reana-snakemake.yaml")
+    assert in_order(ours.spec) == in_order(theirs.spec)
+    graph = ours.spec["workflow"]["specification"]
+    assert graph["job_dependencies"] == {
+        "all": ["fit", "count"], "fit": ["greet"], "count": ["greet"], "greet": []}  # fmt: skip
+    steps = {step["name"]: step for step in graph["steps"]}
+    assert set(steps) == {"greet", "count", "fit", "unused"}  # every rule that runs, as REANA
+    assert steps["fit"]["environment"] == "docker.io/library/python:3.11-slim"
+    assert steps["fit"]["kubernetes_memory_limit"] == "256Mi"
+    assert steps["fit"]["inputs"] == {"greeting": "results/greeting.txt"}
+    assert ours.files == theirs.files == {
+        "reana-snakemake.yaml", "notes.log", "workflow/snakemake/Snakefile",
+        "workflow/snakemake/inputs.yaml", "data/names.txt", "data/deep/er/more.txt",
+        "data/keep.log", "data/empty/.keep"}  # fmt: skip

@@ -522,4 +522,5 @@ def test_report_against_another_run_shows_what_differs(odrun: Any, demo: Path) -
     html = (second / REPORT_HTML).read_text()
     assert f"What differs from run {first.name}: outputs differ" in html
     assert "nbins" in html
-    assert "80" in html and "60" in html
+    assert "80" in html
+    assert "60" in html

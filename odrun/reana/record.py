@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import os
 import re
@@ -12,7 +13,8 @@ from typing import Any
 
 from odrun import untrusted
 from odrun._fs import atomic_write
-from odrun.errors import UsageError
+from odrun.errors import OdrunError, UsageError
+from odrun.transfer.space import disk_full
 from odrun.workflow.expect import Check
 
 from .models import WorkflowLogs, WorkflowStatus
@@ -143,3 +145,13 @@ def find_record(run: str, cwd: Path) -> Submission | None:
     if exact is not None and exact.is_file():
         return Submission.load(exact)
     return None
+
+
+def local_error(exc: OSError, path: Path, what: str) -> OdrunError:
+    """A local write that failed (a full disk, a permission) as one typed error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return disk_full(exc, path, None, what)
+    return UsageError(
+        f"cannot write {what} in {path}: {exc.strerror or exc}",
+        hint="check the analysis folder's permissions (odrun keeps its records in .odrun/)",
+    )

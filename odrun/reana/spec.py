@@ -1,10 +1,9 @@
 """What odrun sends to REANA: the expanded spec, the files to upload, the remote-fetch step.
 
-- :func:`expand` builds the JSON body of ``POST /api/workflows`` as reana-client 0.9
-  does for the parts odrun needs: the parsed reana.yaml, with a snakemake
-  parameters file loaded into ``inputs.parameters``.
-- :func:`workspace_files` lists the analysis files to upload (workflow file,
-  parameters file, ``inputs.files``, ``inputs.directories``).
+- :func:`expand` builds the JSON body of ``POST /api/workflows`` as reana-client 0.9.6
+  does (:mod:`odrun.reana.specload`: parameters files loaded, CWL packed, yadage null).
+- :func:`workspace_files` lists the files to upload: the spec file, ``inputs.files``,
+  ``inputs.directories`` (ignore files honoured), the workflow and parameters files.
 - :func:`inject_fetch` adds the step (serial) or rule (snakemake) that fetches the
   declared records inside the cluster with ``odrun fetch`` (``--inputs remote``).
 - :func:`bundle` builds the ZIP of the bundles-v1 protocol (REANA 0.95+).
@@ -14,26 +13,22 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import shlex
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from odrun._fs import confine
-from odrun.errors import SpecError, UsageError
+from odrun.errors import UsageError
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import Record, RecordFile
 from odrun.settings import Settings
-from odrun.workflow.spec import (
-    Analysis,
-    record_settings,
-    relative,
-    snakemake_config,
-)
+from odrun.workflow.spec import Analysis, record_settings, relative
+
+from . import specload
 
 #: the injected fetch step's image (built from images/odrun): no public default exists,
 #: --inputs remote needs --odrun-image or this variable
@@ -63,50 +58,19 @@ def safe_rel(rel: str, what: str) -> str:
     return relative(rel, what).as_posix()
 
 
-def expand(analysis: Analysis) -> dict[str, Any]:
-    """The reana.yaml to send: parsed, and for snakemake with its parameters file loaded."""
-    if analysis.reana is None:
-        raise SpecError(
-            f"{analysis.root} has no reana.yaml: REANA runs reana.yaml workflows",
-            hint="add a reana.yaml (serial, snakemake, cwl or yadage)",
-        )
-    spec = copy.deepcopy(analysis.reana)
-    # as reana-client 0.9.6: only a parameters file replaces inputs.parameters; without
-    # one, inputs stay as written (no empty inputs.parameters added)
-    if analysis.workflow_type == "snakemake" and "input" in analysis.parameters:
-        spec.setdefault("inputs", {})["parameters"] = snakemake_config(analysis)
-    return spec
+def expand(
+    analysis: Analysis,
+    settings: Settings | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """The spec to send, as reana-client 0.9.6 builds it (:func:`specload.build_spec`)."""
+    return specload.build_spec(analysis, settings or Settings(), say)
 
 
 def workspace_files(analysis: Analysis) -> list[tuple[str, Path]]:
-    """(workspace path, local file) of every analysis file REANA needs, each once."""
-    reana = analysis.reana or {}
-    wanted: list[str] = []
-    wfile = reana.get("workflow", {}).get("file")
-    if wfile:
-        wanted.append(str(wfile))
-    params_file = analysis.parameters.get("input")
-    if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
-        wanted.append(params_file)
-    wanted += analysis.files_in("inputs", "files") + analysis.files_in("inputs", "directories")
-    root = analysis.root.resolve()
-    out: dict[str, Path] = {}
-    for wanted_rel in dict.fromkeys(wanted):
-        rel = safe_rel(wanted_rel, "input")
-        src = confine(root, rel, "input", error=SpecError)  # links followed, kept inside
-        if not src.exists():
-            raise SpecError(f"input {rel} does not exist in {analysis.root}")
-        if not src.is_dir():
-            out.setdefault(rel, src)
-            continue
-        for here, dirs, files in os.walk(src):  # as before: not into linked folders
-            dirs[:] = sorted(d for d in dirs if d != ".odrun")
-            for name in sorted(files):
-                inside = Path(rel, os.path.relpath(Path(here, name), src)).as_posix()
-                path = confine(root, inside, "input", error=SpecError)  # a link may lead out
-                if path.is_file():
-                    out.setdefault(inside, path)
-    return list(out.items())
+    """(workspace path, local file) of every file to upload, each once: what reana-client
+    uploads, then odrun's additions (:func:`specload.upload_set`)."""
+    return specload.upload_set(analysis)
 
 
 def resolve_records(analysis: Analysis, settings: Settings) -> list[RecordInputs]:

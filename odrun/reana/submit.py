@@ -46,7 +46,7 @@ from odrun.workflow.spec import Analysis, ensure_valid, record_settings
 from . import spec as reana_spec
 from .client import ReanaClient
 from .models import Created, ServerInfo, WorkflowStatus
-from .record import RECORD, Submission, find_record, now, workflow_name
+from .record import RECORD, Submission, find_record, local_error, now, workflow_name
 
 __all__ = ["RECORD", "Submission", "SubmitOptions", "find_record", "submit", "workflow_name"]
 
@@ -136,6 +136,9 @@ def submit(
         _upload_and_start(client, sub, sent)
     except (OdrunError, KeyboardInterrupt) as exc:
         raise _after_create(exc, client, sub) from None
+    except OSError as exc:  # a file that cannot be read, a record that cannot be written
+        error = local_error(exc, sub.run_dir, "the submission")
+        raise _after_create(error, client, sub) from None
     say(f"started {sub.workflow_name}")
     if options.follow or options.download or options.verify:
         try:
@@ -181,7 +184,7 @@ class _Payload:
 
 
 def _payload(analysis: Analysis, settings: Settings, options: SubmitOptions, say: Say) -> _Payload:
-    body = reana_spec.expand(analysis)
+    body = reana_spec.expand(analysis, settings, say)
     uploads = reana_spec.workspace_files(analysis)
     records = reana_spec.resolve_records(analysis, settings)
     portal = reana_spec.remote_portal(analysis, settings)
@@ -220,9 +223,12 @@ def _create(
     records = payload.records if payload.mode == "upload" else []
     try:
         try:
+            staged.mkdir(parents=True, exist_ok=True)  # even with nothing to upload
             sent = _stage(analysis, settings, payload.uploads, payload.extra, records, staged, say)
         except KeyboardInterrupt:
             raise CancelledError("interrupted before anything was sent to REANA") from None
+        except OSError as exc:
+            raise local_error(exc, staged, "the files to send") from None
         bundle = None
         if info.protocol == "bundles-v1":
             chosen = {rel: (staged / rel).read_bytes() for rel in sent if _declared(analysis, rel)}
@@ -239,12 +245,18 @@ def _create(
             protocol=info.protocol,
             inputs_mode=payload.mode,
         )
-        sub.run_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(sub.run_dir / "workspace", ignore_errors=True)  # a stale earlier record
-        staged.rename(sub.run_dir / "workspace")  # the local mirror of what is sent
+        try:  # from here on a workflow exists on the server: every failure names it
+            sub.run_dir.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(sub.run_dir / "workspace", ignore_errors=True)  # a stale record
+            staged.rename(sub.run_dir / "workspace")  # the local mirror of what is sent
+            sub.save()
+        except OSError as exc:
+            error = local_error(exc, sub.run_dir, "the submission record")
+            raise _after_create(error, client, sub) from None
+        except KeyboardInterrupt as exc:
+            raise _after_create(exc, client, sub) from None
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    sub.save()
     return sub, sent
 
 
