@@ -94,6 +94,9 @@ class Settings:
     reana_access_token: str | None = field(default=None, repr=False)
     #: the workflow status/logs/download/stop act on when RUN is omitted (REANA_WORKON)
     reana_workon: str | None = None
+    #: the Python that runs yadage for workflow.type yadage (ODRUN_YADAGE_PYTHON): a venv
+    #: with yadage and packtivity (their pins conflict with odrun's); None: odrun's own
+    yadage_python: Path | None = None
 
     @property
     def metadata_cache_dir(self) -> Path:
@@ -221,6 +224,8 @@ def _coerce(name: str, value: Any) -> Any:
             return amount
         if name in ("cache_dir", "cvmfs_root"):
             return Path(os.path.expanduser(str(value)))
+        if name == "yadage_python":
+            return Path(os.path.expanduser(str(value))) if str(value).strip() else None
         if name in FOREIGN_ENV:
             return str(value).strip() or None
         if name == "protocol_map":

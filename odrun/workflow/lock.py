@@ -66,7 +66,7 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
         "runtime": result.runtime if analysis.workflow_type else None,
         "runtime_fallback": result.runtime_fallback.to_dict() if result.runtime_fallback else None,
         "runtime_description": result.runtime_description if analysis.workflow_type else None,
-        "tools": tool_versions(run_tools(analysis, result.runtime)),
+        "tools": {**tool_versions(run_tools(analysis, result.runtime)), **result.engine_versions},
     }
 
 

@@ -52,6 +52,7 @@ from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.provenance import write_crate
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
 from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
+from odrun.workflow.yadage import YadagePlan, plan_yadage, run_yadage
 from odrun.workflow.spec import (
     Analysis,
     ensure_valid,
@@ -91,7 +92,7 @@ def run_analysis(
     options = options or RunOptions()
     workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
     untrusted, locked, verify = options.untrusted, options.locked, options.verify
-    if analysis.workflow_type in ("cwl", "yadage"):
+    if analysis.workflow_type == "cwl":
         raise SpecError(
             f"workflow.type {analysis.workflow_type} runs only on REANA",
             hint="submit it with: odrun submit PATH",
@@ -124,7 +125,7 @@ def run_analysis(
     try:
         # preflight: runtime, images, executor, Snakemake, and the lock's runtime and images,
         # all before a single input is staged or fetched
-        plan = _plan(analysis, result, from_step, target_step, untrusted, say)
+        plan = _plan(analysis, result, from_step, target_step, untrusted, say, settings)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
         _stage_inputs(analysis, result, untrusted)
@@ -289,6 +290,7 @@ class Plan:
     #: (step name, image, command)
     commands: list[tuple[str, str | None, str]] = field(default_factory=list)
     snakemake: SnakemakePlan | None = None
+    yadage: YadagePlan | None = None
 
 
 def _plan(
@@ -298,6 +300,7 @@ def _plan(
     stop: str | None,
     untrusted: bool,
     say: Say,
+    settings: Settings | None = None,
 ) -> Plan:
     if result.executor != "local" and analysis.workflow_type != "snakemake":
         raise UsageError(
@@ -308,6 +311,14 @@ def _plan(
         )
     if analysis.workflow_type == "snakemake":
         return Plan(snakemake=plan_snakemake(analysis, result, untrusted, say))
+    if analysis.workflow_type == "yadage":
+        if start is not None or stop is not None:
+            raise UsageError(
+                "--from/--target pick serial steps; a yadage workflow runs as a whole",
+                hint="run it without --from and --target",
+            )
+        yadage = plan_yadage(analysis, result, settings or Settings.load(), untrusted, say)
+        return Plan(runtime=yadage.runtime, yadage=yadage)
     if analysis.workflow_type != "serial":
         return Plan()
     params = analysis.parameters
@@ -330,6 +341,10 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     if wtype == "snakemake":
         assert plan.snakemake is not None
         run_snakemake(analysis, result, plan.snakemake, say)
+        return
+    if wtype == "yadage":
+        assert plan.yadage is not None
+        run_yadage(analysis, result, plan.yadage, say)
         return
     assert plan.runtime is not None
     for n, (name, image, command) in enumerate(plan.commands, 1):

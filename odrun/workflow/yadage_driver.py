@@ -1,0 +1,142 @@
+"""yadage's side of ``odrun run`` for ``workflow.type: yadage``: runs in yadage's own Python.
+
+odrun starts this file with the interpreter of :attr:`Settings.yadage_python` (a venv
+holding yadage and packtivity, whose pins conflict with odrun's own dependencies), so
+it imports nothing from odrun: the standard library and yadage only. Two commands:
+
+- ``plan SPEC TOPLEVEL OUT``: load and validate the workflow (``$ref`` resolved from
+  TOPLEVEL, as REANA does) and write OUT, a JSON document holding the resolved
+  workflow, the container images its steps name and the versions of yadage,
+  packtivity, adage and yadage-schemas;
+- ``run WORKFLOW_JSON WORKDIR PARAMS_JSON OUT``: run the resolved workflow in WORKDIR
+  (yadage's data directory and its ``initdir``, as REANA's yadage engine does) with
+  the initial parameters, then write OUT: ``{"ok": bool, "error": str, "failed": [...]}``.
+
+Every failure ends in OUT (and exit code 1), never only in a traceback on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from importlib import metadata
+from typing import Any
+
+SCHEMA = "yadage/workflow-schema"
+DISTRIBUTIONS = ("yadage", "packtivity", "adage", "yadage-schemas")
+
+
+def _write(path: str, doc: dict[str, Any]) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(doc, out, indent=1, sort_keys=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def images(doc: Any) -> list[str]:
+    """``image:imagetag`` of every docker-encapsulated environment, nested workflows too."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("environment_type") == "docker-encapsulated" and node.get("image"):
+                found.add(f"{node['image']}:{node.get('imagetag') or 'latest'}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(doc)
+    return sorted(found)
+
+
+def plan(spec: str, toplevel: str, out: str) -> int:
+    try:
+        import yadageschemas  # noqa: PLC0415
+
+        workflow = yadageschemas.load(
+            spec=spec,
+            specopts={
+                "toplevel": toplevel,
+                "schema_name": SCHEMA,
+                "schemadir": None,
+                "load_as_ref": False,
+            },
+            validopts={"schema_name": SCHEMA, "schemadir": None},
+            validate=True,
+        )
+    except Exception as exc:  # noqa: BLE001 - any load or validation error, reported as one line
+        _write(out, {"ok": False, "error": _one_line(exc)})
+        return 1
+    versions = {}
+    for name in DISTRIBUTIONS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    _write(
+        out, {"ok": True, "workflow": workflow, "images": images(workflow), "versions": versions}
+    )
+    return 0
+
+
+def _failed_nodes(steering: Any) -> list[str]:
+    try:
+        dag = steering.workflow.dag
+        nodes = [dag.getNode(n) for n in dag.nodes()]
+        return sorted(str(n.name) for n in nodes if n.ready() and not n.successful())
+    except Exception:  # noqa: BLE001 - best effort: the run's own error is reported anyway
+        return []
+
+
+def run(workflow_json: str, workdir: str, params_json: str, out: str) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
+    )
+    steering = None
+    try:
+        from yadage.steering_api import steering_ctx  # noqa: PLC0415
+        from yadage.utils import setupbackend_fromstring  # noqa: PLC0415
+
+        with open(workflow_json, encoding="utf-8") as f:
+            workflow = json.load(f)["workflow"]
+        with open(params_json, encoding="utf-8") as f:
+            params = json.load(f)
+        with steering_ctx(
+            dataarg=workdir,
+            dataopts={"initdir": workdir},
+            initdata=params,
+            workflow_json=workflow,
+            backend=setupbackend_fromstring("multiproc:auto"),
+            visualize=False,
+            accept_metadir=True,
+            updateinterval=0.1,
+        ) as steering:
+            pass
+    except BaseException as exc:  # noqa: BLE001 - reported to odrun as data
+        failed = _failed_nodes(steering) if steering is not None else []
+        _write(out, {"ok": False, "error": _one_line(exc), "failed": failed})
+        return 1
+    _write(out, {"ok": True, "error": "", "failed": []})
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 4 and argv[0] == "plan":
+        return plan(*argv[1:])
+    if len(argv) == 5 and argv[0] == "run":
+        return run(*argv[1:])
+    print(
+        "usage: yadage_driver.py plan SPEC TOPLEVEL OUT | run WORKFLOW_JSON WORKDIR PARAMS OUT",
+        file=sys.stderr,
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
