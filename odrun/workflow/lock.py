@@ -70,6 +70,10 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
     }
 
 
+#: engine packages whose version --locked holds to (the lock's ``tools``)
+ENGINE_PACKAGES = ("yadage", "packtivity", "adage", "yadage-schemas")
+
+
 def file_entry(f: RecordFile) -> dict[str, Any]:
     """One pinned file. ``integrity`` is "unverified" when the record declares no checksum:
     only its size was checked, by the fetch and by ``--locked``."""
@@ -170,6 +174,10 @@ def _runtime_differences(pinned: dict[str, Any], current: dict[str, Any]) -> lis
         )
     ):
         out.append(f"runtime {_describe(pinned)} -> {_describe(current)}")
+    was_tools, now_tools = pinned.get("tools") or {}, current.get("tools") or {}
+    for engine in ENGINE_PACKAGES:  # a workflow engine's own packages (yadage's Python)
+        if engine in was_tools and engine in now_tools and was_tools[engine] != now_tools[engine]:
+            out.append(f"{engine} {was_tools[engine]} -> {now_tools[engine]}")
     old_images = {i["name"]: i.get("digest") for i in pinned.get("images", [])}
     new_images = {i["name"]: i.get("digest") for i in current.get("images", [])}
     if sorted(old_images) != sorted(new_images):

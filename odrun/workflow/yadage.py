@@ -223,6 +223,12 @@ def run_yadage(analysis: Analysis, result: RunResult, plan: YadagePlan, say: Say
                 StepRun("yadage", shlex.join(argv), proc.returncode or 1, started, now(), str(engine_log))
             )
         raise failure_error(jobs, outcome, engine_log)
+    idle = stages_not_run(result.workspace)
+    if idle:
+        say(
+            f"warning: yadage stages that never ran: {', '.join(idle)} (their dependencies "
+            "were never met; a stage that reads init needs inputs.parameters)"
+        )
 
 
 def _shim(plan: YadagePlan, folder: Path, record: Path, logdir: Path, readonly: Path) -> Path:
@@ -267,6 +273,19 @@ def _digests(runtime: Runtime, jobs: list[Job], result: RunResult) -> None:
                 digest = runtime.digest(image)
                 if digest:
                     result.image_digests[image] = digest
+
+
+def stages_not_run(workspace: Path) -> list[str]:
+    """Stages yadage never applied (a finished workflow may leave some: a stage that
+    depends on ``init`` when no parameters were given, so there is no init)."""
+    snapshot = _read_json(workspace / "_yadage" / "yadage_snapshot_workflow.json") or {}
+    names = []
+    for rule in snapshot.get("rules") or []:
+        if isinstance(rule, dict) and isinstance(rule.get("rule"), dict):
+            offset = str(rule.get("offset") or "")
+            name = str(rule["rule"].get("name"))
+            names.append(f"{offset}/{name}" if offset else name)
+    return sorted(names)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
