@@ -193,7 +193,9 @@ def main(argv: list[str]) -> int:
     """``docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- <docker arguments>``
     (READONLY: a file listing the paths to bind read-only, one a line; may be empty)."""
     if len(argv) < 6 or argv[5] != "--":
-        print("usage: docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- ARGS", file=sys.stderr)
+        print(
+            "usage: docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- ARGS", file=sys.stderr
+        )
         return 2
     readonly: list[str] = []
     if argv[3]:

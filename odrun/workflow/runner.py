@@ -52,7 +52,6 @@ from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.provenance import write_crate
 from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
 from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
-from odrun.workflow.yadage import YadagePlan, plan_yadage, run_yadage
 from odrun.workflow.spec import (
     Analysis,
     ensure_valid,
@@ -60,6 +59,7 @@ from odrun.workflow.spec import (
     staged_inputs,
     substitute,
 )
+from odrun.workflow.yadage import YadagePlan, plan_yadage, run_yadage
 
 
 def new_run_dir(analysis: Analysis, workdir: Path | None, reuse: bool = False) -> Path:

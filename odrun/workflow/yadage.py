@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from odrun._fs import atomic_write, confine
+from odrun._fs import confine
 from odrun.errors import ConfigError, SpecError, UsageError, WorkflowError
 from odrun.settings import Settings, process_environment
 from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
@@ -152,13 +152,13 @@ def plan_yadage(
             argv, capture_output=True, text=True, timeout=PLAN_TIMEOUT, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ConfigError(f"cannot start yadage's Python {python}: {exc}", hint=INSTALL_HINT)
+        raise ConfigError(
+            f"cannot start yadage's Python {python}: {exc}", hint=INSTALL_HINT
+        ) from None
     doc = _read_json(plan_file)
     if doc is None:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ConfigError(
-            f"yadage's Python {python} cannot load yadage: {last}", hint=INSTALL_HINT
-        )
+        raise ConfigError(f"yadage's Python {python} cannot load yadage: {last}", hint=INSTALL_HINT)
     if not doc.get("ok"):
         raise SpecError(
             f"yadage workflow {name} (toplevel {toplevel}): {doc.get('error')}",
@@ -191,7 +191,9 @@ def run_yadage(analysis: Analysis, result: RunResult, plan: YadagePlan, say: Say
     params.write_text(json.dumps(analysis.parameters, indent=1, sort_keys=True), encoding="utf-8")
     outcome_file = folder / "outcome.json"
     env = process_environment()
-    env["PATH"] = f"{_shim(plan, folder, record, logdir, readonly)}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = (
+        f"{_shim(plan, folder, record, logdir, readonly)}{os.pathsep}{env.get('PATH', '')}"
+    )
     env["PACKTIVITY_DOCKER_NOPULL"] = "1"  # the preflight has the images
     env["PACKTIVITY_CONTAINER_RUNTIME"] = "docker"  # spoken to the shim
     engine_log = result.run_dir / "logs" / "00-yadage.log"
@@ -214,13 +216,22 @@ def run_yadage(analysis: Analysis, result: RunResult, plan: YadagePlan, say: Say
     except OSError as exc:
         raise WorkflowError(f"yadage: cannot start {plan.python}: {exc}") from None
     jobs = read_jobs(record)
-    result.steps += [StepRun(j.name, j.command, j.exit_code, j.started, j.ended, j.log) for j in jobs]
+    result.steps += [
+        StepRun(j.name, j.command, j.exit_code, j.started, j.ended, j.log) for j in jobs
+    ]
     _digests(plan.runtime, jobs, result)
     outcome = _read_json(outcome_file) or {}
     if proc.returncode != 0 or not outcome.get("ok"):
         if not jobs or all(j.exit_code == 0 for j in jobs):  # nothing failed in a job
             result.steps.append(
-                StepRun("yadage", shlex.join(argv), proc.returncode or 1, started, now(), str(engine_log))
+                StepRun(
+                    "yadage",
+                    shlex.join(argv),
+                    proc.returncode or 1,
+                    started,
+                    now(),
+                    str(engine_log),
+                )
             )
         raise failure_error(jobs, outcome, engine_log)
     idle = stages_not_run(result.workspace)

@@ -70,7 +70,7 @@ def plan(spec: str, toplevel: str, out: str) -> int:
             validopts={"schema_name": SCHEMA, "schemadir": None},
             validate=True,
         )
-    except Exception as exc:  # noqa: BLE001 - any load or validation error, reported as one line
+    except Exception as exc:
         _write(out, {"ok": False, "error": _one_line(exc)})
         return 1
     versions = {}
@@ -90,7 +90,7 @@ def _failed_nodes(steering: Any) -> list[str]:
         dag = steering.workflow.dag
         nodes = [dag.getNode(n) for n in dag.nodes()]
         return sorted(str(n.name) for n in nodes if n.ready() and not n.successful())
-    except Exception:  # noqa: BLE001 - best effort: the run's own error is reported anyway
+    except Exception:
         return []
 
 
@@ -118,7 +118,7 @@ def run(workflow_json: str, workdir: str, params_json: str, out: str) -> int:
             updateinterval=0.1,
         ) as steering:
             pass
-    except BaseException as exc:  # noqa: BLE001 - reported to odrun as data
+    except BaseException as exc:
         failed = _failed_nodes(steering) if steering is not None else []
         _write(out, {"ok": False, "error": _one_line(exc), "failed": failed})
         return 1
