@@ -34,6 +34,11 @@ def _write(path: str, doc: dict[str, Any]) -> None:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
+    message = getattr(exc, "message", None)  # a jsonschema error: where, and what is wrong
+    if isinstance(message, str) and hasattr(exc, "absolute_path"):
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        what = " ".join(message.split())
+        text = f"at {where}: {what if len(what) < 200 else '...' + what[-150:]}"
     return f"{type(exc).__name__}: {text}"[:500]
 
 
