@@ -273,3 +273,19 @@ def test_shim_on_the_host_records_the_job_and_refuses_moved_binds(tmp_path: Path
 )  # fmt: skip
 def test_failure_cause_picks_the_telling_line(lines: list[str], cause: str | None) -> None:
     assert failure_cause(lines) == cause
+
+
+def test_doctor_names_yadage_python(
+    odrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, yadage_python: Path
+) -> None:
+    def check(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        (found,) = [c for c in result.json()["checks"] if c["name"] == "yadage"]
+        return found  # type: ignore[no-any-return]
+
+    ok = check(odrun("doctor", "--json"))
+    assert ok["status"] == "ok"
+    assert "yadage 0.21.2, packtivity 0.17.1" in ok["detail"]
+    monkeypatch.setenv("ODRUN_YADAGE_PYTHON", str(tmp_path / "none"))
+    missing = check(odrun("doctor", "--json"))
+    assert missing["status"] == "warn"
+    assert "pip install yadage==0.21.2" in missing["fix"]
