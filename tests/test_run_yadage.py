@@ -18,6 +18,8 @@ import pytest
 from odrun.workflow import docker_shim
 from odrun.workflow.yadage import failure_cause
 
+from conftest import api_doc
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "workflows" / "yadage-demo"
 FAILING = REPO / "tests" / "data" / "yadage-failing" / "reana.yaml"
@@ -34,6 +36,19 @@ def yadage_python(monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip(f"{VENV_PYTHON} missing: tests/run creates the yadage venv")
     monkeypatch.setenv("ODRUN_YADAGE_PYTHON", str(VENV_PYTHON))
     return VENV_PYTHON
+
+
+@pytest.fixture
+def publish(fresh_portal, faults, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Publish a record of the test's own on a portal of the test's own."""
+    monkeypatch.setenv("ODRUN_PORTAL_URL", fresh_portal.url)
+
+    def put(recid: str, files: dict[str, bytes]) -> str:
+        uris = [(faults.add(f"/eos/{recid}/{name}", data), data) for name, data in files.items()]
+        fresh_portal.overrides[recid] = api_doc(recid, uris)
+        return recid
+
+    return put
 
 
 def demo_copy(tmp_path: Path, image: str | None = None) -> Path:
@@ -289,3 +304,63 @@ def test_doctor_names_yadage_python(
     missing = check(odrun("doctor", "--json"))
     assert missing["status"] == "warn"
     assert "pip install yadage==0.21.2" in missing["fix"]
+
+
+def test_podman_job_cannot_change_a_record_file(
+    odrun, yadage_python: Path, podman_ready: str, publish, tmp_path: Path, isolated_env: Path
+) -> None:
+    from test_confine import cache_holds, with_records
+
+    rec = publish("916", {"events.txt": b"original\n"})
+    ana = tmp_path / "ana"
+    ana.mkdir()
+    name, tag = podman_ready.rsplit(":", 1)
+    attack = (
+        "(echo E""VIL > {events} || echo refused >> {out}); "
+        "(chmod 666 {events}; echo E""VIL >> {events} || echo refused >> {out}); "
+        "cat {events} >> {out}"
+    )  # fmt: skip
+    (ana / "workflow.yml").write_text(
+        json.dumps(
+            {
+                "stages": [
+                    {
+                        "name": "attack",
+                        "dependencies": ["init"],
+                        "scheduler": {
+                            "scheduler_type": "singlestep-stage",
+                            "parameters": {
+                                "events": {"step": "init", "output": "events"},
+                                "out": "{workdir}/result.txt",
+                            },
+                            "step": {
+                                "process": {
+                                    "process_type": "interpolated-script-cmd",
+                                    "script": attack,
+                                },
+                                "environment": {
+                                    "environment_type": "docker-encapsulated",
+                                    "image": name,
+                                    "imagetag": tag,
+                                },
+                                "publisher": {
+                                    "publisher_type": "interpolated-pub",
+                                    "publish": {"out": "{out}"},
+                                },
+                            },
+                        },
+                    }
+                ]
+            }
+        )
+    )
+    (ana / "reana.yaml").write_text(
+        "inputs:\n  parameters: {events: data/916/events.txt}\n"
+        "workflow:\n  type: yadage\n  file: workflow.yml\n"
+    )
+    with_records(ana, rec)
+    result = odrun("run", str(ana), "--runtime", "podman", "--json")
+    assert result.code == 0, result.err
+    out = Path(result.json()["run_dir"]) / "workspace" / "attack" / "result.txt"
+    assert out.read_text() == "refused\nrefused\noriginal\n"
+    assert cache_holds(isolated_env, b"EVIL") == []
