@@ -364,3 +364,25 @@ def test_podman_job_cannot_change_a_record_file(
     out = Path(result.json()["run_dir"]) / "workspace" / "attack" / "result.txt"
     assert out.read_text() == "refused\nrefused\noriginal\n"
     assert cache_holds(isolated_env, b"EVIL") == []
+
+
+def test_demo_in_docker_matches_podman(
+    odrun, yadage_python: Path, docker_ready: str, tmp_path: Path
+) -> None:
+    analysis = demo_copy(tmp_path, docker_ready)
+    (tmp_path / "host-only").touch()  # a file only the host sees: the job runs in docker
+    probe = f"test -e {tmp_path / 'host-only'} && echo on-host || echo in-container"
+    steps = analysis / "steps.yml"
+    steps.write_text(steps.read_text().replace(
+        "script: python3 {script} {outputfile} {greetings}",
+        "script: python3 {script} {outputfile} {greetings} && (" + probe + ") > {outputfile}.where",
+    ))  # fmt: skip
+    result = odrun("run", str(analysis), "--runtime", "docker", "--verify", "--json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["runtime"] == "docker"
+    assert doc["verified"] is True
+    where = Path(doc["run_dir"]) / "workspace" / "merge" / "greetings.txt.where"
+    assert where.read_text() == "in-container\n"
+    (image,) = json.loads((Path(doc["run_dir"]) / "odrun.lock").read_text())["images"]
+    assert image["digest"].startswith("sha256:")
