@@ -386,3 +386,26 @@ def test_demo_in_docker_matches_podman(
     assert where.read_text() == "in-container\n"
     (image,) = json.loads((Path(doc["run_dir"]) / "odrun.lock").read_text())["images"]
     assert image["digest"].startswith("sha256:")
+
+
+def test_steps_packtivity_runs_itself_are_named(
+    odrun, yadage_python: Path, podman_ready: str, tmp_path: Path
+) -> None:
+    analysis = demo_copy(tmp_path, podman_ready)
+    workflow = analysis / "workflow.yml"
+    workflow.write_text(
+        workflow.read_text() + "  - name: local\n"
+        "    dependencies: [merge]\n"
+        "    scheduler:\n"
+        "      scheduler_type: singlestep-stage\n"
+        "      parameters: {out: '{workdir}/local.txt'}\n"
+        "      step:\n"
+        "        process: {process_type: string-interpolated-cmd, cmd: 'echo here > {out}'}\n"
+        "        environment: {environment_type: localproc-env}\n"
+        "        publisher: {publisher_type: interpolated-pub, publish: {out: '{out}'}}\n"
+    )
+    result = odrun("run", str(analysis), "--runtime", "podman", "--json")
+    assert result.code == 0, result.err
+    assert "yadage steps with environment_type localproc-env run on the host" in result.err
+    local = Path(result.json()["run_dir"]) / "workspace" / "local" / "local.txt"
+    assert local.read_text() == "here\n"

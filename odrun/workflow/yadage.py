@@ -171,7 +171,19 @@ def plan_yadage(
             "warning: odrun.yaml network names steps; yadage jobs cannot be told apart, so "
             "only 'network: true' applies to them: they run with --network=none"
         )
+    on_host = [str(e) for e in doc.get("host_environments") or []]
+    if on_host and untrusted and result.runtime == "auto":
+        raise ConfigError(
+            "this analysis comes from a record and its yadage steps with environment_type "
+            f"{', '.join(on_host)} would run on the host, not in a container",
+            hint="review its steps, then allow it with --runtime host",
+        )
     runtime = choose_runtime(analysis, result, images, untrusted, say)
+    if on_host and result.runtime != "host":
+        say(
+            f"warning: yadage steps with environment_type {', '.join(on_host)} run on the "
+            f"host, not in {result.runtime} (packtivity runs them itself)"
+        )
     result.images = images
     versions = {str(k): str(v) for k, v in (doc.get("versions") or {}).items()}
     result.engine_versions = versions

@@ -42,14 +42,19 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def images(doc: Any) -> list[str]:
-    """``image:imagetag`` of every docker-encapsulated environment, nested workflows too."""
+def environments(doc: Any) -> tuple[list[str], list[str]]:
+    """(``image:imagetag`` of every docker-encapsulated environment, the other environment
+    types: those packtivity runs on the host whatever the runtime), nested workflows too."""
     found: set[str] = set()
+    other: set[str] = set()
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if node.get("environment_type") == "docker-encapsulated" and node.get("image"):
+            kind = node.get("environment_type")
+            if kind == "docker-encapsulated" and node.get("image"):
                 found.add(f"{node['image']}:{node.get('imagetag') or 'latest'}")
+            elif isinstance(kind, str) and kind != "docker-encapsulated":
+                other.add(kind)
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -57,7 +62,7 @@ def images(doc: Any) -> list[str]:
                 walk(value)
 
     walk(doc)
-    return sorted(found)
+    return sorted(found), sorted(other)
 
 
 def plan(spec: str, toplevel: str, out: str) -> int:
@@ -84,9 +89,9 @@ def plan(spec: str, toplevel: str, out: str) -> int:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "unknown"
-    _write(
-        out, {"ok": True, "workflow": workflow, "images": images(workflow), "versions": versions}
-    )
+    images, other = environments(workflow)
+    doc = {"ok": True, "workflow": workflow, "images": images, "versions": versions}
+    _write(out, {**doc, "host_environments": other})
     return 0
 
 
