@@ -74,8 +74,12 @@ def test_demo_matches_its_serial_twin(
     odrun, yadage_python: Path, podman_ready: str, tmp_path: Path, runtime: str
 ) -> None:
     analysis = demo_copy(tmp_path, podman_ready)
-    result = odrun("run", str(analysis), "--runtime", runtime, "--verify", "--json")
+    junit = tmp_path / "junit.xml"
+    result = odrun(
+        "run", str(analysis), "--runtime", runtime, "--verify", "--junit", str(junit), "--json"
+    )
     assert result.code == 0, result.err
+    assert junit.read_text().count("<testcase") == 2
     doc = result.json()
     assert doc["status"] == "finished"
     assert doc["runtime"] == runtime
@@ -174,15 +178,18 @@ def test_jobs_have_no_network_and_the_workspace_at_its_path(
     assert lines[-1] == "no-network"
 
 
+@pytest.mark.parametrize("setting", ["no-such-python", None])
 def test_without_yadage_python_exit_8_with_the_hint(
-    odrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    odrun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None
 ) -> None:
     analysis = demo_copy(tmp_path)
-    monkeypatch.setenv("ODRUN_YADAGE_PYTHON", str(tmp_path / "no-such-python"))
+    if setting:  # a wrong path; else unset, and odrun's own Python has no yadage
+        monkeypatch.setenv("ODRUN_YADAGE_PYTHON", str(tmp_path / setting))
     result = odrun("run", str(analysis), "--runtime", "host")
     assert result.code == 8, result.err
     assert "ODRUN_YADAGE_PYTHON" in result.err
     assert "pip install yadage==" in result.err
+    assert len(result.err.strip().splitlines()) == 1
     assert not (analysis / ".odrun" / "runs").exists() or not any(
         (analysis / ".odrun" / "runs").glob("*/workspace/code")
     )  # refused before staging
