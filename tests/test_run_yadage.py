@@ -416,3 +416,24 @@ def test_steps_packtivity_runs_itself_are_named(
     assert "yadage steps with environment_type localproc-env run on the host" in result.err
     local = Path(result.json()["run_dir"]) / "workspace" / "local" / "local.txt"
     assert local.read_text() == "here\n"
+
+
+def test_a_step_failing_outside_its_job_names_its_own_error(
+    odrun, yadage_python: Path, tmp_path: Path
+) -> None:
+    analysis = demo_copy(tmp_path)
+    steps = analysis / "steps.yml"
+    text = steps.read_text()
+    merge = text.index("merge:")
+    publisher = "  publisher:\n    publisher_type: interpolated-pub\n    publish:\n"
+    publisher += "      outputfile: '{outputfile}'"
+    assert publisher in text[merge:]
+    # the job succeeds; its publisher then reads a file the job never wrote
+    broken = "  publisher:\n    publisher_type: fromyaml-pub\n    yamlfile: published.yml"
+    steps.write_text(text[:merge] + text[merge:].replace(publisher, broken))
+    result = odrun("run", str(analysis), "--runtime", "host", "--workdir", str(tmp_path / "r"))
+    assert result.code == 7, result.err
+    (line,) = [ln for ln in result.err.splitlines() if "failed" in ln]
+    assert "yadage step merge failed: FileNotFoundError" in line
+    assert "published.yml" in line
+    assert "workflow finished but failed" not in line

@@ -352,10 +352,16 @@ def failure_error(jobs: list[Job], outcome: dict[str, Any], engine_log: Path) ->
             f"yadage step {job.name} failed with exit code {job.exit_code}: {cause}",
             hint=f"command: {command[:200]}; log: {job.log}{more}",
         )
+    nodes = [n for n in outcome.get("failed") or [] if isinstance(n, dict)]
+    told = [n for n in nodes if n.get("error")]
+    if told:  # a step that failed outside its job (its publisher, its parameters)
+        more = f"; {len(nodes) - 1} more step(s) failed" if len(nodes) > 1 else ""
+        error = " ".join(str(told[0]["error"]).split())
+        return WorkflowError(
+            f"yadage step {told[0].get('name')} failed: {error[:300]}",
+            hint=f"log: {engine_log}{more}",
+        )
     error = " ".join(str(outcome.get("error") or "yadage exited with an error").split())
-    nodes = [str(n) for n in outcome.get("failed") or []]
-    where = f" (failed: {', '.join(nodes)})" if nodes else ""
-    return WorkflowError(
-        f"yadage workflow failed{where}: {error[:300]}",
-        hint=f"log: {engine_log}",
-    )
+    names = [str(n.get("name")) for n in nodes]
+    where = f" (failed: {', '.join(names)})" if names else ""
+    return WorkflowError(f"yadage workflow failed{where}: {error[:300]}", hint=f"log: {engine_log}")

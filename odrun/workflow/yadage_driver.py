@@ -95,20 +95,32 @@ def plan(spec: str, toplevel: str, out: str) -> int:
     return 0
 
 
-def _failed_nodes(steering: Any) -> list[str]:
+def _failed_nodes(steering: Any, backend: Any) -> list[dict[str, str]]:
+    """Each failed node's name and its own error (a publisher's, say), as one line."""
     try:
         dag = steering.workflow.dag
         nodes = [dag.getNode(n) for n in dag.nodes()]
-        return sorted(str(n.name) for n in nodes if n.ready() and not n.successful())
+        failed = sorted((n for n in nodes if n.ready() and not n.successful()), key=str)
     except Exception:
         return []
+    out = []
+    for node in failed:
+        error = ""
+        try:
+            info = backend.fail_info(node.resultproxy)
+            if info and isinstance(info[1], BaseException):
+                error = _one_line(info[1])
+        except Exception:  # the node's name is still worth reporting
+            error = ""
+        out.append({"name": str(node.name), "error": error})
+    return out
 
 
 def run(workflow_json: str, workdir: str, params_json: str, out: str) -> int:
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
     )
-    steering = None
+    steering = backend = None
     try:
         from yadage.steering_api import steering_ctx  # noqa: PLC0415
         from yadage.utils import setupbackend_fromstring  # noqa: PLC0415
@@ -117,19 +129,20 @@ def run(workflow_json: str, workdir: str, params_json: str, out: str) -> int:
             workflow = json.load(f)["workflow"]
         with open(params_json, encoding="utf-8") as f:
             params = json.load(f)
+        backend = setupbackend_fromstring("multiproc:auto")
         with steering_ctx(
             dataarg=workdir,
             dataopts={"initdir": workdir},
             initdata=params,
             workflow_json=workflow,
-            backend=setupbackend_fromstring("multiproc:auto"),
+            backend=backend,
             visualize=False,
             accept_metadir=True,
             updateinterval=0.1,
         ) as steering:
             pass
     except BaseException as exc:
-        failed = _failed_nodes(steering) if steering is not None else []
+        failed = _failed_nodes(steering, backend) if steering is not None else []
         _write(out, {"ok": False, "error": _one_line(exc), "failed": failed})
         return 1
     _write(out, {"ok": True, "error": "", "failed": []})
