@@ -1,7 +1,9 @@
 """Run an analysis: preflight, fresh workspace, staged inputs, fetched records, steps, record.
 
-The preflight (runtime, images, executor, Snakemake, the lock's runtime and image
-digests: :mod:`odrun.workflow.preflight`) comes before anything is staged or fetched.
+The preflight (runtime, images, executor, Snakemake, yadage's Python and workflow, the
+lock's runtime and image digests: :mod:`odrun.workflow.preflight`) comes before anything
+is staged or fetched. Serial steps run here, Snakemake in :mod:`odrun.workflow.snakemake`,
+yadage in :mod:`odrun.workflow.yadage`.
 
 A run lives in its own folder (default ``<analysis>/.odrun/runs/<UTC time>``)::
 
