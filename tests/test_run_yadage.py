@@ -437,3 +437,15 @@ def test_a_step_failing_outside_its_job_names_its_own_error(
     assert "yadage step merge failed: FileNotFoundError" in line
     assert "published.yml" in line
     assert "workflow finished but failed" not in line
+
+
+def test_locked_holds_yadage_to_its_version(tmp_path: Path) -> None:
+    from odrun.errors import LockError
+    from odrun.workflow import lock
+
+    pinned = {"runtime": "host", "images": [], "records": [], "tools": {"yadage": "0.21.2"}}
+    path = tmp_path / "odrun.lock"
+    lock.write(path, pinned)
+    lock.check(path, pinned)  # the same versions: no drift
+    with pytest.raises(LockError, match=r"yadage 0\.21\.2 -> 0\.22\.0"):
+        lock.check(path, {**pinned, "tools": {"yadage": "0.22.0"}}, records=False)
