@@ -449,3 +449,33 @@ def test_locked_holds_yadage_to_its_version(tmp_path: Path) -> None:
     lock.check(path, pinned)  # the same versions: no drift
     with pytest.raises(LockError, match=r"yadage 0\.21\.2 -> 0\.22\.0"):
         lock.check(path, {**pinned, "tools": {"yadage": "0.22.0"}}, records=False)
+
+
+@pytest.mark.parametrize(
+    ("ref", "offline", "code", "says"),
+    [
+        ("OUTSIDE/steps.yml#/greet", False, 9, "leads outside"),  # absolute
+        ("../outside/steps.yml#/greet", False, 9, "leads outside"),
+        ("link.yml#/greet", False, 9, "leads outside"),  # a link out of the folder
+        ("http://127.0.0.1:9/steps.yml#/greet", True, 8, "is remote (offline)"),
+    ],
+)
+def test_refs_stay_in_the_analysis_folder(
+    odrun, yadage_python: Path, tmp_path: Path, ref: str, offline: bool, code: int, says: str
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    analysis = demo_copy(tmp_path)
+    shutil.copy(analysis / "steps.yml", outside / "steps.yml")
+    (analysis / "link.yml").symlink_to(outside / "steps.yml")
+    workflow = analysis / "workflow.yml"
+    ref = ref.replace("OUTSIDE", str(outside))
+    workflow.write_text(workflow.read_text().replace("steps.yml#/greet", ref))
+    args = ["--offline"] if offline else []
+    result = odrun(
+        *args, "run", str(analysis), "--runtime", "host", "--workdir", str(tmp_path / "r")
+    )
+    assert result.code == code, result.err
+    assert says in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "workspace" / "code").exists()  # before staging

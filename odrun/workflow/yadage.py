@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from odrun._fs import confine
-from odrun.errors import ConfigError, SpecError, UsageError, WorkflowError
+from odrun.errors import ConfigError, SpecError, UnsafeMetadataError, UsageError, WorkflowError
 from odrun.settings import Settings, process_environment
 from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.preflight import choose_runtime
@@ -146,7 +146,9 @@ def plan_yadage(
     folder = result.run_dir / "yadage"
     folder.mkdir(exist_ok=True)
     plan_file = folder / "plan.json"
-    argv = [python, "-I", str(DRIVER), "plan", name, str(toplevel), str(plan_file)]
+    remote = "0" if settings.offline else "1"
+    root = str(analysis.root.resolve())
+    argv = [python, "-I", str(DRIVER), "plan", name, str(toplevel), root, remote, str(plan_file)]
     try:
         proc = subprocess.run(
             argv, capture_output=True, text=True, timeout=PLAN_TIMEOUT, check=False
@@ -159,6 +161,16 @@ def plan_yadage(
     if doc is None:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(f"yadage's Python {python} cannot load yadage: {last}", hint=INSTALL_HINT)
+    if doc.get("kind") == "outside":
+        raise UnsafeMetadataError(
+            f"yadage workflow {name}: {doc.get('error')}",
+            hint="keep every file the workflow refers to inside the analysis folder",
+        )
+    if doc.get("kind") == "remote":
+        raise ConfigError(
+            f"yadage workflow {name}: {doc.get('error')}",
+            hint="run without --offline, or keep a copy of the file in the analysis folder",
+        )
     if not doc.get("ok"):
         raise SpecError(
             f"yadage workflow {name} (toplevel {toplevel}): {doc.get('error')}",

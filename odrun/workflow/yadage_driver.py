@@ -4,8 +4,9 @@ odrun starts this file with the interpreter of :attr:`Settings.yadage_python` (a
 holding yadage and packtivity, whose pins conflict with odrun's own dependencies), so
 it imports nothing from odrun: the standard library and yadage only. Two commands:
 
-- ``plan SPEC TOPLEVEL OUT``: load and validate the workflow (``$ref`` resolved from
-  TOPLEVEL, as REANA does) and write OUT, a JSON document holding the resolved
+- ``plan SPEC TOPLEVEL ROOT REMOTE OUT``: load and validate the workflow (``$ref``
+  resolved from TOPLEVEL, as REANA does; a file outside ROOT is refused, and so is a URL
+  unless REMOTE is 1) and write OUT, a JSON document holding the resolved
   workflow, the container images its steps name and the versions of yadage,
   packtivity, adage and yadage-schemas;
 - ``run WORKFLOW_JSON WORKDIR PARAMS_JSON OUT``: run the resolved workflow in WORKDIR
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from importlib import metadata
 from typing import Any
@@ -65,10 +67,39 @@ def environments(doc: Any) -> tuple[list[str], list[str]]:
     return sorted(found), sorted(other)
 
 
-def plan(spec: str, toplevel: str, out: str) -> int:
+def guard_refs(root: str, remote: bool, refused: list[dict[str, str]]) -> None:
+    """Every ``$ref`` yadage-schemas loads goes through its ``urlopen``: refuse a file
+    outside ``root`` (the analysis folder, links followed) and, unless ``remote``, any
+    URL; each refusal is noted in ``refused`` (the loader hides the reason)."""
+    import urllib.parse  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    from yadageschemas.dialects import raw_with_defaults as loader  # noqa: PLC0415
+
+    real = loader.urlopen
+    top = os.path.realpath(root)
+
+    def guarded(uri: str, *args: Any, **kwargs: Any) -> Any:
+        parsed = urllib.parse.urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            path = os.path.realpath(urllib.request.url2pathname(parsed.path))
+            if path != top and not path.startswith(top + os.sep):
+                refused.append({"kind": "outside", "error": f"$ref {path} leads outside {top}"})
+                raise OSError(refused[-1]["error"])
+        elif not remote:
+            refused.append({"kind": "remote", "error": f"$ref {uri} is remote (offline)"})
+            raise OSError(refused[-1]["error"])
+        return real(uri, *args, **kwargs)
+
+    loader.urlopen = guarded
+
+
+def plan(spec: str, toplevel: str, root: str, remote: str, out: str) -> int:
+    refused: list[dict[str, str]] = []
     try:
         import yadageschemas  # noqa: PLC0415
 
+        guard_refs(root, remote == "1", refused)
         workflow = yadageschemas.load(
             spec=spec,
             specopts={
@@ -81,7 +112,10 @@ def plan(spec: str, toplevel: str, out: str) -> int:
             validate=True,
         )
     except Exception as exc:
-        _write(out, {"ok": False, "error": _one_line(exc)})
+        if refused:  # the reason the loader hid
+            _write(out, {"ok": False, **refused[0]})
+        else:
+            _write(out, {"ok": False, "error": _one_line(exc)})
         return 1
     versions = {}
     for name in DISTRIBUTIONS:
@@ -150,12 +184,13 @@ def run(workflow_json: str, workdir: str, params_json: str, out: str) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 4 and argv[0] == "plan":
+    if len(argv) == 6 and argv[0] == "plan":
         return plan(*argv[1:])
     if len(argv) == 5 and argv[0] == "run":
         return run(*argv[1:])
     print(
-        "usage: yadage_driver.py plan SPEC TOPLEVEL OUT | run WORKFLOW_JSON WORKDIR PARAMS OUT",
+        "usage: yadage_driver.py plan SPEC TOPLEVEL ROOT REMOTE OUT"
+        " | run WORKFLOW WORKDIR PARAMS OUT",
         file=sys.stderr,
     )
     return 2
