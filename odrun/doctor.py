@@ -4,7 +4,7 @@ Each check is ok, warn or fail. Only *required* checks can fail, and only
 they make ``odrun doctor`` exit non-zero: a writable cache folder (odrun cannot
 fetch without one) and the CVMFS repositories asked for with ``--cvmfs``.
 Everything else (container runtimes, CVMFS repositories not asked for, the
-XRootD client, proxies, free space, Snakemake) has a fallback or matters only
+XRootD client, proxies, free space, Snakemake, yadage) has a fallback or matters only
 to some analyses, so it warns.
 """
 
@@ -311,6 +311,29 @@ def check_snakemake() -> Check:
     return Check("workflow", "snakemake", "ok", f"{exe} {_last_line(out)}")
 
 
+def check_yadage(settings: Settings) -> Check:
+    """yadage's own Python (setting yadage_python) and its yadage and packtivity."""
+    from odrun.errors import ConfigError  # noqa: PLC0415
+    from odrun.workflow.yadage import yadage_python  # noqa: PLC0415
+
+    try:
+        python = yadage_python(settings)
+    except ConfigError as exc:
+        return Check("workflow", "yadage", "warn", exc.message, exc.hint)
+    probe = "from importlib.metadata import version as v; print(v('yadage'), v('packtivity'))"
+    code, out = _run([python, "-I", "-c", probe])
+    if code != 0:
+        return Check(
+            "workflow",
+            "yadage",
+            "warn",
+            f"{python} cannot load yadage: {_last_line(out)}",
+            "reinstall yadage and packtivity into it (docs/running.md, yadage workflows)",
+        )
+    yadage, _, packtivity = _last_line(out).partition(" ")
+    return Check("workflow", "yadage", "ok", f"{python}: yadage {yadage}, packtivity {packtivity}")
+
+
 def mounted_repos() -> list[str]:
     """The repositories mounted under the CVMFS root now (autofs lists only mounted ones)."""
     try:
@@ -335,5 +358,6 @@ def diagnose(settings: Settings, cvmfs_repos: list[str] | None = None) -> Report
         *check_proxies(),
         check_cache(settings),
         check_snakemake(),
+        check_yadage(settings),
     ]
     return Report(tuple(checks))

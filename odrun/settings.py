@@ -97,9 +97,9 @@ class Settings:
     reana_workon: str | None = None
     #: HEPData, for ``hepdata:`` references (ODRUN_HEPDATA_URL; https, or http on loopback)
     hepdata_url: str = DEFAULT_HEPDATA
-    #: a python that can import yadage (its own venv: yadage pins an old jsonschema), to load
-    #: yadage workflows (ODRUN_YADAGE_PYTHON); None: this interpreter, if it has yadage
-    yadage_python: str | None = None
+    #: the Python that runs yadage for workflow.type yadage (ODRUN_YADAGE_PYTHON): a venv
+    #: with yadage and packtivity (their pins conflict with odrun's); None: odrun's own
+    yadage_python: Path | None = None
 
     @property
     def metadata_cache_dir(self) -> Path:
@@ -227,14 +227,14 @@ def _coerce(name: str, value: Any) -> Any:
             return amount
         if name in ("cache_dir", "cvmfs_root"):
             return Path(os.path.expanduser(str(value)))
+        if name == "yadage_python":
+            return Path(os.path.expanduser(str(value))) if str(value).strip() else None
         if name in FOREIGN_ENV:
             return str(value).strip() or None
         if name == "protocol_map":
             return value if isinstance(value, ProtocolMap) else ProtocolMap.parse(str(value))
         if name in ("portal_url", "hepdata_url"):
             return str(value).strip()
-        if name == "yadage_python":
-            return os.path.expanduser(str(value).strip()) or None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where} has bad value {value!r}: {exc}") from None
     raise ConfigError(f"unknown setting {name!r}")  # pragma: no cover - guarded by _KNOWN

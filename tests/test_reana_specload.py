@@ -116,7 +116,7 @@ def test_the_yadage_python_setting_expands_the_home_folder() -> None:
     from odrun.settings import Settings
 
     settings = Settings.load(environ={"ODRUN_YADAGE_PYTHON": "~/venv/bin/python"})
-    assert settings.yadage_python == str(Path.home() / "venv/bin/python")
+    assert settings.yadage_python == Path.home() / "venv/bin/python"
     assert Settings.load(environ={}).yadage_python is None
 
 

@@ -42,6 +42,8 @@ from odrun._yaml import load_yaml
 from odrun.errors import ConfigError, SpecError
 from odrun.settings import Settings, process_environment
 from odrun.workflow.spec import Analysis, relative
+from odrun.workflow.yadage import INSTALL_HINT as YADAGE_HINT
+from odrun.workflow.yadage import yadage_python
 
 #: seconds ``cwltool --pack`` or the yadage loader may take
 LOAD_TIMEOUT = 300.0
@@ -53,11 +55,6 @@ DETAIL_CHARS = 600
 #: files whose patterns leave files of ``inputs.directories`` out, as reana-client reads them
 IGNORE_FILES = (".gitignore", ".reanaignore")
 CWL_HINT = "pip install 'odrun[cwl]' (cwltool>=3.1)"
-YADAGE_HINT = (
-    "make a venv with yadage and point ODRUN_YADAGE_PYTHON at its python: "
-    "python3 -m venv ~/.odrun-yadage && ~/.odrun-yadage/bin/pip install yadage==0.21.2 "
-    "packtivity==0.17.1 && export ODRUN_YADAGE_PYTHON=~/.odrun-yadage/bin/python"
-)
 
 #: run by the yadage python: load and validate the workflow as reana-commons' yadage_load
 _YADAGE_LOAD = """
@@ -167,19 +164,6 @@ def pack_cwl(root: Path, rel: str) -> dict[str, Any]:
     if not isinstance(packed, dict):
         raise SpecError(f"cwltool --pack {rel} printed {type(packed).__name__}, not an object")
     return packed
-
-
-def yadage_python(settings: Settings) -> str:
-    """The python that can import yadage: this one, or the ``yadage_python`` setting's."""
-    if settings.yadage_python:
-        return str(settings.yadage_python)
-    if importlib.util.find_spec("yadageschemas") is not None:
-        return sys.executable
-    raise ConfigError(
-        "submitting a yadage workflow needs yadage to load it (as reana-client does): "
-        "not importable here and ODRUN_YADAGE_PYTHON is not set",
-        hint=YADAGE_HINT,
-    )
 
 
 def check_yadage(root: Path, rel: str, settings: Settings) -> None:

@@ -67,11 +67,15 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
         "runtime": result.runtime if analysis.workflow_type else None,
         "runtime_fallback": result.runtime_fallback.to_dict() if result.runtime_fallback else None,
         "runtime_description": result.runtime_description if analysis.workflow_type else None,
-        "tools": tool_versions(run_tools(analysis, result.runtime)),
+        "tools": {**tool_versions(run_tools(analysis, result.runtime)), **result.engine_versions},
     }
     if result.hepdata:  # HEPData tables the expectations compare with: version and sha256
         lock["hepdata"] = list(result.hepdata)
     return lock
+
+
+#: engine packages whose version --locked holds to (the lock's ``tools``)
+ENGINE_PACKAGES = ("yadage", "packtivity", "adage", "yadage-schemas")
 
 
 def file_entry(f: RecordFile) -> dict[str, Any]:
@@ -193,6 +197,10 @@ def _runtime_differences(pinned: dict[str, Any], current: dict[str, Any]) -> lis
         )
     ):
         out.append(f"runtime {_describe(pinned)} -> {_describe(current)}")
+    was_tools, now_tools = pinned.get("tools") or {}, current.get("tools") or {}
+    for engine in ENGINE_PACKAGES:  # a workflow engine's own packages (yadage's Python)
+        if engine in was_tools and engine in now_tools and was_tools[engine] != now_tools[engine]:
+            out.append(f"{engine} {was_tools[engine]} -> {now_tools[engine]}")
     old_images = {i["name"]: i.get("digest") for i in pinned.get("images", [])}
     new_images = {i["name"]: i.get("digest") for i in current.get("images", [])}
     if sorted(old_images) != sorted(new_images):

@@ -78,6 +78,8 @@ class RunResult:
     images: list[str] = field(default_factory=list)
     #: image -> content digest, where the container runtime could tell
     image_digests: dict[str, str] = field(default_factory=dict)
+    #: a workflow engine running in a Python of its own (yadage): its packages' versions
+    engine_versions: dict[str, str] = field(default_factory=dict)
     #: recid -> the files of that record the analysis selected
     selected: dict[str, list[RecordFile]] = field(default_factory=dict)
     #: the HEPData tables the expectations compare with (lock entries: version, sha256)
@@ -129,6 +131,7 @@ class RunResult:
             "executor": self.executor,
             "executor_options": self.executor_options,
             "ignored_images": self.ignored_images,
+            "engine_versions": self.engine_versions,
             "records": [{"recid": r.recid, "doi": r.doi} for r in self.records],
             "steps": [s.to_dict() for s in self.steps],
             "inputs": self.inputs,

@@ -70,8 +70,14 @@ def crate(
         run["location"] = {"@id": reana["server"]}
         engine = {"@type": "SoftwareApplication", "name": "REANA", "url": reana["server"]}
         engines.append({"@id": reana["server"], **engine})
+    tools = [  # an engine in a Python of its own (yadage): its packages, pinned
+        {"@id": f"#engine-{name}", "@type": "SoftwareApplication", "name": name}
+        | {"softwareVersion": version}
+        for name, version in sorted(result.engine_versions.items())
+    ]
+    engines += tools
     parts = [{"@id": x["@id"]} for x in inputs + outputs + records]
-    mentions = [{"@id": "#run"}] + [{"@id": n["@id"]} for n in steps + runtimes]
+    mentions = [{"@id": "#run"}] + [{"@id": n["@id"]} for n in steps + runtimes + tools]
     graph: list[dict[str, Any]] = [
         *_root_nodes(result, analysis, spec, parts, mentions),
         run,

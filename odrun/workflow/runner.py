@@ -1,7 +1,9 @@
 """Run an analysis: preflight, fresh workspace, staged inputs, fetched records, steps, record.
 
-The preflight (runtime, images, executor, Snakemake, the lock's runtime and image
-digests: :mod:`odrun.workflow.preflight`) comes before anything is staged or fetched.
+The preflight (runtime, images, executor, Snakemake, yadage's Python and workflow, the
+lock's runtime and image digests: :mod:`odrun.workflow.preflight`) comes before anything
+is staged or fetched. Serial steps run here, Snakemake in :mod:`odrun.workflow.snakemake`,
+yadage in :mod:`odrun.workflow.yadage`.
 
 A run lives in its own folder (default ``<analysis>/.odrun/runs/<UTC time>``)::
 
@@ -61,6 +63,7 @@ from odrun.workflow.spec import (
     staged_inputs,
     substitute,
 )
+from odrun.workflow.yadage import YadagePlan, plan_yadage, run_yadage
 
 
 def new_run_dir(analysis: Analysis, workdir: Path | None, reuse: bool = False) -> Path:
@@ -96,7 +99,7 @@ def run_analysis(
     options = options or RunOptions()
     workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
     untrusted, locked, verify = options.untrusted, options.locked, options.verify
-    if analysis.workflow_type in ("cwl", "yadage"):
+    if analysis.workflow_type == "cwl":
         raise SpecError(
             f"workflow.type {analysis.workflow_type} runs only on REANA",
             hint="submit it with: odrun submit PATH",
@@ -129,7 +132,7 @@ def run_analysis(
     try:
         # preflight: runtime, images, executor, Snakemake, and the lock's runtime and images,
         # all before a single input is staged or fetched
-        plan = _plan(analysis, result, from_step, target_step, untrusted, say)
+        plan = _plan(analysis, result, from_step, target_step, untrusted, say, settings)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
         _stage_inputs(analysis, result, untrusted)
@@ -298,6 +301,7 @@ class Plan:
     #: (step name, image, command)
     commands: list[tuple[str, str | None, str]] = field(default_factory=list)
     snakemake: SnakemakePlan | None = None
+    yadage: YadagePlan | None = None
 
 
 def _plan(
@@ -307,6 +311,7 @@ def _plan(
     stop: str | None,
     untrusted: bool,
     say: Say,
+    settings: Settings | None = None,
 ) -> Plan:
     if result.executor != "local" and analysis.workflow_type != "snakemake":
         raise UsageError(
@@ -317,6 +322,14 @@ def _plan(
         )
     if analysis.workflow_type == "snakemake":
         return Plan(snakemake=plan_snakemake(analysis, result, untrusted, say))
+    if analysis.workflow_type == "yadage":
+        if start is not None or stop is not None:
+            raise UsageError(
+                "--from/--target pick serial steps; a yadage workflow runs as a whole",
+                hint="run it without --from and --target",
+            )
+        yadage = plan_yadage(analysis, result, settings or Settings.load(), untrusted, say)
+        return Plan(runtime=yadage.runtime, yadage=yadage)
     if analysis.workflow_type != "serial":
         return Plan()
     params = analysis.parameters
@@ -339,6 +352,10 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     if wtype == "snakemake":
         assert plan.snakemake is not None
         run_snakemake(analysis, result, plan.snakemake, say)
+        return
+    if wtype == "yadage":
+        assert plan.yadage is not None
+        run_yadage(analysis, result, plan.yadage, say)
         return
     assert plan.runtime is not None
     for n, (name, image, command) in enumerate(plan.commands, 1):

@@ -338,7 +338,7 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
                 )
             )
     wtype = analysis.workflow_type
-    if wtype in ("cwl", "yadage"):
+    if wtype == "cwl":
         out.append(
             Finding(
                 "warning", "reana.yaml workflow.type", f"{wtype} runs only on REANA (odrun submit)"

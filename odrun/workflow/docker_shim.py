@@ -1,0 +1,213 @@
+"""The ``docker`` command line packtivity speaks, carried out by podman, docker or the host.
+
+yadage runs each job of a ``docker-encapsulated`` environment through packtivity,
+which shells out to ``docker``. For ``workflow.type: yadage`` odrun puts a script
+named ``docker`` first on yadage's PATH that runs this file, which understands the
+two commands packtivity uses:
+
+- ``pull IMAGE``: checks the image is in the runtime's store (odrun's preflight has
+  pulled it already; the host needs no image);
+- ``run --rm [-i] [-t] [--cidfile F] [-w DIR] [-e K=V] [-v SRC:DST[:MODE]]... IMAGE
+  ARGV...``: with podman or docker, ``<runtime> run --rm --network=none`` (``host``
+  when odrun.yaml says ``network: true``), every ``-v`` (packtivity binds each job's
+  folders at the same path), the analysis's record files read-only on top, then
+  the image and command; with the host runtime, the command itself in the job's
+  folder (every bind must then be at its own path).
+
+Each job's output goes to packtivity (its log) and to ``LOGDIR/<job>.log``; one JSON
+line per job (name, image, command, exit code, times, log) is appended to RECORD,
+so odrun can name the failing job, its command and its error. Anything else fails
+with a one-line message. Standard library only: it runs once per job, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+#: docker run options packtivity passes that take a value, and those that are flags
+VALUE_OPTIONS = {"--cidfile", "-w", "--workdir", "-e", "--env", "-v", "--volume"}
+FLAG_OPTIONS = {"--rm", "-i", "--interactive", "-t", "--tty"}
+HOST = "host"
+
+
+class ShimError(Exception):
+    """A request this shim cannot carry out; printed as one line, exit 125 (docker's)."""
+
+
+@dataclass
+class Job:
+    image: str
+    argv: list[str]
+    cidfile: str = ""
+    workdir: str = ""
+    env: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    stdin: bool = False
+
+    @property
+    def name(self) -> str:
+        base = os.path.basename(self.cidfile)
+        return base[: -len(".cid")] if base.endswith(".cid") else base or "job"
+
+
+def parse_run(args: list[str]) -> Job:
+    values: dict[str, list[str]] = {}
+    flags: set[str] = set()
+    while args and args[0].startswith("-"):
+        option, _, inline = args[0].partition("=")
+        if option in VALUE_OPTIONS:
+            if inline:
+                value, args = inline, args[1:]
+            elif len(args) > 1:
+                value, args = args[1], args[2:]
+            else:
+                raise ShimError(f"docker run {option} needs a value")
+            values.setdefault(option, []).append(value)
+        elif option in FLAG_OPTIONS and not inline:
+            flags.add(option)
+            args = args[1:]
+        else:
+            raise ShimError(f"docker run option {args[0]} is not supported by odrun's shim")
+    if not args:
+        raise ShimError("docker run needs an image")
+    return Job(
+        image=args[0],
+        argv=args[1:],
+        cidfile=(values.get("--cidfile") or [""])[-1],
+        workdir=(values.get("-w") or values.get("--workdir") or [""])[-1],
+        env=values.get("-e", []) + values.get("--env", []),
+        volumes=values.get("-v", []) + values.get("--volume", []),
+        stdin=bool(flags & {"-i", "--interactive"}),
+    )
+
+
+@dataclass
+class Shim:
+    runtime: str  # path of podman or docker, or "host"
+    record: str  # JSON lines, one per job
+    logdir: str
+    readonly: list[str] = field(default_factory=list)  # files bound read-only on top
+    network: bool = False
+
+    def main(self, args: list[str]) -> int:
+        if not args or args[0] in ("--version", "version"):
+            print(f"Docker version 0.0.0+odrun.{os.path.basename(self.runtime)}")
+            return 0
+        if args[0] == "pull" and len(args) == 2:
+            return self.pull(args[1])
+        if args[0] == "run":
+            return self.run(parse_run(args[1:]))
+        raise ShimError(f"'docker {' '.join(args[:2])}' is not supported by odrun's shim")
+
+    def pull(self, image: str) -> int:
+        if self.runtime == HOST:
+            return 0
+        probe = [self.runtime, "image", "inspect", image]
+        if subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            raise ShimError(f"image {image} is not in {os.path.basename(self.runtime)}'s store")
+        return 0
+
+    def argv(self, job: Job) -> tuple[list[str], str | None]:
+        """The process to start, and the folder to start it in (host)."""
+        if self.runtime == HOST:
+            for volume in job.volumes:
+                src, _, rest = volume.partition(":")
+                if rest.partition(":")[0] not in ("", src):
+                    raise ShimError(
+                        f"job {job.name} binds {volume}: on the host every folder stays at "
+                        "its own path; run it in a container (--runtime podman or docker)"
+                    )
+            where = job.workdir or (job.volumes[0].split(":")[0] if job.volumes else None)
+            return ["env", *job.env, *job.argv], where
+        net = "--network=host" if self.network else "--network=none"
+        argv = [self.runtime, "run", "--rm", net, "--security-opt", "label=disable"]
+        argv += ["-i"] if job.stdin else []
+        argv += ["--cidfile", job.cidfile] if job.cidfile else []
+        argv += ["-w", job.workdir] if job.workdir else []
+        for pair in job.env:
+            argv += ["-e", pair]
+        for volume in job.volumes:
+            argv += ["-v", volume]
+        for path in self.readonly:
+            argv += ["-v", f"{path}:{path}:ro"]
+        return [*argv, job.image, *job.argv], None
+
+    def run(self, job: Job) -> int:
+        script = sys.stdin.buffer.read() if job.stdin else b""
+        started = now()
+        log_path = os.path.join(self.logdir, f"{job.name}.log")
+        with open(log_path, "ab") as log:
+            try:
+                code = self._start(job, script, log)
+            except ShimError as exc:  # recorded as the job's failure, then reported
+                log.write(f"odrun docker shim: {exc}\n".encode())
+                code = 125
+        command = script.decode(errors="replace").strip() or " ".join(job.argv)
+        entry = {
+            "name": job.name,
+            "image": job.image,
+            "command": command,
+            "exit_code": code,
+            "started": started,
+            "ended": now(),
+            "log": log_path,
+        }
+        with open(self.record, "a", encoding="utf-8") as record:
+            record.write(json.dumps(entry, sort_keys=True) + "\n")
+        return code
+
+    def _start(self, job: Job, script: bytes, log: BinaryIO) -> int:
+        argv, cwd = self.argv(job)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                stdin=subprocess.PIPE if job.stdin else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        except OSError as exc:
+            raise ShimError(f"job {job.name}: cannot start {argv[0]}: {exc}") from None
+        if proc.stdin is not None:
+            proc.stdin.write(script)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        for line in iter(proc.stdout.readline, b""):
+            log.write(line)
+            sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+        return proc.wait()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def main(argv: list[str]) -> int:
+    """``docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- <docker arguments>``
+    (READONLY: a file listing the paths to bind read-only, one a line; may be empty)."""
+    if len(argv) < 6 or argv[5] != "--":
+        print(
+            "usage: docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- ARGS", file=sys.stderr
+        )
+        return 2
+    readonly: list[str] = []
+    if argv[3]:
+        with open(argv[3], encoding="utf-8") as listed:
+            readonly = [line for line in listed.read().splitlines() if line]
+    shim = Shim(argv[0], argv[1], argv[2], readonly, network=argv[4] == "1")
+    try:
+        return shim.main(argv[6:])
+    except ShimError as exc:
+        print(f"odrun docker shim: {exc}", file=sys.stderr)
+        return 125
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
