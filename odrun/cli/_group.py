@@ -1,36 +1,34 @@
-"""The ``odrun`` command line: parse, call one library function, render.
+"""The ``odrun`` group: the command table, the lazy loading of commands, and :func:`main`.
 
 All errors end up in :func:`main`, which maps them to one-line messages and
 exit codes (table in ``odrun --help`` and :mod:`odrun.errors`).
+
+Adding a command: define it with ``@click.command()`` (or ``@click.group()``) in a module
+``odrun/cli/<name>.py`` that imports its helpers from :mod:`odrun.cli._common` only, and add
+one row to :data:`LAZY_COMMANDS` here: ``"name": ("odrun.cli.<name>:<function>", "summary")``.
+Nothing registers itself on import.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import importlib
 import os
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import click
 
-from ._version import __version__
-from .errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError, PartialError
-from .redact import forget_secrets
-
-if TYPE_CHECKING:
-    from .settings import Settings
+from odrun._version import __version__
+from odrun.cli._common import global_options
+from odrun.errors import EXIT_CODES, EXIT_INTERRUPTED, OdrunError
+from odrun.redact import forget_secrets
 
 # Start-up cost matters (``odrun --version`` <= 80 ms): this module imports only
 # click and odrun.errors. Rendering (rich), records (httpx) and workflows
 # (jsonschema, yaml) are imported inside the commands that use them, and the
-# command modules below are imported only when their command runs
+# command modules are imported only when their command runs
 # (tests/test_startup.py guards both).
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_TABLE = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES)
 MAIN_HELP = f"""Re-run CERN Open Data analyses: resolve, fetch, run, verify, cite.
@@ -60,103 +58,76 @@ Exit codes:
 """
 
 
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-    """Store a global option wherever it is given (before or after the command)."""
-    if value is not None and param.name:
-        ctx.find_root().ensure_object(dict)[param.name] = value
-
-
-def global_options(func: F) -> F:
-    for decorator in reversed(
-        (
-            click.option(
-                "--portal",
-                "portal_url",
-                metavar="URL",
-                expose_value=False,
-                callback=_remember,
-                help="Portal URL or file://DIR mirror [ODRUN_PORTAL_URL].",
-            ),
-            click.option(
-                "--offline",
-                is_flag=True,
-                default=None,
-                expose_value=False,
-                callback=_remember,
-                help="Use only cached metadata and mirrors [ODRUN_OFFLINE].",
-            ),
-            click.option(
-                "--refresh",
-                is_flag=True,
-                default=None,
-                expose_value=False,
-                callback=_remember,
-                help="Ask the portal again even if cached metadata is fresh.",
-            ),
-            click.option(
-                "--cache-dir",
-                type=click.Path(file_okay=False, path_type=Path),
-                expose_value=False,
-                callback=_remember,
-                help="Cache folder [ODRUN_CACHE_DIR].",
-            ),
-        )
-    ):
-        func = decorator(func)
-    return func
-
-
-#: commands defined outside this module: name -> (module, first paragraph of its help).
-#: ``odrun --help`` lists them from here without importing their modules;
-#: tests/test_startup.py checks this table against the commands themselves.
+#: every command: name -> ("module:attribute" of its click command, first paragraph of its
+#: help). ``odrun --help`` lists them from here without importing their modules; a command's
+#: module is imported when that command runs. tests/test_startup.py checks this table
+#: against the commands themselves.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "info": (
+        "odrun.cli.records:info",
+        "Show a record: title, experiment, DOI, files (indices expanded), environment.",
+    ),
+    "files": (
+        "odrun.cli.records:files",
+        "List a record's file locations, one per line (index files expanded).",
+    ),
+    "cite": (
+        "odrun.cli.records:cite",
+        "Print a citation for a record (DOI, authors or collaboration, title, year).",
+    ),
     "appliance": (
-        "odrun.cli_appliance",
+        "odrun.cli.appliance:appliance",
         "The odrun appliance: a VM with CVMFS, podman and odrun (Vagrantfile, cloud-init).",
     ),
-    "doctor": ("odrun.cli_appliance", "Check this machine for odrun, and say what to fix."),
+    "doctor": ("odrun.cli.doctor:doctor", "Check this machine for odrun, and say what to fix."),
     "fetch": (
-        "odrun.cli_data",
+        "odrun.cli.data:fetch",
         "Download a record's files, verified against size and checksum, via the shared cache.",
     ),
     "mirror": (
-        "odrun.cli_data",
+        "odrun.cli.data:mirror",
         "Write records (and with --with-files their data) to a folder usable as --portal file://DIR.",
     ),
     "verify-files": (
-        "odrun.cli_data",
+        "odrun.cli.data:verify_files_cmd",
         "Check files in DIRECTORY against the record's sizes and checksums (streaming).",
     ),
-    "cache": ("odrun.cli_data", "Inspect and maintain the shared file cache (ODRUN_CACHE_DIR)."),
+    "cache": (
+        "odrun.cli.data:cache",
+        "Inspect and maintain the shared file cache (ODRUN_CACHE_DIR).",
+    ),
     "env": (
-        "odrun.cli_env",
+        "odrun.cli.env:env",
         "Show the environment a record needs and which catalog image provides it.",
     ),
     "submit": (
-        "odrun.cli_reana",
+        "odrun.cli.reana:submit_cmd",
         "Run an analysis on a REANA cluster: validate, create, upload, start (and follow).",
     ),
-    "status": ("odrun.cli_reana", "Show a REANA workflow's status and job progress."),
-    "logs": ("odrun.cli_reana", "Print a REANA workflow's logs: the engine's, then each step's."),
+    "status": ("odrun.cli.reana:status_cmd", "Show a REANA workflow's status and job progress."),
+    "logs": (
+        "odrun.cli.reana:logs_cmd",
+        "Print a REANA workflow's logs: the engine's, then each step's.",
+    ),
     "download": (
-        "odrun.cli_reana",
+        "odrun.cli.reana:download_cmd",
         "Download a REANA workflow's declared outputs (and record their checksums).",
     ),
-    "stop": ("odrun.cli_reana", "Stop a running REANA workflow."),
+    "stop": ("odrun.cli.reana:stop_cmd", "Stop a running REANA workflow."),
     "run": (
-        "odrun.cli_run",
+        "odrun.cli.run:run",
         "Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.",
     ),
     "rerun": (
-        "odrun.cli_run",
+        "odrun.cli.run:rerun",
         "Run again the analysis a recorded run (its run.json) ran, in a new run folder.",
     ),
     "validate": (
-        "odrun.cli_run",
+        "odrun.cli.run:validate_cmd",
         "Check an analysis without running it: schemas, parameters, inputs, image pins.",
     ),
     "verify": (
-        "odrun.cli_run",
+        "odrun.cli.run:verify_cmd",
         "Check a run's outputs against odrun.yaml's expectations (exit 10 if any fails).",
     ),
 }
@@ -183,8 +154,7 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
-            # the module registers its commands on `cli` when imported
-            importlib.import_module(LAZY_COMMANDS[cmd_name][0])
+            self.add_command(load_command(cmd_name), cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -215,245 +185,15 @@ def cli() -> None:
     pass
 
 
-def settings_of(ctx: click.Context) -> Settings:
-    from .settings import Settings  # noqa: PLC0415 - lazy (start-up time)
-
-    return Settings.load(ctx.find_root().ensure_object(dict))
-
-
-def record_target(func: F) -> F:
-    """TARGET, or cernopendata-client's ``--recid N`` / ``--doi D`` (exactly one of the three).
-
-    Replaces ``@click.argument("target")``: the command still gets one ``target`` string.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, recid: str | None, doi: str | None, **kwargs: Any) -> Any:
-        kwargs["target"] = pick_target(kwargs.get("target"), recid, doi)
-        return func(*args, **kwargs)
-
-    wrapped: Any = click.option(
-        "--doi", metavar="DOI", help="The record with this DOI (cernopendata-client's --doi)."
-    )(wrapper)
-    wrapped = click.option(
-        "--recid", metavar="N", help="The record with this id (cernopendata-client's --recid)."
-    )(wrapped)
-    return click.argument("target", required=False)(wrapped)  # type: ignore[no-any-return]
+def load_command(name: str) -> click.Command:
+    """The click command ``name`` of :data:`LAZY_COMMANDS`, its module imported now."""
+    module, _, attribute = LAZY_COMMANDS[name][0].partition(":")
+    command = getattr(importlib.import_module(module), attribute)
+    assert isinstance(command, click.Command), f"{LAZY_COMMANDS[name][0]} is not a click command"
+    return command
 
 
-def pick_target(target: str | None, recid: str | None, doi: str | None) -> str:
-    """The one record reference given as TARGET, ``--recid`` or ``--doi`` (a UsageError else)."""
-    from .errors import UsageError  # noqa: PLC0415 - lazy (start-up time)
-
-    given = [v for v in (target, recid, doi) if v is not None]
-    if len(given) != 1:
-        raise UsageError(
-            ("Missing argument 'TARGET'" if not given else "more than one record given")
-            + ": expected exactly one of TARGET, --recid N or --doi DOI",
-            hint="e.g. odrun info 5500, odrun info --recid 5500 or "
-            "odrun info --doi 10.7483/OPENDATA.CMS.A342.9982",
-        )
-    if target is not None:
-        return target
-    from .records.refs import RecordRef, parse_reference  # noqa: PLC0415
-
-    def parse(option: str, text: str) -> RecordRef:
-        try:
-            return parse_reference(text)
-        except UsageError as exc:
-            raise type(exc)(f"{option} {text!r}: {exc}", hint=exc.hint) from None
-
-    if recid is not None:
-        ref = parse("--recid", recid)
-        if ref.kind != "recid":
-            raise UsageError(
-                f"--recid {recid!r}: expected a record id such as 5500 or cms-5500",
-                hint="give a DOI with --doi",
-            )
-        return ref.value
-    assert doi is not None
-    ref = parse("--doi", doi if ":" in doi or doi.startswith("10.") else f"doi:{doi}")
-    if ref.kind != "doi":
-        raise UsageError(
-            f"--doi {doi!r}: expected a DOI such as 10.7483/OPENDATA.CMS.A342.9982",
-            hint="give a record id with --recid",
-        )
-    return str(ref)
-
-
-#: cernopendata-client's protocol names, accepted with the same meaning as odrun's
-PROTOCOL_ALIASES = {"xrootd": "root", "http": "https"}
-
-
-def protocol_option(choices: tuple[str, ...], **kwargs: Any) -> Callable[[F], F]:
-    """``--protocol`` with ``choices`` plus cernopendata-client's ``xrootd`` and ``http``."""
-    aliases = tuple(a for a, real in PROTOCOL_ALIASES.items() if real in choices)
-
-    def canonical(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-        return None if value is None else PROTOCOL_ALIASES.get(value, value)
-
-    help_text = kwargs.pop("help", "")
-    help_text = (help_text + " " if help_text else "") + "xrootd and http (cernopendata-client's "
-    help_text += "names) mean root and https."
-    return click.option(
-        "--protocol",
-        type=click.Choice([*choices, *aliases]),
-        callback=canonical,
-        help=help_text,
-        **kwargs,
-    )
-
-
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
-
-
-def filter_options(func: F) -> F:
-    func = click.option(
-        "--filter-range",
-        "ranges",
-        multiple=True,
-        metavar="A-B",
-        help="Keep files A..B (1-based, inclusive; comma-separated or repeated).",
-    )(func)
-    func = click.option(
-        "--filter-regexp", "regexp", metavar="RE", help="Keep files whose name (path) matches RE."
-    )(func)
-    return click.option(
-        "--filter-name",
-        "names",
-        multiple=True,
-        metavar="GLOB",
-        help="Keep files whose name matches GLOB (repeatable).",
-    )(func)
-
-
-@cli.command()
-@global_options
-@record_target
-@json_option
-@click.pass_context
-def info(ctx: click.Context, target: str, as_json: bool) -> None:
-    """Show a record: title, experiment, DOI, files (indices expanded), environment.
-
-    \b
-    Examples:
-      odrun info 5500
-      odrun info https://doi.org/10.7483/OPENDATA.CMS.A342.9982 --json
-    """
-    from . import render  # noqa: PLC0415 - lazy (start-up time)
-    from .records import Resolver  # noqa: PLC0415
-
-    with Resolver(settings_of(ctx)) as resolver:
-        record = resolver.resolve(target)
-    if as_json:
-        render.print_json(record.to_dict())
-    else:
-        render.record_info(render.stdout_console(), record)
-
-
-@cli.command()
-@global_options
-@record_target
-@protocol_option(("root", "https"), help="Rewrite EOS URIs to this protocol (ODRUN_PROTOCOL_MAP).")
-@filter_options
-@json_option
-@click.pass_context
-def files(
-    ctx: click.Context,
-    target: str,
-    protocol: str | None,
-    names: tuple[str, ...],
-    regexp: str | None,
-    ranges: tuple[str, ...],
-    as_json: bool,
-) -> None:
-    """List a record's file locations, one per line (index files expanded).
-
-    Exits 6 (partial) after the list when a file index could not be read: the
-    list is then incomplete (--json says which indices in missing_indices).
-
-    \b
-    Examples:
-      odrun files 1 --filter-range 1-10
-      odrun files 5500 --protocol https --filter-name '*.py'
-      odrun files 1 --filter-regexp '^00[0-9A-F]' --json
-    """
-    from . import render  # noqa: PLC0415 - lazy (start-up time)
-    from .records import FileFilter, Resolver  # noqa: PLC0415
-
-    settings = settings_of(ctx)
-    chosen = FileFilter.build(names, regexp, ranges)
-    with Resolver(settings) as resolver:
-        record = resolver.resolve(target)
-    selected = chosen.apply(record.files)
-    pmap = settings.protocol_map
-    if protocol == "root":
-        uris = [pmap.rewrite(f.uri, "root") for f in selected]
-    elif protocol == "https":
-        uris = [pmap.rewrite(f.uri, "https") for f in selected]
-    else:
-        uris = [f.uri for f in selected]
-    if as_json:
-        docs = [dict(f.to_dict(), uri=uri) for f, uri in zip(selected, uris, strict=True)]
-        render.print_json(
-            {
-                "recid": record.recid,
-                "files_complete": record.files_complete,
-                "missing_indices": [i.name for i in record.missing_indices],
-                "files": docs,
-            }
-        )
-    else:
-        render.file_lines(uris)
-        for index in record.missing_indices:
-            render.stderr_console().print(
-                f"[yellow]warning:[/] list incomplete: index {render.markup(index.name)} "
-                f"unavailable ({render.markup(index.reason)})"
-            )
-    missing = record.missing_indices
-    if missing:
-        raise PartialError(
-            f"file list of record {record.recid} is incomplete: {len(missing)} of "
-            f"{len(record.indices)} file indices could not be read",
-            hint="try again later, or --refresh to ask again at once",
-        )
-
-
-@cli.command()
-@global_options
-@record_target
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "bibtex", "json"]),
-    default="text",
-    show_default=True,
-    help="Citation format (json is CSL-JSON).",
-)
-@click.pass_context
-def cite(ctx: click.Context, target: str, fmt: str) -> None:
-    """Print a citation for a record (DOI, authors or collaboration, title, year).
-
-    \b
-    Examples:
-      odrun cite 10.7483/OPENDATA.CMS.JKB8.RR42
-      odrun cite 5500 --format bibtex >> refs.bib
-    """
-    from . import render  # noqa: PLC0415 - lazy (start-up time)
-    from .records import Resolver  # noqa: PLC0415
-    from .records.cite import cite as make_citation  # noqa: PLC0415
-
-    with Resolver(settings_of(ctx)) as resolver:
-        record = resolver.resolve(target, files=False)
-    citation = make_citation(record, fmt)  # type: ignore[arg-type]
-    if isinstance(citation, dict):
-        render.print_json(citation)
-    else:
-        render.echo(citation, lines=True)
-
-
-__all__ = ["LAZY_COMMANDS", "cli", "main"]
+__all__ = ["LAZY_COMMANDS", "cli", "load_command", "main"]
 
 
 INTERRUPTED = "interrupted; finished files are kept and partial transfers resume on the next run"
@@ -495,7 +235,7 @@ def _run(argv: list[str] | None) -> None:
     except KeyboardInterrupt:
         _fail(INTERRUPTED, EXIT_INTERRUPTED)
     except Exception as exc:
-        from .settings import debug_enabled  # noqa: PLC0415 - lazy (start-up time)
+        from odrun.settings import debug_enabled  # noqa: PLC0415 - lazy (start-up time)
 
         if debug_enabled():
             raise
@@ -509,7 +249,7 @@ def _run(argv: list[str] | None) -> None:
 
 def _fail(message: str, code: int) -> None:
     """The one line every error ends as: tokens redacted, control characters escaped."""
-    from . import render  # noqa: PLC0415 - lazy (start-up time)
+    from odrun import render  # noqa: PLC0415 - lazy (start-up time)
 
     render.echo(f"odrun: {message}", err=True)
     sys.exit(code)

@@ -11,7 +11,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from odrun import render
-from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.cli._common import global_options, json_option, settings_of
 from odrun.errors import (
     CancelledError,
     ConfigError,
@@ -151,7 +151,7 @@ def _finish(sub: Submission, as_json: bool) -> None:
         raise error
 
 
-@cli.command("submit")
+@click.command("submit")
 @global_options
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @_server_option
@@ -257,7 +257,7 @@ def _resolve(
     return _client(ctx, server), run, None
 
 
-@cli.command("status")
+@click.command("status")
 @global_options
 @click.argument("run", required=False)
 @_server_option
@@ -293,7 +293,7 @@ def status_cmd(ctx: click.Context, run: str | None, server: str | None, as_json:
         render.echo(f"  current step: {status.current_step}")
 
 
-@cli.command("logs")
+@click.command("logs")
 @global_options
 @click.argument("run", required=False)
 @_server_option
@@ -320,7 +320,7 @@ def logs_cmd(
     _print_logs(logs, only_failed, err=False)
 
 
-@cli.command("download")
+@click.command("download")
 @global_options
 @click.argument("run", required=False)
 @_server_option
@@ -362,7 +362,7 @@ def download_cmd(
     _finish(got.submission, as_json)
 
 
-@cli.command("stop")
+@click.command("stop")
 @global_options
 @click.argument("run", required=False)
 @_server_option
