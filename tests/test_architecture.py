@@ -172,6 +172,25 @@ def test_no_upward_import() -> None:
     assert not bad, "upward imports:\n" + "\n".join(bad)
 
 
+def cli_coupling(edges: dict[str, list[tuple[str, int]]]) -> list[str]:
+    """Imports of a command module from the CLI other than odrun.cli._common (a sibling
+    command module, the group, the package): each command stands alone on _common."""
+    commands = layer_of("odrun.cli.data")
+    return [
+        f"{module}:{line} imports {target}"
+        for module, targets in edges.items()
+        if module.startswith("odrun.cli.") and layer_of(module) == commands
+        for target, line in targets
+        if (target == "odrun.cli" or target.startswith("odrun.cli."))
+        and target != "odrun.cli._common"
+    ]
+
+
+def test_command_modules_import_only_common() -> None:
+    bad = cli_coupling(graph())
+    assert not bad, "command modules import from the CLI only odrun.cli._common:\n" + "\n".join(bad)
+
+
 def test_no_import_cycle() -> None:
     edges = graph()
     cycle = find_cycle(edges)
@@ -213,6 +232,11 @@ def test_the_checks_see_a_command_module_importing_the_group() -> None:
     assert find_cycle(edges) == ["odrun.cli._group", "odrun.cli.data", "odrun.cli._group"]
     # _common is the bottom of the CLI: importing a command module from it is upward too
     assert upward_imports({"odrun.cli._common": [("odrun.cli.run", 3)]})
+    sibling = {"odrun.cli.run": [("odrun.cli._common", 3), ("odrun.cli.data", 4)]}
+    assert cli_coupling(sibling) == ["odrun.cli.run:4 imports odrun.cli.data"]
+    assert cli_coupling({"odrun.cli.run": [("odrun.cli", 2)]}) == [
+        "odrun.cli.run:2 imports odrun.cli"
+    ]
     # and the real graph is read the way these fakes are written
     real = graph()
     assert "odrun.cli._common" in {t for t, _ in real["odrun.cli._group"]}

@@ -1,9 +1,10 @@
 """What the command modules share: global options, TARGET/--recid/--doi, --protocol, --json,
 the file filters, and the settings of a command's context.
 
-The lowest layer of :mod:`odrun.cli`: it imports click and :mod:`odrun.errors` only (start-up
-time), never the group or a command module; command modules import from here and nowhere
-else in the CLI (tests/test_architecture.py).
+The lowest layer of :mod:`odrun.cli`: importing it loads click only (start-up time; settings
+and records are imported inside the functions that need them), never the group or a command
+module; command modules import from here and nowhere else in the CLI
+(tests/test_architecture.py).
 """
 
 from __future__ import annotations
