@@ -62,6 +62,9 @@ def test_job_failed_is_one_line_naming_job_and_cause(tmp_path: Path) -> None:
     assert str(exc).startswith("step x failed with exit code 3: boom: it broke")
     assert "echo a\\necho b" in str(exc)
     assert str(log) in str(exc)
+    # a step name or a log folder with a line break (both come from outside) stays one line
+    odd = job_failed("step a\nb", 1, "x\ny", command="c", log=tmp_path / "d\ne" / "1.log")
+    assert str(odd).splitlines() == [str(odd)]
     # no cause: the command takes its place
     assert str(job_failed("step x", 3, None, command="make\nall")).startswith(
         "step x failed with exit code 3: make\\nall"

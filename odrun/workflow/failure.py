@@ -91,7 +91,8 @@ def job_failed(
     the hint names the command and the log."""
     shown = one_line(command) if command else ""
     reason = one_line(cause, limit=CAUSE_CHARS + 50) if cause else shown
-    message = f"{job} failed with exit code {exit_code}" + (f": {reason}" if reason else "")
+    message = f"{one_line(job, 100)} failed with exit code {exit_code}"
+    message += f": {reason}" if reason else ""
     hint = [f"command: {shown}"] if cause and shown else []
-    hint += [f"log: {log}"] if log else []
+    hint += [f"log: {one_line(str(log), 1000)}"] if log else []
     return WorkflowError(message, hint="; ".join(hint) or None)
