@@ -13,7 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from odrun.checksum import ALGORITHMS, Checksum, parse_checksum
-from odrun.cli_data import parse_size
+from odrun.cli.data import parse_size
 from odrun.errors import ConfigError, InvalidReferenceError, MetadataError, UsageError
 from odrun.records.model import RecordFile
 from odrun.records.refs import RecordRef, parse_reference

@@ -252,3 +252,69 @@ def test_container_rules_bind_cvmfs_from_the_configured_root(
     args = _container_args(rt, tmp_path, tmp_path / "used.txt", env, network=False)
     bind = f"--bind {tmp_path}/cvmfs/odrun-test.cern.ch:/cvmfs/odrun-test.cern.ch:ro"
     assert any(a.startswith("--apptainer-args=") and bind in a for a in args), args
+
+
+def failing_snakefile(root: Path, rules: str) -> None:
+    write(root / "Snakefile", 'rule all:\n    input: "out.txt"\n\n' + rules)
+    write(root / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n")
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("odrun: workflow failed: ")]
+    assert len(lines) == 1, err
+    assert err.splitlines()[-1] == lines[0], err  # nothing after it: the message is one line
+    return lines[0]
+
+
+def test_a_failing_rule_names_itself_and_its_cause(odrun, tmp_path: Path) -> None:
+    """Not Snakemake's 'Exiting because a job execution failed': the rule and its stderr."""
+    # PATH cleared for the one command: papermill is missing even where it is installed
+    failing_snakefile(
+        tmp_path,
+        'rule notebook:\n    output: "out.txt"\n'
+        '    shell: "PATH=/nonexistent papermill analysis.ipynb out.ipynb && touch {output}"\n',
+    )
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--workdir", str(tmp_path / "r"))
+    assert result.code == 7
+    line = error_line(result.err)
+    assert "snakemake failed" in line
+    assert "rule notebook" in line
+    assert "papermill: command not found" in line
+    assert "Exiting because" not in line
+    assert "01-snakemake.log" in line  # where the rest is
+
+
+def test_a_rule_that_logs_to_its_log_file_shows_that_file(odrun, tmp_path: Path) -> None:
+    failing_snakefile(
+        tmp_path,
+        'rule fit:\n    output: "out.txt"\n    log: "logs/fit.log"\n'
+        "    shell: \"(echo fitting; echo 'RuntimeError: fit did not converge' >&2; exit 3) "
+        '> {log} 2>&1"\n',
+    )
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--workdir", str(tmp_path / "r"))
+    assert result.code == 7
+    line = error_line(result.err)
+    assert "rule fit" in line
+    assert "RuntimeError: fit did not converge" in line
+
+
+def test_a_failing_python_rule_shows_the_exception(odrun, tmp_path: Path) -> None:
+    failing_snakefile(tmp_path, 'rule ratio:\n    output: "out.txt"\n    run:\n        x = 1 / 0\n')
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--workdir", str(tmp_path / "r"))
+    assert result.code == 7
+    line = error_line(result.err)
+    assert "rule ratio" in line
+    assert "ZeroDivisionError" in line
+    assert "division by zero" in line
+
+
+def test_a_snakefile_error_outside_any_rule_still_says_why(odrun, tmp_path: Path) -> None:
+    failing_snakefile(
+        tmp_path,
+        'rule make:\n    input: "no-such-input.txt"\n    output: "out.txt"\n'
+        '    shell: "cp {input} {output}"\n',
+    )
+    result = odrun("run", str(tmp_path), "--runtime", "host", "--workdir", str(tmp_path / "r"))
+    assert result.code == 7
+    line = error_line(result.err)
+    assert "no-such-input.txt" in line

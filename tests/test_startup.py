@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,9 @@ from odrun import cli as cli_module
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = ("httpx", "rich", "jsonschema", "yaml", "odrun.workflow", "odrun.records")
-#: command modules, loaded only when one of their commands runs
-COMMAND_MODULES = "odrun.cli_"
+#: the CLI modules ``--version`` may load; every other odrun.cli.* is a command module,
+#: loaded only when one of its commands runs
+CLI_CORE = {"odrun.cli", "odrun.cli._group", "odrun.cli._common"}
 
 
 #: runs ``odrun ARGS`` as ``python -m odrun`` does, then prints every module it imported
@@ -62,7 +64,8 @@ def heavy_in(names: set[str]) -> list[str]:
     return sorted(
         n
         for n in names
-        if n.startswith(COMMAND_MODULES) or any(n == h or n.startswith(h + ".") for h in HEAVY)
+        if (n.startswith("odrun.cli.") and n not in CLI_CORE)
+        or any(n == h or n.startswith(h + ".") for h in HEAVY)
     )
 
 
@@ -74,20 +77,46 @@ def test_version_and_help_import_no_heavy_module(args: tuple[str, ...]) -> None:
 def test_the_guard_sees_a_heavy_import() -> None:
     """Negative control: a command that needs rich and records is seen importing them."""
     found = heavy_in(imported_modules("validate", "--help"))
-    assert "odrun.cli_run" in found
+    assert "odrun.cli.run" in found
+    assert "odrun.cli.data" not in found  # only the module of the command that runs
+
+
+def command_modules() -> list[str]:
+    """Every module of the odrun.cli package but the group and the shared helpers."""
+    found = [f"odrun.cli.{m.name}" for m in pkgutil.iter_modules(cli_module.__path__)]
+    return sorted(set(found) - CLI_CORE)
+
+
+def top_level_commands(module: str) -> set[str]:
+    """``module:attribute`` of each click command defined in ``module`` that is not a
+    subcommand of one of its groups (those are what the group's table must name)."""
+    loaded = importlib.import_module(module)
+    mine = {
+        attr: value
+        for attr, value in vars(loaded).items()
+        if isinstance(value, click.Command) and getattr(value.callback, "__module__", "") == module
+    }
+    nested = {
+        id(sub)
+        for value in mine.values()
+        if isinstance(value, click.Group)
+        for sub in value.commands.values()
+    }
+    return {f"{module}:{attr}" for attr, value in mine.items() if id(value) not in nested}
 
 
 def test_lazy_table_matches_the_commands() -> None:
     """Every command of every command module is in LAZY_COMMANDS, with its real summary."""
     group = cli_module.cli
-    for module in sorted({m for m, _ in cli_module.LAZY_COMMANDS.values()}):
-        importlib.import_module(module)
-    defined_here = {"info", "files", "cite"}
-    assert set(group.commands) == set(cli_module.LAZY_COMMANDS) | defined_here
-    for name, (module, summary) in cli_module.LAZY_COMMANDS.items():
-        command = group.commands[name]
+    ctx = click.Context(group, info_name="odrun")
+    defined = set().union(*(top_level_commands(m) for m in command_modules()))
+    assert len(defined) >= 19
+    assert defined == {target for target, _ in cli_module.LAZY_COMMANDS.values()}
+    for name, (target, summary) in cli_module.LAZY_COMMANDS.items():
+        command = group.get_command(ctx, name)
+        assert command is not None
         assert command.callback is not None
-        assert command.callback.__module__ == module, name
+        assert command.callback.__module__ == target.partition(":")[0], name
         first = " ".join((command.help or "").split("\n\n")[0].split())
         assert summary == first, f"LAZY_COMMANDS[{name!r}] summary is stale"
         assert not command.short_help
@@ -97,10 +126,10 @@ def test_lazy_table_matches_the_commands() -> None:
 
 def test_help_lists_every_command_like_click() -> None:
     """The lazy listing equals click's own listing of the loaded commands."""
-    for module in sorted({m for m, _ in cli_module.LAZY_COMMANDS.values()}):
-        importlib.import_module(module)
     group = cli_module.cli
     ctx = click.Context(group, info_name="odrun")
+    for name in cli_module.LAZY_COMMANDS:
+        group.get_command(ctx, name)
     lazy = click.HelpFormatter(width=80)
     group.format_commands(ctx, lazy)
     plain = click.HelpFormatter(width=80)

@@ -37,6 +37,7 @@ from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
 from odrun.workflow.expect import evaluate
+from odrun.workflow.failure import job_cause, job_failed, one_line, read_tail
 from odrun.workflow.model import (
     RUN_FORMAT_VERSION,
     RUN_JSON,
@@ -379,14 +380,12 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
                     check=False,
                 )
         except OSError as exc:
-            raise WorkflowError(f"step {name}: cannot start {plan.runtime.name}: {exc}") from None
+            where = f"step {one_line(name, 100)}: cannot start {plan.runtime.name}"
+            raise WorkflowError(f"{where}: {exc}") from None
         result.steps.append(StepRun(name, command, proc.returncode, started, now(), str(log)))
         if proc.returncode != 0:
-            tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise WorkflowError(
-                f"step {name} failed with exit code {proc.returncode}: {command}",
-                hint=f"log: {log}" + (f"; last lines: {' | '.join(tail)}" if tail else ""),
-            )
+            cause = job_cause(read_tail(log))
+            raise job_failed(f"step {name}", proc.returncode, cause, command=command, log=log)
 
 
 def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:

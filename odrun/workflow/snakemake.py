@@ -33,8 +33,9 @@ import yaml
 
 from odrun import untrusted
 from odrun._fs import confine
-from odrun.errors import ConfigError, OdrunError, SpecError, UsageError, WorkflowError
+from odrun.errors import ConfigError, OdrunError, SpecError, UsageError
 from odrun.settings import process_environment
+from odrun.workflow.failure import job_failed, read_tail
 from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.runtime import (
@@ -44,6 +45,7 @@ from odrun.workflow.runtime import (
     cvmfs_binds,
     readonly_bind,
 )
+from odrun.workflow.snakemake_log import failure_cause
 from odrun.workflow.spec import Analysis, relative, snakemake_config
 
 EXECUTORS = ("slurm", "htcondor", "kubernetes")
@@ -250,11 +252,8 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
         StepRun("snakemake", shlex.join(cmd), proc.returncode, started, now(), str(log))
     )
     if proc.returncode != 0:
-        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-        raise WorkflowError(
-            f"snakemake failed with exit code {proc.returncode}",
-            hint=f"log: {log}" + (f"; last lines: {' | '.join(tail)}" if tail else ""),
-        )
+        cause = failure_cause(read_tail(log), result.workspace)
+        raise job_failed("snakemake", proc.returncode, cause, log=log)
 
 
 def _snakefile(analysis: Analysis) -> str:

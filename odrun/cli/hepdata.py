@@ -11,14 +11,14 @@ from rich.table import Table as RichTable
 
 from odrun import render
 from odrun._fs import atomic_write
-from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.cli._common import global_options, json_option, settings_of
 from odrun.errors import UsageError
 from odrun.hepdata import HepdataClient, parse_ref, read_local
 from odrun.hepdata.client import is_remote
 from odrun.hepdata.export import header, rows, to_csv
 
 
-@cli.command("hepdata")
+@click.command("hepdata")
 @global_options
 @click.argument("table", metavar="INS[/TABLE[@VERSION]]|FILE")
 @json_option

@@ -8,10 +8,10 @@ import click
 
 from odrun import render
 from odrun.api import write_report
-from odrun.cli import cli, global_options
+from odrun.cli._common import global_options
 
 
-@cli.command("report")
+@click.command("report")
 @global_options
 @click.argument("run", metavar="RUN|PATH", type=click.Path(exists=True, path_type=Path))
 @click.option(

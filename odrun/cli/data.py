@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from odrun import render
-from odrun.cli import (
-    cli,
+from odrun.cli._common import (
     filter_options,
     global_options,
     json_option,
@@ -29,7 +28,7 @@ from odrun.transfer import Fetcher, FileStore, State, Verdict, verify_files
 from odrun.transfer.fetch import DEFAULT_JOBS, fetch_error
 
 
-@cli.command()
+@click.command()
 @global_options
 @record_target
 @click.option(
@@ -147,7 +146,7 @@ def make_progress(
     return PlainProgress(sys.stderr)
 
 
-@cli.command()
+@click.command()
 @global_options
 @click.argument("targets", nargs=-1)
 @click.option(
@@ -243,7 +242,7 @@ def mirror(
         )
 
 
-@cli.command("verify-files")
+@click.command("verify-files")
 @global_options
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @record_target
@@ -306,7 +305,7 @@ def verify_files_cmd(
         )
 
 
-@cli.group()
+@click.group()
 def cache() -> None:
     """Inspect and maintain the shared file cache (ODRUN_CACHE_DIR)."""
 

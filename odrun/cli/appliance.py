@@ -1,4 +1,4 @@
-"""CLI commands for the machine odrun runs on: appliance user-data, doctor. Parse, call, render."""
+"""CLI commands for the odrun appliance: user-data, test. Parse, call, render."""
 
 from __future__ import annotations
 
@@ -23,16 +23,9 @@ from odrun.appliance import (
     pins_from_lock,
     user_data,
 )
-from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.cli._common import json_option, repo_names
 from odrun.cvmfs import OPEN_DATA_REPOS
-from odrun.doctor import diagnose
 from odrun.errors import ConfigError, UsageError, VerificationError
-
-
-def _repos(values: tuple[str, ...]) -> tuple[str, ...]:
-    """Repeated and/or comma-separated repository names, in order, once each."""
-    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
-    return tuple(dict.fromkeys(names))
 
 
 def write_output(path: Path, text: str) -> None:
@@ -45,7 +38,7 @@ def write_output(path: Path, text: str) -> None:
         raise ConfigError(f"-o {path}: cannot write ({exc.strerror or exc})") from None
 
 
-@cli.group()
+@click.group()
 def appliance() -> None:
     """The odrun appliance: a VM with CVMFS, podman and odrun (Vagrantfile, cloud-init).
 
@@ -175,7 +168,7 @@ def user_data_command(
             pins = pins_from_lock(json.loads(lock.read_text(encoding="utf-8")))
         except (ValueError, AttributeError) as exc:
             raise UsageError(f"--pin-from {lock}: not an odrun.lock ({exc})") from None
-    names = _repos(repos) or OPEN_DATA_REPOS
+    names = repo_names(repos) or OPEN_DATA_REPOS
     names = tuple(dict.fromkeys([*names, *pins]))
     settings = ApplianceSettings(
         names,
@@ -200,52 +193,6 @@ def user_data_command(
         err=True,
         lines=True,
     )
-
-
-@cli.command()
-@global_options
-@click.option(
-    "--cvmfs",
-    "repos",
-    multiple=True,
-    metavar="REPO",
-    help="Require this CVMFS repository (repeatable; comma-separated too).",
-)
-@json_option
-@click.pass_context
-def doctor(ctx: click.Context, repos: tuple[str, ...], as_json: bool) -> None:
-    """Check this machine for odrun, and say what to fix.
-
-    Container runtimes (podman, docker, apptainer: installed and answering),
-    CVMFS repositories (mounted, revision and root hash), the XRootD client,
-    proxy settings, free space in the cache folder, Snakemake. Each check is
-    ok, warn or fail; the exit code is 8 only when a required check fails:
-    the cache folder is not writable, or a repository named with --cvmfs is
-    not mounted. Without --cvmfs the open-data repositories are looked at
-    (warnings only). The CVMFS root is $ODRUN_CVMFS_ROOT or /cvmfs.
-
-    \b
-    Examples:
-      odrun doctor
-      odrun doctor --cvmfs cms.cern.ch --cvmfs cms-opendata-conddb.cern.ch
-      odrun doctor --json | jq '.checks[] | select(.status != "ok")'
-    """
-    names = _repos(repos)
-    report = diagnose(settings_of(ctx), list(names) if names else None)
-    if as_json:
-        render.print_json(report.to_dict())
-    else:
-        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
-        for check in report.checks:
-            render.echo(f"{marks[check.status]} {check.area:8} {check.name}: {check.detail}")
-            if check.fix and check.status != "ok":
-                render.echo(f"     {'':8} fix: {check.fix}")
-    if not report.ok:
-        failed = [c for c in report.checks if c.status == "fail"]
-        raise ConfigError(
-            f"{len(failed)} required check(s) failed: "
-            + "; ".join(f"{c.name}: {c.detail}" for c in failed)
-        )
 
 
 @appliance.command("test")

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from odrun import render
-from odrun.cli import cli, global_options, json_option, record_target, settings_of
+from odrun.cli._common import global_options, json_option, record_target, settings_of
 from odrun.environments import (
     EnvironmentPlan,
     default_catalog,
@@ -19,7 +19,7 @@ from odrun.environments import (
 from odrun.records import Resolver
 
 
-@cli.command()
+@click.command()
 @global_options
 @record_target
 @click.option(

@@ -10,7 +10,7 @@ import click
 from odrun import render
 from odrun._fs import atomic_write
 from odrun.api import report_hook
-from odrun.cli import cli, global_options, json_option, pick_target, settings_of
+from odrun.cli._common import global_options, json_option, pick_target, settings_of
 from odrun.errors import UsageError, VerificationError
 from odrun.records import parse_reference
 from odrun.workflow import load_analysis, run_analysis, validate
@@ -53,7 +53,7 @@ def _finish(result: RunResult, as_json: bool, junit: Path | None) -> None:
         )
 
 
-@cli.command()
+@click.command()
 @global_options
 @click.argument("path", metavar="PATH|TARGET", required=False, type=click.Path(path_type=Path))
 @click.option("--recid", metavar="N", help="Run the analysis of the record with this id.")
@@ -179,7 +179,7 @@ def _key_values(items: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
-@cli.command()
+@click.command()
 @global_options
 @click.argument(
     "run_dir", metavar="RUN", type=click.Path(file_okay=False, exists=True, path_type=Path)
@@ -213,7 +213,7 @@ def _is_reference(text: str) -> bool:
     return True
 
 
-@cli.command("validate")
+@click.command("validate")
 @global_options
 @click.argument("path", type=click.Path(path_type=Path))
 @json_option
@@ -246,7 +246,7 @@ def validate_cmd(path: Path, as_json: bool) -> None:
         )
 
 
-@cli.command("verify")
+@click.command("verify")
 @global_options
 @click.argument("target", metavar="RUN|PATH", type=click.Path(exists=True, path_type=Path))
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), help="JUnit XML report.")

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from odrun import render
 from odrun.api import report_hook
-from odrun.cli import cli, global_options, json_option, settings_of
+from odrun.cli._common import global_options, json_option, settings_of
 from odrun.errors import (
     CancelledError,
     ConfigError,
@@ -153,7 +153,7 @@ def _finish(sub: Submission, as_json: bool) -> None:
         raise error
 
 
-@cli.command("submit")
+@click.command("submit")
 @global_options
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @_server_option
@@ -259,7 +259,7 @@ def _resolve(
     return _client(ctx, server), run, None
 
 
-@cli.command("status")
+@click.command("status")
 @global_options
 @click.argument("run", required=False)
 @_server_option
@@ -295,7 +295,7 @@ def status_cmd(ctx: click.Context, run: str | None, server: str | None, as_json:
         render.echo(f"  current step: {status.current_step}")
 
 
-@cli.command("logs")
+@click.command("logs")
 @global_options
 @click.argument("run", required=False)
 @_server_option
@@ -322,7 +322,7 @@ def logs_cmd(
     _print_logs(logs, only_failed, err=False)
 
 
-@cli.command("download")
+@click.command("download")
 @global_options
 @click.argument("run", required=False)
 @_server_option
@@ -364,7 +364,7 @@ def download_cmd(
     _finish(got.submission, as_json)
 
 
-@cli.command("stop")
+@click.command("stop")
 @global_options
 @click.argument("run", required=False)
 @_server_option

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from odrun import render
-from odrun.cli import cli, global_options, json_option
+from odrun.cli._common import global_options, json_option
 from odrun.compare import MAX_NUMERIC_BYTES, SECTIONS, RunDiff, diff, diff_summary_rows
 from odrun.errors import VerificationError
 
@@ -30,7 +30,7 @@ def _render(result: RunDiff, show_all: bool) -> None:
     render.echo(result.summary)
 
 
-@cli.command("diff")
+@click.command("diff")
 @global_options
 @click.argument("run_a", metavar="RUN_A")
 @click.argument("run_b", metavar="RUN_B")
