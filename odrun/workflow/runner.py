@@ -33,6 +33,7 @@ from odrun.records import FileFilter, Resolver
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
+from odrun.workflow.cwl import CwlPlan, plan_cwl, run_cwl
 from odrun.workflow.expect import evaluate
 from odrun.workflow.model import (
     RUN_FORMAT_VERSION,
@@ -91,7 +92,7 @@ def run_analysis(
     options = options or RunOptions()
     workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
     untrusted, locked, verify = options.untrusted, options.locked, options.verify
-    if analysis.workflow_type in ("cwl", "yadage"):
+    if analysis.workflow_type == "yadage":
         raise SpecError(
             f"workflow.type {analysis.workflow_type} runs only on REANA",
             hint="submit it with: odrun submit PATH",
@@ -125,6 +126,8 @@ def run_analysis(
         # preflight: runtime, images, executor, Snakemake, and the lock's runtime and images,
         # all before a single input is staged or fetched
         plan = _plan(analysis, result, from_step, target_step, untrusted, say)
+        if analysis.workflow_type == "cwl":
+            plan.cwl = plan_cwl(analysis, result, options.partial, untrusted, say)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
         _stage_inputs(analysis, result, untrusted)
@@ -256,8 +259,10 @@ def _fetch_records(
 
 def _binds_readonly(plan: Plan) -> bool:
     """Whether every command of ``plan`` runs in a container that gets the record files
-    read-only (serial steps under podman, docker, apptainer); Snakemake may run rules on
-    the host, and the host runtime has no binds."""
+    read-only (serial steps under podman, docker, apptainer; CWL jobs when every tool has
+    an image); Snakemake may run rules on the host, and the host runtime has no binds."""
+    if plan.cwl is not None:
+        return plan.cwl.readonly
     return isinstance(plan.runtime, (OciRuntime, ApptainerRuntime))
 
 
@@ -289,6 +294,7 @@ class Plan:
     #: (step name, image, command)
     commands: list[tuple[str, str | None, str]] = field(default_factory=list)
     snakemake: SnakemakePlan | None = None
+    cwl: CwlPlan | None = None
 
 
 def _plan(
@@ -330,6 +336,10 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     if wtype == "snakemake":
         assert plan.snakemake is not None
         run_snakemake(analysis, result, plan.snakemake, say)
+        return
+    if wtype == "cwl":
+        assert plan.cwl is not None
+        run_cwl(analysis, result, plan.cwl, say)
         return
     assert plan.runtime is not None
     for n, (name, image, command) in enumerate(plan.commands, 1):
