@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -51,6 +52,8 @@ from odrun.workflow.spec import Analysis, relative, workflow_parameters
 
 #: the packed workflow in the run folder: what runs, and the RO-Crate's main entity
 PACKED = "packed.cwl"
+#: the same with every DockerRequirement a hint, for the host runtime (in ``cwl/``)
+HOST_PACKED = "packed-host.cwl"
 #: where cwltool writes the workflow's outputs, in the workspace (as on REANA)
 OUTDIR = "outputs"
 INSTALL_HINT = "pip install 'odrun[cwl]'"
@@ -100,7 +103,9 @@ def pack(analysis: Analysis, log: Path) -> dict[str, Any]:
     complaint when it is not valid CWL."""
     path = confine(analysis.root, workflow_file(analysis), "workflow.file", error=SpecError)
     if not path.is_file():
-        raise SpecError(f"workflow.file {workflow_file(analysis)} does not exist in {analysis.root}")
+        raise SpecError(
+            f"workflow.file {workflow_file(analysis)} does not exist in {analysis.root}"
+        )
     cmd = [*cwltool_command(), "--disable-color", "--timestamps", "--pack", str(path)]
     with log.open("wb") as err:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, check=False)
@@ -116,6 +121,42 @@ def pack(analysis: Analysis, log: Path) -> dict[str, Any]:
             hint=f"log: {log}",
         )
     return packed
+
+
+def _write_packed(path: Path, packed: dict[str, Any]) -> None:
+    """The packed workflow as indented JSON, each process's ``id`` first: a line number
+    cwltool reports in it leads back to the process (:func:`locate`)."""
+    graph = packed.get("$graph")
+    if isinstance(graph, list):
+        first = ("id", "class")
+        graph = [
+            {**{k: n[k] for k in first if k in n}, **n} if isinstance(n, dict) else n for n in graph
+        ]
+        packed = {**packed, "$graph": graph}
+    atomic_write(path, (json.dumps(packed, indent=2) + "\n").encode())
+
+
+_PACKED_LOCATION = re.compile(r"\b([\w.-]+\.cwl):(\d+):(\d+):")
+
+
+def locate(cause: str, folder: Path) -> str:
+    """``packed.cwl:11:9: message`` -> ``select.cwl (packed.cwl line 11): message``: which
+    process of the workflow a line of a packed file in ``folder`` belongs to."""
+
+    def process(match: re.Match[str]) -> str:
+        path = folder / match[1]
+        if match[1] not in (PACKED, HOST_PACKED) or not path.is_file():
+            return match[0]
+        lines = path.read_text(encoding="utf-8").splitlines()[: int(match[2])]
+        ids = [m[1] for m in map(_ID_LINE.match, lines) if m]
+        name = ids[-1].lstrip("#").split("/")[0] if ids else "the workflow"
+        return f"{name} ({match[1]} line {match[2]}):"
+
+    return _PACKED_LOCATION.sub(process, cause)
+
+
+#: a process's ``id`` in a packed file as :func:`_write_packed` writes it
+_ID_LINE = re.compile(r'^ {2}(?: {4})?"id": "([^"]+)",?$')
 
 
 def _last_line(text: str) -> str:
@@ -192,7 +233,9 @@ def for_host(packed: dict[str, Any]) -> dict[str, Any]:
             continue
         reqs = node.get("requirements")
         if isinstance(reqs, list):
-            moved = [r for r in reqs if isinstance(r, dict) and r.get("class") == "DockerRequirement"]
+            moved = [
+                r for r in reqs if isinstance(r, dict) and r.get("class") == "DockerRequirement"
+            ]
             if moved:
                 node["requirements"] = [r for r in reqs if r not in moved]
                 node["hints"] = [*_listed(node.get("hints")), *moved]
@@ -220,7 +263,7 @@ def plan_cwl(
     logs = result.run_dir / "logs"
     logs.mkdir(exist_ok=True)
     packed = pack(analysis, logs / "00-cwltool-pack.log")
-    atomic_write(result.run_dir / PACKED, (json.dumps(packed, indent=2) + "\n").encode())
+    _write_packed(result.run_dir / PACKED, packed)
     workflow_parameters(analysis)  # the job reads as a mapping, before anything is fetched
     images, host_tools = inspect(packed)
     plan = CwlPlan(packed=packed, images=images, host_tools=host_tools)
@@ -265,7 +308,9 @@ def plan_cwl(
     return plan
 
 
-def cwltool_args(result: RunResult, plan: CwlPlan, workflow: Path) -> tuple[list[str], dict[str, str]]:
+def cwltool_args(
+    result: RunResult, plan: CwlPlan, workflow: Path
+) -> tuple[list[str], dict[str, str]]:
     """cwltool's command line (the job comes on stdin) and its environment."""
     env = process_environment()
     tmp = result.run_dir / "cwl"
@@ -299,9 +344,7 @@ def _shim(result: RunResult, runtime: OciRuntime, network: bool) -> Path:
     binds = [*cvmfs_binds(runtime.cvmfs)]
     argv = [sys.executable, str(script), runtime.binary, str(record), "1" if network else "0"]
     shim = folder / runtime.name
-    shim.write_text(
-        f'#!/bin/sh\nexec {shlex.join([*argv, *binds, "--"])} "$@"\n', encoding="utf-8"
-    )
+    shim.write_text(f'#!/bin/sh\nexec {shlex.join([*argv, *binds, "--"])} "$@"\n', encoding="utf-8")
     shim.chmod(0o755)
     return folder
 
@@ -312,8 +355,8 @@ def run_cwl(analysis: Analysis, result: RunResult, plan: CwlPlan, say: Say) -> N
     tmp.mkdir(exist_ok=True)
     workflow = result.run_dir / PACKED
     if result.runtime == "host":  # --no-container refuses a required DockerRequirement
-        workflow = tmp / "packed-host.cwl"
-        atomic_write(workflow, (json.dumps(for_host(plan.packed), indent=2) + "\n").encode())
+        workflow = tmp / HOST_PACKED
+        _write_packed(workflow, for_host(plan.packed))
     job = json.dumps(workflow_parameters(analysis), indent=2, sort_keys=True, default=str)
     atomic_write(tmp / "job.json", (job + "\n").encode())
     cmd, env = cwltool_args(result, plan, workflow)
@@ -343,7 +386,7 @@ def run_cwl(analysis: Analysis, result: RunResult, plan: CwlPlan, say: Say) -> N
         code = proc.returncode or 1
         result.steps.append(StepRun("cwltool", shlex.join(cmd), code, started, now(), str(log)))
     if not ok:
-        raise _failure(parsed, proc.returncode, log)
+        raise _failure(parsed, proc.returncode, log, workflow.parent)
 
 
 def _steps(parsed: CwlLog, log: Path) -> list[StepRun]:
@@ -354,10 +397,10 @@ def _steps(parsed: CwlLog, log: Path) -> list[StepRun]:
     ]
 
 
-def _failure(parsed: CwlLog, code: int, log: Path) -> WorkflowError:
+def _failure(parsed: CwlLog, code: int, log: Path, folder: Path) -> WorkflowError:
     """One line: the failing job, its exit code and its own error."""
     job = parsed.failed_job
-    cause = failure_cause(parsed)
+    cause = locate(failure_cause(parsed), folder)
     if job is not None:
         where = job.step if job.step == job.name else f"{job.step} (job {job.name})"
         what = f"CWL step {where} failed with exit code {job.exit_code}"

@@ -66,7 +66,9 @@ class CwlLog:
 
     @property
     def failed_job(self) -> CwlJob | None:
-        failed = [j for j in self.jobs if j.exit_code not in (0, None) or j.status == "permanentFail"]
+        failed = [
+            j for j in self.jobs if j.exit_code not in (0, None) or j.status == "permanentFail"
+        ]
         return failed[0] if failed else None
 
 
@@ -94,6 +96,7 @@ def parse_jobs(text: str) -> CwlLog:
     current: CwlJob | None = None  # whose output unprefixed lines are
     error: list[str] | None = None  # an ERROR message being continued
     errors: list[list[str]] = []
+    traceback = False  # inside a Python traceback cwltool printed (never a cause)
     for raw in text.splitlines():
         if command is not None and current is not None:
             command.append(raw)
@@ -103,12 +106,16 @@ def parse_jobs(text: str) -> CwlLog:
             continue
         match = _LINE.match(raw)
         if match is None:
-            if error is not None and not raw.startswith(("Traceback", "  ")):
+            if raw.startswith("Traceback ("):
+                traceback = True
+            elif traceback and not raw.startswith(" "):
+                traceback = False  # the exception's own line ends it
+            elif error is not None and not traceback:
                 error.append(raw.strip())
-            elif current is not None and raw.strip():
+            elif current is not None and raw.strip() and not traceback:
                 current.output.append(raw.rstrip())
             continue
-        error = None
+        error, traceback = None, False
         msg, stamp = match["msg"], _iso(match["time"])
         if header := _HEADER.match(msg):
             current = jobs.setdefault(header["job"], CwlJob(header["job"]))
@@ -144,6 +151,19 @@ def _one_line(parts: list[str]) -> str:
     return text if len(text) <= CAUSE_CHARS else text[: CAUSE_CHARS - 3] + "..."
 
 
+_LOCATION = re.compile(r"(?:[^\s'\"]*/)?([^\s/'\"]+):(\d+):(\d+):")
+
+
+def _innermost(error: str) -> str:
+    """A schema-salad error, from its innermost ``file:line:col:`` on (where the mistake
+    is, not the chain of "tried X but" around it), file names without their folders."""
+    text = " ".join(error.split())
+    found = list(_LOCATION.finditer(text))
+    if len(found) > 1:
+        text = text[found[-1].start() :]
+    return _LOCATION.sub(lambda m: f"{m[1]}:{m[2]}:{m[3]}:", text)
+
+
 def failure_cause(log: CwlLog) -> str:
     """Why the run failed, in one line: the failing job's last output lines, else the
     first error cwltool reported that is not boilerplate; "" when the log says nothing."""
@@ -153,4 +173,4 @@ def failure_cause(log: CwlLog) -> str:
     errors = [e for e in log.errors if not any(b in e for b in _BOILERPLATE)]
     if not errors and job is not None:  # "Job error:" and the message after it
         errors = [e.split("Job error:", 1)[1] for e in log.errors if "Job error:" in e]
-    return _one_line(errors[:1]) if errors else ""
+    return _one_line([_innermost(errors[0])]) if errors else ""

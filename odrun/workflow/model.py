@@ -234,7 +234,9 @@ def remember_record_inodes(result: RunResult) -> None:
 
 def run_tools(analysis: Analysis, runtime: str) -> tuple[str, ...]:
     """The programs a run used (their versions go into the lock): not all that is installed."""
-    engine = {"snakemake": ("snakemake",), "cwl": ("cwltool",)}.get(analysis.workflow_type or "", ())
+    engine = {"snakemake": ("snakemake",), "cwl": ("cwltool",)}.get(
+        analysis.workflow_type or "", ()
+    )
     container = (runtime,) if runtime in ("podman", "docker", "apptainer") else ()
     return ("bash", *engine, *container)
 

@@ -12,15 +12,16 @@ adjusts so that every job is confined as odrun's own container steps are:
   job still runs as ``--user=<uid>:<gid>`` as cwltool asks);
 - ``--security-opt=label=disable`` and the CVMFS repositories bound read-only (``-v``);
 - the image appended to RECORD (the images the jobs really ran in, for the lock), and the
-  command as run to ``commands.log`` beside it (what ``--network`` each job really got).
+  command as run (a JSON list per line) to ``commands.log`` beside it (what ``--network``
+  each job really got).
 
 Standard library only: it runs for every job, so it starts fast.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shlex
 import sys
 
 #: podman/docker run options cwltool gives that decide the network
@@ -72,9 +73,8 @@ def main(argv: list[str]) -> int:
         if record:
             commands = os.path.join(os.path.dirname(record), "commands.log")
             with open(commands, "a", encoding="utf-8") as log:
-                log.write(shlex.join([runtime, *args]) + "\n")
-    os.execv(runtime, [runtime, *args])
-    return 127  # not reached
+                log.write(json.dumps([runtime, *args]) + "\n")
+    os.execv(runtime, [runtime, *args])  # never returns
 
 
 if __name__ == "__main__":
