@@ -93,6 +93,22 @@ def test_demo_in_podman_gives_the_serial_twins_outputs(
         )
 
 
+def test_demo_in_docker_gives_the_serial_twins_outputs(
+    odrun, docker_ready: str, tmp_path: Path
+) -> None:
+    """--runtime docker: cwltool's default (docker), through odrun's shim."""
+    cwl, serial = run_both(odrun, copy(DEMO, tmp_path / "demo", docker_ready), "docker")
+    assert_same_outputs(cwl, serial)
+    assert cwl["runtime"] == "docker"
+    run_dir = Path(cwl["run_dir"])
+    log = (run_dir / "containers" / "commands.log").read_text()
+    commands = [json.loads(line) for line in log.splitlines()]
+    assert len(commands) == 4
+    assert all(Path(c[0]).name == "docker" and "--network=none" in c for c in commands)
+    lock = json.loads((run_dir / "odrun.lock").read_text())
+    assert lock["images"][0]["digest"].startswith("sha256:")
+
+
 NETWORK_TOOL = """\
 cwlVersion: v1.2
 class: CommandLineTool
