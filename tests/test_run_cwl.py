@@ -330,3 +330,23 @@ def test_the_log_gives_every_job_its_command_and_exit_code() -> None:
     assert parsed.jobs[1].output == ["sample-b.txt: corrupt event on line 3"]
     silent = parse_jobs((LOGS / "podman-rootful.log").read_text())
     assert silent.jobs[0].exit_code == 125
+
+
+def test_the_shim_gives_every_job_no_network_and_drops_rootful_keep_id() -> None:
+    from odrun.workflow.oci_shim import adjust_run, image_of
+
+    cwltool = ["-i", "--userns=keep-id", "--net=host", "--network", "bridge", "--rm", "img", "sh"]
+    assert image_of(cwltool[:1] + cwltool[5:]) == "img"
+    closed = adjust_run(cwltool, network=False, binds=["/c:/cvmfs/c:ro"], root=True)
+    assert closed == [
+        "--security-opt=label=disable", "-v", "/c:/cvmfs/c:ro", "-i", "--rm",
+        "--network=none", "img", "sh",
+    ]  # fmt: skip
+    rootless = adjust_run(
+        ["--userns=keep-id", "--net=none", "img"], network=False, binds=[], root=False
+    )
+    assert rootless == ["--security-opt=label=disable", "--userns=keep-id", "--network=none", "img"]
+    # odrun.yaml network: true: cwltool's choice stands (--net=none for tools without
+    # NetworkAccess, none given for tools with it)
+    assert "--net=none" in adjust_run(["--net=none", "img"], network=True, binds=[], root=True)
+    assert not any("net" in a for a in adjust_run(["img"], network=True, binds=[], root=True))

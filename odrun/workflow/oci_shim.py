@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import NoReturn
 
 #: podman/docker run options cwltool gives that decide the network
 _NET = ("--net", "--network")
@@ -54,7 +55,7 @@ def image_of(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str]) -> int:  # noqa: RET503 (ends in _exec, which never returns)
     """``oci_shim.py RUNTIME RECORD NETWORK [BIND ...] -- <runtime arguments>``."""
     if "--" not in argv or argv.index("--") < 3:
         print("usage: oci_shim.py RUNTIME RECORD NETWORK [BIND ...] -- ARGS", file=sys.stderr)
@@ -74,7 +75,12 @@ def main(argv: list[str]) -> int:
             commands = os.path.join(os.path.dirname(record), "commands.log")
             with open(commands, "a", encoding="utf-8") as log:
                 log.write(json.dumps([runtime, *args]) + "\n")
-    os.execv(runtime, [runtime, *args])  # never returns
+    _exec(runtime, args)
+
+
+def _exec(runtime: str, args: list[str]) -> NoReturn:
+    """The runtime in this process's place (its exit status is cwltool's to see)."""
+    os.execv(runtime, [runtime, *args])
 
 
 if __name__ == "__main__":
