@@ -350,3 +350,57 @@ def test_the_shim_gives_every_job_no_network_and_drops_rootful_keep_id() -> None
     # NetworkAccess, none given for tools with it)
     assert "--net=none" in adjust_run(["--net=none", "img"], network=True, binds=[], root=True)
     assert not any("net" in a for a in adjust_run(["img"], network=True, binds=[], root=True))
+
+
+MIXED = {
+    "cwlVersion": "v1.2",
+    "$graph": [
+        {
+            "id": "#main",
+            "class": "Workflow",
+            "inputs": [],
+            "outputs": [],
+            "steps": [
+                {"id": "#main/a", "run": "#boxed.cwl", "hints": [DOCKER := {
+                    "class": "DockerRequirement", "dockerPull": "img:1"}]},
+                {"id": "#main/b", "run": "#bare.cwl"},
+                {"id": "#main/c", "run": "#own.cwl"},
+            ],
+        },
+        {"id": "#boxed.cwl", "class": "CommandLineTool"},
+        {"id": "#bare.cwl", "class": "CommandLineTool"},
+        {"id": "#own.cwl", "class": "CommandLineTool", "requirements": {
+            "DockerRequirement": {"dockerPull": "img:2"}}},
+    ],
+}  # fmt: skip
+
+
+def test_images_and_host_tools_follow_cwl_inheritance() -> None:
+    from odrun.workflow.cwl import for_host, inspect
+
+    assert inspect(MIXED) == (["img:1", "img:2"], ["bare.cwl"])
+    host = for_host(MIXED)
+    own = next(n for n in host["$graph"] if n["id"] == "#own.cwl")
+    assert own["requirements"] == {}
+    assert own["hints"]["DockerRequirement"]["dockerPull"] == "img:2"
+    assert MIXED["$graph"][3]["requirements"]  # the original is left as it was
+
+
+def test_a_record_with_tools_on_the_host_is_refused_under_auto(tmp_path: Path) -> None:
+    from odrun.errors import ConfigError
+    from odrun.settings import Settings
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
+
+    folder = copy(DEMO, tmp_path / "demo")
+    tool = folder / "workflow" / "summarise.cwl"
+    text = tool.read_text()
+    tool.write_text(
+        text.replace(f"requirements:\n  DockerRequirement:\n    dockerPull: {DEMO_IMAGE}\n", "")
+    )
+    assert tool.read_text() != text
+    with pytest.raises(ConfigError, match="would run on the host") as err:
+        run_analysis(
+            load_analysis(folder), Settings.load(), RunOptions(runtime="auto", untrusted=True)
+        )
+    assert "summarise.cwl have no DockerRequirement" in str(err.value)
+    assert "select.cwl" not in str(err.value)

@@ -213,6 +213,8 @@ def inspect(packed: dict[str, Any]) -> tuple[list[str], list[str]]:
     host: list[str] = []
     for node, inherited in processes(packed):
         images.update(docker_images(node))
+        for step in _listed(node.get("steps")):  # a step's own, for the process it runs
+            images.update(docker_images(step))
         if node.get("class") == "CommandLineTool" and not inherited and not docker_images(node):
             host.append(str(node.get("id") or "main").lstrip("#"))
     return sorted(images), sorted(set(host))
@@ -298,6 +300,15 @@ def plan_cwl(
             "this analysis comes from a record and would run on the host: its CWL tools "
             f"{', '.join(host_tools)} have no DockerRequirement",
             hint="review them, then allow it with --runtime host",
+        )
+    if untrusted and any(
+        "InlineJavascriptRequirement" in json.dumps(_listed(node.get(key)))
+        for node, _ in processes(packed)
+        for key in ("requirements", "hints")
+    ):
+        say(
+            "warning: the record's CWL expressions (InlineJavascriptRequirement) are "
+            "evaluated by cwltool with node on the host, not in the tools' containers"
         )
     plan.runtime = choose_runtime(analysis, result, images, untrusted, say)
     if host_tools and result.runtime != "host":
