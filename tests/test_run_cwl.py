@@ -84,13 +84,19 @@ def test_demo_in_podman_gives_the_serial_twins_outputs(
     assert (run_dir / "containers" / "used.txt").read_text().split() == [podman_ready] * 4
     commands = (run_dir / "containers" / "commands.log").read_text().splitlines()
     assert len(commands) == 4
+    staged = 0
     for line in commands:
         argv = json.loads(line)
+        # inputs are bound read-only (cwltool's staging), the workspace is never bound
+        mounts = [a for a in argv if a.startswith("--mount=") and "/workspace/" in a]
+        assert all(m.endswith(",readonly") for m in mounts)
+        staged += len(mounts)
         assert "--network=none" in argv
         assert podman_ready in argv
         assert not any(
             a.startswith(("--net=", "--network=")) and a != "--network=none" for a in argv
         )
+    assert staged == 3  # each select job's sample (summarise reads the jobs' outputs)
 
 
 def test_demo_in_docker_gives_the_serial_twins_outputs(
@@ -404,3 +410,51 @@ def test_a_record_with_tools_on_the_host_is_refused_under_auto(tmp_path: Path) -
         )
     assert "summarise.cwl have no DockerRequirement" in str(err.value)
     assert "select.cwl" not in str(err.value)
+
+
+COUNT_TOOL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  DockerRequirement: {dockerPull: IMAGE}
+baseCommand: [bash, -c]
+arguments:
+  - 'wc -l < "$0" > n.txt; (echo tamper >> "$0") 2>/dev/null && echo wrote >> n.txt ||
+    echo refused >> n.txt'
+  - $(inputs.events.path)
+inputs:
+  events: File
+outputs:
+  n: {type: File, outputBinding: {glob: n.txt}}
+"""
+
+
+def test_record_files_reach_the_job_read_only(odrun, podman_ready: str, tmp_path: Path) -> None:
+    """odrun.yaml's records are fetched into the workspace; the job names them by relative
+    location and gets them bound read-only: the shared cache cannot be changed."""
+    write(tmp_path / "count.cwl", COUNT_TOOL.replace("IMAGE", podman_ready))
+    write(
+        tmp_path / "job.yaml", "events: {class: File, location: data/900001/Dimuon_generated.csv}\n"
+    )
+    write(
+        tmp_path / "reana.yaml",
+        "inputs:\n  files: [count.cwl]\n  parameters:\n    input: job.yaml\n"
+        "workflow:\n  type: cwl\n  file: count.cwl\noutputs:\n  files: [outputs/n.txt]\n",
+    )
+    mirror = REPO / "workflows" / "mirror"
+    write(
+        tmp_path / "odrun.yaml",
+        f"version: 1\nportal: {mirror.as_uri()}\nrecords:\n  - ref: 900001\n"
+        "    names: [Dimuon_generated.csv]\n    dest: data/900001\n",
+    )
+    result = odrun("run", str(tmp_path), "--runtime", "podman", "--json")
+    assert result.code == 0, result.err
+    run_dir = Path(result.json()["run_dir"])
+    events = run_dir / "workspace" / "data" / "900001" / "Dimuon_generated.csv"
+    lines = len(events.read_text().splitlines())
+    assert (run_dir / "workspace" / "outputs" / "n.txt").read_text().split() == [
+        str(lines), "refused"
+    ]  # fmt: skip
+    assert "tamper" not in events.read_text()
+    lock = json.loads((run_dir / "odrun.lock").read_text())
+    assert lock["records"][0]["recid"] == "900001"
