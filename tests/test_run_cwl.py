@@ -458,3 +458,39 @@ def test_record_files_reach_the_job_read_only(odrun, podman_ready: str, tmp_path
     assert "tamper" not in events.read_text()
     lock = json.loads((run_dir / "odrun.lock").read_text())
     assert lock["records"][0]["recid"] == "900001"
+
+
+@pytest.mark.parametrize(
+    ("where", "text", "code"),
+    [
+        ("job", "samples:\n  - {class: File, location: /etc/passwd}\n", 2),
+        ("job", "samples:\n  - {class: File, path: ../../secret.txt}\n", 2),
+        ("job", "samples:\n  - {class: File, location: 'file:///etc/passwd'}\n", 2),
+        ("tool", "  sample: {type: File, default: {class: File, location: /etc/hostname}}\n", 2),
+        ("run", "../../outside.cwl", 2),
+        ("link", "data/sample-a.txt", 9),
+    ],
+)
+def test_a_cwl_analysis_names_nothing_outside_itself(
+    odrun, tmp_path: Path, where: str, text: str, code: int
+) -> None:
+    """A job, a default, a run: reference, or a link in the analysis that leads out is
+    refused before cwltool reads or stages anything."""
+    folder = copy(DEMO, tmp_path / "a" / "demo")
+    write(tmp_path / "a" / "outside.cwl", (folder / "workflow" / "select.cwl").read_text())
+    write(tmp_path / "a" / "secret.txt", "secret\n")
+    if where == "job":
+        write(folder / "inputs.yaml", text + "threshold: 1\nlabel: x\n")
+    elif where == "tool":
+        tool = folder / "workflow" / "select.cwl"
+        tool.write_text(tool.read_text().replace("  sample: File\n", text))
+    elif where == "run":
+        flow = folder / "workflow" / "workflow.cwl"
+        flow.write_text(flow.read_text().replace("run: select.cwl", f"run: {text}"))
+    else:
+        (folder / text).unlink()
+        (folder / text).symlink_to(tmp_path / "a" / "secret.txt")
+    result = odrun("run", str(folder), "--runtime", "host", "--workdir", str(tmp_path / "r"))
+    assert result.code == code, result.err
+    assert "secret" not in json.dumps(result.err.replace("secret.txt", ""))
+    assert not (tmp_path / "r" / "logs" / "01-cwltool.log").exists()  # cwltool never ran

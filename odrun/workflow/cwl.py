@@ -1,5 +1,8 @@
 """Run a CWL workflow (reana.yaml ``workflow.type: cwl``) with cwltool, as REANA does.
 
+- What it names: every document (``run:``, ``$import`` ...) and File default inside the
+  analysis folder, every File of the job inside the workspace
+  (:mod:`odrun.workflow.cwl_refs`), checked before anything runs.
 - The workflow: ``workflow.file``, packed (``cwltool --pack``, as reana-client sends it)
   from the analysis folder before anything is staged; ``packed.cwl`` in the run folder is
   what runs and the RO-Crate's main entity.
@@ -39,6 +42,7 @@ from odrun._fs import atomic_write, confine
 from odrun.errors import ConfigError, SpecError, UsageError, WorkflowError
 from odrun.settings import process_environment
 from odrun.workflow.cwl_log import CwlLog, failure_cause, parse_jobs
+from odrun.workflow.cwl_refs import check_documents, check_job
 from odrun.workflow.model import RunResult, Say, StepRun, now
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.runtime import (
@@ -264,9 +268,11 @@ def plan_cwl(
         )
     logs = result.run_dir / "logs"
     logs.mkdir(exist_ok=True)
+    cwltool_command()  # installed, before anything else is said
+    check_documents(analysis.root, workflow_file(analysis), untrusted)
+    check_job(workflow_parameters(analysis), result.workspace, untrusted)
     packed = pack(analysis, logs / "00-cwltool-pack.log")
     _write_packed(result.run_dir / PACKED, packed)
-    workflow_parameters(analysis)  # the job reads as a mapping, before anything is fetched
     images, host_tools = inspect(packed)
     plan = CwlPlan(packed=packed, images=images, host_tools=host_tools)
     allowed = analysis.manifest.get("network", False)
@@ -368,7 +374,9 @@ def run_cwl(analysis: Analysis, result: RunResult, plan: CwlPlan, say: Say) -> N
     if result.runtime == "host":  # --no-container refuses a required DockerRequirement
         workflow = tmp / HOST_PACKED
         _write_packed(workflow, for_host(plan.packed))
-    job = json.dumps(workflow_parameters(analysis), indent=2, sort_keys=True, default=str)
+    order = workflow_parameters(analysis)
+    check_job(order, result.workspace, result.untrusted)  # staged and fetched: links too
+    job = json.dumps(order, indent=2, sort_keys=True, default=str)
     atomic_write(tmp / "job.json", (job + "\n").encode())
     cmd, env = cwltool_args(result, plan, workflow)
     log = result.run_dir / "logs" / "01-cwltool.log"
@@ -416,7 +424,7 @@ def _failure(parsed: CwlLog, code: int, log: Path, folder: Path) -> WorkflowErro
         where = job.step if job.step == job.name else f"{job.step} (job {job.name})"
         what = f"CWL step {where} failed with exit code {job.exit_code}"
     else:
-        status = parsed.final or f"exit code {code}"
+        status = parsed.final or (f"exit code {code}" if code else "it gave no final status")
         what = f"cwltool failed ({status})"
     return WorkflowError(f"{what}: {cause}" if cause else what, hint=f"log: {log}")
 
