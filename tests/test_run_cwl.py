@@ -490,6 +490,8 @@ def test_a_cwl_analysis_names_nothing_outside_itself(
     else:
         (folder / text).unlink()
         (folder / text).symlink_to(tmp_path / "a" / "secret.txt")
+    validate = odrun("validate", str(folder))
+    assert validate.code == code, validate.out + validate.err
     result = odrun("run", str(folder), "--runtime", "host", "--workdir", str(tmp_path / "r"))
     assert result.code == code, result.err
     assert "secret" not in json.dumps(result.err.replace("secret.txt", ""))

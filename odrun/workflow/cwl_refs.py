@@ -14,14 +14,17 @@ them (its run would reach the network before any container starts).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from odrun._fs import confine
 from odrun._yaml import load_yaml
 from odrun.errors import OdrunError, SpecError, UnsafeMetadataError
+
+if TYPE_CHECKING:
+    from odrun.workflow.spec import Analysis
 
 #: keys whose string value names another document
 DOCUMENT_KEYS = ("run", "$import", "$include", "$mixin")
@@ -118,3 +121,21 @@ def check_job(job: dict[str, Any], workspace: Path, untrusted: bool = False) -> 
     """Every File/Directory the job names lies inside the workspace (where it is read)."""
     for ref in _files(job):
         _inside(workspace, workspace.resolve(), ref, "CWL job: File location", untrusted)
+
+
+def check_references(
+    analysis: Analysis, job_of: Callable[[Analysis], dict[str, Any]]
+) -> list[tuple[str, bool]]:
+    """For ``odrun validate``: (message, unsafe) for the first reference out of the
+    analysis in its CWL documents, and in its job (``job_of``: the job it runs)."""
+    workflow = str((analysis.reana or {}).get("workflow", {}).get("file") or "")
+    found: list[tuple[str, bool]] = []
+    for check in (
+        lambda: check_documents(analysis.root, workflow),
+        lambda: check_job(job_of(analysis), analysis.root),
+    ):
+        try:
+            check()
+        except (SpecError, UnsafeMetadataError) as exc:
+            found.append((exc.message, isinstance(exc, UnsafeMetadataError)))
+    return found

@@ -411,6 +411,11 @@ def _input_checks(analysis: Analysis) -> list[Finding]:
             workflow_parameters(analysis)  # what a run reads, read the same way
         except SpecError as exc:
             out.append(Finding("error", "reana.yaml inputs.parameters.input", exc.message))
+    if analysis.workflow_type == "cwl" and not any(f.where.endswith(".files") for f in out):
+        from odrun.workflow.cwl_refs import check_references  # noqa: PLC0415
+
+        for finding in check_references(analysis, workflow_parameters):
+            out.append(Finding("error", "reana.yaml workflow.file", *finding))
     return out
 
 
