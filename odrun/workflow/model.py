@@ -239,15 +239,33 @@ def remember_record_inodes(result: RunResult) -> None:
 
 def run_tools(analysis: Analysis, runtime: str) -> tuple[str, ...]:
     """The programs a run used (their versions go into the lock): not all that is installed."""
-    engine = ("snakemake",) if analysis.workflow_type == "snakemake" else ()
+    engine = {"snakemake": ("snakemake",), "cwl": ("cwltool",)}.get(
+        analysis.workflow_type or "", ()
+    )
     container = (runtime,) if runtime in ("podman", "docker", "apptainer") else ()
     return ("bash", *engine, *container)
+
+
+#: engines odrun starts as ``sys.executable -m NAME`` (not from PATH)
+PYTHON_TOOLS = ("cwltool",)
+
+
+def _distribution_version(name: str) -> str:
+    from importlib import metadata  # noqa: PLC0415
+
+    try:
+        return f"{name} {metadata.version(name)}"
+    except metadata.PackageNotFoundError:
+        return "not installed"
 
 
 @functools.cache
 def tool_versions(tools: tuple[str, ...] = ("bash", "snakemake", "podman")) -> dict[str, str]:
     versions = {"odrun": __version__, "python": sys.version.split()[0]}
     for tool in tools:
+        if tool in PYTHON_TOOLS:  # run as `python -m TOOL`: the version odrun's Python has
+            versions[tool] = _distribution_version(tool)
+            continue
         exe = shutil.which(tool)
         if exe:
             try:

@@ -55,7 +55,7 @@ def crate(
     result: RunResult, analysis: Analysis, reana: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """The crate; ``reana`` ({server, workflow_id, name}) for a run submitted to REANA."""
-    spec = analysis.reana_path.name if analysis.reana_path else "odrun.yaml"
+    spec = main_entity(result, analysis)
     inputs = [_file(f"workspace/{i['path']}", i) for i in result.inputs]
     outputs = [_file(f"workspace/{o['path']}", o) for o in result.outputs if not o.get("missing")]
     records = _record_nodes(result) + _cvmfs_nodes(analysis, measured=not reana)
@@ -90,6 +90,28 @@ def crate(
         *({"@id": p, "@type": "CreativeWork", "name": p.rsplit("/", 2)[-2]} for p in PROFILES),
     ]
     return {"@context": CONTEXT, "@graph": graph}
+
+
+#: the packed CWL workflow a CWL run writes in its run folder (odrun.workflow.cwl.PACKED)
+PACKED_CWL = "packed.cwl"
+#: Workflow RO-Crate's identifier of the CWL language
+CWL_LANGUAGE_ID = "https://w3id.org/workflowhub/workflow-ro-crate#cwl"
+CWL_LANGUAGE: dict[str, Any] = {
+    "@id": CWL_LANGUAGE_ID,
+    "@type": "ComputerLanguage",
+    "name": "Common Workflow Language",
+    "alternateName": "CWL",
+    "identifier": {"@id": "https://w3id.org/cwl/"},
+    "url": {"@id": "https://www.commonwl.org/"},
+}
+
+
+def main_entity(result: RunResult, analysis: Analysis) -> str:
+    """The workflow that ran: the packed CWL workflow (Workflow Run Crate: the main entity
+    is the workflow itself), else the spec (reana.yaml, or odrun.yaml alone)."""
+    if analysis.workflow_type == "cwl" and (result.run_dir / PACKED_CWL).is_file():
+        return PACKED_CWL
+    return analysis.reana_path.name if analysis.reana_path else "odrun.yaml"
 
 
 def _status(ok: bool) -> str:
@@ -182,6 +204,19 @@ def _root_nodes(
 ) -> list[dict[str, Any]]:
     """The metadata descriptor, the root dataset, the workflow, its language and odrun."""
     language = f"#{analysis.workflow_type or 'odrun'}"
+    lang_node: dict[str, Any] = {
+        "@id": language,
+        "@type": "ComputerLanguage",
+        "name": analysis.workflow_type or "odrun manifest",
+    }
+    extra: list[dict[str, Any]] = []
+    if spec == PACKED_CWL:
+        lang_node = CWL_LANGUAGE
+        language = CWL_LANGUAGE_ID
+        if analysis.reana_path is not None:  # the reana.yaml that named it: a part, as a file
+            name = analysis.reana_path.name
+            parts = [{"@id": name}, *parts]
+            extra.append({"@id": name, "@type": "File", "name": name})
     return [
         {
             "@id": "ro-crate-metadata.json",
@@ -208,11 +243,8 @@ def _root_nodes(
             "name": spec,
             "programmingLanguage": {"@id": language},
         },
-        {
-            "@id": language,
-            "@type": "ComputerLanguage",
-            "name": analysis.workflow_type or "odrun manifest",
-        },
+        lang_node,
+        *extra,
         {"@id": "#odrun", "@type": "SoftwareApplication", "name": "odrun", "version": __version__},
     ]
 

@@ -36,6 +36,7 @@ from odrun.records import FileFilter, Resolver
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
+from odrun.workflow.cwl import CwlPlan, plan_cwl, run_cwl
 from odrun.workflow.expect import evaluate
 from odrun.workflow.failure import job_cause, job_failed, one_line, read_tail
 from odrun.workflow.model import (
@@ -100,11 +101,6 @@ def run_analysis(
     options = options or RunOptions()
     workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
     untrusted, locked, verify = options.untrusted, options.locked, options.verify
-    if analysis.workflow_type == "cwl":
-        raise SpecError(
-            f"workflow.type {analysis.workflow_type} runs only on REANA",
-            hint="submit it with: odrun submit PATH",
-        )
     ensure_valid(analysis)  # the checks `odrun validate` makes: refused before anything runs
     if verify and not analysis.manifest.get("expect"):
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
@@ -134,6 +130,8 @@ def run_analysis(
         # preflight: runtime, images, executor, Snakemake, and the lock's runtime and images,
         # all before a single input is staged or fetched
         plan = _plan(analysis, result, from_step, target_step, untrusted, say, settings)
+        if analysis.workflow_type == "cwl":
+            plan.cwl = plan_cwl(analysis, result, options.partial, untrusted, say)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
         _stage_inputs(analysis, result, untrusted)
@@ -269,8 +267,10 @@ def _fetch_records(
 
 def _binds_readonly(plan: Plan) -> bool:
     """Whether every command of ``plan`` runs in a container that gets the record files
-    read-only (serial steps under podman, docker, apptainer); Snakemake may run rules on
-    the host, and the host runtime has no binds."""
+    read-only (serial steps under podman, docker, apptainer; CWL jobs when every tool has
+    an image); Snakemake may run rules on the host, and the host runtime has no binds."""
+    if plan.cwl is not None:
+        return plan.cwl.readonly
     return isinstance(plan.runtime, (OciRuntime, ApptainerRuntime))
 
 
@@ -303,6 +303,7 @@ class Plan:
     commands: list[tuple[str, str | None, str]] = field(default_factory=list)
     snakemake: SnakemakePlan | None = None
     yadage: YadagePlan | None = None
+    cwl: CwlPlan | None = None
 
 
 def _plan(
@@ -357,6 +358,10 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     if wtype == "yadage":
         assert plan.yadage is not None
         run_yadage(analysis, result, plan.yadage, say)
+        return
+    if wtype == "cwl":
+        assert plan.cwl is not None
+        run_cwl(analysis, result, plan.cwl, say)
         return
     assert plan.runtime is not None
     for n, (name, image, command) in enumerate(plan.commands, 1):

@@ -337,13 +337,6 @@ def _static_checks(analysis: Analysis) -> list[Finding]:
                     f"image {image} is not pinned (tag or @sha256 digest)",
                 )
             )
-    wtype = analysis.workflow_type
-    if wtype == "cwl":
-        out.append(
-            Finding(
-                "warning", "reana.yaml workflow.type", f"{wtype} runs only on REANA (odrun submit)"
-            )
-        )
     return out
 
 
@@ -391,7 +384,7 @@ def staged_inputs(analysis: Analysis) -> list[tuple[str, str]]:
     workflow_file = (analysis.reana or {}).get("workflow", {}).get("file")
     staged = [("files", str(workflow_file))] if workflow_file else []
     params_file = analysis.parameters.get("input")
-    if analysis.workflow_type == "snakemake" and isinstance(params_file, str):
+    if analysis.workflow_type in PARAMETER_FILE_TYPES and isinstance(params_file, str):
         staged.append(("files", params_file))
     for kind in ("files", "directories"):
         staged += [(kind, rel) for rel in analysis.files_in("inputs", kind)]
@@ -406,11 +399,18 @@ def _input_checks(analysis: Analysis) -> list[Finding]:
         except (SpecError, UnsafeMetadataError) as exc:
             unsafe = isinstance(exc, UnsafeMetadataError)
             out.append(Finding("error", f"reana.yaml inputs.{kind}", exc.message, unsafe))
-    if analysis.workflow_type == "snakemake" and isinstance(analysis.parameters.get("input"), str):
+    if analysis.workflow_type in PARAMETER_FILE_TYPES and isinstance(
+        analysis.parameters.get("input"), str
+    ):
         try:
-            snakemake_config(analysis)  # what a run reads, read the same way
+            workflow_parameters(analysis)  # what a run reads, read the same way
         except SpecError as exc:
             out.append(Finding("error", "reana.yaml inputs.parameters.input", exc.message))
+    if analysis.workflow_type == "cwl" and not any(f.where.endswith(".files") for f in out):
+        from odrun.workflow.cwl_refs import check_references  # noqa: PLC0415
+
+        for finding in check_references(analysis, workflow_parameters):
+            out.append(Finding("error", "reana.yaml workflow.file", *finding))
     return out
 
 
@@ -483,16 +483,24 @@ def _pinned(image: str) -> bool:
     return ":" in last and not last.endswith(":latest")
 
 
-def snakemake_config(analysis: Analysis) -> dict[str, Any]:
-    """Snakemake's config, as REANA builds it: the file named by ``inputs.parameters.input``
-    (reana-client loads it whatever its extension: YAML, or JSON, which is YAML), else the
-    parameters themselves."""
+#: workflow types whose ``inputs.parameters.input`` names a parameters file (staged)
+PARAMETER_FILE_TYPES = ("snakemake", "cwl")
+
+
+def workflow_parameters(analysis: Analysis) -> dict[str, Any]:
+    """Snakemake's config or CWL's job, as REANA builds them: the file named by
+    ``inputs.parameters.input`` (reana-client loads it whatever its extension: YAML, or
+    JSON, which is YAML), else the parameters themselves."""
     params = analysis.parameters
     name = params.get("input")
-    if isinstance(name, str):
+    if isinstance(name, str) and analysis.workflow_type in PARAMETER_FILE_TYPES:
+        what = f"{analysis.workflow_type} parameters file"
         path = confine(analysis.root, name, "inputs.parameters.input", error=SpecError)
-        loaded = load_yaml(path, "snakemake parameters file", error=SpecError) or {}
+        loaded = load_yaml(path, what, error=SpecError) or {}
         if not isinstance(loaded, dict):
-            raise SpecError(f"snakemake parameters file {name} must hold a mapping")
+            raise SpecError(f"{what} {name} must hold a mapping")
         return loaded
     return params
+
+
+snakemake_config = workflow_parameters
