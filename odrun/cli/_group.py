@@ -128,7 +128,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "stop": ("odrun.cli.reana:stop_cmd", "Stop a running REANA workflow."),
     "run": (
         "odrun.cli.run:run",
-        "Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.",
+        "Run a declared analysis: reana.yaml (serial, snakemake, cwl, yadage) and/or odrun.yaml.",
     ),
     "rerun": (
         "odrun.cli.run:rerun",

@@ -117,7 +117,7 @@ def run(
     unpack_limits: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Run a declared analysis: reana.yaml (serial, snakemake) and/or odrun.yaml.
+    """Run a declared analysis: reana.yaml (serial, snakemake, cwl, yadage) and/or odrun.yaml.
 
     PATH is a folder holding them, or a spec file; TARGET a record reference
     (DOI, recid, URL) whose record ships an analysis (its spec files, or a code
