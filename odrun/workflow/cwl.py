@@ -44,7 +44,7 @@ from odrun.settings import process_environment
 from odrun.workflow.cwl_log import CwlLog, failure_cause, parse_jobs
 from odrun.workflow.cwl_refs import check_documents, check_job
 from odrun.workflow.model import RunResult, Say, StepRun, now
-from odrun.workflow.preflight import choose_runtime
+from odrun.workflow.preflight import choose_runtime, host_without_images
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     HostRuntime,
@@ -286,20 +286,11 @@ def plan_cwl(
     wanted = result.runtime
     result.images = list(images)
     if not images:
-        if wanted in ("podman", "docker", "apptainer"):
-            raise UsageError(
-                f"--runtime {wanted}: the CWL workflow names no DockerRequirement image",
-                hint="add a DockerRequirement to its tools, or use --runtime host",
-            )
-        if wanted == "auto" and untrusted:
-            raise ConfigError(
-                "this analysis comes from a record and its CWL tools name no DockerRequirement "
-                "image: they would run on the host",
-                hint="review its tools, then allow it with --runtime host",
-            )
-        if wanted == "auto":
-            say("warning: --runtime auto: the CWL workflow names no image; runs on the host")
-        result.runtime, plan.runtime = "host", HostRuntime()
+        host_without_images(
+            result, untrusted, say, source="the CWL workflow", declare="DockerRequirement",
+            parts="tools",
+        )  # fmt: skip
+        plan.runtime = HostRuntime()
         return plan
     if host_tools and untrusted and wanted == "auto":
         raise ConfigError(

@@ -80,6 +80,29 @@ def choose_runtime(
     return runtime
 
 
+def host_without_images(
+    result: RunResult, untrusted: bool, say: Say, *, source: str, declare: str, parts: str
+) -> None:
+    """An engine whose jobs name no image (``source`` "the Snakefile", "the CWL workflow")
+    runs them on the host: refused for an explicit container runtime, and under ``auto``
+    for an analysis from a record (review first); said as a warning otherwise."""
+    wanted = result.runtime
+    if wanted in ("podman", "docker", "apptainer"):
+        raise UsageError(
+            f"--runtime {wanted}: {source} declares no {declare} image",
+            hint=f"add {declare} to its {parts}, or use --runtime host",
+        )
+    if wanted == "auto" and untrusted:
+        raise ConfigError(
+            f"this analysis comes from a record and would run on the host: {source} "
+            f"declares no {declare} image",
+            hint=f"review its {parts}, then allow it with --runtime host",
+        )
+    if wanted == "auto":
+        say(f"warning: --runtime auto: {source} names no image; runs on the host")
+    result.runtime = "host"
+
+
 def _first_ready(
     images: list[str], cvmfs: tuple[str, ...], pull: bool
 ) -> tuple[Runtime, str, Fallback | None]:

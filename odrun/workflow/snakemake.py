@@ -37,7 +37,7 @@ from odrun.errors import ConfigError, OdrunError, SpecError, UsageError
 from odrun.settings import process_environment
 from odrun.workflow.failure import job_failed, read_tail
 from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
-from odrun.workflow.preflight import choose_runtime
+from odrun.workflow.preflight import choose_runtime, host_without_images
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     OciRuntime,
@@ -167,20 +167,9 @@ def plan_snakemake(
     wanted = result.runtime
     result.images = list(plan.images)
     if not plan.images:
-        if wanted in ("podman", "docker", "apptainer"):
-            raise UsageError(
-                f"--runtime {wanted}: the Snakefile declares no container: image",
-                hint="add container: directives to its rules, or use --runtime host",
-            )
-        if wanted == "auto" and untrusted:
-            raise ConfigError(
-                "this analysis comes from a record and its Snakefile declares no container "
-                "image: it would run on the host",
-                hint="review its rules, then allow it with --runtime host",
-            )
-        if wanted == "auto":
-            say("warning: --runtime auto: the Snakefile names no container image; runs on the host")
-        result.runtime = "host"
+        host_without_images(
+            result, untrusted, say, source="the Snakefile", declare="container:", parts="rules"
+        )
         return plan
     names = [oci_name(i) for i in plan.images]
     result.images = names
