@@ -318,3 +318,21 @@ def test_a_snakefile_error_outside_any_rule_still_says_why(odrun, tmp_path: Path
     assert result.code == 7
     line = error_line(result.err)
     assert "no-such-input.txt" in line
+
+
+def test_the_demos_snakemake_twin_gives_the_serial_outputs(odrun, demo: Path) -> None:
+    """workflows/dimuon-demo/reana-snakemake.yaml is reana.yaml's steps as a Snakefile: the
+    same outputs, byte for byte, and the same expectations hold."""
+    serial = odrun("run", str(demo), "--runtime", "host", "--json")
+    assert serial.code == 0, serial.err
+    twin = odrun(
+        "run", str(demo / "reana-snakemake.yaml"), "--runtime", "host", "--verify", "--json"
+    )
+    assert twin.code == 0, twin.err
+    assert [s["name"] for s in twin.json()["steps"]] == ["snakemake"]
+
+    def sums(doc: dict) -> dict[str, str]:
+        return {o["path"]: o["checksum"] for o in doc["outputs"]}
+
+    assert sums(twin.json()) == sums(serial.json())
+    assert len(sums(serial.json())) == 3
