@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -50,7 +50,7 @@ from odrun.errors import (
 )
 from odrun.records.model import RecordFile
 from odrun.settings import Settings
-from odrun.transfer.base import Transport, prefetch
+from odrun.transfer.base import CHUNK, Transport, hashed, prefetch
 from odrun.transfer.multistream import (
     Ledger,
     RangeReader,
@@ -112,8 +112,7 @@ class Engine:
         on_position: PositionCallback,
     ) -> Transferred:
         """Bring ``f`` into the cache as ``key``. The caller holds the key's lock."""
-        part = self.store.part(key)
-        part.parent.mkdir(parents=True, exist_ok=True)
+        part = self.store.part(key)  # its folder exists: it holds the key's lock file
         # the loop alternates URIs and retries only transient failures: it takes the
         # policy's budget and interruptible backoff wait, not its run() (see odrun._retry)
         policy = RetryPolicy.from_settings(self.settings, cancelled=self.cancelled)
@@ -180,7 +179,7 @@ class Engine:
         flatten(part, f.size)  # a multi-stream part becomes its contiguous prefix
         try:
             # O_APPEND: a part truncated behind our back shows in its size, never as a hole
-            out = part.open("a+b")
+            out = _open_part(part)
         except OSError as exc:
             if not is_disk_full(exc):
                 raise
@@ -191,11 +190,14 @@ class Engine:
             start = offset
             received = 0
             try:
-                chunks = (
-                    iter(())
-                    if offset == f.size
-                    else prefetch(transport.stream(uri, offset, f.size), digest=hasher.update)
-                )
+                chunks: Iterator[bytes]
+                if offset == f.size:
+                    chunks = iter(())
+                elif f.size is not None and f.size - offset <= CHUNK:
+                    # one read's worth: a reader thread would only add hand-offs
+                    chunks = hashed(transport.stream(uri, offset, f.size), hasher.update)
+                else:
+                    chunks = prefetch(transport.stream(uri, offset, f.size), digest=hasher.update)
                 for chunk in chunks:
                     if self.cancelled.is_set():
                         raise CancelledError(f"{f.path}: interrupted at {offset} bytes")
@@ -316,6 +318,15 @@ class Engine:
             part.unlink(missing_ok=True)
         needed = f.size - have if f.size is not None else None
         return disk_full(exc, part, needed, f"{f.path} into the cache", hint=CACHE_HINT)
+
+
+def _open_part(part: Path) -> IO[bytes]:
+    """The part file for appending; its folder is made again if it was removed meanwhile."""
+    try:
+        return part.open("a+b")
+    except FileNotFoundError:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        return part.open("a+b")
 
 
 def _server(uri: str) -> str:
