@@ -124,3 +124,59 @@ def test_a_cache_folder_removed_under_a_fetch_is_made_again(
     meta = list((tmp_path / "cache").rglob("*.json"))
     assert len(meta) == 1
     assert oct(meta[0].stat().st_mode & 0o777) == "0o644"
+
+
+# -- streams: several byte ranges only where a link limits one connection -------------------
+
+
+@pytest.fixture
+def ranged(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The stream count of every multi-stream transfer the engine starts."""
+    calls: list[int] = []
+    real = engine_module.fetch_ranges
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(args[5])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "fetch_ranges", counting)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("uri", "streams"),
+    [
+        ("http://127.0.0.1:8000/f", 1),
+        ("root://127.0.0.5:1094//f", 1),
+        ("root://user@localhost//f", 1),
+        ("https://[::1]:8443/f", 1),
+        ("file:///data/f", 1),
+        ("https://eospublic.cern.ch//eos/f", 4),
+        ("root://eospublic.cern.ch:1094//eos/f", 4),
+        ("http://10.0.0.7/f", 4),
+        ("http://[2001:db8::1]/f", 4),
+        ("http://127.0.0.1.example.org/f", 4),
+    ],
+)
+def test_default_streams_are_one_on_this_machine_and_four_across_a_network(
+    tmp_path: Path, uri: str, streams: int
+) -> None:
+    settings = Settings.load({"cache_dir": str(tmp_path)})
+    assert engine_module.streams_for(settings, uri) == streams
+    # an explicit choice (--streams, ODRUN_STREAMS, config) is taken as it is
+    assert engine_module.streams_for(settings.with_(streams=3), uri) == 3
+
+
+def test_a_local_large_file_comes_in_one_stream_unless_asked(
+    tmp_path: Path, ranged: list[int]
+) -> None:
+    data = blob(5, 300_000)
+    f = _record_file(tmp_path / "src", "big.bin", data)
+    base = {"cache_dir": str(tmp_path / "cache"), "streams_min_size": 1000}
+    with Fetcher(Settings.load(base)) as fetcher:
+        assert fetcher.fetch_files([f], tmp_path / "one").results[0].state is State.DOWNLOADED
+    assert ranged == []
+    with Fetcher(Settings.load(dict(base, cache_dir=str(tmp_path / "c2"), streams=4))) as fetcher:
+        assert fetcher.fetch_files([f], tmp_path / "four").results[0].state is State.DOWNLOADED
+    assert ranged == [4]
+    assert (tmp_path / "four" / "big.bin").read_bytes() == data
