@@ -29,7 +29,13 @@ def main() -> None:
     sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
     from .cli import main as cli_main  # noqa: PLC0415 - not for --version alone
 
-    cli_main()
+    try:
+        cli_main()
+    finally:
+        if "XRootD.client.finalize" in sys.modules:  # every XRootD file was odrun's
+            from .transfer.xrootd import finish_process  # noqa: PLC0415 - loaded already
+
+            finish_process()
 
 
 if __name__ == "__main__":
