@@ -1,3 +1,42 @@
-from .cli import main
+"""``python -m odrun`` and the ``odrun`` console script.
 
-main()
+``odrun --version`` alone is answered here, before the CLI (click, about 40 ms) is
+imported: its cost is the interpreter's own start-up. Everything else, ``--version``
+with other arguments included, goes to :func:`odrun.cli.main` (without trio: see
+``main``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    if sys.argv[1:] == ["--version"]:
+        from ._version import __version__  # noqa: PLC0415 - the fast path imports nothing else
+
+        try:
+            sys.stdout.write(f"odrun, version {__version__}\n")  # click's version_option text
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away: nothing else to say (as the CLI)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return
+    # odrun's HTTP clients are synchronous; httpcore imports trio (about 0.1 s) when it
+    # is installed, for async clients only. This process never runs one.
+    sys.modules.setdefault("trio", None)  # type: ignore[arg-type]
+    from .cli import main as cli_main  # noqa: PLC0415 - not for --version alone
+
+    try:
+        cli_main()
+    finally:
+        if "XRootD.client.finalize" in sys.modules:  # every XRootD file was odrun's
+            from .transfer.xrootd import finish_process  # noqa: PLC0415 - loaded already
+
+            finish_process()
+
+
+if __name__ == "__main__":
+    main()

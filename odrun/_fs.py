@@ -66,9 +66,16 @@ def confine(
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a part.
+
+    The folder is made when it is missing (not tried again on every write: a fetch
+    writes one of these per file).
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -97,8 +104,21 @@ def copy_file(src: Path, dst: Path) -> None:
 
 def place(src: Path, dest: Path, *, link: bool = True) -> LinkMode:
     """Make ``dest`` show ``src``'s bytes: a hard link (``link``, same file system) or a
-    copy, made under a temp name and renamed over ``dest``: never written through."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    copy, made under a temp name and renamed over ``dest``: never written through.
+
+    ``dest``'s folder is made when it is missing (one fetch places many files in one
+    folder: no ``mkdir`` per file).
+    """
+    try:
+        return _place(src, dest, link)
+    except FileNotFoundError:
+        if dest.parent.is_dir():  # the source is missing, not the folder
+            raise
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        return _place(src, dest, link)
+
+
+def _place(src: Path, dest: Path, link: bool) -> LinkMode:
     tmp = _temp_beside(dest)
     mode: LinkMode = "hardlink"
     try:

@@ -70,8 +70,10 @@ class Settings:
     retries: int = 3
     #: first backoff delay in seconds; doubles per attempt, with jitter
     retry_backoff: float = 0.5
-    #: concurrent byte-range streams for one large file (1: one stream per file)
-    streams: int = 4
+    #: concurrent byte-range streams for one large file (1: one stream per file); 0, the
+    #: default, is automatic: 4, but 1 from a server on this machine (loopback, file://),
+    #: where no link limits a connection and more streams only cost CPU
+    streams: int = 0
     #: files of at least this many bytes are fetched in ``streams`` ranges
     streams_min_size: int = 64 * 1024 * 1024
     #: seconds a cached metadata response counts as fresh

@@ -56,7 +56,7 @@ def imported_modules(*args: str) -> set[str]:
     last = proc.stdout.rsplit("\nMODULES ", 1)[-1].split()
     assert last[:1] == ["0"], proc.stdout[-2000:] + proc.stderr[-2000:]
     names = set(last[1:])
-    assert "odrun.cli" in names, "module list not understood"
+    assert "odrun" in names, "module list not understood"
     return names
 
 
@@ -136,3 +136,61 @@ def test_help_lists_every_command_like_click() -> None:
     click.Group.format_commands(group, ctx, plain)
     assert lazy.getvalue() == plain.getvalue()
     assert "verify-files" in lazy.getvalue()
+
+
+#: calls the console script's entry point (``[project.scripts] odrun``) as the script does
+ENTRY_PROBE = """
+import importlib, sys, tomllib
+target = tomllib.load(open(sys.argv[1], "rb"))["project"]["scripts"]["odrun"]
+module, _, func = target.partition(":")
+sys.argv = ["odrun", *sys.argv[2:]]
+try:
+    getattr(importlib.import_module(module), func)()
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("\\nMODULES", code, " ".join(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("how", ["python -m odrun", "console script"])
+def test_version_imports_not_even_click(how: str) -> None:
+    """``odrun --version`` answers before the CLI (click) is imported: its floor is Python's."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = (
+        [sys.executable, "-c", PROBE, "--version"]
+        if how == "python -m odrun"
+        else [sys.executable, "-c", ENTRY_PROBE, str(REPO / "pyproject.toml"), "--version"]
+    )
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120, check=False)
+    out, _, modules = proc.stdout.rpartition("\nMODULES ")
+    code, *names = modules.split()
+    assert code == "0", proc.stderr[-2000:]
+    from odrun._version import __version__
+
+    assert out.strip() == f"odrun, version {__version__}"  # what click's version option says
+    assert "click" not in names
+    assert "odrun.cli" not in names
+
+
+def test_the_version_fast_path_is_only_for_version_alone() -> None:
+    """``--version`` with anything else goes through the CLI as before."""
+    names = imported_modules("--version", "--help")
+    assert "click" in names
+    assert "odrun.cli" in names
+
+
+def test_the_cli_process_does_not_import_trio() -> None:
+    """odrun's HTTP clients are synchronous: the CLI never pays for httpcore's trio import."""
+    # a command that makes an HTTP client imports httpx after main() started
+    client = 'import httpx\nhttpx.Client()\nprint("\\nTRIO", sys.modules.get("trio") is not None)\n'
+    probe = PROBE.replace('print("\\nMODULES"', client + 'print("\\nMODULES"')
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "--help"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    names = proc.stdout.rsplit("\nMODULES ", 1)[-1].split()
+    assert "httpx" in names, proc.stderr[-2000:]
+    assert "\nTRIO False\n" in proc.stdout  # not loaded (a None entry is not a module)

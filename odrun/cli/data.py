@@ -45,7 +45,8 @@ from odrun.transfer.fetch import DEFAULT_JOBS, fetch_error
     "--streams",
     type=click.IntRange(1, 64),
     default=None,
-    help="Byte ranges fetched at once for each large file (env ODRUN_STREAMS) [default: 4]; "
+    help="Byte ranges fetched at once for each large file (env ODRUN_STREAMS) [default: 4; 1 "
+    "from a server on this machine]; "
     "1: one stream per file.",
 )
 @filter_options

@@ -66,6 +66,22 @@ def skip_prefix(chunks: Iterable[bytes], skip: int) -> Iterator[bytes]:
         skip = 0
 
 
+def hashed(chunks: Iterator[bytes], digest: Callable[[bytes], None]) -> Iterator[bytes]:
+    """``chunks`` with ``digest`` fed each one before it is yielded, in the calling thread.
+
+    For a file of one chunk, where :func:`prefetch`'s reader thread has nothing to
+    overlap. The source is closed when the consumer stops, as :func:`prefetch` does.
+    """
+    try:
+        for chunk in chunks:
+            digest(chunk)
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+
+
 _DONE = object()
 
 

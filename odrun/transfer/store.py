@@ -161,8 +161,11 @@ class FileStore:
     def _lock_fd(self, key: str) -> int:
         path = self.root / f"{key}.lock"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the key's folder: made once, not tried per file
+                path.parent.mkdir(parents=True, exist_ok=True)
+                return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             if is_disk_full(exc):
                 raise disk_full(exc, path, None, "a lock file", hint=CACHE_HINT) from None
