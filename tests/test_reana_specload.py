@@ -81,7 +81,8 @@ def test_a_broken_cwl_workflow_is_a_spec_error_before_anything_is_created(
     (folder / "workflow/cwl/summarise.cwl").unlink()  # a step's tool is missing
     res = odrun("submit", str(folder))
     assert res.code == 2, res.err
-    assert "cwltool --pack workflow/cwl/workflow.cwl does not load" in res.err
+    # validation names the missing tool before cwltool is asked to pack it
+    assert "workflow/cwl/summarise.cwl does not exist" in res.err
     assert "Traceback" not in res.err
     assert reana.workflows == {}
 

@@ -496,3 +496,25 @@ def test_a_cwl_analysis_names_nothing_outside_itself(
     assert result.code == code, result.err
     assert "secret" not in json.dumps(result.err.replace("secret.txt", ""))
     assert not (tmp_path / "r" / "logs" / "01-cwltool.log").exists()  # cwltool never ran
+
+
+def test_job_file_locations_are_relative_to_the_job_file(odrun, tmp_path: Path) -> None:
+    """As REANA's demos write them (reana-demo-root6-roofit: ``location: ../../code/x.C`` in
+    workflow/cwl/input.yml), a job file's locations are read from its own folder; one that
+    leaves the analysis that way is still refused."""
+    import shutil
+
+    analysis = tmp_path / "cwl"
+    shutil.copytree(Path(__file__).parent / "data" / "reana-analyses" / "cwl", analysis)
+    assert "../../code/count.sh" in (analysis / "workflow/cwl/input.yml").read_text()
+    checked = odrun("validate", str(analysis))
+    assert checked.code == 0, checked.err
+    res = odrun("run", str(analysis), "--runtime", "host", "--json")
+    assert res.code == 0, res.err
+    assert [o["path"] for o in res.json()["outputs"]] == ["outputs/summary.txt"]
+    job = analysis / "workflow/cwl/input.yml"
+    job.write_text(job.read_text().replace("../../code/count.sh", "../../../count.sh"))
+    (tmp_path / "count.sh").write_text("echo outside\n")
+    res = odrun("run", str(analysis), "--runtime", "host")
+    assert res.code == 2, res.err
+    assert "File location '../count.sh' must be a relative path" in res.err

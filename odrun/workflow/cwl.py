@@ -42,7 +42,7 @@ from odrun._fs import atomic_write, confine
 from odrun.errors import ConfigError, SpecError, UsageError, WorkflowError
 from odrun.settings import process_environment
 from odrun.workflow.cwl_log import CwlLog, failure_cause, parse_jobs
-from odrun.workflow.cwl_refs import check_documents, check_job
+from odrun.workflow.cwl_refs import check_documents, check_job, rebase_job
 from odrun.workflow.model import RunResult, Say, StepRun, now
 from odrun.workflow.preflight import choose_runtime, host_without_images
 from odrun.workflow.runtime import (
@@ -270,7 +270,7 @@ def plan_cwl(
     logs.mkdir(exist_ok=True)
     cwltool_command()  # installed, before anything else is said
     check_documents(analysis.root, workflow_file(analysis), untrusted)
-    check_job(workflow_parameters(analysis), result.workspace, untrusted)
+    check_job(_job(analysis), result.workspace, untrusted)
     packed = pack(analysis, logs / "00-cwltool-pack.log")
     _write_packed(result.run_dir / PACKED, packed)
     images, host_tools = inspect(packed)
@@ -314,6 +314,13 @@ def plan_cwl(
             "(no DockerRequirement)"
         )
     return plan
+
+
+def _job(analysis: Analysis) -> dict[str, Any]:
+    """The job cwltool runs: the job file (locations made relative to the workspace) or
+    the parameters themselves."""
+    name = analysis.parameters.get("input")
+    return rebase_job(workflow_parameters(analysis), name if isinstance(name, str) else None)
 
 
 def cwltool_args(
@@ -365,7 +372,7 @@ def run_cwl(analysis: Analysis, result: RunResult, plan: CwlPlan, say: Say) -> N
     if result.runtime == "host":  # --no-container refuses a required DockerRequirement
         workflow = tmp / HOST_PACKED
         _write_packed(workflow, for_host(plan.packed))
-    order = workflow_parameters(analysis)
+    order = _job(analysis)
     check_job(order, result.workspace, result.untrusted)  # staged and fetched: links too
     job = json.dumps(order, indent=2, sort_keys=True, default=str)
     atomic_write(tmp / "job.json", (job + "\n").encode())

@@ -44,6 +44,31 @@ def _local(ref: str) -> str | None:
     return ref
 
 
+def rebase_job(job: dict[str, Any], job_file: str | None) -> dict[str, Any]:
+    """The job with the relative ``location``/``path`` of each File and Directory made
+    relative to the workspace: cwltool, like REANA's CWL engine, reads a job file's
+    locations relative to the job file's folder (``../../code/fit.C`` in
+    ``workflow/cwl/input.yml`` is ``code/fit.C``, as REANA's own demos write them). A job
+    that is the parameters themselves (no ``job_file``) is already relative to the
+    workspace. Absolute, remote and escaping locations are kept as they are, for
+    :func:`check_job` to judge."""
+    folder = os.path.dirname(job_file) if job_file else ""
+    if not folder:
+        return job
+    import copy  # noqa: PLC0415 - only for a job from a file in a subfolder
+
+    rebased = copy.deepcopy(job)
+    for node in _walk(rebased):
+        if node.get("class") not in ("File", "Directory"):
+            continue
+        for key in ("location", "path"):
+            ref = node.get(key)
+            if not isinstance(ref, str) or urlparse(ref).scheme or os.path.isabs(ref):
+                continue
+            node[key] = os.path.normpath(os.path.join(folder, ref))
+    return rebased
+
+
 def _inside(root: Path, base: Path, ref: str, what: str, untrusted: bool) -> Path | None:
     """``ref`` (relative to the folder ``base``) inside ``root``, or an error; None for a
     remote reference (allowed unless ``untrusted``) or a fragment."""

@@ -407,9 +407,14 @@ def _input_checks(analysis: Analysis) -> list[Finding]:
         except SpecError as exc:
             out.append(Finding("error", "reana.yaml inputs.parameters.input", exc.message))
     if analysis.workflow_type == "cwl" and not any(f.where.endswith(".files") for f in out):
-        from odrun.workflow.cwl_refs import check_references  # noqa: PLC0415
+        from odrun.workflow.cwl_refs import check_references, rebase_job  # noqa: PLC0415
 
-        for finding in check_references(analysis, workflow_parameters):
+        def job_of(analysis: Analysis) -> dict[str, Any]:
+            name = analysis.parameters.get("input")
+            job_file = name if isinstance(name, str) else None
+            return rebase_job(workflow_parameters(analysis), job_file)
+
+        for finding in check_references(analysis, job_of):
             out.append(Finding("error", "reana.yaml workflow.file", *finding))
     return out
 
