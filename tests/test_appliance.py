@@ -383,3 +383,25 @@ def test_cernvm_context_read_the_way_ucernvm_reads_it(odrun, tmp_path: Path) -> 
     assert {f["path"] for f in doc["write_files"]} == {SETTINGS_PATH, PROVISION_PATH}
     # the ucernvm block appears once: a second block would be read as well
     assert (tmp_path / "ctx").read_text().count("[ucernvm-begin]") == 1
+
+
+def test_the_image_pins_every_runtime_dependency_of_odrun() -> None:
+    """The appliance installs odrun offline from pinned wheels: a dependency added to
+    pyproject.toml but not pinned in appliance/image/requirements.txt breaks odrun in the VM
+    (jinja2 and pathspec did)."""
+    import re
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    pinned = {
+        re.split(r"[=<>~!]", line)[0].strip().lower().replace("_", "-")
+        for line in (root / "appliance/image/requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    needed = {
+        re.split(r"[=<>~!;\[ ]", dep)[0].strip().lower().replace("_", "-")
+        for dep in project["dependencies"]
+        if "python_version < " not in dep
+    }
+    assert needed - pinned == set()
