@@ -390,6 +390,7 @@ def test_the_image_pins_every_runtime_dependency_of_odrun() -> None:
     pyproject.toml but not pinned in appliance/image/requirements.txt breaks odrun in the VM
     (jinja2 and pathspec did)."""
     import re
+
     import tomllib
 
     root = Path(__file__).resolve().parent.parent
