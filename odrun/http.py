@@ -2,7 +2,10 @@
 
 Transient failures (connection errors, timeouts, 5xx, 429) are retried
 ``settings.retries`` times with exponential backoff; 404 becomes NotFoundError,
-other 4xx a TransportError at once. Nothing here prints.
+other 4xx a TransportError at once. :func:`get_bytes` reads a body up to a limit while
+it arrives (an untrusted server's huge answer is refused, never held in memory), and
+``make_client(..., no_downgrade=True)`` refuses any redirect to plain http on a host that
+is not loopback. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -14,19 +17,43 @@ from ._retry import MAX_BACKOFF, RetryPolicy, backoff_delay
 from ._version import __version__
 from .errors import NotFoundError, TransientError, TransportError
 from .settings import Settings
+from .urls import is_loopback
 
 if TYPE_CHECKING:  # httpx costs ~0.1 s to import: only when a request is made
     import httpx
 
-__all__ = ["MAX_BACKOFF", "RETRY_STATUS", "USER_AGENT", "backoff_delay", "get", "make_client"]
+__all__ = [
+    "MAX_BACKOFF",
+    "RETRY_STATUS",
+    "USER_AGENT",
+    "backoff_delay",
+    "get",
+    "get_bytes",
+    "make_client",
+]
 
 USER_AGENT = f"odrun/{__version__}"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
-def make_client(settings: Settings, *, follow_redirects: bool = True) -> httpx.Client:
+def _refuse_downgrade(request: httpx.Request) -> None:
+    """A request hook (also run for every redirect): https, or http on loopback only."""
+    url = str(request.url)
+    if request.url.scheme != "https" and not is_loopback(url):
+        raise TransportError(
+            f"refused to follow a redirect to plain http: {url[:200]} (only https, or http "
+            "on a loopback address)",
+            hint="the server redirected away from https; report it to its operators",
+        )
+
+
+def make_client(
+    settings: Settings, *, follow_redirects: bool = True, no_downgrade: bool = False
+) -> httpx.Client:
     """An HTTP client with odrun's timeouts; ``follow_redirects=False`` for calls that carry
-    a credential (REANA): those follow redirects by hand, same origin only."""
+    a credential (REANA): those follow redirects by hand, same origin only.
+    ``no_downgrade``: every request, redirects included, must be https or loopback http
+    (a TransportError before anything is sent otherwise)."""
     import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
 
     timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
@@ -35,7 +62,45 @@ def make_client(settings: Settings, *, follow_redirects: bool = True) -> httpx.C
         follow_redirects=follow_redirects,
         headers={"User-Agent": USER_AGENT},
         trust_env=True,
+        event_hooks={"request": [_refuse_downgrade]} if no_downgrade else None,
     )
+
+
+def _too_large(what: str, url: str, max_bytes: int) -> TransportError:
+    return TransportError(
+        f"{what}: the answer from {url} is larger than {max_bytes} bytes: refused",
+        hint="the server sent far more than such a document can be",
+    )
+
+
+def _read_limited(response: httpx.Response, max_bytes: int, what: str, url: str) -> bytes:
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(what, url, max_bytes)
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in response.iter_bytes():  # decoded: a gzip bomb stops at the limit too
+        total += len(chunk)
+        if total > max_bytes:
+            raise _too_large(what, url, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def get_bytes(
+    client: httpx.Client,
+    url: str,
+    settings: Settings,
+    *,
+    max_bytes: int,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    what: str = "resource",
+    sleep: Callable[[float], object] | None = None,
+) -> bytes:
+    """The body of a 2xx answer to GET ``url``, as :func:`get`, read while it arrives: a
+    body larger than ``max_bytes`` (declared or sent) is a TransportError at once."""
+    return _get(client, url, settings, params, headers, what, sleep, max_bytes)[1]
 
 
 def get(
@@ -50,11 +115,30 @@ def get(
 ) -> httpx.Response:
     """GET ``url`` with retries (:class:`~odrun._retry.RetryPolicy` from ``settings``);
     return a 2xx response or raise a typed error."""
+    return _get(client, url, settings, params, headers, what, sleep, None)[0]
+
+
+def _get(
+    client: httpx.Client,
+    url: str,
+    settings: Settings,
+    params: Mapping[str, str] | None,
+    headers: Mapping[str, str] | None,
+    what: str,
+    sleep: Callable[[float], object] | None,
+    max_bytes: int | None,
+) -> tuple[httpx.Response, bytes]:
     import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
 
-    def attempt() -> httpx.Response:
+    def attempt() -> tuple[httpx.Response, bytes]:
+        body = b""
         try:
-            response = client.get(url, params=params, headers=headers)
+            if max_bytes is None:
+                response = client.get(url, params=params, headers=headers)
+            else:
+                with client.stream("GET", url, params=params, headers=headers) as response:
+                    if response.is_success:
+                        body = _read_limited(response, max_bytes, what, url)
         except httpx.TimeoutException:
             raise TransientError(f"timed out after {settings.timeout:g} s") from None
         except httpx.TransportError as exc:
@@ -78,7 +162,7 @@ def get(
                 f"{what}: HTTP {response.status_code} from {url}",
                 hint="check the URL and your access rights",
             )
-        return response
+        return response, body
 
     policy = RetryPolicy.from_settings(settings, sleep=sleep)
     try:

@@ -14,7 +14,9 @@ the checksum stored with them (a mismatch downloads it again). ``--refresh`` ask
 the current version again; ``--offline`` never asks (OfflineError when not cached).
 
 ``hepdata_url`` (ODRUN_HEPDATA_URL) must be https, or http on a loopback address (a
-local stand-in), as for the portal. Nothing here prints.
+local stand-in), as for the portal, and so must every redirect the server answers with
+(a redirect to plain http elsewhere is refused before anything is asked there). An answer
+larger than :data:`MAX_DOWNLOAD_BYTES` is refused while it arrives. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ PREFIX = "hepdata:"
 _INSPIRE = re.compile(r"^(?:ins)?(\d{1,12})$")
 _VERSION = re.compile(r"^(.*)@(\d{1,6})$")
 MAX_TABLE_NAME = 200
+#: the largest answer read from the server (a table or a record document); the YAML
+#: loader reads 16 MiB at most, the largest tables on hepdata.net are a few MiB
+MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,10 @@ class HepdataClient:
 
     def _get(self, url: str, what: str) -> bytes:
         if self._http is None:
-            self._http = http.make_client(self.settings)
-        return http.get(self._http, url, self.settings, what=what).content
+            self._http = http.make_client(self.settings, no_downgrade=True)
+        return http.get_bytes(
+            self._http, url, self.settings, max_bytes=MAX_DOWNLOAD_BYTES, what=what
+        )
 
     def _record_path(self, inspire: str) -> Path:
         return self.root / "records" / f"{inspire}.json"
