@@ -106,3 +106,18 @@ def read_text(path: Path, limit: int = MAX_READ_BYTES) -> str:
         return data.decode("utf-8-sig")  # a BOM (Excel, pandas) is not data
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path.name} is not UTF-8 text: {exc.reason}") from None
+
+
+def read_tail(path: Path, max_bytes: int) -> bytes:
+    """The last ``max_bytes`` bytes of a regular file (a log of any size costs no more).
+
+    Raises ValueError for a FIFO or device (never opened for reading, so never blocks);
+    OSError as ``open`` does.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        handle.seek(max(0, info.st_size - max_bytes))
+        return handle.read(max_bytes)

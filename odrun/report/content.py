@@ -35,8 +35,11 @@ IMAGE_TYPES = {
 #: larger output images are listed, not embedded; nor are any beyond the total
 MAX_INLINE_IMAGE = 4 * 1024 * 1024
 MAX_INLINE_TOTAL = 16 * 1024 * 1024
-#: the last lines of a failed step's log the report shows
+#: the last lines of a failed step's log the report shows, read from its last bytes only
 LOG_TAIL_LINES = 40
+LOG_TAIL_BYTES = 64 * 1024
+#: the largest odrun.lock shown
+MAX_LOCK_BYTES = 16 * 1024 * 1024
 _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
 
 
@@ -303,31 +306,43 @@ def _size(value: Any) -> str:
     return ""
 
 
-def _inside(root: Path, rel: str, what: str) -> Path | None:
-    """``root/rel`` when it is a regular file inside ``root`` (never through a link)."""
+def _inside(run_dir: Path, rel: str, what: str) -> Path | None:
+    """``run_dir/rel`` when it is a regular file inside the run folder: never through a
+    link out of it (not even a linked ``logs`` or ``workspace`` folder), never a FIFO."""
     try:
-        path = confine(root, rel, what)
+        path = confine(run_dir, rel, what)
     except (OdrunError, ValueError, OSError):
         return None
-    return path if path.is_file() and not path.is_symlink() else None
+    return path if path.is_file() else None
 
 
-def _image(workspace: Path, rel: str) -> str:
+def _image(run_dir: Path, rel: str) -> str:
     kind = IMAGE_TYPES.get(Path(rel).suffix.lower())
-    path = _inside(workspace, rel, "output") if kind else None
+    path = _inside(run_dir, f"workspace/{rel}", "output") if kind else None
     if path is None or path.stat().st_size > MAX_INLINE_IMAGE:
         return ""
-    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode()}"
+    try:
+        data = untrusted.read_tail(path, MAX_INLINE_IMAGE + 1)  # all of it: it is small
+    except (OSError, ValueError):
+        return ""
+    if len(data) > MAX_INLINE_IMAGE:  # it grew
+        return ""
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
 
 def _log_tail(run_dir: Path, log: Any) -> str:
-    path = _inside(run_dir / "logs", Path(str(log)).name, "step log") if log else None
+    """The last lines of a step's log (``logs/<its name>``), read from its end only."""
+    path = _inside(run_dir, f"logs/{Path(str(log)).name}", "step log") if log else None
     if path is None:
         return ""
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
+        data = untrusted.read_tail(path, LOG_TAIL_BYTES)
+        size = path.stat().st_size
+    except (OSError, ValueError):
         return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    if size > len(data) and len(lines) > 1:
+        lines = lines[1:]  # the first one is cut
     return "\n".join(lines[-LOG_TAIL_LINES:])
 
 
@@ -336,10 +351,11 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 
 
 def _lock(run_dir: Path) -> tuple[dict[str, Any], str]:
-    try:
-        text = (run_dir / LOCK_NAME).read_text(encoding="utf-8")
+    try:  # a regular file in the run folder only: never a link out, never a FIFO
+        path = confine(run_dir, LOCK_NAME, "lock")
+        text = untrusted.read_text(path, MAX_LOCK_BYTES)
         doc = untrusted.load_json(text)
-    except (OSError, ValueError):
+    except (OdrunError, OSError, ValueError):
         return {}, ""
     return (doc if isinstance(doc, dict) else {}), text
 
@@ -366,15 +382,18 @@ def read_content(run_dir: Path) -> ReportContent:
     data = record.data
     lock, lock_text = _lock(run_dir)
     checks = _dicts(data.get("checks"))
-    verified = data.get("verified")
+    # the verdict of the checks themselves: run.json's own "verified" may contradict them
+    # (a hand-edited folder), and it can only make a PASS into a FAIL, never the reverse
+    verified: bool | None = None
+    if checks:
+        verified = all(c.get("ok") is True for c in checks) and data.get("verified") is not False
     fallback = data.get("runtime_fallback")
-    workspace = run_dir / "workspace"
     content = ReportContent(
         title=f"{record.analysis or 'odrun'} - run {record.name}",
         run_name=record.name,
         run_dir=str(run_dir),
         status=record.status,
-        verified=verified if isinstance(verified, bool) else None,
+        verified=verified,
         n_checks=len(checks),
         n_failed=sum(1 for c in checks if c.get("ok") is not True),
         runtime=str(data.get("runtime_description") or data.get("runtime") or ""),
@@ -391,7 +410,7 @@ def read_content(run_dir: Path) -> ReportContent:
     inline = 0
     for out in _dicts(data.get("outputs")):
         rel = str(out.get("path") or "")
-        image = _image(workspace, rel) if rel and inline < MAX_INLINE_TOTAL else ""
+        image = _image(run_dir, rel) if rel and inline < MAX_INLINE_TOTAL else ""
         inline += len(image)
         content.outputs.append(
             OutputRow(rel, _size(out.get("size")), str(out.get("checksum") or ""), image)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from odrun import untrusted
-from odrun._fs import atomic_write
+from odrun._fs import atomic_write, confine
 from odrun._version import __version__
-from odrun.errors import UsageError, WorkflowError
+from odrun.errors import UnsafeMetadataError, UsageError, WorkflowError
 from odrun.records.model import Record, RecordFile
 from odrun.workflow.expect import Check
 from odrun.workflow.runtime import Fallback, describe
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 RUN_FORMAT_VERSION = 1
 #: the run record's file name in a run folder
 RUN_JSON = "run.json"
+#: the largest run.json read (a run folder may be someone else's)
+MAX_RUN_JSON_BYTES = 64 * 1024 * 1024
 #: where an analysis's run folders live
 RUNS = Path(".odrun") / "runs"
 Say = Callable[[str], None]
@@ -295,14 +297,24 @@ class RunRecord:
 
     @classmethod
     def load(cls, run_dir: Path) -> RunRecord:
-        """The record in ``run_dir``; :class:`UsageError` if it is not a run folder."""
+        """The record in ``run_dir``; :class:`UsageError` if it is not a run folder.
+
+        A run folder may be someone else's: ``run.json`` is read only as a regular file
+        inside ``run_dir`` (never through a link out of it, never a FIFO that would block)
+        of at most :data:`MAX_RUN_JSON_BYTES`."""
+        why = "no readable run.json"
         try:
-            data = untrusted.load_json((run_dir / RUN_JSON).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            path = confine(run_dir, RUN_JSON, "run record", error=UsageError)
+            data = untrusted.load_json(untrusted.read_text(path, MAX_RUN_JSON_BYTES))
+        except (UsageError, UnsafeMetadataError) as exc:  # a link out of the run folder
+            why, data = exc.message[:300], None
+        except ValueError as exc:  # a FIFO, too large, not UTF-8, not JSON
+            why, data = f"run.json: {exc}"[:300], None
+        except OSError:
             data = None
         if not isinstance(data, dict):
             raise UsageError(
-                f"{run_dir} is not an odrun run folder (no readable run.json)",
+                f"{run_dir} is not an odrun run folder ({why})",
                 hint="give a run folder (.odrun/runs/<time>) or an analysis folder",
             )
         return cls.from_dict(run_dir, data)
