@@ -9,13 +9,17 @@ loopback, so a client that follows the redirect shows it by asking the server ag
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import hepdata_server
 import pytest
+from test_hepdata import DATA, analysis
 
 import odrun.hepdata.client as client_mod
 from odrun.errors import OdrunError
@@ -171,3 +175,47 @@ def test_a_table_within_the_limit_is_read_without_a_content_length(
 
     with hostile(answer) as server, HepdataClient(settings_for(server)) as client:
         assert client.fetch(parse_ref("ins1/Table 3")).data == TABLE
+
+
+# --- a published version whose bytes change: the lock's sha256 is what counts ----------
+
+
+@pytest.fixture
+def hepdata(monkeypatch: pytest.MonkeyPatch) -> Iterator[hepdata_server.HepdataServer]:
+    with hepdata_server.serve() as server:
+        monkeypatch.setenv("ODRUN_HEPDATA_URL", server.url)
+        yield server
+
+
+def test_a_table_version_changed_in_place_does_not_judge_a_locked_run(
+    odrun: Any, hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    """The run pinned version 1 of the table with its sha256. The server later answers
+    other bytes for that same version (a compromised or confused server, a cache
+    elsewhere): verifying the run must not judge it against them. Here the new bytes
+    are exactly what the wrong output needs to pass."""
+    doubled = (DATA / "data3.yaml").read_bytes()
+    for old, new in ((b"7000\n", b"14000\n"), (b"9800", b"19600"), (b"1600\n", b"3200\n")):
+        doubled = doubled.replace(b"value: " + old, b"value: " + new)
+    wrong = "[14000, 19600, 3200, 80]"
+    root = analysis(tmp_path / "a", "hepdata:ins1000001/Table 3", counts=wrong)
+    assert odrun("run", str(root), "--runtime", "host", "--verify").code == 10
+    (run_dir,) = sorted((root / ".odrun" / "runs").iterdir())
+    with hepdata.lock:
+        hepdata.versions["ins1000001"][0]["Table 3"] = doubled  # same version, new bytes
+    shutil.rmtree(Settings.load().cache_dir / "hepdata")  # e.g. verified on another machine
+    verdict = odrun("verify", str(run_dir))
+    assert verdict.code != 0, verdict.out
+    assert "sha256" in verdict.out + verdict.err
+    assert any("/download/table/" in p for p in hepdata.requests)  # it was asked again
+
+
+def test_the_pinned_bytes_still_judge_the_run(
+    odrun: Any, hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    root = analysis(tmp_path / "a", "hepdata:ins1000001/Table 3")
+    assert odrun("run", str(root), "--runtime", "host", "--verify").code == 0
+    (run_dir,) = sorted((root / ".odrun" / "runs").iterdir())
+    shutil.rmtree(Settings.load().cache_dir / "hepdata")
+    verdict = odrun("verify", str(run_dir))
+    assert verdict.code == 0, verdict.out + verdict.err

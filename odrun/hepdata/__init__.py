@@ -19,6 +19,7 @@ from odrun.hepdata.client import (
     PREFIX,
     HepdataClient,
     ResolvedTable,
+    TablePin,
     TableRef,
     is_remote,
     parse_ref,
@@ -55,28 +56,50 @@ def read_local(path: Path, label: str) -> Table:
     return parse_table(data, label, "json" if path.suffix.lower() == ".json" else "yaml")
 
 
+def _pin(value: object) -> TablePin | None:
+    if isinstance(value, TablePin):
+        return value if value.version >= 1 else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return TablePin(value)
+    return None
+
+
 def load_reference(
     reference: str,
     base: Path,
     settings: Settings | None = None,
     client: HepdataClient | None = None,
-    versions: Mapping[str, int] | None = None,
+    versions: Mapping[str, TablePin | int] | None = None,
 ) -> Reference:
     """Open ``reference``: remote (through ``client``, else one made from ``settings``) or
     a file under ``base``. A remote reference without ``@version`` takes its version from
-    ``versions`` (``ins…/Table`` -> version: a run's lock pins) when it is there, else the
-    record's current one. OdrunError (HepdataError, NotFoundError, TransportError, ...)
-    names what failed."""
+    ``versions`` (``ins…/Table`` -> :class:`TablePin` or version: a run's lock pins) when
+    it is there, else the record's current one; a pinned sha256 must then be the bytes'
+    (HepdataError otherwise: the server changed a published version, and the run is never
+    judged against other bytes than it pinned). OdrunError (HepdataError, NotFoundError,
+    TransportError, ...) names what failed."""
     if is_remote(reference):
         ref = parse_ref(reference)
-        pinned = (versions or {}).get(ref.unversioned)
-        if ref.version is None and isinstance(pinned, int) and pinned >= 1:
-            ref = TableRef(ref.inspire, ref.table, pinned)
+        pin = _pin((versions or {}).get(ref.unversioned))
+        if pin is not None and ref.version is None:
+            ref = TableRef(ref.inspire, ref.table, pin.version)
         if client is not None:
             resolved = client.fetch(ref)
         else:
             with HepdataClient(settings or Settings.load()) as own:
                 resolved = own.fetch(ref)
+        if (
+            pin is not None
+            and pin.sha256 is not None
+            and resolved.version == pin.version
+            and resolved.sha256 != pin.sha256
+        ):
+            raise HepdataError(
+                f"HEPData table {resolved.pinned} is not the table this run pinned: "
+                f"sha256 {resolved.sha256[:16]}…, the lock has {pin.sha256[:16]}… "
+                "(the server changed a published version)",
+                hint="compare against the pinned bytes, or run again to pin the new ones",
+            )
         return Reference(resolved.table(), resolved, f"hepdata:{resolved.pinned}")
     rel = reference[len(PREFIX) :] if reference.startswith(PREFIX) else reference
     path = confine(base, rel, "HEPData table", error=HepdataError)
@@ -92,6 +115,7 @@ __all__ = [
     "Reference",
     "ResolvedTable",
     "Table",
+    "TablePin",
     "TableRef",
     "is_hepdata",
     "is_remote",

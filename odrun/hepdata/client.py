@@ -104,6 +104,16 @@ def parse_ref(text: str) -> TableRef:
 
 
 @dataclass(frozen=True)
+class TablePin:
+    """What a run's lock pinned of a table: its version and the sha256 of its bytes (None:
+    a lock that recorded no checksum). A published version is not supposed to change; if
+    the server answers other bytes for it, they are not the table the run pinned."""
+
+    version: int
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class ResolvedTable:
     """A table's bytes with the version they are and their sha256."""
 

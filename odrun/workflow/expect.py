@@ -35,6 +35,7 @@ from odrun import untrusted
 from odrun._fs import confine
 from odrun.checksum import checksum_file, parse_checksum
 from odrun.errors import HistogramError, MetadataError, OdrunError
+from odrun.hepdata import TablePin
 from odrun.settings import Settings
 from odrun.workflow.histograms import (
     Histogram,
@@ -174,7 +175,7 @@ def check_histogram(
     base: Path,
     data: dict[str, Any] | None = None,
     settings: Settings | None = None,
-    hepdata_versions: Mapping[str, int] | None = None,
+    hepdata_versions: Mapping[str, TablePin | int] | None = None,
 ) -> tuple[bool, str]:
     """Compare the histogram ``key`` of ``path`` with ``want['reference']`` under ``base``
     (a HEPData table: :mod:`odrun.workflow.references`); ``data``, when given, is filled
@@ -333,7 +334,7 @@ def evaluate(
     expectations: list[dict[str, Any]],
     base: Path | None = None,
     settings: Settings | None = None,
-    hepdata_versions: Mapping[str, int] | None = None,
+    hepdata_versions: Mapping[str, TablePin | int] | None = None,
 ) -> list[Check]:
     """One Check per expectation; histogram references are read from ``base`` (the analysis
     folder; the workspace when not given), HEPData tables with ``settings`` (the cache,

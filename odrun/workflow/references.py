@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from odrun.errors import HistogramError, OdrunError
-from odrun.hepdata import HepdataClient, is_hepdata, is_remote, load_reference, parse_ref, to_bins
+from odrun.hepdata import (
+    HepdataClient,
+    TablePin,
+    is_hepdata,
+    is_remote,
+    load_reference,
+    parse_ref,
+    to_bins,
+)
 from odrun.settings import Settings
 from odrun.workflow.histograms import Histogram
 
@@ -28,7 +36,7 @@ def hepdata_histogram(
     want: dict[str, Any],
     base: Path,
     settings: Settings | None = None,
-    versions: Mapping[str, int] | None = None,
+    versions: Mapping[str, TablePin | int] | None = None,
 ) -> tuple[Histogram, str]:
     """The reference histogram a HEPData expectation names, and where it came from
     (HistogramError with the reason when it cannot be had); ``versions`` are the table
@@ -78,16 +86,18 @@ def hepdata_pins(
     return sorted(pins, key=lambda p: (p["reference"], p["version"]))
 
 
-def pinned_versions(pins: Iterable[Any]) -> dict[str, int]:
-    """``ins…/Table`` -> version from a lock's ``hepdata`` entries (malformed ones skipped):
-    a run is judged against the table versions it pinned, even after HEPData publishes
-    new ones."""
-    out: dict[str, int] = {}
+def pinned_versions(pins: Iterable[Any]) -> dict[str, TablePin]:
+    """``ins…/Table`` -> :class:`~odrun.hepdata.TablePin` (version and sha256) from a
+    lock's ``hepdata`` entries (malformed ones skipped): a run is judged against the table
+    versions it pinned, even after HEPData publishes new ones, and against the very bytes
+    it pinned (other bytes for that version are refused)."""
+    out: dict[str, TablePin] = {}
     for pin in pins:
         if isinstance(pin, dict) and isinstance(pin.get("reference"), str):
-            version = pin.get("version")
+            version, sha256 = pin.get("version"), pin.get("sha256")
             if isinstance(version, int) and not isinstance(version, bool) and version >= 1:
-                out[pin["reference"]] = version
+                digest = sha256 if isinstance(sha256, str) and sha256 else None
+                out[pin["reference"]] = TablePin(version, digest)
     return out
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from odrun import untrusted
-from odrun.errors import UsageError, VerificationError
+from odrun._fs import confine
+from odrun.errors import OdrunError, UsageError, VerificationError
+from odrun.hepdata import TablePin
 from odrun.settings import Settings
 from odrun.workflow.expect import Check, evaluate
 from odrun.workflow.lock import NAME as LOCK_NAME
-from odrun.workflow.model import RUN_JSON, RunRecord, Say
+from odrun.workflow.model import MAX_RUN_JSON_BYTES, RUN_JSON, RunRecord, Say
 from odrun.workflow.record import run_to_verify
 from odrun.workflow.references import pinned_versions
 from odrun.workflow.spec import ensure_valid, load_analysis
@@ -89,11 +91,13 @@ def verify_run(
     return Verification(record, checks, name, time.monotonic() - started)
 
 
-def _run_pins(run_dir: Path) -> dict[str, int]:
-    """The HEPData table versions the run pinned in its lock copy (none if unreadable)."""
+def _run_pins(run_dir: Path) -> dict[str, TablePin]:
+    """The HEPData tables (version, sha256) the run pinned in its lock copy (none if
+    unreadable: a regular file in the run folder only, never a link out or a FIFO)."""
     try:
-        lock = untrusted.load_json((run_dir / LOCK_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        path = confine(run_dir, LOCK_NAME, "lock")
+        lock = untrusted.load_json(untrusted.read_text(path, MAX_RUN_JSON_BYTES))
+    except (OdrunError, OSError, ValueError):
         return {}
     pins = lock.get("hepdata") if isinstance(lock, dict) else None
     return pinned_versions(pins if isinstance(pins, list) else [])
