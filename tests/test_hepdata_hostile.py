@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import hepdata_server
 import pytest
@@ -219,3 +220,21 @@ def test_the_pinned_bytes_still_judge_the_run(
     shutil.rmtree(Settings.load().cache_dir / "hepdata")
     verdict = odrun("verify", str(run_dir))
     assert verdict.code == 0, verdict.out + verdict.err
+
+
+@pytest.mark.parametrize("name", ["..", ".", "..."])
+def test_a_table_named_with_dots_stays_in_its_own_url_segment(
+    settings_for: Callable[[_Server], Settings], name: str
+) -> None:
+    """``hepdata:ins1/..`` must ask for the table named "..", not climb out of the
+    download path (httpx removes dot segments: /download/table/ins1/../1/yaml would be
+    /download/table/1/yaml, another resource, cached as this table)."""
+
+    def answer(handler: BaseHTTPRequestHandler, port: int) -> None:
+        send(handler, TABLE)
+
+    with hostile(answer) as server, HepdataClient(settings_for(server)) as client:
+        client.fetch(parse_ref(f"ins1/{name}@1"))
+        (path,) = server.paths
+    assert path.startswith("/download/table/ins1/"), path
+    assert unquote(path.split("/")[4]) == name, path

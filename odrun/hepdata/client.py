@@ -156,6 +156,14 @@ def check_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def url_segment(name: str) -> str:
+    """``name`` as one path segment of a URL: '/' escaped, and a name of dots only ('.',
+    '..') escaped too, or the URL would climb out of its path (clients remove dot
+    segments) and ask for another resource."""
+    segment = quote(name, safe="")
+    return segment.replace(".", "%2E") if not name.strip(".") else segment
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -242,7 +250,7 @@ class HepdataClient:
         """The table ``ref`` names (its pinned version, else the current one)."""
         version = ref.version if ref.version is not None else self.current_version(ref.inspire)
         path = self._table_path(ref, version)
-        url = f"{self.url}/download/table/{ref.inspire}/{quote(ref.table, safe='')}/{version}/yaml"
+        url = f"{self.url}/download/table/{ref.inspire}/{url_segment(ref.table)}/{version}/yaml"
         data = self._cached(path)
         if data is None:
             if self.settings.offline:
