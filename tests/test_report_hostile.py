@@ -20,6 +20,7 @@ from test_report import fake_run, text_of
 
 from odrun.errors import UsageError
 from odrun.report import build_report
+from odrun.report import plots as plots_mod
 from odrun.workflow.model import RunRecord
 
 SECRET = "SECRET-7f3a9c"
@@ -169,3 +170,32 @@ def test_verified_without_any_check_is_not_a_pass(tmp_path: Path) -> None:
     run_dir = fake_run(tmp_path, verified=True, checks=[])
     text = text_of(build_report(run_dir))
     assert "PASS" not in text
+
+
+def _histogram(n: int) -> dict[str, Any]:
+    counts = [10.0 + (i % 7) for i in range(n)]
+    return {
+        "name": f"h{n}",
+        "ok": True,
+        "detail": "compatible",
+        "data": {"kind": "histogram", "key": "h", "edges": [float(i) for i in range(n + 1)],
+                 "counts": counts, "reference_counts": counts},
+    }  # fmt: skip
+
+
+def test_a_histogram_of_too_many_bins_is_not_plotted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run.json (or an output) with a million bins must not keep matplotlib busy for
+    an hour: beyond MAX_PLOT_BINS the report says so instead of drawing."""
+    monkeypatch.setattr(plots_mod, "MAX_PLOT_BINS", 40, raising=False)
+    html = build_report(fake_run(tmp_path, checks=[_histogram(41), _histogram(40)]))
+    assert "41 bins: more than 40 are not plotted" in html
+    assert html.count("data:image/svg+xml;base64,") == 1
+
+
+def test_no_more_than_max_plots_are_drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plots_mod, "MAX_PLOTS", 2, raising=False)
+    html = build_report(fake_run(tmp_path, checks=[_histogram(5) for _ in range(4)]))
+    assert html.count("data:image/svg+xml;base64,") == 2
+    assert "more than 2 plots" in html

@@ -58,7 +58,11 @@ def _plots(content: ReportContent) -> tuple[list[str] | None, list[str]]:
         return None, []
     uris: list[str] = []
     errors: list[str] = []
-    for hist in content.histograms:
+    for number, hist in enumerate(content.histograms):
+        if number >= plots.MAX_PLOTS:
+            uris.append("")
+            errors.append(f"{hist.name}: not plotted (more than {plots.MAX_PLOTS} plots)")
+            continue
         try:
             uris.append(plots.histogram_svg(hist))
             errors.append("")

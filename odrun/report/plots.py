@@ -21,6 +21,10 @@ PLOT_HINT = "pip install 'odrun[report]'"
 OUTPUT_COLOR = "#111111"
 REFERENCE_COLOR = "#3f6fb5"
 FAIL_COLOR = "#c0392b"
+#: a run folder may be someone else's, and an output may hold any number of bins: beyond
+#: these a plot is not drawn (the report says so), so a report never takes matplotlib hours
+MAX_PLOT_BINS = 2000
+MAX_PLOTS = 50
 
 
 def have_matplotlib() -> bool:
@@ -50,7 +54,10 @@ def _style() -> Any:  # matplotlib types the keys as a Literal of every rcParam
 
 
 def histogram_svg(hist: HistogramData) -> str:
-    """The plot of ``hist`` as a ``data:image/svg+xml;base64,`` URI (needs matplotlib)."""
+    """The plot of ``hist`` as a ``data:image/svg+xml;base64,`` URI (needs matplotlib);
+    ValueError for a histogram of more than :data:`MAX_PLOT_BINS` bins."""
+    if len(hist.counts) > MAX_PLOT_BINS:
+        raise ValueError(f"{len(hist.counts)} bins: more than {MAX_PLOT_BINS} are not plotted")
     import matplotlib  # noqa: PLC0415 - optional, heavy
     from matplotlib.figure import Figure  # noqa: PLC0415
 
