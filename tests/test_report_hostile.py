@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -199,3 +200,15 @@ def test_no_more_than_max_plots_are_drawn(tmp_path: Path, monkeypatch: pytest.Mo
     html = build_report(fake_run(tmp_path, checks=[_histogram(5) for _ in range(4)]))
     assert html.count("data:image/svg+xml;base64,") == 2
     assert "more than 2 plots" in html
+
+
+def test_giant_strings_are_not_drawn_into_the_plot(tmp_path: Path) -> None:
+    """Plot text is drawn as paths (a few hundred bytes a glyph): a check name, label or
+    reference of 20 000 characters from run.json made an SVG of megabytes, seconds to
+    draw, for every plot. Plot text is cut to a line."""
+    check = _histogram(5)
+    check["name"] = "N" * 20_000
+    check["data"] |= {"label": "L" * 20_000, "reference": "R" * 20_000}
+    html = build_report(fake_run(tmp_path, checks=[check]))
+    (uri,) = re.findall(r'src="(data:image/svg\+xml;base64,[^"]*)"', html)
+    assert len(uri) < 400_000, len(uri)

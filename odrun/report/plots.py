@@ -25,6 +25,14 @@ FAIL_COLOR = "#c0392b"
 #: these a plot is not drawn (the report says so), so a report never takes matplotlib hours
 MAX_PLOT_BINS = 2000
 MAX_PLOTS = 50
+#: characters of any text drawn on a plot (drawn as paths: a few hundred bytes a glyph)
+MAX_PLOT_TEXT = 120
+
+
+def _line(text: str) -> str:
+    """Untrusted text cut to one short line for the plot (the tables show it whole)."""
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_PLOT_TEXT else text[: MAX_PLOT_TEXT - 1] + "…"
 
 
 def have_matplotlib() -> bool:
@@ -85,7 +93,7 @@ def histogram_svg(hist: HistogramData) -> str:
             edges,
             color=REFERENCE_COLOR,
             linewidth=1.5,
-            label=f"reference ({hist.reference})" if hist.reference else "reference",
+            label=f"reference ({_line(hist.reference)})" if hist.reference else "reference",
         )
         main.errorbar(
             centers,
@@ -98,12 +106,12 @@ def histogram_svg(hist: HistogramData) -> str:
             label="this run",
         )
         main.set_ylabel("entries / bin")
-        main.set_title(hist.name, loc="left")
+        main.set_title(_line(hist.name), loc="left")
         verdict = "compatible" if hist.ok else "INCOMPATIBLE"
         main.text(
             0.98,
             0.97,
-            f"{verdict}\n{hist.statistic}",
+            f"{verdict}\n{_line(hist.statistic)}",
             transform=main.transAxes,
             ha="right",
             va="top",
@@ -124,7 +132,7 @@ def histogram_svg(hist: HistogramData) -> str:
         bound = max([3.5, *(abs(p) * 1.1 for p in pulls)])
         pull_ax.set_ylim(-bound, bound)
         pull_ax.set_ylabel("pull (σ)")
-        pull_ax.set_xlabel(hist.label)
+        pull_ax.set_xlabel(_line(hist.label))
         pull_ax.set_xlim(edges[0], edges[-1])
         fig.subplots_adjust(left=0.11, right=0.97, top=0.93, bottom=0.11)
         buffer = io.BytesIO()
