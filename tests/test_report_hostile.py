@@ -212,3 +212,24 @@ def test_giant_strings_are_not_drawn_into_the_plot(tmp_path: Path) -> None:
     html = build_report(fake_run(tmp_path, checks=[check]))
     (uri,) = re.findall(r'src="(data:image/svg\+xml;base64,[^"]*)"', html)
     assert len(uri) < 400_000, len(uri)
+
+
+def test_giant_strings_in_run_json_are_cut_in_the_report(tmp_path: Path) -> None:
+    """A string of run.json is shown at most once in full length... or not at all: a
+    name repeated in attributes, cells and captions made the report a multiple of a
+    run.json of tens of megabytes. Each shown string is cut (and says so)."""
+    big = "x" * 1_000_000
+    check = {"name": big, "ok": False, "detail": big,
+             "data": {"kind": "value", "value": big, "expected": big}}  # fmt: skip
+    run_dir = fake_run(
+        tmp_path,
+        analysis=big,
+        error=big,
+        checks=[check],
+        steps=[{"name": big, "command": big, "exit_code": 0}],
+        outputs=[{"path": big, "checksum": big}],
+        records=[{"recid": big, "doi": big}],
+    )
+    html = build_report(run_dir)
+    assert len(html) < 1_000_000, len(html)
+    assert "more characters" in html

@@ -23,8 +23,10 @@ from odrun.errors import OdrunError, UsageError
 from odrun.report.content import (
     ComparisonSection,
     ReportContent,
+    Whole,
     compare_checks,
     read_content,
+    shown,
 )
 from odrun.workflow.model import RUN_JSON, latest
 
@@ -64,7 +66,7 @@ def _plots(content: ReportContent) -> tuple[list[str] | None, list[str]]:
             errors.append(f"{hist.name}: not plotted (more than {plots.MAX_PLOTS} plots)")
             continue
         try:
-            uris.append(plots.histogram_svg(hist))
+            uris.append(Whole(plots.histogram_svg(hist)))
             errors.append("")
         except (ValueError, TypeError, ArithmeticError, OSError, RuntimeError) as exc:
             uris.append("")
@@ -83,6 +85,7 @@ def render(
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("odrun.report", "."),
         autoescape=True,  # every string in a run folder is untrusted
+        finalize=shown,  # and may be megabytes long
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -41,6 +41,24 @@ LOG_TAIL_BYTES = 64 * 1024
 #: the largest odrun.lock shown
 MAX_LOCK_BYTES = 16 * 1024 * 1024
 _DOI = re.compile(r"^10\.\d{4,9}/\S+$")
+#: the longest string of any value the report shows (the template cuts the rest): a name
+#: of megabytes in run.json would be repeated in attributes, cells and captions
+MAX_SHOWN = 10_000
+
+
+class Whole(str):
+    """A string the report shows whole, exempt from :data:`MAX_SHOWN`: the ``data:`` URIs
+    of images and plots (bounded by their own limits) and the lock (by MAX_LOCK_BYTES)."""
+
+    __slots__ = ()
+
+
+def shown(value: Any) -> Any:
+    """A value as the template writes it: a string longer than MAX_SHOWN cut, saying so
+    (the template's ``finalize``: every ``{{ … }}``, whatever field it names)."""
+    if isinstance(value, str) and not isinstance(value, Whole) and len(value) > MAX_SHOWN:
+        return f"{value[:MAX_SHOWN]}… ({len(value) - MAX_SHOWN} more characters)"
+    return value
 
 
 @dataclass(frozen=True)
@@ -327,7 +345,7 @@ def _image(run_dir: Path, rel: str) -> str:
         return ""
     if len(data) > MAX_INLINE_IMAGE:  # it grew
         return ""
-    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+    return Whole(f"data:{kind};base64,{base64.b64encode(data).decode()}")
 
 
 def _log_tail(run_dir: Path, log: Any) -> str:
@@ -357,7 +375,7 @@ def _lock(run_dir: Path) -> tuple[dict[str, Any], str]:
         doc = untrusted.load_json(text)
     except (OdrunError, OSError, ValueError):
         return {}, ""
-    return (doc if isinstance(doc, dict) else {}), text
+    return (doc if isinstance(doc, dict) else {}), Whole(text)
 
 
 def _pairs(mapping: Any) -> list[tuple[str, str]]:
