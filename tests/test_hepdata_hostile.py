@@ -9,6 +9,7 @@ loopback, so a client that follows the redirect shows it by asking the server ag
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -23,8 +24,8 @@ import pytest
 from test_hepdata import DATA, analysis
 
 import odrun.hepdata.client as client_mod
-from odrun.errors import OdrunError
-from odrun.hepdata import HepdataClient, parse_ref
+from odrun.errors import HepdataError, OdrunError
+from odrun.hepdata import HepdataClient, parse_ref, parse_table
 from odrun.settings import Settings
 
 TABLE = (Path(__file__).parent / "data" / "hepdata" / "data3.yaml").read_bytes()
@@ -238,3 +239,19 @@ def test_a_table_named_with_dots_stays_in_its_own_url_segment(
         (path,) = server.paths
     assert path.startswith("/download/table/ins1/"), path
     assert unquote(path.split("/")[4]) == name, path
+
+
+@pytest.mark.parametrize("x_count", [2, 10**9, 2**62, 2**63 - 1])
+def test_a_rendered_table_claiming_more_columns_than_its_rows_hold_is_refused(
+    x_count: int,
+) -> None:
+    """HEPData's rendered JSON says how many columns are independent (``x_count``); a
+    count beyond what the rows hold allocated that many column names first (8 bytes
+    each: MemoryError, or gigabytes)."""
+    doc = {
+        "headers": [{"name": "x", "colspan": 1}, {"name": "y", "colspan": 1}],
+        "x_count": x_count,
+        "values": [{"x": [{"low": 0, "high": 1}], "y": [{"value": 1, "errors": []}]}],
+    }
+    with pytest.raises(HepdataError, match="x_count"):
+        parse_table(json.dumps(doc).encode(), "t", "json")

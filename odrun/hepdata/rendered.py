@@ -71,6 +71,13 @@ def _convert(doc: Mapping[str, Any]) -> dict[str, Any]:
     x_count = untrusted.count(doc.get("x_count"))
     if x_count is None:
         x_count = len(rows[0]["x"]) if rows else 0
+    widths = sorted({len(r["x"]) for r in rows})
+    if (rows and widths != [x_count]) or (not rows and x_count > len(doc["headers"])):
+        # never trusted as a size: it would allocate that many column names first
+        raise HepdataError(
+            f"x_count {x_count} is not the number of independent values of every row "
+            f"({', '.join(map(str, widths[:5])) or 'no rows'})"
+        )
     groups = max((len(r["y"]) for r in rows), default=0)
     names = _columns(doc["headers"], x_count + groups)
     names += [""] * (x_count + groups - len(names))
