@@ -518,3 +518,76 @@ def test_job_file_locations_are_relative_to_the_job_file(odrun, tmp_path: Path) 
     res = odrun("run", str(analysis), "--runtime", "host")
     assert res.code == 2, res.err
     assert "File location '../count.sh' must be a relative path" in res.err
+
+
+LEAK_FLOW = """\
+cwlVersion: v1.2
+class: Workflow
+inputs: []
+outputs:
+  read: {type: File, outputSource: read/out}
+  loaded: {type: string, outputSource: make/loaded}
+steps:
+  make:
+    run:
+      class: CommandLineTool
+      requirements:
+        DockerRequirement: {dockerPull: IMAGE}
+      baseCommand: [bash, -c, "MAKE"]
+      inputs: []
+      outputs:
+        leak: {type: File, outputBinding: {glob: leak}}
+        loaded:
+          type: string
+          outputBinding:
+            glob: leak
+            loadContents: true
+            outputEval: $(self[0].contents)
+    in: {}
+    out: [leak, loaded]
+  read:
+    run:
+      class: CommandLineTool
+      requirements:
+        DockerRequirement: {dockerPull: IMAGE}
+      baseCommand: [bash, -c, 'cat "$0"']
+      stdout: read.txt
+      inputs:
+        f: {type: File, inputBinding: {position: 1}}
+      outputs:
+        out: {type: stdout}
+    in: {f: make/leak}
+    out: [out]
+"""
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "ln -s SECRET leak",  # a host path
+        "ln -s ../../../../../../../../../../../../SECRET leak",  # up and out, relative
+        "mkdir d && ln -s SECRET d/x && ln -s d/x leak",  # through a link inside
+        "ln -s $(dirname SECRET) up && ln -s up/secret.txt leak",  # a linked folder
+    ],
+)
+def test_a_link_a_job_leaves_never_reads_a_host_file(
+    odrun, podman_ready: str, tmp_path: Path, make: str
+) -> None:
+    """A job's symlink to a host path is removed before cwltool reads it on the host
+    (loadContents) or binds its target into the next job: the job fails, naming it."""
+    secret = tmp_path / "host" / "secret.txt"
+    write(secret, "HOSTSECRET\n")
+    flow = LEAK_FLOW.replace("IMAGE", podman_ready).replace("MAKE", make)
+    write(tmp_path / "a" / "wf.cwl", flow.replace("SECRET", str(secret)))
+    write(
+        tmp_path / "a" / "reana.yaml",
+        "inputs:\n  files: [wf.cwl]\nworkflow:\n  type: cwl\n  file: wf.cwl\n"
+        "outputs:\n  files: [outputs/read.txt]\n",
+    )
+    run_dir = tmp_path / "r"
+    result = odrun("run", str(tmp_path / "a"), "--runtime", "podman", "--workdir", str(run_dir))
+    assert result.code == 7, result.err
+    assert "CWL step make failed" in result.err
+    assert "outside its folder" in result.err
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert [p for p in files if "HOSTSECRET" in p.read_text("latin-1")] == []

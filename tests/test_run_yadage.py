@@ -479,3 +479,37 @@ def test_refs_stay_in_the_analysis_folder(
     assert says in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "workspace" / "code").exists()  # before staging
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "ln -s {secret} out.yml",
+        "ln -s ../../../../../../../../../../../..{secret} out.yml",
+        "mkdir d && ln -s $(dirname {secret}) d/up && ln -s d/up/secret.txt out.yml",
+        "mkfifo out.yml",
+    ],
+)
+def test_shim_removes_what_a_job_leaves_leading_out_of_its_folder(
+    podman_ready: str, tmp_path: Path, make: str
+) -> None:
+    """yadage reads a job's folder on the host (publishers such as fromyaml-pub) and binds it
+    into the next job: a link to a host file, or a FIFO, is removed and the job fails."""
+    secret = tmp_path / "host" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("HOSTSECRET\n")
+    work = tmp_path / "w" / "step"
+    work.mkdir(parents=True)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    box = docker_shim.Shim(shutil.which("podman") or "podman", str(tmp_path / "jobs.jsonl"),
+                           str(logs))  # fmt: skip
+    args = ["run", "--rm", "--cidfile", str(work / "step.cid"), "-w", str(work)]
+    args += ["-v", f"{work}:{work}:rw", podman_ready, "bash", "-c", make.format(secret=secret)]
+    code = box.main(args)
+    assert code == 125
+    assert not os.path.lexists(work / "out.yml")
+    record = json.loads((tmp_path / "jobs.jsonl").read_text())
+    assert record["exit_code"] == 125
+    assert "out.yml" in (logs / "step.log").read_text()
+    assert secret.read_text() == "HOSTSECRET\n"

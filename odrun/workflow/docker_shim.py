@@ -14,6 +14,11 @@ two commands packtivity uses:
   the image and command; with the host runtime, the command itself in the job's
   folder (every bind must then be at its own path).
 
+In a container, what the job left in its read-write binds is checked before yadage reads
+it on the host (publishers) or binds it into the next job
+(:mod:`odrun.workflow.job_leftovers`): a link leading out of the folder, a device or a
+FIFO is removed and the job fails (exit 125).
+
 Each job's output goes to packtivity (its log) and to ``LOGDIR/<job>.log``; one JSON
 line per job (name, image, command, exit code, times, log) is appended to RECORD,
 so odrun can name the failing job, its command and its error. Anything else fails
@@ -23,11 +28,13 @@ with a one-line message. Standard library only: it runs once per job, so it star
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import BinaryIO
 
 #: docker run options packtivity passes that take a value, and those that are flags
@@ -145,6 +152,8 @@ class Shim:
         with open(log_path, "ab") as log:
             try:
                 code = self._start(job, script, log)
+                if self.runtime != HOST:
+                    code = self._leftovers(job, log) or code
             except ShimError as exc:  # recorded as the job's failure, then reported
                 log.write(f"odrun docker shim: {exc}\n".encode())
                 code = 125
@@ -162,6 +171,21 @@ class Shim:
             record.write(json.dumps(entry, sort_keys=True) + "\n")
         return code
 
+    def _leftovers(self, job: Job, log: BinaryIO) -> int:
+        """0, or the exit code of a job that left a link out of its read-write binds, a
+        device or a FIFO there (removed; said in its log and on stdout)."""
+        checks = _job_leftovers()
+        binds = [checks.volume_source(v) for v in job.volumes]
+        writable = [b[0] for b in binds if b and b[1]]
+        removed = [line for folder in writable for line in checks.remove_escapes(folder)]
+        if not removed:
+            return 0
+        line = checks.report(job.name, removed) + "\n"
+        log.write(line.encode())
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        return int(checks.ESCAPED)
+
     def _start(self, job: Job, script: bytes, log: BinaryIO) -> int:
         argv, cwd = self.argv(job)
         try:
@@ -178,11 +202,23 @@ class Shim:
             proc.stdin.write(script)
             proc.stdin.close()
         assert proc.stdout is not None
-        for line in iter(proc.stdout.readline, b""):
-            log.write(line)
-            sys.stdout.buffer.write(line)
+        with proc.stdout:
+            for line in iter(proc.stdout.readline, b""):
+                log.write(line)
+                sys.stdout.buffer.write(line)
         sys.stdout.flush()
         return proc.wait()
+
+
+def _job_leftovers() -> ModuleType:
+    """:mod:`odrun.workflow.job_leftovers`, loaded by its path (this runs with ``-I``)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_leftovers.py")
+    spec = importlib.util.spec_from_file_location("odrun_job_leftovers", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def now() -> str:
