@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -591,3 +592,68 @@ def test_a_link_a_job_leaves_never_reads_a_host_file(
     assert "outside its folder" in result.err
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     assert [p for p in files if "HOSTSECRET" in p.read_text("latin-1")] == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        'dockerFile: "FROM IMAGE\\nRUN echo built > /built\\n"',
+        "dockerLoad: image.tar",
+        "dockerImport: image.tar",
+    ],
+)
+@pytest.mark.parametrize("key", ["requirements", "hints"])
+def test_a_tool_cannot_build_load_or_import_an_image(
+    odrun, podman_ready: str, tmp_path: Path, extra: str, key: str
+) -> None:
+    """cwltool builds a dockerFile whatever --disable-pull says (``podman build`` has the
+    network, and its tag could replace an image of the store); REANA runs only images it
+    can pull: the workflow is refused before anything runs, and nothing is built."""
+    poisoned = "localhost/odrun-test/poisoned-by-cwl:1"
+    tool = (
+        f"cwlVersion: v1.2\nclass: CommandLineTool\n{key}:\n  DockerRequirement:\n"
+        f"    dockerPull: IMAGE\n    dockerImageId: {poisoned}\n    {extra}\n"
+        "baseCommand: [bash, -c, 'cat /built > out.txt']\ninputs: []\n"
+        "outputs:\n  out: {type: File, outputBinding: {glob: out.txt}}\n"
+    )
+    write(tmp_path / "a" / "t.cwl", tool.replace("IMAGE", podman_ready))
+    write(
+        tmp_path / "a" / "reana.yaml",
+        "inputs:\n  files: [t.cwl]\nworkflow:\n  type: cwl\n  file: t.cwl\n"
+        "outputs:\n  files: [outputs/out.txt]\n",
+    )
+    run_dir = tmp_path / "r"
+    try:
+        result = odrun("run", str(tmp_path / "a"), "--runtime", "podman", "--workdir", str(run_dir))
+        exists = subprocess.run(["podman", "image", "exists", poisoned], check=False).returncode
+    finally:
+        subprocess.run(["podman", "rmi", "-f", poisoned], capture_output=True, check=False)
+    assert result.code == 2, result.err
+    assert "t.cwl" in result.err
+    assert extra.partition(":")[0] in result.err
+    assert exists != 0
+    assert not (run_dir / "logs" / "01-cwltool.log").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "--tag=localhost/x:1", "/tmp"],
+        ["load"],
+        ["import", "x.tar"],
+        ["pull", "docker.io/library/x"],
+        ["tag", "a", "b"],
+        ["exec", "c", "sh"],
+    ],
+)
+def test_the_shim_refuses_commands_that_change_the_image_store(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    from odrun.workflow import oci_shim
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(oci_shim, "_exec", lambda runtime, argv: started.append(argv))
+    assert oci_shim.main(["/usr/bin/podman", "", "0", "--", *args]) == 125
+    assert started == []
+    oci_shim.main(["/usr/bin/podman", "", "0", "--", "inspect", "img"])
+    assert started == [["inspect", "img"]]

@@ -200,15 +200,45 @@ def _listed(value: Any) -> list[dict[str, Any]]:
 
 
 def docker_images(node: dict[str, Any]) -> list[str]:
-    """The images a process's or step's own DockerRequirement names (requirements or hints)."""
+    """The images a process's or step's own DockerRequirement names (requirements or hints):
+    ``dockerImageId`` when given (what cwltool runs), else ``dockerPull``."""
     found = []
-    for key in ("requirements", "hints"):
-        for req in _listed(node.get(key)):
-            if req.get("class") == "DockerRequirement":
-                image = req.get("dockerPull") or req.get("dockerImageId")
-                if image:
-                    found.append(str(image))
+    for req in _docker_requirements(node):
+        image = req.get("dockerImageId") or req.get("dockerPull")
+        if image:
+            found.append(str(image))
     return found
+
+
+def _docker_requirements(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        req
+        for key in ("requirements", "hints")
+        for req in _listed(node.get(key))
+        if req.get("class") == "DockerRequirement"
+    ]
+
+
+#: DockerRequirement fields that make cwltool build or load an image on the host
+#: (``podman build`` runs a Dockerfile's RUN with the network, and tags over the store)
+_IMAGE_MAKERS = ("dockerFile", "dockerLoad", "dockerImport")
+
+
+def check_image_sources(packed: dict[str, Any], name: str) -> None:
+    """SpecError unless every DockerRequirement names its image (``dockerPull``,
+    ``dockerImageId``): cwltool would build a ``dockerFile`` even with --disable-pull."""
+    for node, _ in processes(packed):
+        for owner in [node, *_listed(node.get("steps"))]:
+            for req in _docker_requirements(owner):
+                used = [k for k in _IMAGE_MAKERS if k in req]
+                if used:
+                    where = str(owner.get("id") or "main").lstrip("#")
+                    raise SpecError(
+                        f"workflow.file {name}: {where} has a DockerRequirement with "
+                        f"{', '.join(used)}; odrun (like REANA) runs only images it can pull",
+                        hint="build or load the image yourself, push it to a registry and "
+                        "name it with dockerPull",
+                    )
 
 
 def inspect(packed: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -272,6 +302,7 @@ def plan_cwl(
     check_documents(analysis.root, workflow_file(analysis), untrusted)
     check_job(_job(analysis), result.workspace, untrusted)
     packed = pack(analysis, logs / "00-cwltool-pack.log")
+    check_image_sources(packed, workflow_file(analysis))
     _write_packed(result.run_dir / PACKED, packed)
     images, host_tools = inspect(packed)
     plan = CwlPlan(packed=packed, images=images, host_tools=host_tools)

@@ -8,6 +8,9 @@ adjusts so that every job is confined as odrun's own container steps are:
 - ``--network=none`` unless odrun.yaml says ``network: true``: any ``--net``/``--network``
   cwltool chose (a tool's ``NetworkAccess``) is replaced; with ``network: true`` cwltool's
   choice stands (``--net=none`` for tools without ``NetworkAccess``, as CWL says);
+- commands other than ``run``, ``inspect``, ``images``, ``stats``, ``kill``, ``stop``, ``rm``
+  (and the version) are refused: a ``build``, ``load``, ``import`` or ``pull`` would change
+  the image store, with the network;
 - ``--userns=keep-id`` dropped when podman runs as root (rootful podman refuses it; the
   job still runs as ``--user=<uid>:<gid>`` as cwltool asks);
 - ``--security-opt=label=disable`` and the CVMFS repositories bound read-only (``-v``);
@@ -31,6 +34,10 @@ import subprocess
 import sys
 from types import ModuleType
 from typing import NoReturn
+
+#: the commands cwltool may give (no build, load, import, pull: the preflight has the images)
+ALLOWED = frozenset({"run", "inspect", "image", "images", "stats", "version", "info", "kill"})
+ALLOWED |= {"stop", "rm"}
 
 #: podman/docker run options cwltool gives that decide the network
 _NET = ("--net", "--network")
@@ -112,6 +119,10 @@ def main(argv: list[str]) -> int:  # noqa: RET503 (ends in _exec, which never re
     cut = argv.index("--")
     runtime, record, network = argv[0], argv[1], argv[2] == "1"
     binds, args = argv[3:cut], argv[cut + 1 :]
+    if args and not args[0].startswith("-") and args[0] not in ALLOWED:
+        print(f"odrun: '{os.path.basename(runtime)} {args[0]}' is not allowed for a CWL job "
+              "(odrun's preflight has the images)", file=sys.stderr)  # fmt: skip
+        return 125
     if args and args[0] == "run":
         root = os.path.basename(runtime) == "podman" and os.geteuid() == 0
         image = image_of(args[1:])
