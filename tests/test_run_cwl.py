@@ -657,3 +657,62 @@ def test_the_shim_refuses_commands_that_change_the_image_store(
     assert started == []
     oci_shim.main(["/usr/bin/podman", "", "0", "--", "inspect", "img"])
     assert started == [["inspect", "img"]]
+
+
+JS_TOOL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  REQS
+  DockerRequirement: {dockerPull: IMAGE}
+baseCommand: [echo]
+arguments:
+  - valueFrom: '${ var g = globalThis.constructor.constructor("return process")();
+      return g.getBuiltinModule("fs").readFileSync("SECRET", "utf8"); }'
+stdout: out.txt
+inputs: []
+outputs:
+  out: {type: stdout}
+"""
+
+
+@pytest.mark.parametrize("where", ["tool", "step", "job"])
+def test_a_record_with_javascript_expressions_is_refused_under_auto(
+    podman_ready: str, tmp_path: Path, where: str
+) -> None:
+    """cwltool evaluates InlineJavascriptRequirement expressions with node on the host, in a
+    vm context that does not confine them (globalThis.constructor.constructor reaches
+    node's process: files, network): under auto a record's workflow with them is refused,
+    wherever the requirement is (tool, workflow step, the job's cwl:requirements)."""
+    from odrun.errors import ConfigError
+    from odrun.settings import Settings
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
+
+    secret = tmp_path / "secret.txt"
+    write(secret, "HOSTSECRET\n")
+    js = "{class: InlineJavascriptRequirement}"
+    tool = JS_TOOL.replace("IMAGE", podman_ready).replace("SECRET", str(secret))
+    tool = tool.replace(
+        "  REQS\n", "  InlineJavascriptRequirement: {}\n" if where == "tool" else ""
+    )
+    folder = tmp_path / "a"
+    write(folder / "t.cwl", tool)
+    step_reqs = f"    requirements: [{js}]\n" if where == "step" else ""
+    write(
+        folder / "wf.cwl",
+        "cwlVersion: v1.2\nclass: Workflow\ninputs: []\n"
+        "outputs:\n  out: {type: File, outputSource: s/out}\n"
+        f"steps:\n  s:\n    run: t.cwl\n    in: {{}}\n    out: [out]\n{step_reqs}",
+    )
+    job = f"cwl:requirements: [{js}]\n" if where == "job" else "{}\n"
+    write(folder / "job.yaml", job)
+    write(
+        folder / "reana.yaml",
+        "inputs:\n  files: [wf.cwl, t.cwl, job.yaml]\n  parameters: {input: job.yaml}\n"
+        "workflow:\n  type: cwl\n  file: wf.cwl\noutputs:\n  files: [outputs/out.txt]\n",
+    )
+    options = RunOptions(runtime="auto", untrusted=True, workdir=tmp_path / "r")
+    with pytest.raises(ConfigError, match="JavaScript") as err:
+        run_analysis(load_analysis(folder), Settings.load(), options)
+    assert "--runtime" in (err.value.hint or "")
+    assert not (tmp_path / "r" / "logs" / "01-cwltool.log").exists()

@@ -329,14 +329,18 @@ def plan_cwl(
             f"{', '.join(host_tools)} have no DockerRequirement",
             hint="review them, then allow it with --runtime host",
         )
-    if untrusted and any(
-        "InlineJavascriptRequirement" in json.dumps(_listed(node.get(key)))
-        for node, _ in processes(packed)
-        for key in ("requirements", "hints")
-    ):
+    if untrusted and uses_javascript(packed, _job(analysis)):
+        if wanted == "auto":
+            raise ConfigError(
+                "this analysis comes from a record and its CWL JavaScript expressions "
+                "(InlineJavascriptRequirement) would run on the host: cwltool evaluates them "
+                "with node there, in a context that does not confine them",
+                hint="review its expressions, then allow it by naming the runtime "
+                "(--runtime podman)",
+            )
         say(
-            "warning: the record's CWL expressions (InlineJavascriptRequirement) are "
-            "evaluated by cwltool with node on the host, not in the tools' containers"
+            "warning: the record's CWL JavaScript expressions (InlineJavascriptRequirement) "
+            "are evaluated by cwltool with node on the host, not in the tools' containers"
         )
     plan.runtime = choose_runtime(analysis, result, images, untrusted, say)
     if host_tools and result.runtime != "host":
@@ -345,6 +349,12 @@ def plan_cwl(
             "(no DockerRequirement)"
         )
     return plan
+
+
+def uses_javascript(packed: dict[str, Any], job: dict[str, Any]) -> bool:
+    """Whether any process, step or the job (``cwl:requirements``) asks for
+    InlineJavascriptRequirement: anywhere in them, so no nesting hides it."""
+    return "InlineJavascriptRequirement" in json.dumps([packed, job], default=str)
 
 
 def _job(analysis: Analysis) -> dict[str, Any]:
