@@ -112,7 +112,9 @@ def pack(analysis: Analysis, log: Path) -> dict[str, Any]:
         )
     cmd = [*cwltool_command(), "--disable-color", "--timestamps", "--pack", str(path)]
     with log.open("wb") as err:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, check=False)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=err, env=process_environment(), check=False
+        )
     text = log.read_text(encoding="utf-8", errors="replace")
     try:
         packed = json.loads(proc.stdout) if proc.returncode == 0 else None

@@ -33,7 +33,7 @@ from odrun._fs import confine, detach, stage
 from odrun.checksum import checksum_file
 from odrun.errors import OdrunError, SpecError, UnsafeMetadataError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
-from odrun.settings import Settings
+from odrun.settings import Settings, process_environment
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
 from odrun.workflow.cwl import CwlPlan, plan_cwl, run_cwl
@@ -382,6 +382,7 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=result.workspace,
+                    env=process_environment(),
                     check=False,
                 )
         except OSError as exc:

@@ -151,7 +151,12 @@ def plan_yadage(
     argv = [python, "-I", str(DRIVER), "plan", name, str(toplevel), root, remote, str(plan_file)]
     try:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=PLAN_TIMEOUT, check=False
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=PLAN_TIMEOUT,
+            env=process_environment(),
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError(
