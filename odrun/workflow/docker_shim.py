@@ -41,6 +41,7 @@ from typing import BinaryIO
 VALUE_OPTIONS = {"--cidfile", "-w", "--workdir", "-e", "--env", "-v", "--volume"}
 FLAG_OPTIONS = {"--rm", "-i", "--interactive", "-t", "--tty"}
 HOST = "host"
+CVMFS = "/cvmfs"
 
 
 class ShimError(Exception):
@@ -101,6 +102,8 @@ class Shim:
     logdir: str
     readonly: list[str] = field(default_factory=list)  # files bound read-only on top
     network: bool = False
+    #: the folders a job may be given (the workspace); CVMFS too, read-only
+    roots: list[str] = field(default_factory=list)
 
     def main(self, args: list[str]) -> int:
         if not args or args[0] in ("--version", "version"):
@@ -120,8 +123,28 @@ class Shim:
             raise ShimError(f"image {image} is not in {os.path.basename(self.runtime)}'s store")
         return 0
 
+    def check_binds(self, job: Job) -> None:
+        """ShimError unless every ``-v`` binds a host folder inside a root (after links),
+        or under /cvmfs read-only: packtivity writes a workflow's ``workdir`` and
+        ``par_mounts`` paths unquoted into its command line, so a space in one adds a
+        ``-v`` of the workflow's choosing (``-w /x -v /:/host``)."""
+        roots = [os.path.realpath(r) for r in self.roots]
+        for volume in job.volumes:
+            src, _, rest = volume.partition(":")
+            mode = rest.partition(":")[2].split(",")
+            real = os.path.realpath(src) if os.path.isabs(src) else None
+            ok = real is not None and any(_inside(real, r) for r in roots)
+            if real is not None and _inside(real, CVMFS) and "ro" in mode:
+                ok = True
+            if not ok:
+                raise ShimError(
+                    f"job {job.name} binds {volume}: {src} is outside the workspace "
+                    "(a job gets only its workspace folders, and CVMFS read-only)"
+                )
+
     def argv(self, job: Job) -> tuple[list[str], str | None]:
         """The process to start, and the folder to start it in (host)."""
+        self.check_binds(job)
         if self.runtime == HOST:
             for volume in job.volumes:
                 src, _, rest = volume.partition(":")
@@ -221,25 +244,31 @@ def _job_leftovers() -> ModuleType:
     return module
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def main(argv: list[str]) -> int:
-    """``docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- <docker arguments>``
-    (READONLY: a file listing the paths to bind read-only, one a line; may be empty)."""
-    if len(argv) < 6 or argv[5] != "--":
+    """``docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK ROOT -- <docker arguments>``
+    (READONLY: a file listing the paths to bind read-only, one a line; may be empty; ROOT:
+    the workspace, the only folder whose subfolders a job may be given)."""
+    if len(argv) < 7 or argv[6] != "--":
         print(
-            "usage: docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- ARGS", file=sys.stderr
+            "usage: docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK ROOT -- ARGS",
+            file=sys.stderr,
         )
         return 2
     readonly: list[str] = []
     if argv[3]:
         with open(argv[3], encoding="utf-8") as listed:
             readonly = [line for line in listed.read().splitlines() if line]
-    shim = Shim(argv[0], argv[1], argv[2], readonly, network=argv[4] == "1")
+    shim = Shim(argv[0], argv[1], argv[2], readonly, network=argv[4] == "1", roots=[argv[5]])
     try:
-        return shim.main(argv[6:])
+        return shim.main(argv[7:])
     except ShimError as exc:
         print(f"odrun docker shim: {exc}", file=sys.stderr)
         return 125
