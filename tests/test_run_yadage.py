@@ -546,3 +546,29 @@ def test_shim_binds_only_the_workspace(tmp_path: Path, bind: list[str]) -> None:
         ["-w", step, "-v", f"{step}:{step}:rw", "-v", "/cvmfs:/cvmfs:ro", "img:1", "true"]
     )
     assert box.argv(fine)[0][-2:] == ["img:1", "true"]
+
+
+def test_a_workflow_cannot_add_binds_through_its_workdir(
+    odrun, yadage_python: Path, podman_ready: str, tmp_path: Path
+) -> None:
+    """``environment.workdir: '/tmp -v /:/host:rw'`` reaches packtivity's command line
+    unquoted: the job is refused, and never reads or writes the host."""
+    analysis = demo_copy(tmp_path, podman_ready)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("HOSTSECRET\n")
+    steps = analysis / "steps.yml"
+    text = steps.read_text()
+    script = "script: python3 {script} '{prefix}' '{word}' {outputfile}"
+    assert script in text
+    text = text.replace(
+        script, f"script: cat /host{secret} > {{outputfile}}; touch /host{tmp_path}/pwned"
+    )
+    steps.write_text(
+        text.replace("  publisher:", "    workdir: '/tmp -v /:/host:rw'\n  publisher:", 1)
+    )
+    result = odrun("run", str(analysis), "--runtime", "podman", "--workdir", str(tmp_path / "r"))
+    assert result.code == 7, result.err
+    assert not (tmp_path / "pwned").exists()
+    assert "outside the workspace" in result.err
+    found = [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
+    assert [p for p in found if "HOSTSECRET" in p.read_text("latin-1")] == []
