@@ -716,3 +716,34 @@ def test_a_record_with_javascript_expressions_is_refused_under_auto(
         run_analysis(load_analysis(folder), Settings.load(), options)
     assert "--runtime" in (err.value.hint or "")
     assert not (tmp_path / "r" / "logs" / "01-cwltool.log").exists()
+
+
+@pytest.mark.parametrize("engine", ["serial", "cwl"])
+def test_an_output_the_run_did_not_write_fails_the_run(odrun, tmp_path: Path, engine: str) -> None:
+    """A declared output shipped with the analysis's inputs and left as it was is not this
+    run's output: its expectation must not pass on it. The run fails naming it."""
+    folder = tmp_path / "a"
+    write(folder / "outputs" / "n.txt", "42\n")
+    write(folder / "odrun.yaml", "version: 1\nexpect:\n  - file: outputs/n.txt\n")
+    files = "[outputs/n.txt, t.cwl]" if engine == "cwl" else "[outputs/n.txt]"
+    spec = f"inputs:\n  files: {files}\noutputs:\n  files: [outputs/n.txt]\n"
+    if engine == "cwl":
+        write(
+            folder / "t.cwl",
+            'cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: ["true"]\n'
+            "inputs: []\noutputs: []\n",
+        )
+        spec += "workflow:\n  type: cwl\n  file: t.cwl\n"
+    else:
+        spec += (
+            "workflow:\n  type: serial\n  specification:\n    steps:\n"
+            "      - environment: docker.io/library/python:3.11-slim\n"
+            "        commands: ['true']\n"
+        )
+    write(folder / "reana.yaml", spec)
+    result = odrun(
+        "run", str(folder), "--runtime", "host", "--json", "--workdir", str(tmp_path / "r")
+    )
+    assert result.code == 7, result.out + result.err
+    assert "outputs/n.txt" in result.err
+    assert "not written by this run" in result.err
