@@ -747,3 +747,23 @@ def test_an_output_the_run_did_not_write_fails_the_run(odrun, tmp_path: Path, en
     assert result.code == 7, result.out + result.err
     assert "outputs/n.txt" in result.err
     assert "not written by this run" in result.err
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["--privileged", "--cap-add=ALL", "--pid=host", "--device=/dev/sda", "--ipc=host",
+     "--security-opt=seccomp=unconfined", "--uts=host", "--env-file=/etc/shadow"],
+)  # fmt: skip
+def test_the_shim_runs_only_the_options_cwltool_gives(
+    monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """An option cwltool never writes (one a crafted workflow could slip in) is refused:
+    the job does not start."""
+    from odrun.workflow import oci_shim
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(oci_shim, "_exec", lambda runtime, argv: started.append(argv))
+    monkeypatch.setattr(oci_shim, "run_checked", lambda *a: started.append(a[1]) or 0)
+    args = ["run", "-i", "--rm", "--workdir=/w", option, "img", "sh"]
+    assert oci_shim.main(["/usr/bin/podman", "", "0", "--", *args]) == 125
+    assert started == []

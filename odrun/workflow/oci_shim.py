@@ -8,6 +8,8 @@ adjusts so that every job is confined as odrun's own container steps are:
 - ``--network=none`` unless odrun.yaml says ``network: true``: any ``--net``/``--network``
   cwltool chose (a tool's ``NetworkAccess``) is replaced; with ``network: true`` cwltool's
   choice stands (``--net=none`` for tools without ``NetworkAccess``, as CWL says);
+- ``run`` options other than those cwltool writes (``--privileged``, ``--pid=host``,
+  ``--cap-add`` ...) are refused;
 - commands other than ``run``, ``inspect``, ``images``, ``stats``, ``kill``, ``stop``, ``rm``
   (and the version) are refused: a ``build``, ``load``, ``import`` or ``pull`` would change
   the image store, with the network;
@@ -39,6 +41,13 @@ from typing import NoReturn
 ALLOWED = frozenset({"run", "inspect", "image", "images", "stats", "version", "info", "kill"})
 ALLOWED |= {"stop", "rm"}
 
+#: the ``run`` options cwltool writes (cwltool/docker.py); any other is refused
+RUN_OPTIONS = frozenset(
+    {"-i", "--mount", "--workdir", "--read-only", "--user", "--rm", "--cidfile", "--env"}
+    | {"--net", "--network", "--log-driver", "--userns", "--memory", "--cpus", "--gpus"}
+    | {"--shm-size"}
+)
+
 #: podman/docker run options cwltool gives that decide the network
 _NET = ("--net", "--network")
 
@@ -62,6 +71,16 @@ def adjust_run(args: list[str], network: bool, binds: list[str], root: bool) -> 
     if not network:
         out.append("--network=none")
     return out + rest
+
+
+def unknown_options(args: list[str]) -> str | None:
+    """The first option of ``run ARGS`` (before the image) cwltool never gives, if any."""
+    for option in args:
+        if not option.startswith("-"):
+            return None
+        if option.split("=", 1)[0] not in RUN_OPTIONS:
+            return option
+    return None
 
 
 def writable_binds(args: list[str]) -> list[str]:
@@ -124,6 +143,11 @@ def main(argv: list[str]) -> int:  # noqa: RET503 (ends in _exec, which never re
               "(odrun's preflight has the images)", file=sys.stderr)  # fmt: skip
         return 125
     if args and args[0] == "run":
+        unknown = unknown_options(args[1:])
+        if unknown:
+            print(f"odrun: '{os.path.basename(runtime)} run {unknown}' is not an option cwltool "
+                  "gives; the job is refused", file=sys.stderr)  # fmt: skip
+            return 125
         root = os.path.basename(runtime) == "podman" and os.geteuid() == 0
         image = image_of(args[1:])
         writable = writable_binds(args[1:])
