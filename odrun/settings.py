@@ -139,10 +139,16 @@ class Settings:
 _KNOWN = {f.name for f in fields(Settings)}
 
 
+#: variables a child process never gets: analysis code (a Snakefile's Python, a host step,
+#: a CWL expression) runs in those children and could read and send them
+SECRET_ENV = (FOREIGN_ENV["reana_access_token"],)
+
+
 def process_environment() -> dict[str, str]:
     """A copy of the process environment, for a child process (Snakemake, a container
-    runtime) that must see what odrun was started with; odrun itself reads settings."""
-    return dict(os.environ)
+    runtime, a host step) that must see what odrun was started with, without
+    :data:`SECRET_ENV` (the REANA token); odrun itself reads settings."""
+    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
 
 def environment_value(*names: str) -> str | None:

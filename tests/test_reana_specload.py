@@ -168,3 +168,33 @@ def test_a_snakemake_job_graph_that_cannot_be_built_is_left_out_with_a_note(
         spec = specload.build_spec(load_analysis(folder), Settings(), said.append)
         assert spec["workflow"]["specification"]["job_dependencies"] == {"all": []}
         assert not (folder / ".snakemake").exists()
+
+
+@pytest.mark.parametrize("where", ["submit", "run"])
+def test_an_analysis_never_sees_the_reana_token(
+    odrun: Any, reana: reana_server.ReanaServer, tmp_path: Path, where: str
+) -> None:
+    """A Snakefile's own Python (run on the host to build the job graph for ``submit``) and a
+    host step of ``run`` get the environment without REANA_ACCESS_TOKEN: analysis code
+    cannot read (and, with the network, send) the user's token."""
+    folder = tmp_path / "ana"
+    folder.mkdir()
+    seen = tmp_path / "seen.txt"
+    (folder / "Snakefile").write_text(
+        f"import os\nopen({str(seen)!r}, 'a').write(os.environ.get('REANA_ACCESS_TOKEN', '-'))\n"
+        'rule all:\n    output: "out.txt"\n    shell: "echo ok > {output}"\n'
+    )
+    serial = (
+        "version: 0.9.0\nworkflow:\n  type: serial\n  specification:\n    steps:\n"
+        f"      - environment: docker.io/library/python:3.11-slim\n"
+        f"        commands: ['printenv REANA_ACCESS_TOKEN >> {seen} || echo - >> {seen}']\n"
+    )
+    smk = "version: 0.9.0\nworkflow:\n  type: snakemake\n  file: Snakefile\n"
+    (folder / "reana.yaml").write_text(smk if where == "submit" else serial)
+    if where == "submit":
+        res = odrun("submit", str(folder), "--json")
+    else:
+        res = odrun("run", str(folder), "--runtime", "host", "--workdir", str(tmp_path / "r"))
+    assert res.code == 0, res.err
+    assert seen.read_text().split() in (["-"], ["-", "-"])
+    assert reana.token not in seen.read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -518,3 +519,251 @@ def test_job_file_locations_are_relative_to_the_job_file(odrun, tmp_path: Path) 
     res = odrun("run", str(analysis), "--runtime", "host")
     assert res.code == 2, res.err
     assert "File location '../count.sh' must be a relative path" in res.err
+
+
+LEAK_FLOW = """\
+cwlVersion: v1.2
+class: Workflow
+inputs: []
+outputs:
+  read: {type: File, outputSource: read/out}
+  loaded: {type: string, outputSource: make/loaded}
+steps:
+  make:
+    run:
+      class: CommandLineTool
+      requirements:
+        DockerRequirement: {dockerPull: IMAGE}
+      baseCommand: [bash, -c, "MAKE"]
+      inputs: []
+      outputs:
+        leak: {type: File, outputBinding: {glob: leak}}
+        loaded:
+          type: string
+          outputBinding:
+            glob: leak
+            loadContents: true
+            outputEval: $(self[0].contents)
+    in: {}
+    out: [leak, loaded]
+  read:
+    run:
+      class: CommandLineTool
+      requirements:
+        DockerRequirement: {dockerPull: IMAGE}
+      baseCommand: [bash, -c, 'cat "$0"']
+      stdout: read.txt
+      inputs:
+        f: {type: File, inputBinding: {position: 1}}
+      outputs:
+        out: {type: stdout}
+    in: {f: make/leak}
+    out: [out]
+"""
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "ln -s SECRET leak",  # a host path
+        "ln -s ../../../../../../../../../../../../SECRET leak",  # up and out, relative
+        "mkdir d && ln -s SECRET d/x && ln -s d/x leak",  # through a link inside
+        "ln -s $(dirname SECRET) up && ln -s up/secret.txt leak",  # a linked folder
+    ],
+)
+def test_a_link_a_job_leaves_never_reads_a_host_file(
+    odrun, podman_ready: str, tmp_path: Path, make: str
+) -> None:
+    """A job's symlink to a host path is removed before cwltool reads it on the host
+    (loadContents) or binds its target into the next job: the job fails, naming it."""
+    secret = tmp_path / "host" / "secret.txt"
+    write(secret, "HOSTSECRET\n")
+    flow = LEAK_FLOW.replace("IMAGE", podman_ready).replace("MAKE", make)
+    write(tmp_path / "a" / "wf.cwl", flow.replace("SECRET", str(secret)))
+    write(
+        tmp_path / "a" / "reana.yaml",
+        "inputs:\n  files: [wf.cwl]\nworkflow:\n  type: cwl\n  file: wf.cwl\n"
+        "outputs:\n  files: [outputs/read.txt]\n",
+    )
+    run_dir = tmp_path / "r"
+    result = odrun("run", str(tmp_path / "a"), "--runtime", "podman", "--workdir", str(run_dir))
+    assert result.code == 7, result.err
+    assert "CWL step make failed" in result.err
+    assert "outside its folder" in result.err
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert [p for p in files if "HOSTSECRET" in p.read_text("latin-1")] == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        'dockerFile: "FROM IMAGE\\nRUN echo built > /built\\n"',
+        "dockerLoad: image.tar",
+        "dockerImport: image.tar",
+    ],
+)
+@pytest.mark.parametrize("key", ["requirements", "hints"])
+def test_a_tool_cannot_build_load_or_import_an_image(
+    odrun, podman_ready: str, tmp_path: Path, extra: str, key: str
+) -> None:
+    """cwltool builds a dockerFile whatever --disable-pull says (``podman build`` has the
+    network, and its tag could replace an image of the store); REANA runs only images it
+    can pull: the workflow is refused before anything runs, and nothing is built."""
+    poisoned = "localhost/odrun-test/poisoned-by-cwl:1"
+    tool = (
+        f"cwlVersion: v1.2\nclass: CommandLineTool\n{key}:\n  DockerRequirement:\n"
+        f"    dockerPull: IMAGE\n    dockerImageId: {poisoned}\n    {extra}\n"
+        "baseCommand: [bash, -c, 'cat /built > out.txt']\ninputs: []\n"
+        "outputs:\n  out: {type: File, outputBinding: {glob: out.txt}}\n"
+    )
+    write(tmp_path / "a" / "t.cwl", tool.replace("IMAGE", podman_ready))
+    write(
+        tmp_path / "a" / "reana.yaml",
+        "inputs:\n  files: [t.cwl]\nworkflow:\n  type: cwl\n  file: t.cwl\n"
+        "outputs:\n  files: [outputs/out.txt]\n",
+    )
+    run_dir = tmp_path / "r"
+    try:
+        result = odrun("run", str(tmp_path / "a"), "--runtime", "podman", "--workdir", str(run_dir))
+        exists = subprocess.run(["podman", "image", "exists", poisoned], check=False).returncode
+    finally:
+        subprocess.run(["podman", "rmi", "-f", poisoned], capture_output=True, check=False)
+    assert result.code == 2, result.err
+    assert "t.cwl" in result.err
+    assert extra.partition(":")[0] in result.err
+    assert exists != 0
+    assert not (run_dir / "logs" / "01-cwltool.log").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["build", "--tag=localhost/x:1", "/tmp"],
+        ["load"],
+        ["import", "x.tar"],
+        ["pull", "docker.io/library/x"],
+        ["tag", "a", "b"],
+        ["exec", "c", "sh"],
+    ],
+)
+def test_the_shim_refuses_commands_that_change_the_image_store(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    from odrun.workflow import oci_shim
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(oci_shim, "_exec", lambda runtime, argv: started.append(argv))
+    assert oci_shim.main(["/usr/bin/podman", "", "0", "--", *args]) == 125
+    assert started == []
+    oci_shim.main(["/usr/bin/podman", "", "0", "--", "inspect", "img"])
+    assert started == [["inspect", "img"]]
+
+
+JS_TOOL = """\
+cwlVersion: v1.2
+class: CommandLineTool
+requirements:
+  REQS
+  DockerRequirement: {dockerPull: IMAGE}
+baseCommand: [echo]
+arguments:
+  - valueFrom: '${ var g = globalThis.constructor.constructor("return process")();
+      return g.getBuiltinModule("fs").readFileSync("SECRET", "utf8"); }'
+stdout: out.txt
+inputs: []
+outputs:
+  out: {type: stdout}
+"""
+
+
+@pytest.mark.parametrize("where", ["tool", "step", "job"])
+def test_a_record_with_javascript_expressions_is_refused_under_auto(
+    podman_ready: str, tmp_path: Path, where: str
+) -> None:
+    """cwltool evaluates InlineJavascriptRequirement expressions with node on the host, in a
+    vm context that does not confine them (globalThis.constructor.constructor reaches
+    node's process: files, network): under auto a record's workflow with them is refused,
+    wherever the requirement is (tool, workflow step, the job's cwl:requirements)."""
+    from odrun.errors import ConfigError
+    from odrun.settings import Settings
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
+
+    secret = tmp_path / "secret.txt"
+    write(secret, "HOSTSECRET\n")
+    js = "{class: InlineJavascriptRequirement}"
+    tool = JS_TOOL.replace("IMAGE", podman_ready).replace("SECRET", str(secret))
+    tool = tool.replace(
+        "  REQS\n", "  InlineJavascriptRequirement: {}\n" if where == "tool" else ""
+    )
+    folder = tmp_path / "a"
+    write(folder / "t.cwl", tool)
+    step_reqs = f"    requirements: [{js}]\n" if where == "step" else ""
+    write(
+        folder / "wf.cwl",
+        "cwlVersion: v1.2\nclass: Workflow\ninputs: []\n"
+        "outputs:\n  out: {type: File, outputSource: s/out}\n"
+        f"steps:\n  s:\n    run: t.cwl\n    in: {{}}\n    out: [out]\n{step_reqs}",
+    )
+    job = f"cwl:requirements: [{js}]\n" if where == "job" else "{}\n"
+    write(folder / "job.yaml", job)
+    write(
+        folder / "reana.yaml",
+        "inputs:\n  files: [wf.cwl, t.cwl, job.yaml]\n  parameters: {input: job.yaml}\n"
+        "workflow:\n  type: cwl\n  file: wf.cwl\noutputs:\n  files: [outputs/out.txt]\n",
+    )
+    options = RunOptions(runtime="auto", untrusted=True, workdir=tmp_path / "r")
+    with pytest.raises(ConfigError, match="JavaScript") as err:
+        run_analysis(load_analysis(folder), Settings.load(), options)
+    assert "--runtime" in (err.value.hint or "")
+    assert not (tmp_path / "r" / "logs" / "01-cwltool.log").exists()
+
+
+@pytest.mark.parametrize("engine", ["serial", "cwl"])
+def test_an_output_the_run_did_not_write_fails_the_run(odrun, tmp_path: Path, engine: str) -> None:
+    """A declared output shipped with the analysis's inputs and left as it was is not this
+    run's output: its expectation must not pass on it. The run fails naming it."""
+    folder = tmp_path / "a"
+    write(folder / "outputs" / "n.txt", "42\n")
+    write(folder / "odrun.yaml", "version: 1\nexpect:\n  - file: outputs/n.txt\n")
+    files = "[outputs/n.txt, t.cwl]" if engine == "cwl" else "[outputs/n.txt]"
+    spec = f"inputs:\n  files: {files}\noutputs:\n  files: [outputs/n.txt]\n"
+    if engine == "cwl":
+        write(
+            folder / "t.cwl",
+            'cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: ["true"]\n'
+            "inputs: []\noutputs: []\n",
+        )
+        spec += "workflow:\n  type: cwl\n  file: t.cwl\n"
+    else:
+        spec += (
+            "workflow:\n  type: serial\n  specification:\n    steps:\n"
+            "      - environment: docker.io/library/python:3.11-slim\n"
+            "        commands: ['true']\n"
+        )
+    write(folder / "reana.yaml", spec)
+    result = odrun(
+        "run", str(folder), "--runtime", "host", "--json", "--workdir", str(tmp_path / "r")
+    )
+    assert result.code == 7, result.out + result.err
+    assert "outputs/n.txt" in result.err
+    assert "not written by this run" in result.err
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["--privileged", "--cap-add=ALL", "--pid=host", "--device=/dev/sda", "--ipc=host",
+     "--security-opt=seccomp=unconfined", "--uts=host", "--env-file=/etc/shadow"],
+)  # fmt: skip
+def test_the_shim_runs_only_the_options_cwltool_gives(
+    monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    """An option cwltool never writes (one a crafted workflow could slip in) is refused:
+    the job does not start."""
+    from odrun.workflow import oci_shim
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(oci_shim, "_exec", lambda runtime, argv: started.append(argv))
+    monkeypatch.setattr(oci_shim, "run_checked", lambda *a: started.append(a[1]) or 0)
+    args = ["run", "-i", "--rm", "--workdir=/w", option, "img", "sh"]
+    assert oci_shim.main(["/usr/bin/podman", "", "0", "--", *args]) == 125
+    assert started == []

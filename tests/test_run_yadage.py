@@ -217,7 +217,8 @@ def test_from_and_target_are_refused(odrun, yadage_python: Path, tmp_path: Path)
 
 
 def shim(tmp_path: Path, runtime: str, network: bool = False) -> docker_shim.Shim:
-    return docker_shim.Shim(runtime, str(tmp_path / "jobs.jsonl"), str(tmp_path), [], network)
+    record, logs = str(tmp_path / "jobs.jsonl"), str(tmp_path)
+    return docker_shim.Shim(runtime, record, logs, [], network, roots=["/w", str(tmp_path)])
 
 
 CIDFILE = "/w/greet_0/_packtivity/greet_0.cid"
@@ -263,7 +264,7 @@ def test_shim_on_the_host_records_the_job_and_refuses_moved_binds(tmp_path: Path
     work.mkdir()
     script = str(Path(docker_shim.__file__))
     base = [sys.executable, "-I", script, "host", str(tmp_path / "jobs.jsonl"), str(tmp_path)]
-    base += ["", "0", "--"]
+    base += ["", "0", str(tmp_path), "--"]
     ok = subprocess.run(
         [*base, "run", "--rm", "-i", "--cidfile", str(work / "s.cid"), "-v", f"{work}:{work}:rw",
          "img:1", "sh", "-c", "sh"],
@@ -479,3 +480,95 @@ def test_refs_stay_in_the_analysis_folder(
     assert says in result.err
     assert len(result.err.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "workspace" / "code").exists()  # before staging
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        "ln -s {secret} out.yml",
+        "ln -s ../../../../../../../../../../../..{secret} out.yml",
+        "mkdir d && ln -s $(dirname {secret}) d/up && ln -s d/up/secret.txt out.yml",
+        "mkfifo out.yml",
+    ],
+)
+def test_shim_removes_what_a_job_leaves_leading_out_of_its_folder(
+    podman_ready: str, tmp_path: Path, make: str
+) -> None:
+    """yadage reads a job's folder on the host (publishers such as fromyaml-pub) and binds it
+    into the next job: a link to a host file, or a FIFO, is removed and the job fails."""
+    secret = tmp_path / "host" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("HOSTSECRET\n")
+    work = tmp_path / "w" / "step"
+    work.mkdir(parents=True)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    box = docker_shim.Shim(shutil.which("podman") or "podman", str(tmp_path / "jobs.jsonl"),
+                           str(logs), roots=[str(tmp_path / "w")])  # fmt: skip
+    args = ["run", "--rm", "--cidfile", str(work / "step.cid"), "-w", str(work)]
+    args += ["-v", f"{work}:{work}:rw", podman_ready, "bash", "-c", make.format(secret=secret)]
+    code = box.main(args)
+    assert code == 125
+    assert not os.path.lexists(work / "out.yml")
+    record = json.loads((tmp_path / "jobs.jsonl").read_text())
+    assert record["exit_code"] == 125
+    assert "out.yml" in (logs / "step.log").read_text()
+    assert secret.read_text() == "HOSTSECRET\n"
+
+
+@pytest.mark.parametrize(
+    "bind",
+    [
+        ["-v", "/:/host:rw"],  # packtivity puts workdir and mountpath unquoted in its
+        ["-v", "/etc:/w/ws/etc:ro"],  # command line: "-w /x -v /:/host" reaches the shim
+        ["--volume=/root:/r"],
+        ["-v", "scratch:/x"],  # a named volume: state shared between runs
+        ["-v", "WS/link:WS/link:rw"],  # inside the workspace, but a link leading out
+        ["-v", "WS/../outside:/o"],
+    ],
+)
+def test_shim_binds_only_the_workspace(tmp_path: Path, bind: list[str]) -> None:
+    """Every folder a job gets must be in the workspace (CVMFS read-only): a workflow's
+    workdir or par_mounts mountpath with a space could otherwise bind the host's root."""
+    ws = tmp_path / "ws"
+    (ws / "step").mkdir(parents=True)
+    (ws / "link").symlink_to("/etc")
+    (tmp_path / "outside").mkdir()
+    box = docker_shim.Shim(
+        "/usr/bin/podman", str(tmp_path / "jobs.jsonl"), str(tmp_path), [], roots=[str(ws)]
+    )
+    step = f"{ws}/step"
+    bind = [b.replace("WS", str(ws)) for b in bind]
+    job = docker_shim.parse_run(["-w", step, "-v", f"{step}:{step}:rw", *bind, "img:1", "true"])
+    with pytest.raises(docker_shim.ShimError, match="outside the workspace"):
+        box.argv(job)
+    fine = docker_shim.parse_run(
+        ["-w", step, "-v", f"{step}:{step}:rw", "-v", "/cvmfs:/cvmfs:ro", "img:1", "true"]
+    )
+    assert box.argv(fine)[0][-2:] == ["img:1", "true"]
+
+
+def test_a_workflow_cannot_add_binds_through_its_workdir(
+    odrun, yadage_python: Path, podman_ready: str, tmp_path: Path
+) -> None:
+    """``environment.workdir: '/tmp -v /:/host:rw'`` reaches packtivity's command line
+    unquoted: the job is refused, and never reads or writes the host."""
+    analysis = demo_copy(tmp_path, podman_ready)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("HOSTSECRET\n")
+    steps = analysis / "steps.yml"
+    text = steps.read_text()
+    script = "script: python3 {script} '{prefix}' '{word}' {outputfile}"
+    assert script in text
+    text = text.replace(
+        script, f"script: cat /host{secret} > {{outputfile}}; touch /host{tmp_path}/pwned"
+    )
+    steps.write_text(
+        text.replace("  publisher:", "    workdir: '/tmp -v /:/host:rw'\n  publisher:", 1)
+    )
+    result = odrun("run", str(analysis), "--runtime", "podman", "--workdir", str(tmp_path / "r"))
+    assert result.code == 7, result.err
+    assert not (tmp_path / "pwned").exists()
+    assert "outside the workspace" in result.err
+    found = [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
+    assert [p for p in found if "HOSTSECRET" in p.read_text("latin-1")] == []

@@ -112,7 +112,9 @@ def pack(analysis: Analysis, log: Path) -> dict[str, Any]:
         )
     cmd = [*cwltool_command(), "--disable-color", "--timestamps", "--pack", str(path)]
     with log.open("wb") as err:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, check=False)
+        proc = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=err, env=process_environment(), check=False
+        )
     text = log.read_text(encoding="utf-8", errors="replace")
     try:
         packed = json.loads(proc.stdout) if proc.returncode == 0 else None
@@ -200,15 +202,45 @@ def _listed(value: Any) -> list[dict[str, Any]]:
 
 
 def docker_images(node: dict[str, Any]) -> list[str]:
-    """The images a process's or step's own DockerRequirement names (requirements or hints)."""
+    """The images a process's or step's own DockerRequirement names (requirements or hints):
+    ``dockerImageId`` when given (what cwltool runs), else ``dockerPull``."""
     found = []
-    for key in ("requirements", "hints"):
-        for req in _listed(node.get(key)):
-            if req.get("class") == "DockerRequirement":
-                image = req.get("dockerPull") or req.get("dockerImageId")
-                if image:
-                    found.append(str(image))
+    for req in _docker_requirements(node):
+        image = req.get("dockerImageId") or req.get("dockerPull")
+        if image:
+            found.append(str(image))
     return found
+
+
+def _docker_requirements(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        req
+        for key in ("requirements", "hints")
+        for req in _listed(node.get(key))
+        if req.get("class") == "DockerRequirement"
+    ]
+
+
+#: DockerRequirement fields that make cwltool build or load an image on the host
+#: (``podman build`` runs a Dockerfile's RUN with the network, and tags over the store)
+_IMAGE_MAKERS = ("dockerFile", "dockerLoad", "dockerImport")
+
+
+def check_image_sources(packed: dict[str, Any], name: str) -> None:
+    """SpecError unless every DockerRequirement names its image (``dockerPull``,
+    ``dockerImageId``): cwltool would build a ``dockerFile`` even with --disable-pull."""
+    for node, _ in processes(packed):
+        for owner in [node, *_listed(node.get("steps"))]:
+            for req in _docker_requirements(owner):
+                used = [k for k in _IMAGE_MAKERS if k in req]
+                if used:
+                    where = str(owner.get("id") or "main").lstrip("#")
+                    raise SpecError(
+                        f"workflow.file {name}: {where} has a DockerRequirement with "
+                        f"{', '.join(used)}; odrun (like REANA) runs only images it can pull",
+                        hint="build or load the image yourself, push it to a registry and "
+                        "name it with dockerPull",
+                    )
 
 
 def inspect(packed: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -272,6 +304,7 @@ def plan_cwl(
     check_documents(analysis.root, workflow_file(analysis), untrusted)
     check_job(_job(analysis), result.workspace, untrusted)
     packed = pack(analysis, logs / "00-cwltool-pack.log")
+    check_image_sources(packed, workflow_file(analysis))
     _write_packed(result.run_dir / PACKED, packed)
     images, host_tools = inspect(packed)
     plan = CwlPlan(packed=packed, images=images, host_tools=host_tools)
@@ -298,14 +331,18 @@ def plan_cwl(
             f"{', '.join(host_tools)} have no DockerRequirement",
             hint="review them, then allow it with --runtime host",
         )
-    if untrusted and any(
-        "InlineJavascriptRequirement" in json.dumps(_listed(node.get(key)))
-        for node, _ in processes(packed)
-        for key in ("requirements", "hints")
-    ):
+    if untrusted and uses_javascript(packed, _job(analysis)):
+        if wanted == "auto":
+            raise ConfigError(
+                "this analysis comes from a record and its CWL JavaScript expressions "
+                "(InlineJavascriptRequirement) would run on the host: cwltool evaluates them "
+                "with node there, in a context that does not confine them",
+                hint="review its expressions, then allow it by naming the runtime "
+                "(--runtime podman)",
+            )
         say(
-            "warning: the record's CWL expressions (InlineJavascriptRequirement) are "
-            "evaluated by cwltool with node on the host, not in the tools' containers"
+            "warning: the record's CWL JavaScript expressions (InlineJavascriptRequirement) "
+            "are evaluated by cwltool with node on the host, not in the tools' containers"
         )
     plan.runtime = choose_runtime(analysis, result, images, untrusted, say)
     if host_tools and result.runtime != "host":
@@ -314,6 +351,12 @@ def plan_cwl(
             "(no DockerRequirement)"
         )
     return plan
+
+
+def uses_javascript(packed: dict[str, Any], job: dict[str, Any]) -> bool:
+    """Whether any process, step or the job (``cwl:requirements``) asks for
+    InlineJavascriptRequirement: anywhere in them, so no nesting hides it."""
+    return "InlineJavascriptRequirement" in json.dumps([packed, job], default=str)
 
 
 def _job(analysis: Analysis) -> dict[str, Any]:

@@ -14,6 +14,11 @@ two commands packtivity uses:
   the image and command; with the host runtime, the command itself in the job's
   folder (every bind must then be at its own path).
 
+In a container, what the job left in its read-write binds is checked before yadage reads
+it on the host (publishers) or binds it into the next job
+(:mod:`odrun.workflow.job_leftovers`): a link leading out of the folder, a device or a
+FIFO is removed and the job fails (exit 125).
+
 Each job's output goes to packtivity (its log) and to ``LOGDIR/<job>.log``; one JSON
 line per job (name, image, command, exit code, times, log) is appended to RECORD,
 so odrun can name the failing job, its command and its error. Anything else fails
@@ -23,17 +28,20 @@ with a one-line message. Standard library only: it runs once per job, so it star
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import BinaryIO
 
 #: docker run options packtivity passes that take a value, and those that are flags
 VALUE_OPTIONS = {"--cidfile", "-w", "--workdir", "-e", "--env", "-v", "--volume"}
 FLAG_OPTIONS = {"--rm", "-i", "--interactive", "-t", "--tty"}
 HOST = "host"
+CVMFS = "/cvmfs"
 
 
 class ShimError(Exception):
@@ -94,6 +102,8 @@ class Shim:
     logdir: str
     readonly: list[str] = field(default_factory=list)  # files bound read-only on top
     network: bool = False
+    #: the folders a job may be given (the workspace); CVMFS too, read-only
+    roots: list[str] = field(default_factory=list)
 
     def main(self, args: list[str]) -> int:
         if not args or args[0] in ("--version", "version"):
@@ -113,8 +123,28 @@ class Shim:
             raise ShimError(f"image {image} is not in {os.path.basename(self.runtime)}'s store")
         return 0
 
+    def check_binds(self, job: Job) -> None:
+        """ShimError unless every ``-v`` binds a host folder inside a root (after links),
+        or under /cvmfs read-only: packtivity writes a workflow's ``workdir`` and
+        ``par_mounts`` paths unquoted into its command line, so a space in one adds a
+        ``-v`` of the workflow's choosing (``-w /x -v /:/host``)."""
+        roots = [os.path.realpath(r) for r in self.roots]
+        for volume in job.volumes:
+            src, _, rest = volume.partition(":")
+            mode = rest.partition(":")[2].split(",")
+            real = os.path.realpath(src) if os.path.isabs(src) else None
+            ok = real is not None and any(_inside(real, r) for r in roots)
+            if real is not None and _inside(real, CVMFS) and "ro" in mode:
+                ok = True
+            if not ok:
+                raise ShimError(
+                    f"job {job.name} binds {volume}: {src} is outside the workspace "
+                    "(a job gets only its workspace folders, and CVMFS read-only)"
+                )
+
     def argv(self, job: Job) -> tuple[list[str], str | None]:
         """The process to start, and the folder to start it in (host)."""
+        self.check_binds(job)
         if self.runtime == HOST:
             for volume in job.volumes:
                 src, _, rest = volume.partition(":")
@@ -145,6 +175,8 @@ class Shim:
         with open(log_path, "ab") as log:
             try:
                 code = self._start(job, script, log)
+                if self.runtime != HOST:
+                    code = self._leftovers(job, log) or code
             except ShimError as exc:  # recorded as the job's failure, then reported
                 log.write(f"odrun docker shim: {exc}\n".encode())
                 code = 125
@@ -162,6 +194,21 @@ class Shim:
             record.write(json.dumps(entry, sort_keys=True) + "\n")
         return code
 
+    def _leftovers(self, job: Job, log: BinaryIO) -> int:
+        """0, or the exit code of a job that left a link out of its read-write binds, a
+        device or a FIFO there (removed; said in its log and on stdout)."""
+        checks = _job_leftovers()
+        binds = [checks.volume_source(v) for v in job.volumes]
+        writable = [b[0] for b in binds if b and b[1]]
+        removed = [line for folder in writable for line in checks.remove_escapes(folder)]
+        if not removed:
+            return 0
+        line = checks.report(job.name, removed) + "\n"
+        log.write(line.encode())
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        return int(checks.ESCAPED)
+
     def _start(self, job: Job, script: bytes, log: BinaryIO) -> int:
         argv, cwd = self.argv(job)
         try:
@@ -178,11 +225,27 @@ class Shim:
             proc.stdin.write(script)
             proc.stdin.close()
         assert proc.stdout is not None
-        for line in iter(proc.stdout.readline, b""):
-            log.write(line)
-            sys.stdout.buffer.write(line)
+        with proc.stdout:
+            for line in iter(proc.stdout.readline, b""):
+                log.write(line)
+                sys.stdout.buffer.write(line)
         sys.stdout.flush()
         return proc.wait()
+
+
+def _job_leftovers() -> ModuleType:
+    """:mod:`odrun.workflow.job_leftovers`, loaded by its path (this runs with ``-I``)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "job_leftovers.py")
+    spec = importlib.util.spec_from_file_location("odrun_job_leftovers", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def now() -> str:
@@ -190,20 +253,22 @@ def now() -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- <docker arguments>``
-    (READONLY: a file listing the paths to bind read-only, one a line; may be empty)."""
-    if len(argv) < 6 or argv[5] != "--":
+    """``docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK ROOT -- <docker arguments>``
+    (READONLY: a file listing the paths to bind read-only, one a line; may be empty; ROOT:
+    the workspace, the only folder whose subfolders a job may be given)."""
+    if len(argv) < 7 or argv[6] != "--":
         print(
-            "usage: docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK -- ARGS", file=sys.stderr
+            "usage: docker_shim.py RUNTIME RECORD LOGDIR READONLY NETWORK ROOT -- ARGS",
+            file=sys.stderr,
         )
         return 2
     readonly: list[str] = []
     if argv[3]:
         with open(argv[3], encoding="utf-8") as listed:
             readonly = [line for line in listed.read().splitlines() if line]
-    shim = Shim(argv[0], argv[1], argv[2], readonly, network=argv[4] == "1")
+    shim = Shim(argv[0], argv[1], argv[2], readonly, network=argv[4] == "1", roots=[argv[5]])
     try:
-        return shim.main(argv[6:])
+        return shim.main(argv[7:])
     except ShimError as exc:
         print(f"odrun docker shim: {exc}", file=sys.stderr)
         return 125

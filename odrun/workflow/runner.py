@@ -33,7 +33,7 @@ from odrun._fs import confine, detach, stage
 from odrun.checksum import checksum_file
 from odrun.errors import OdrunError, SpecError, UnsafeMetadataError, UsageError, WorkflowError
 from odrun.records import FileFilter, Resolver
-from odrun.settings import Settings
+from odrun.settings import Settings, process_environment
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow import lock as lockfile
 from odrun.workflow.cwl import CwlPlan, plan_cwl, run_cwl
@@ -143,7 +143,10 @@ def run_analysis(
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis))
         result.status = "running"
+        staged = None if partial else _output_stamps(analysis, result.workspace)
         _run_workflow(analysis, result, plan, say)
+        if staged:
+            _check_written(analysis, result.workspace, staged)
         result.status = "finished"
     except BaseException as exc:  # anything, Ctrl-C included: record it, then re-raise
         failure = exc
@@ -382,6 +385,7 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     cwd=result.workspace,
+                    env=process_environment(),
                     check=False,
                 )
         except OSError as exc:
@@ -391,6 +395,37 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
         if proc.returncode != 0:
             cause = job_cause(read_tail(log))
             raise job_failed(f"step {name}", proc.returncode, cause, command=command, log=log)
+
+
+def _output_stamps(analysis: Analysis, workspace: Path) -> dict[str, tuple[int, int, int]]:
+    """(inode, size, mtime) of every declared output file already in the workspace before
+    the workflow runs (staged with the inputs, unpacked from a record)."""
+    stamps = {rel: _stamp(workspace, rel) for rel in analysis.files_in("outputs", "files")}
+    return {rel: stamp for rel, stamp in stamps.items() if stamp is not None}
+
+
+def _check_written(
+    analysis: Analysis, workspace: Path, staged: dict[str, tuple[int, int, int]]
+) -> None:
+    """WorkflowError naming the declared outputs the workflow left as they were staged:
+    a file the analysis shipped is not this run's output, and expectations must not pass
+    on it."""
+    unchanged = [rel for rel, stamp in staged.items() if _stamp(workspace, rel) == stamp]
+    if unchanged:
+        raise WorkflowError(
+            f"declared output {', '.join(unchanged[:3])} was not written by this run: it was "
+            "in the workspace before the workflow ran (staged from the analysis) and is "
+            "unchanged",
+            hint="remove it from the analysis's inputs, or make a step write it",
+        )
+
+
+def _stamp(workspace: Path, rel: str) -> tuple[int, int, int] | None:
+    try:
+        info = confine(workspace, rel, "output").stat()
+    except (OdrunError, OSError):
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _collect_outputs(analysis: Analysis, workspace: Path) -> list[dict[str, Any]]:

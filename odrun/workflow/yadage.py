@@ -151,7 +151,12 @@ def plan_yadage(
     argv = [python, "-I", str(DRIVER), "plan", name, str(toplevel), root, remote, str(plan_file)]
     try:
         proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=PLAN_TIMEOUT, check=False
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=PLAN_TIMEOUT,
+            env=process_environment(),
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError(
@@ -216,7 +221,8 @@ def run_yadage(analysis: Analysis, result: RunResult, plan: YadagePlan, say: Say
     outcome_file = folder / "outcome.json"
     env = process_environment()
     env["PATH"] = (
-        f"{_shim(plan, folder, record, logdir, readonly)}{os.pathsep}{env.get('PATH', '')}"
+        f"{_shim(plan, folder, record, logdir, readonly, result.workspace)}{os.pathsep}"
+        f"{env.get('PATH', '')}"
     )
     env["PACKTIVITY_DOCKER_NOPULL"] = "1"  # the preflight has the images
     env["PACKTIVITY_CONTAINER_RUNTIME"] = "docker"  # spoken to the shim
@@ -266,14 +272,16 @@ def run_yadage(analysis: Analysis, result: RunResult, plan: YadagePlan, say: Say
         )
 
 
-def _shim(plan: YadagePlan, folder: Path, record: Path, logdir: Path, readonly: Path) -> Path:
+def _shim(
+    plan: YadagePlan, folder: Path, record: Path, logdir: Path, readonly: Path, workspace: Path
+) -> Path:
     """``<folder>/bin/docker``: packtivity's ``docker`` carried out by the chosen runtime."""
     bin_dir = folder / "bin"
     bin_dir.mkdir(exist_ok=True)
     runtime = plan.runtime.binary if isinstance(plan.runtime, OciRuntime) else "host"
     network = "1" if plan.network else "0"
     argv = [sys.executable, "-I", str(SHIM), runtime, str(record), str(logdir), str(readonly)]
-    argv += [network, "--"]
+    argv += [network, str(workspace), "--"]
     shim = bin_dir / "docker"
     shim.write_text(f'#!/bin/sh\nexec {shlex.join(argv)} "$@"\n', encoding="utf-8")
     shim.chmod(0o755)
