@@ -112,8 +112,8 @@ def place(src: Path, dest: Path, *, link: bool = True) -> LinkMode:
     try:
         return _place(src, dest, link)
     except FileNotFoundError:
-        if dest.parent.is_dir():  # the source is missing, not the folder
-            raise
+        # the folder is missing (or the source: then the second try raises it again); never
+        # judge by looking at the folder now, another thread may just have made it
         dest.parent.mkdir(parents=True, exist_ok=True)
         return _place(src, dest, link)
 

@@ -180,3 +180,42 @@ def test_a_local_large_file_comes_in_one_stream_unless_asked(
         assert fetcher.fetch_files([f], tmp_path / "four").results[0].state is State.DOWNLOADED
     assert ranged == [4]
     assert (tmp_path / "four" / "big.bin").read_bytes() == data
+
+
+def test_threads_placing_into_one_new_folder_all_succeed(tmp_path: Path) -> None:
+    """place() makes a missing folder on demand: when two threads find it missing at once,
+    the one that loses the mkdir race must still place its file (it used to take the
+    folder it then saw for proof that its source was missing)."""
+    import threading
+
+    from odrun._fs import place
+
+    src = tmp_path / "src"
+    src.mkdir()
+    names = [f"f{i}" for i in range(16)]
+    for name in names:
+        (src / name).write_bytes(name.encode())
+    for round_ in range(40):
+        dest = tmp_path / f"dest{round_}" / "sub"
+        barrier = threading.Barrier(len(names))
+        errors: list[BaseException] = []
+
+        def one(
+            name: str,
+            dest: Path = dest,
+            barrier: threading.Barrier = barrier,
+            errors: list[BaseException] = errors,
+        ) -> None:
+            barrier.wait()
+            try:
+                place(src / name, dest / name)
+            except BaseException as exc:  # collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=one, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert sorted(p.name for p in dest.iterdir()) == sorted(names)
