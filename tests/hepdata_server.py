@@ -43,7 +43,11 @@ DATA = Path(__file__).parent / "data" / "hepdata"
 #: record -> table name -> example file (version 1 of each record)
 RECORDS: dict[str, dict[str, str]] = {
     # the TestHEPSubmission example (not a real INSPIRE record: a made-up id)
-    "ins1000001": {"Table 1": "data1.yaml", "Table 3": "data3.yaml"},
+    "ins1000001": {
+        "Table 1": "data1.yaml",
+        "Table 3": "data3.yaml",
+        "Table 3 covariance": "data3_covariance.yaml",
+    },
     # Belle, INSPIRE 1512299 (the hepdata-submission example of its first table)
     "ins1512299": {"Table 1": "d01-x01-y01.yaml"},
     # an excerpt of hepdata-validator's dijet table with percentage errors (made-up id)

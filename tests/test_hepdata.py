@@ -227,7 +227,7 @@ def test_missing_record_table_and_version(hepdata: hepdata_server.HepdataServer)
             client.fetch(parse_ref("ins1000001/Table 9"))
         with pytest.raises(NotFoundError, match="version 7"):
             client.fetch(parse_ref("ins1000001/Table 1@7"))
-        assert client.table_names("ins1000001") == ["Table 1", "Table 3"]
+        assert client.table_names("ins1000001") == ["Table 1", "Table 3", "Table 3 covariance"]
 
 
 def test_hepdata_url_must_be_https_or_loopback() -> None:
@@ -371,7 +371,11 @@ def test_cli_prints_and_exports(
     run = odrun  # type: ignore[assignment]
     listed = run("hepdata", "ins1000001")  # type: ignore[operator]
     assert listed.code == 0, listed.err
-    assert listed.out.splitlines() == ["ins1000001/Table 1", "ins1000001/Table 3"]
+    assert listed.out.splitlines() == [
+        "ins1000001/Table 1",
+        "ins1000001/Table 3",
+        "ins1000001/Table 3 covariance",
+    ]
     shown = run("hepdata", "ins1000001/Table 3")  # type: ignore[operator]
     assert shown.code == 0, shown.err
     assert "version 1" in shown.out
@@ -547,3 +551,24 @@ def test_bins_listed_from_high_to_low_are_sorted() -> None:
     doc["independent_variables"][0]["values"][0]["low"] = 250  # a gap at 200-250
     with pytest.raises(HepdataError, match="contiguous"):
         to_bins(parse_table(json.dumps(doc), "t", "json"))
+
+
+def test_run_pins_and_uses_a_hepdata_covariance_table(
+    odrun: object, hepdata: hepdata_server.HepdataServer, tmp_path: Path
+) -> None:
+    root = analysis(
+        tmp_path / "a",
+        "hepdata:ins1000001/Table 3",
+        extra='        covariance: "hepdata:ins1000001/Table 3 covariance"\n',
+    )
+    result = odrun("run", str(root), "--runtime", "host", "--verify")  # type: ignore[operator]
+    assert result.code == 0, result.err + result.out
+    lock = json.loads((root / "odrun.lock").read_text())
+    assert [p["reference"] for p in lock["hepdata"]] == [
+        "ins1000001/Table 3",
+        "ins1000001/Table 3 covariance",
+    ]
+    verdict = odrun("verify", str(root), "--json")  # type: ignore[operator]
+    assert verdict.code == 0, verdict.err
+    (check,) = json.loads(verdict.out)["checks"]
+    assert "with the reference's covariance matrix" in check["detail"]

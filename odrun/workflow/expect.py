@@ -12,8 +12,10 @@ Histograms are compared with a reference file (``reference: path[#key]``, relati
 the analysis folder; formats in :mod:`odrun.workflow.histograms`): bin by bin
 (``abs``/``rel``/``pull``) and/or by a chi2 test (``chi2: {p_min, normalize}``, see
 :mod:`odrun.workflow.stats`); ``normalize: true`` scales the reference to the actual
-total first. A reference may be a HEPData table (``hepdata:ins1234567/Table 3@1`` or a
-local table file; see :mod:`odrun.workflow.references`). Unbinned values are compared
+total first; ``covariance`` (a HEPData covariance or correlation table) makes the chi2
+treat the bins as correlated. A reference may be a HEPData table
+(``hepdata:ins1234567/Table 3@1`` or a local table file; see
+:mod:`odrun.workflow.references`). Unbinned values are compared
 with a reference sample by a two-sample Kolmogorov-Smirnov test
 (``ks: {column, reference: path[#column], p_min}``).
 
@@ -36,6 +38,7 @@ from odrun._fs import confine
 from odrun.checksum import checksum_file, parse_checksum
 from odrun.errors import HistogramError, MetadataError, OdrunError
 from odrun.hepdata import TablePin
+from odrun.hepdata.matrix import Matrix
 from odrun.settings import Settings
 from odrun.workflow.histograms import (
     Histogram,
@@ -44,7 +47,7 @@ from odrun.workflow.histograms import (
     read_histogram,
     same_binning,
 )
-from odrun.workflow.references import hepdata_histogram, uses_hepdata
+from odrun.workflow.references import hepdata_histogram, hepdata_matrix, uses_hepdata
 from odrun.workflow.samples import SampleError, read_sample
 from odrun.workflow.stats import chi2_test, ks_2samp, ks_min_p_value
 
@@ -209,6 +212,17 @@ def check_histogram(
     if not binning.ok:
         return False, binning.detail + source
     chi2 = want.get("chi2")
+    matrix: Matrix | None = None
+    if want.get("covariance") is not None:
+        if chi2 is None:
+            return False, "covariance is used by the chi2 test only: add chi2 (e.g. chi2: {})"
+        try:
+            matrix = hepdata_matrix(want, reference.edges, base, settings, hepdata_versions)
+        except HistogramError as exc:
+            return False, str(exc) + source
+        if matrix is not None:
+            source += f" [{matrix.described}]"
+            data["covariance"] = matrix.described
     normalize = bool(want.get("normalize") or (chi2 or {}).get("normalize"))
     results: list[tuple[bool, str]] = []
     _histogram_data(data, actual, reference, normalize)
@@ -219,7 +233,7 @@ def check_histogram(
         result = compare(actual, scaled, tol)
         results.append((result.ok, result.detail))
     if chi2 is not None:
-        results.append(_chi2(actual, reference, chi2, normalize, data))
+        results.append(_chi2(actual, reference, chi2, normalize, data, matrix))
     return all(ok for ok, _ in results), "; ".join(detail for _, detail in results) + source
 
 
@@ -263,11 +277,18 @@ def _chi2(
     spec: dict[str, Any],
     normalize: bool,
     data: dict[str, Any],
+    matrix: Matrix | None = None,
 ) -> tuple[bool, str]:
     p_min = float(spec.get("p_min", 0.01))
     data["p_min"] = p_min
     try:
-        result = chi2_test(actual, reference, normalize=normalize)
+        result = chi2_test(
+            actual,
+            reference,
+            normalize=normalize,
+            matrix=matrix.rows if matrix is not None else None,
+            correlation=matrix is not None and matrix.kind == "correlation",
+        )
     except ValueError as exc:
         return False, f"chi2 test impossible: {exc}"
     pulls: list[float | None] = [None] * len(actual.counts)

@@ -6,6 +6,12 @@ in the analysis folder) or carries ``format: hepdata``. ``dependent`` (a name or
 index) and ``qualifiers`` (``{name: value}``) choose the dependent variable, ``errors``
 the uncertainty (``total``, the default, all sources in quadrature; or one label).
 See :mod:`odrun.hepdata.table` for the mapping.
+
+``covariance`` names the reference's covariance (or correlation) matrix, a HEPData table
+of its own (:mod:`odrun.hepdata.matrix`): a reference string, or a mapping with
+``reference``, ``kind`` (``covariance``, the default, or ``correlation``), ``dependent``,
+``qualifiers`` and ``index_base``. The chi2 test then treats the bins as correlated.
+Remote matrix tables are pinned in the lock like the references.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from odrun.hepdata import (
     parse_ref,
     to_bins,
 )
+from odrun.hepdata.matrix import Matrix, to_matrix
 from odrun.settings import Settings
 from odrun.workflow.histograms import Histogram
 
@@ -58,14 +65,65 @@ def hepdata_histogram(
     return histogram, f"{opened.label}: {bins.described}"
 
 
+def matrix_spec(want: dict[str, Any]) -> dict[str, Any] | None:
+    """The expectation's ``covariance`` as a mapping (``{reference, kind, ...}``), or None."""
+    raw = want.get("covariance")
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return {"reference": raw}
+    if isinstance(raw, dict) and isinstance(raw.get("reference"), str):
+        return raw
+    raise HistogramError(
+        "covariance must be a HEPData table reference (hepdata:ins…/Table or hepdata:<file>) "
+        "or a mapping with one under reference"
+    )
+
+
+def hepdata_matrix(
+    want: dict[str, Any],
+    edges: tuple[float, ...],
+    base: Path,
+    settings: Settings | None = None,
+    versions: Mapping[str, TablePin | int] | None = None,
+) -> Matrix | None:
+    """The covariance/correlation matrix the expectation names over the reference's bins
+    ``edges`` (None without ``covariance``; HistogramError with the reason when it cannot
+    be had)."""
+    spec = matrix_spec(want)
+    if spec is None:
+        return None
+    reference = spec["reference"]
+    if not reference.startswith("hepdata:"):
+        reference = f"hepdata:{reference}"
+    try:
+        opened = load_reference(reference, base, settings, versions=versions)
+        return to_matrix(
+            opened.table,
+            edges,
+            str(spec.get("kind", "covariance")),
+            spec.get("dependent"),
+            spec.get("qualifiers") or {},
+            spec.get("index_base"),
+        )
+    except OdrunError as exc:
+        raise HistogramError(f"covariance {spec['reference']}: {exc}") from None
+
+
 def remote_references(expectations: Iterable[dict[str, Any]]) -> list[str]:
-    """The ``hepdata:ins…`` references of the expectations' histograms, in order, once."""
+    """The ``hepdata:ins…`` references of the expectations' histograms and of their
+    covariance matrices, in order, once."""
     found: list[str] = []
     for item in expectations:
         for want in (item.get("histograms") or {}).values():
-            reference = str(want.get("reference", "")) if isinstance(want, dict) else ""
-            if is_remote(reference) and reference not in found:
-                found.append(reference)
+            if not isinstance(want, dict):
+                continue
+            matrix = want.get("covariance")
+            if isinstance(matrix, dict):
+                matrix = matrix.get("reference")
+            for reference in (want.get("reference"), matrix):
+                if isinstance(reference, str) and is_remote(reference) and reference not in found:
+                    found.append(reference)
     return found
 
 
@@ -103,7 +161,9 @@ def pinned_versions(pins: Iterable[Any]) -> dict[str, TablePin]:
 
 __all__ = [
     "hepdata_histogram",
+    "hepdata_matrix",
     "hepdata_pins",
+    "matrix_spec",
     "pinned_versions",
     "remote_references",
     "uses_hepdata",

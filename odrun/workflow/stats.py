@@ -18,6 +18,14 @@ with ``normalize`` (the ndf then loses one):
   has a variance, and a downward fluctuation does not shrink its own error;
 - bins empty in both are skipped; the p-value is asymptotic, so bins with fewer than about
   5 expected entries make it approximate (merge them, or compare unbinned values with KS).
+
+With the reference's covariance matrix ``V`` (a measurement's correlated uncertainties,
+published as a HEPData table: :mod:`odrun.hepdata.matrix`) the bins are not independent:
+``chi2 = d^T C^-1 d`` with ``d_i = a_i - s r_i`` and ``C = diag(var a) + s^2 V``, solved by
+the Cholesky factor of ``C`` (a ``C`` that is not positive definite is refused, never
+inverted approximately). A correlation matrix ``rho`` gives ``V_ij = rho_ij σ_i σ_j``
+with the reference's errors ``σ``, each on the side of its bin's deviation. The matrix
+replaces the reference's own errors; the output's variances stay uncorrelated.
 """
 
 from __future__ import annotations
@@ -173,15 +181,26 @@ class Chi2Result:
     scale: float  # what multiplied the reference (1 unless normalised)
     skipped: int  # bins empty in both histograms
     worst: tuple[BinPull, ...]  # largest |pull| first
+    correlated: str = ""  # "covariance" or "correlation" when the bins were correlated
 
     def describe(self, worst: int = 3) -> str:
         scaled = f", reference scaled by {self.scale:.4g}" if self.scale != 1.0 else ""
         skipped = f", {self.skipped} empty bins skipped" if self.skipped else ""
+        if self.correlated:
+            skipped += f", with the reference's {self.correlated} matrix"
         bins = "; ".join(b.describe() for b in self.worst[:worst])
         return (
             f"chi2 {self.chi2:.2f}, ndf {self.ndf}, chi2/ndf {self.chi2 / max(self.ndf, 1):.3f}, "
             f"p-value {self.p_value:.3g}{scaled}{skipped}; worst bins: {bins}"
         )
+
+
+def _actual_variance(actual: Histogram, i: int, a: float, r: float, s: float) -> float:
+    """Variance of the output's bin ``i`` when the reference has errors of its own."""
+    if actual.errors is not None:
+        err_a = actual.error_toward(i, s * r - a)
+        return err_a * err_a  # not ** 2: inf, not OverflowError
+    return s * r if s * r > 0 else max(a, 0.0)
 
 
 def _variances(actual: Histogram, reference: Histogram, s: float) -> list[float]:
@@ -191,11 +210,7 @@ def _variances(actual: Histogram, reference: Histogram, s: float) -> list[float]
         if actual.errors is None and reference.errors is None:
             out.append(s * (a + r))  # pooled: E[r] = (a + r) / (1 + s), E[a] = s E[r]
             continue
-        if actual.errors is not None:
-            err_a = actual.error_toward(i, s * r - a)
-            var_a = err_a * err_a  # not ** 2: inf, not OverflowError
-        else:
-            var_a = s * r if s * r > 0 else max(a, 0.0)
+        var_a = _actual_variance(actual, i, a, r, s)
         if reference.errors is not None:
             err_r = reference.error_toward(i, a - s * r)  # asymmetric: the side of a
             var_r = err_r * err_r
@@ -205,36 +220,122 @@ def _variances(actual: Histogram, reference: Histogram, s: float) -> list[float]
     return out
 
 
-def chi2_test(actual: Histogram, reference: Histogram, normalize: bool = False) -> Chi2Result:
-    """Chi2 compatibility of two histograms with the same binning (edges not checked here)."""
-    if len(actual.counts) != len(reference.counts):
-        raise ValueError(f"{len(actual.counts)} bins vs {len(reference.counts)}")
+def cholesky(matrix: Sequence[Sequence[float]]) -> list[list[float]]:
+    """The lower triangular ``L`` with ``L L^T = matrix`` (symmetric); ValueError naming
+    the row where the matrix shows it is not positive definite."""
+    n = len(matrix)
+    low = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        row_i = low[i]
+        for j in range(i + 1):
+            row_j = low[j]
+            total = matrix[i][j] - math.fsum(row_i[k] * row_j[k] for k in range(j))
+            if i == j:
+                if not total > 0 or not math.isfinite(total):
+                    raise ValueError(f"the matrix is not positive definite (at bin {i})")
+                row_i[i] = math.sqrt(total)
+            else:
+                row_i[j] = total / row_j[j]
+    return low
+
+
+def _solve_lower(low: Sequence[Sequence[float]], b: Sequence[float]) -> list[float]:
+    """``y`` with ``low y = b`` (forward substitution)."""
+    y: list[float] = []
+    for i, row in enumerate(low):
+        y.append((b[i] - math.fsum(row[k] * y[k] for k in range(i))) / row[i])
+    return y
+
+
+def _covariance(
+    actual: Histogram,
+    reference: Histogram,
+    s: float,
+    used: Sequence[int],
+    matrix: Sequence[Sequence[float]],
+    correlation: bool,
+) -> list[list[float]]:
+    """``C = diag(var a) + s^2 V`` over the bins ``used`` (see the module docstring)."""
+    a, r = actual.counts, reference.counts
+    if correlation and reference.errors is None:
+        raise ValueError("a correlation matrix needs the reference's errors")
+    sigma = [reference.error_toward(i, a[i] - s * r[i]) if correlation else 1.0 for i in used]
+    out = []
+    for p, i in enumerate(used):
+        row = []
+        for q, j in enumerate(used):
+            v = matrix[i][j] * (sigma[p] * sigma[q] if correlation else 1.0)
+            row.append(s * s * v + (_actual_variance(actual, i, a[i], r[i], s) if p == q else 0.0))
+        out.append(row)
+    return out
+
+
+def _correlated_chi2(
+    diffs: Sequence[float], covariance: Sequence[Sequence[float]]
+) -> tuple[float, list[float]]:
+    """``d^T C^-1 d`` and each bin's own pull ``d_i / sqrt(C_ii)``."""
+    for p, row in enumerate(covariance):
+        if not all(math.isfinite(x) for x in row):
+            raise ValueError(f"a covariance element of bin {p} is not finite")
+    y = _solve_lower(cholesky(covariance), diffs)
+    chi2 = math.fsum(v * v for v in y)
+    pulls = [d / math.sqrt(covariance[p][p]) for p, d in enumerate(diffs)]
+    return chi2, pulls
+
+
+def chi2_test(
+    actual: Histogram,
+    reference: Histogram,
+    normalize: bool = False,
+    matrix: Sequence[Sequence[float]] | None = None,
+    correlation: bool = False,
+) -> Chi2Result:
+    """Chi2 compatibility of two histograms with the same binning (edges not checked
+    here); ``matrix``: the reference's covariance (or, with ``correlation``, its
+    correlation) matrix over all its bins."""
+    n = len(actual.counts)
+    if len(reference.counts) != n:
+        raise ValueError(f"{n} bins vs {len(reference.counts)}")
+    if matrix is not None and (len(matrix) != n or any(len(row) != n for row in matrix)):
+        raise ValueError(f"the reference's matrix is not {n} x {n}")
     scale = 1.0
     if normalize:
         total_a, total_r = sum(actual.counts), sum(reference.counts)
         if total_a <= 0 or total_r <= 0:
             raise ValueError("normalize needs two histograms with positive totals")
         scale = total_a / total_r
-    chi2, used, skipped = 0.0, 0, 0
-    pulls: list[BinPull] = []
-    variances = _variances(actual, reference, scale)
-    for i, (a, r) in enumerate(zip(actual.counts, reference.counts, strict=True)):
-        expected, var = scale * r, variances[i]
-        if a == 0 and r == 0:
-            skipped += 1
-            continue
-        if not math.isfinite(var) or not math.isfinite(expected):  # a pull of 0 would pass
-            raise ValueError(f"bin {i}: the variance {var:g} or expectation is not finite")
-        used += 1
-        diff = a - expected
-        if var > 0:
-            pull = diff / math.sqrt(var)
-        else:
-            pull = 0.0 if diff == 0 else math.copysign(math.inf, diff)
-        chi2 += pull * pull
-        pulls.append(BinPull(i, reference.edges[i], reference.edges[i + 1], a, expected, pull))
-    ndf = used - (1 if normalize else 0)
+    used = [
+        i for i, (a, r) in enumerate(zip(actual.counts, reference.counts, strict=True)) if a or r
+    ]
+    skipped = n - len(used)
+    diffs = [actual.counts[i] - scale * reference.counts[i] for i in used]
+    for i in used:
+        if not math.isfinite(scale * reference.counts[i]):
+            raise ValueError(f"bin {i}: the expectation is not finite")
+    if matrix is not None:
+        covariance = _covariance(actual, reference, scale, used, matrix, correlation)
+        chi2, pull_list = _correlated_chi2(diffs, covariance)
+    else:
+        variances = _variances(actual, reference, scale)
+        chi2, pull_list = 0.0, []
+        for i, diff in zip(used, diffs, strict=True):
+            var = variances[i]
+            if not math.isfinite(var):  # a pull of 0 would pass
+                raise ValueError(f"bin {i}: the variance {var:g} or expectation is not finite")
+            if var > 0:
+                pull = diff / math.sqrt(var)
+            else:
+                pull = 0.0 if diff == 0 else math.copysign(math.inf, diff)
+            chi2 += pull * pull
+            pull_list.append(pull)
+    pulls = [
+        BinPull(i, reference.edges[i], reference.edges[i + 1], actual.counts[i],
+                scale * reference.counts[i], pull)
+        for i, pull in zip(used, pull_list, strict=True)
+    ]  # fmt: skip
+    ndf = len(used) - (1 if normalize else 0)
     if ndf <= 0:
-        raise ValueError(f"{used} non-empty bins leave no degree of freedom")
+        raise ValueError(f"{len(used)} non-empty bins leave no degree of freedom")
     pulls.sort(key=lambda b: -abs(b.pull))
-    return Chi2Result(chi2, ndf, chi2_sf(chi2, ndf), scale, skipped, tuple(pulls))
+    kind = ("correlation" if correlation else "covariance") if matrix is not None else ""
+    return Chi2Result(chi2, ndf, chi2_sf(chi2, ndf), scale, skipped, tuple(pulls), kind)
