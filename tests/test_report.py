@@ -524,3 +524,64 @@ def test_report_against_another_run_shows_what_differs(odrun: Any, demo: Path) -
     assert "nbins" in html
     assert "80" in html
     assert "60" in html
+
+
+# --- KS checks: both empirical CDFs ----------------------------------------------------
+
+
+def ks_check(tmp_path: Path, shift: float) -> dict[str, Any]:
+    """A real KS check (odrun.workflow.expect.evaluate) of a sample against a reference
+    drawn from the same normal distribution, the sample shifted by ``shift``."""
+    import random
+
+    from odrun.workflow.expect import evaluate
+
+    rng = random.Random(7)
+    (tmp_path / "out").mkdir(parents=True, exist_ok=True)
+    rows = "\n".join(f"{rng.gauss(shift, 1):.6f}" for _ in range(800))
+    (tmp_path / "out" / "sample.csv").write_text("mass\n" + rows + "\n")
+    ref = "\n".join(f"{rng.gauss(0, 1):.6f}" for _ in range(3000))
+    (tmp_path / "ref.csv").write_text("mass\n" + ref + "\n")
+    spec = {"column": "mass", "reference": "ref.csv", "p_min": 0.01}
+    (check,) = evaluate(tmp_path, [{"name": "masses", "file": "out/sample.csv", "ks": spec}])
+    return check.to_dict()
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.4])
+def test_a_ks_check_is_plotted_as_its_two_cdfs(tmp_path: Path, shift: float) -> None:
+    check = ks_check(tmp_path / "a", shift)
+    assert check["ok"] is (shift == 0.0)
+    cdf = check["data"]["cdf"]
+    assert 100 <= len(cdf["x"]) <= 201
+    assert cdf["x"] == sorted(cdf["x"])
+    assert cdf["sample"][-1] == cdf["reference"][-1] == 1.0
+    # the largest distance on the saved grid is the test's D (to the grid's resolution)
+    gap = max(abs(a - b) for a, b in zip(cdf["sample"], cdf["reference"], strict=True))
+    assert gap == pytest.approx(check["data"]["statistic"], abs=0.02)
+    html = build_report(fake_run(tmp_path, checks=[check], verified=shift == 0.0))
+    assert_self_contained(html)
+    assert html.count('class="plot"') == 1
+    assert 'data-plot="masses ks mass"' in html
+    assert "D = " in html
+    (uri,) = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)
+    svg = __import__("base64").b64decode(uri).decode()
+    assert svg.count("<path") > 20  # two step lines, axes, text as paths
+
+
+@pytest.mark.parametrize(
+    "cdf",
+    [
+        None,
+        {"x": [1, 2], "sample": [0.5], "reference": [0.5, 1]},  # lengths differ
+        {"x": [1, 2], "sample": [0.5, 2.0], "reference": [0.5, 1]},  # not a fraction
+        {"x": [1, float("nan")], "sample": [0.5, 1], "reference": [0.5, 1]},
+        {"x": list(range(5000)), "sample": [1] * 5000, "reference": [1] * 5000},  # too many
+        {"x": "12", "sample": [], "reference": []},
+    ],
+)
+def test_a_malformed_ks_plot_data_gives_no_plot_and_no_error(tmp_path: Path, cdf: Any) -> None:
+    check = {"name": "ks", "ok": True, "detail": "compatible",
+             "data": {"kind": "ks", "statistic": 0.1, "p_value": 0.5, "cdf": cdf}}  # fmt: skip
+    html = build_report(fake_run(tmp_path, checks=[check]))
+    assert 'data-check="ks"' in html
+    assert 'class="plot"' not in html

@@ -20,6 +20,7 @@ from odrun._version import __version__
 from odrun.compare import diff as diff_runs
 from odrun.compare import diff_summary_rows
 from odrun.errors import OdrunError, UsageError
+from odrun.report.cdf import CdfData
 from odrun.report.content import (
     ComparisonSection,
     ReportContent,
@@ -66,7 +67,10 @@ def _plots(content: ReportContent) -> tuple[list[str] | None, list[str]]:
             errors.append(f"{hist.name}: not plotted (more than {plots.MAX_PLOTS} plots)")
             continue
         try:
-            uris.append(Whole(plots.histogram_svg(hist)))
+            if isinstance(hist, CdfData):
+                uris.append(Whole(plots.cdf_svg(hist)))
+            else:
+                uris.append(Whole(plots.histogram_svg(hist)))
             errors.append("")
         except (ValueError, TypeError, ArithmeticError, OSError, RuntimeError) as exc:
             uris.append("")

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from odrun import untrusted
 from odrun._fs import confine
 from odrun.errors import OdrunError
+from odrun.report.cdf import CdfData, cdf_data
 from odrun.workflow.lock import NAME as LOCK_NAME
 from odrun.workflow.model import RunRecord
 
@@ -149,7 +150,8 @@ class ReportContent:
     error: str
     partial: bool
     checks: list[CheckRow] = field(default_factory=list)
-    histograms: list[HistogramData] = field(default_factory=list)
+    #: what is plotted: histogram checks, and KS checks as their two CDFs
+    histograms: list[HistogramData | CdfData] = field(default_factory=list)
     outputs: list[OutputRow] = field(default_factory=list)
     steps: list[StepRow] = field(default_factory=list)
     records: list[RecordRow] = field(default_factory=list)
@@ -422,7 +424,7 @@ def read_content(run_dir: Path) -> ReportContent:
         error=record.error or "",
         partial=record.partial,
         checks=[check_row(c) for c in checks],
-        histograms=[h for h in (histogram_data(c) for c in checks) if h is not None],
+        histograms=[h for h in (histogram_data(c) or cdf_data(c) for c in checks) if h is not None],
         lock=lock_text,
     )
     inline = 0

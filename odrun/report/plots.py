@@ -2,7 +2,8 @@
 
 Each histogram check becomes an overlay of the output (points with error bars) on its
 reference (a line with an uncertainty band), a pull panel beneath, and the test's
-statistic on the plot; rendered to SVG and embedded as a ``data:`` URI in an ``<img>``
+statistic on the plot; each Kolmogorov-Smirnov check, its two empirical CDFs with the
+largest distance D marked; rendered to SVG and embedded as a ``data:`` URI in an ``<img>``
 (an SVG shown as an image runs no script, and needs no network).
 """
 
@@ -14,6 +15,7 @@ import itertools
 import math
 from typing import Any
 
+from odrun.report.cdf import CdfData
 from odrun.report.content import HistogramData
 
 #: how to get plots, said in a report made without matplotlib
@@ -134,6 +136,42 @@ def histogram_svg(hist: HistogramData) -> str:
         pull_ax.set_ylabel("pull (σ)")
         pull_ax.set_xlabel(_line(hist.label))
         pull_ax.set_xlim(edges[0], edges[-1])
+        fig.subplots_adjust(left=0.11, right=0.97, top=0.93, bottom=0.11)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def cdf_svg(cdf: CdfData) -> str:
+    """The two empirical CDFs of a KS check as a ``data:image/svg+xml;base64,`` URI."""
+    import matplotlib  # noqa: PLC0415 - optional, heavy
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    with matplotlib.rc_context(_style()):
+        fig = Figure(figsize=(7.0, 5.0), dpi=100)
+        ax = fig.add_subplot()
+        ax.step(
+            cdf.x,
+            cdf.reference_cdf,
+            where="post",
+            color=REFERENCE_COLOR,
+            linewidth=1.5,
+            label=f"reference ({_line(cdf.reference)})" if cdf.reference else "reference",
+        )
+        ax.step(cdf.x, cdf.sample, where="post", color=OUTPUT_COLOR, linewidth=1.2,
+                label="this run")  # fmt: skip
+        if cdf.at is not None and cdf.x[0] <= cdf.at <= cdf.x[-1]:
+            ax.axvline(cdf.at, color=OUTPUT_COLOR if cdf.ok else FAIL_COLOR, linewidth=0.8,
+                       linestyle="--", label="largest distance D")  # fmt: skip
+        verdict = "compatible" if cdf.ok else "INCOMPATIBLE"
+        ax.text(0.98, 0.03, f"{verdict}\n{_line(cdf.statistic)}", transform=ax.transAxes,
+                ha="right", va="bottom", color=OUTPUT_COLOR if cdf.ok else FAIL_COLOR,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85})  # fmt: skip
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel(_line(cdf.label))
+        ax.set_ylabel("fraction of the sample ≤ x")
+        ax.set_title(_line(cdf.name), loc="left")
+        ax.legend(loc="upper left", fontsize=8)
         fig.subplots_adjust(left=0.11, right=0.97, top=0.93, bottom=0.11)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})

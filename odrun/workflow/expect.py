@@ -49,7 +49,7 @@ from odrun.workflow.histograms import (
 )
 from odrun.workflow.references import hepdata_histogram, hepdata_matrix, uses_hepdata
 from odrun.workflow.samples import SampleError, read_sample
-from odrun.workflow.stats import chi2_test, ks_2samp, ks_min_p_value
+from odrun.workflow.stats import chi2_test, ecdf_points, ks_2samp, ks_min_p_value
 
 BIN_BY_BIN = ("abs", "rel", "pull")
 
@@ -329,12 +329,15 @@ def check_ks(
             f"(reference n {len(reference)}) the smallest possible p-value is {floor:.3g}"
         )
     result = ks_2samp(sample, reference)
+    xs, f_sample, f_reference = ecdf_points(sample, reference)
     data.update(
         statistic=_number(result.statistic),
         p_value=_number(result.p_value),
         p_min=p_min,
         n=result.n,
         m=result.m,
+        at=_number(result.at),
+        cdf={"x": [_number(x) for x in xs], "sample": f_sample, "reference": f_reference},
     )
     ok = result.p_value >= p_min
     verdict = "compatible" if ok else "INCOMPATIBLE"

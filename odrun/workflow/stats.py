@@ -31,6 +31,7 @@ replaces the reference's own errors; the output's variances stay uncorrelated.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -133,6 +134,24 @@ def ks_min_p_value(n: int, m: int) -> float:
     (at D = 1, disjoint samples): a p_min at or below it can never fail."""
     en = math.sqrt(n * m / (n + m))
     return kolmogorov_sf(en + 0.12 + 0.11 / en)
+
+
+def ecdf_points(
+    sample: Sequence[float], reference: Sequence[float], points: int = 200
+) -> tuple[list[float], list[float], list[float]]:
+    """Both empirical CDFs at no more than ``points`` values spread over the pooled
+    samples (their quantiles), for a plot: (x, F_sample(x), F_reference(x))."""
+    a, b = sorted(sample), sorted(reference)
+    pooled = sorted(set(a) | set(b)) if len(a) + len(b) <= 4 * points else sorted(a + b)
+    if not pooled:
+        return [], [], []
+    step = max(1, math.ceil(len(pooled) / points))
+    xs = sorted(set(pooled[::step]) | {pooled[-1]})
+    return (
+        xs,
+        [bisect_right(a, x) / len(a) if a else 0.0 for x in xs],
+        [bisect_right(b, x) / len(b) if b else 0.0 for x in xs],
+    )
 
 
 def ks_2samp(sample: Sequence[float], reference: Sequence[float]) -> KSResult:
