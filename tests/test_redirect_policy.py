@@ -41,7 +41,7 @@ class Server:
 class _Handler(BaseHTTPRequestHandler):
     state: Server
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         with self.state.lock:
             self.state.requests.append(self.path)
         if self.state.location is not None:
@@ -106,7 +106,8 @@ def test_no_client_follows_https_to_plain_http(
     with http.make_client(_settings()) as client:
         with pytest.raises(TransportError) as info:
             http.get(client, tls.url + "/api/records/1", _settings(), what="record 1")
-        assert "redirect" in info.value.message and plain.url in info.value.message
+        assert "redirect" in info.value.message
+        assert plain.url in info.value.message
         with pytest.raises(TransportError, match="redirect"):
             http.get_bytes(client, tls.url + "/index.json", _settings(), max_bytes=1000)
     # the file transport
@@ -156,6 +157,7 @@ def test_the_cli_refuses_a_portal_redirected_to_plain_http(
     monkeypatch.setenv("ODRUN_PORTAL_URL", tls.url)
     res = odrun("info", "5500")
     assert res.code == 5, (res.code, res.err)
-    assert "redirect" in res.err and "Traceback" not in res.err
+    assert "redirect" in res.err
+    assert "Traceback" not in res.err
     assert len(res.err.strip().splitlines()) <= 2, res.err
     assert plain.requests == []
