@@ -19,20 +19,25 @@ def run_to_verify(target: Path, say: Say = lambda _: None) -> RunRecord:
     analysis's latest run, which must be complete.
 
     Raises :class:`WorkflowError` (exit 7) when that run failed or is partial (naming the
-    failed step and the error, and the newest complete run if there is one), and
+    failed step and the error, and the newest complete run if there is one) or when the
+    newest run folder has no run.json (never passed over for an older run), and
     :class:`UsageError` when TARGET has never run.
     """
     if (target / RUN_JSON).is_file():
         return RunRecord.load(target).ensure_complete()
+    folders = run_folders(target)
+    if folders and not (folders[-1] / RUN_JSON).is_file():
+        # the verdict is about the newest run: one without a record (killed, still
+        # running, its run.json removed) is never passed over for an older run's PASS
+        older = latest(target, finished_only=True)
+        named = f"; to judge an older run, name it: odrun verify {older.run_dir}" if older else ""
+        raise WorkflowError(
+            f"run {folders[-1].name}, the newest run of {target}, has no run.json (still "
+            "running, or killed): not judged",
+            hint=f"wait for it to end, or run again: odrun run {target}{named}",
+        )
     newest = latest(target, say=say)
     if newest is None:
-        unrecorded = run_folders(target)
-        if unrecorded:
-            raise WorkflowError(
-                f"{target} has no finished run: run {unrecorded[-1].name} has no run.json "
-                "(still running, or killed)",
-                hint=f"wait for it to end, or run again: odrun run {target}",
-            )
         raise UsageError(
             f"{target} is neither a run folder nor an analysis that has run",
             hint=f"run it first: odrun run {target}",
