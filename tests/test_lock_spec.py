@@ -79,3 +79,23 @@ def test_a_lock_without_a_spec_is_only_the_default_specs(tmp_path: Path) -> None
     lockfile.check(lockfile.path_for(main), {**legacy, "spec": lockfile.spec_of(main)})
     with pytest.raises(LockError, match=r"reana-serial\.yaml"):
         lockfile.check(lockfile.path_for(twin), {**legacy, "spec": lockfile.spec_of(twin)})
+
+
+def test_verify_judges_a_spec_only_by_a_run_of_that_spec(odrun, tmp_path: Path) -> None:
+    """The twin ran last: verifying reana.yaml (the folder, or the file) is not judged by
+    the twin's run, which may pass where reana.yaml's own run would not."""
+    root = twins(tmp_path / "a")
+    (root / "odrun.yaml").write_text(
+        "version: 1\nexpect:\n  - name: r\n    file: out/r.json\n    values:\n"
+        "      x: {value: 2, abs: 0}\n"
+    )
+    assert odrun("run", str(root), "--runtime", "host").code == 10  # x is 1: FAIL
+    assert odrun("run", str(root / "reana-serial.yaml"), "--runtime", "host").code == 0
+    twin_run = sorted((root / ".odrun" / "runs").iterdir())[-1]
+    for target in (root, root / "reana.yaml"):
+        res = odrun("verify", str(target))
+        assert res.code == 7, (target, res.out, res.err)
+        assert "reana-serial.yaml" in res.err
+        assert "PASS" not in res.out
+    assert odrun("verify", str(root / "reana-serial.yaml")).code == 0
+    assert odrun("verify", str(twin_run)).code == 0
