@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from . import untrusted
 from ._retry import MAX_BACKOFF, RetryPolicy, backoff_delay
 from ._version import __version__
-from .errors import NotFoundError, TransientError, TransportError
+from .errors import NotFoundError, TooLargeError, TransientError, TransportError
 from .settings import Settings
 from .urls import is_loopback
 
@@ -102,8 +102,8 @@ def make_client(
     )
 
 
-def _too_large(what: str, url: str, max_bytes: int) -> TransportError:
-    return TransportError(
+def _too_large(what: str, url: str, max_bytes: int) -> TooLargeError:
+    return TooLargeError(
         f"{what}: the answer from {url} is larger than {max_bytes} bytes: refused",
         hint="the server sent far more than such a document can be",
     )
