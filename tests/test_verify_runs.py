@@ -231,3 +231,18 @@ def test_from_on_a_run_that_failed_before_that_step_is_partial(odrun, tmp_path: 
     assert odrun("run", str(root), *again, "--from", "report").code == 0
     assert json.loads((run2 / "run.json").read_text())["partial"] is False
     assert odrun("verify", str(run2)).code == 0
+
+
+def test_report_of_an_analysis_whose_newest_run_has_no_run_json(odrun, tmp_path: Path) -> None:
+    """``odrun report PATH`` shows the newest run's verdict too: never an older run's PASS
+    in place of a newer run that left no record."""
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    (done,) = runs(root)
+    killed = done.parent / "99999999T999999999999Z"
+    (killed / "workspace").mkdir(parents=True)
+    result = odrun("report", str(root), "-o", str(tmp_path / "r.html"))
+    assert result.code == 7, result.out + result.err
+    assert f"run {killed.name}" in result.err
+    assert not (tmp_path / "r.html").exists()
+    assert odrun("report", str(done), "-o", str(tmp_path / "r.html")).code == 0

@@ -14,6 +14,23 @@ from odrun.errors import UsageError, WorkflowError
 from odrun.workflow.model import RUN_JSON, RUNS, RunRecord, Say, latest, run_folders
 
 
+def ensure_newest_recorded(target: Path, command: str) -> None:
+    """Raise :class:`WorkflowError` (exit 7) when the newest run folder of the analysis
+    ``target`` has no run.json (killed, still running, its record removed): a verdict
+    (``odrun verify``, ``odrun report``) is about the newest run, never an older one's
+    in its place. ``command`` names the command for the hint."""
+    folders = run_folders(target)
+    if not folders or (folders[-1] / RUN_JSON).is_file():
+        return
+    older = latest(target, finished_only=True)
+    named = f"; for an older run, name it: odrun {command} {older.run_dir}" if older else ""
+    raise WorkflowError(
+        f"run {folders[-1].name}, the newest run of {target}, has no run.json (still "
+        "running, or killed): no verdict of an older run in its place",
+        hint=f"wait for it to end, or run again: odrun run {target}{named}",
+    )
+
+
 def run_to_verify(target: Path, say: Say = lambda _: None) -> RunRecord:
     """The run ``odrun verify TARGET`` judges: TARGET itself if it is a run folder, else the
     analysis's latest run, which must be complete.
@@ -25,17 +42,7 @@ def run_to_verify(target: Path, say: Say = lambda _: None) -> RunRecord:
     """
     if (target / RUN_JSON).is_file():
         return RunRecord.load(target).ensure_complete()
-    folders = run_folders(target)
-    if folders and not (folders[-1] / RUN_JSON).is_file():
-        # the verdict is about the newest run: one without a record (killed, still
-        # running, its run.json removed) is never passed over for an older run's PASS
-        older = latest(target, finished_only=True)
-        named = f"; to judge an older run, name it: odrun verify {older.run_dir}" if older else ""
-        raise WorkflowError(
-            f"run {folders[-1].name}, the newest run of {target}, has no run.json (still "
-            "running, or killed): not judged",
-            hint=f"wait for it to end, or run again: odrun run {target}{named}",
-        )
+    ensure_newest_recorded(target, "verify")
     newest = latest(target, say=say)
     if newest is None:
         raise UsageError(
@@ -57,4 +64,12 @@ def run_to_verify(target: Path, say: Say = lambda _: None) -> RunRecord:
     return newest.ensure_complete(hint=hint)  # raises: the newest run failed
 
 
-__all__ = ["RUNS", "RUN_JSON", "RunRecord", "latest", "run_folders", "run_to_verify"]
+__all__ = [
+    "RUNS",
+    "RUN_JSON",
+    "RunRecord",
+    "ensure_newest_recorded",
+    "latest",
+    "run_folders",
+    "run_to_verify",
+]
