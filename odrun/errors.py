@@ -16,6 +16,8 @@ Hierarchy (exit code in brackets)::
     ├── TransportError              [5]  portal or storage unreachable, timeouts, 5xx
     │   ├── TransientError          [5]  worth retrying: reset, timeout, 5xx, dropped body
     │   ├── RangeUnsupportedError   [5]  a server ignored a byte-range request (one stream then)
+    │   ├── TooLargeError           [5]  an answer larger than such a document can be (or
+    │   │                                than the size the record declares for it)
     │   └── OfflineError            [5]  --offline and the answer is not cached
     ├── PartialError                [6]  some of many items failed, others succeeded
     ├── WorkflowError               [7]  an analysis step failed (verify: the run failed)
@@ -118,6 +120,13 @@ class RangeUnsupportedError(TransportError):
     """
 
     label = "byte ranges unsupported"
+
+
+class TooLargeError(TransportError):
+    """A server's answer is larger than its limit (a document's bound, or a declared size);
+    raised while the body arrives, before it is held in memory."""
+
+    label = "answer too large"
 
 
 class OfflineError(TransportError):

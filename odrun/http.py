@@ -4,8 +4,10 @@ Transient failures (connection errors, timeouts, 5xx, 429) are retried
 ``settings.retries`` times with exponential backoff; 404 becomes NotFoundError,
 other 4xx a TransportError at once. :func:`get_bytes` reads a body up to a limit while
 it arrives (an untrusted server's huge answer is refused, never held in memory), and
-``make_client(..., no_downgrade=True)`` refuses any redirect to plain http on a host that
-is not loopback. Nothing here prints.
+every client :func:`make_client` makes refuses to follow a redirect from https to anything
+but https (a downgrade) or to a scheme other than http(s), before the new location is asked
+(``make_client(..., no_downgrade=True)`` also refuses plain http on a host that is not
+loopback for every request). Nothing here prints.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from . import untrusted
 from ._retry import MAX_BACKOFF, RetryPolicy, backoff_delay
 from ._version import __version__
-from .errors import NotFoundError, TransientError, TransportError
+from .errors import NotFoundError, TooLargeError, TransientError, TransportError
 from .settings import Settings
 from .urls import is_loopback
 
@@ -47,11 +50,41 @@ def _refuse_downgrade(request: httpx.Request) -> None:
         )
 
 
+#: schemes a redirect may lead to; from https, only https
+_REDIRECT_SCHEMES = frozenset({"http", "https"})
+
+
+def _refuse_redirect_downgrade(response: httpx.Response) -> None:
+    """A response hook (run before a redirect is followed): an https request is followed
+    only to https, any request only to http(s). A TransportError names both URLs."""
+    if not response.has_redirect_location:
+        return
+    import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
+
+    origin = response.request.url
+    location = response.headers["Location"]
+    try:
+        target = origin.join(location)
+    except httpx.InvalidURL:
+        return  # httpx refuses it itself (RemoteProtocolError: not followed)
+    scheme = target.scheme.lower()
+    if scheme in _REDIRECT_SCHEMES and (origin.scheme != "https" or scheme == "https"):
+        return
+    shown = untrusted.printable(location)[:200]
+    kind = "plain http" if scheme == "http" else f"a {untrusted.printable(scheme)[:20]}: URL"
+    raise TransportError(
+        f"refused to follow a redirect from {str(origin)[:200]} to {kind}: {shown} "
+        f"(only https{'' if origin.scheme == 'https' else ' or http'} is followed)",
+        hint="the server redirected away from https; report it to its operators",
+    )
+
+
 def make_client(
     settings: Settings, *, follow_redirects: bool = True, no_downgrade: bool = False
 ) -> httpx.Client:
     """An HTTP client with odrun's timeouts; ``follow_redirects=False`` for calls that carry
-    a credential (REANA): those follow redirects by hand, same origin only.
+    a credential (REANA): those follow redirects by hand, same origin only. Redirects it
+    follows never go from https to plain http, nor to another scheme.
     ``no_downgrade``: every request, redirects included, must be https or loopback http
     (a TransportError before anything is sent otherwise)."""
     import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
@@ -62,12 +95,15 @@ def make_client(
         follow_redirects=follow_redirects,
         headers={"User-Agent": USER_AGENT},
         trust_env=True,
-        event_hooks={"request": [_refuse_downgrade]} if no_downgrade else None,
+        event_hooks={
+            "request": [_refuse_downgrade] if no_downgrade else [],
+            "response": [_refuse_redirect_downgrade] if follow_redirects else [],
+        },
     )
 
 
-def _too_large(what: str, url: str, max_bytes: int) -> TransportError:
-    return TransportError(
+def _too_large(what: str, url: str, max_bytes: int) -> TooLargeError:
+    return TooLargeError(
         f"{what}: the answer from {url} is larger than {max_bytes} bytes: refused",
         hint="the server sent far more than such a document can be",
     )

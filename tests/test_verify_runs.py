@@ -102,16 +102,32 @@ def test_partial_run_is_passed_over(odrun, tmp_path: Path) -> None:
     assert "is partial" in direct.err
 
 
-def test_unrecorded_run_folder_is_passed_over(odrun, tmp_path: Path) -> None:
+def test_a_newest_run_without_run_json_fails_verify(odrun, tmp_path: Path) -> None:
+    """The verdict is about the newest run: a newer run folder without run.json (killed,
+    still running, or its record removed) is never passed over for an older PASS."""
     root = analysis(tmp_path / "a")
     assert odrun("run", str(root), "--runtime", "host").code == 0
     (done,) = runs(root)
     killed = done.parent / "99999999T999999999999Z"
     (killed / "workspace").mkdir(parents=True)  # a run killed before writing run.json
+    for target in (root, root / "odrun.yaml", root / "reana.yaml"):
+        result = odrun("verify", str(target))
+        assert result.code == 7, result.out + result.err
+        assert f"run {killed.name}" in result.err
+        assert "no run.json" in result.err
+        assert f"odrun verify {done}" in result.err  # the older run, only when named
+        assert "PASS" not in result.out
+        assert len(result.err.strip().splitlines()) <= 2, result.err
+    # a newer run whose run.json was removed: the same
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    killed.rename(killed.with_name("00000000T000000000000Z"))  # now the oldest
+    newest = runs(root)[-1]
+    (newest / "run.json").unlink()
     result = odrun("verify", str(root))
-    assert result.code == 0, result.err
-    assert f"verifying run {done.name}" in result.out
-    assert f"passing over run {killed.name}: no run.json" in result.err
+    assert result.code == 7, result.out + result.err
+    assert f"run {newest.name}" in result.err
+    # the older complete run is still judged when named
+    assert odrun("verify", str(done)).code == 0
 
 
 def test_never_run(odrun, tmp_path: Path) -> None:
@@ -215,3 +231,18 @@ def test_from_on_a_run_that_failed_before_that_step_is_partial(odrun, tmp_path: 
     assert odrun("run", str(root), *again, "--from", "report").code == 0
     assert json.loads((run2 / "run.json").read_text())["partial"] is False
     assert odrun("verify", str(run2)).code == 0
+
+
+def test_report_of_an_analysis_whose_newest_run_has_no_run_json(odrun, tmp_path: Path) -> None:
+    """``odrun report PATH`` shows the newest run's verdict too: never an older run's PASS
+    in place of a newer run that left no record."""
+    root = analysis(tmp_path / "a")
+    assert odrun("run", str(root), "--runtime", "host").code == 0
+    (done,) = runs(root)
+    killed = done.parent / "99999999T999999999999Z"
+    (killed / "workspace").mkdir(parents=True)
+    result = odrun("report", str(root), "-o", str(tmp_path / "r.html"))
+    assert result.code == 7, result.out + result.err
+    assert f"run {killed.name}" in result.err
+    assert not (tmp_path / "r.html").exists()
+    assert odrun("report", str(done), "-o", str(tmp_path / "r.html")).code == 0

@@ -264,8 +264,10 @@ def verify_files_cmd(
     """Check files in DIRECTORY against the record's sizes and checksums (streaming).
 
     Exit code 0 when every file matches, 4 on a size/checksum mismatch, 3 when
-    files are missing. A file the record declares no checksum for is only
-    checked by size and shown as "unverified (no checksum declared)".
+    files are missing, 6 when the record's file list is incomplete (an index file
+    could not be read: the files it lists were not checked). A file the record
+    declares no checksum for is only checked by size and shown as "unverified (no
+    checksum declared)".
 
     \b
     Examples:
@@ -291,7 +293,8 @@ def verify_files_cmd(
             {
                 "recid": record.recid,
                 "directory": str(directory),
-                "ok": not bad and not missing,
+                "ok": not bad and not missing and record.files_complete,
+                "files_complete": record.files_complete,
                 "unverified": sum(1 for c in checks if c.verdict is Verdict.UNVERIFIED),
                 "seconds": round(seconds, 3),
                 "files": [c.to_dict() for c in checks],
@@ -303,6 +306,13 @@ def verify_files_cmd(
         raise NotFoundError(
             f"{len(missing)} of {len(checks)} files are missing from {directory}",
             hint=f"fetch them with: odrun fetch {target} --dest {directory}",
+        )
+    if not record.files_complete:  # files the record holds but odrun could not list
+        unread = len(record.missing_indices)
+        raise PartialError(
+            f"record {record.recid}: file list incomplete ({unread} index files unreadable): "
+            f"only the {len(checks)} known files were checked, the rest were not",
+            hint="try again later (odrun info --json shows missing_indices)",
         )
 
 

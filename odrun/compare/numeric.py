@@ -31,6 +31,7 @@ from odrun.workflow.histograms import (
     read_histogram,
     same_binning,
 )
+from odrun.workflow.rootfile import RootBudgetError, root_budget
 from odrun.workflow.stats import chi2_test
 
 #: differing values listed per output (all are counted)
@@ -39,6 +40,8 @@ MAX_ITEMS = 20
 MAX_VALUES = 1_000_000
 #: histograms compared per JSON file
 MAX_HISTOGRAMS = 20
+#: the largest JSON or CSV file read (the caller compares larger ones by checksum only)
+MAX_TEXT_BYTES = 16 * 1024 * 1024
 _TEXT = 80
 
 
@@ -152,10 +155,14 @@ def _within_budget(text: str, what: str, *separators: str) -> str:
 
 
 def _read(path: Path) -> str:
+    """The text of a regular file of at most MAX_TEXT_BYTES, read once and bounded (a file
+    that grew after the caller measured it, a FIFO put in its place: refused)."""
     try:
-        return path.read_text(encoding="utf-8-sig")  # a BOM (Excel, pandas) is not data
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NotComparableError(f"not readable as UTF-8 text ({exc.__class__.__name__})") from None
+        return untrusted.read_text(path, MAX_TEXT_BYTES)  # a BOM (Excel, pandas) dropped
+    except OSError as exc:
+        raise NotComparableError(f"not readable ({exc.__class__.__name__})") from None
+    except ValueError as exc:
+        raise NotComparableError(f"{exc}: checksum only") from None
 
 
 _LEAVES = (int, float, str, bool, type(None))
@@ -291,8 +298,10 @@ def _root_histograms(path: Path) -> set[str]:
             f"a ROOT file: {ROOT_HINT} to compare its histograms; checksum and size only"
         ) from None
     try:
-        with uproot.open(path) as root_file:
+        with root_budget(path.name), uproot.open(path) as root_file:
             classes = root_file.classnames()
+    except RootBudgetError as exc:
+        raise NotComparableError(f"{exc.message}: checksum and size only") from None
     except Exception as exc:
         raise NotComparableError(f"not a readable ROOT file ({exc.__class__.__name__})") from None
     return {
@@ -303,17 +312,19 @@ def _root_histograms(path: Path) -> set[str]:
 
 
 def compare_root(path_a: Path, path_b: Path) -> NumericDiff:
-    """The 1-D histograms both ROOT files hold, bin by bin and by chi2."""
-    keys_a, keys_b = _root_histograms(path_a), _root_histograms(path_b)
+    """The 1-D histograms both ROOT files hold, bin by bin and by chi2; everything read
+    from both files counts against one budget (:mod:`odrun.workflow.rootfile`)."""
     out: list[HistogramDiff] = []
-    for key in sorted(keys_a & keys_b)[:MAX_HISTOGRAMS]:
-        try:
-            hist_a, hist_b = read_histogram(path_a, key), read_histogram(path_b, key)
-        except HistogramError:
-            continue
-        except Exception:
-            continue
-        out.append(histogram_diff(key, hist_a, hist_b))
+    with root_budget(f"{path_a.name} and {path_b.name}"):
+        keys_a, keys_b = _root_histograms(path_a), _root_histograms(path_b)
+        for key in sorted(keys_a & keys_b)[:MAX_HISTOGRAMS]:
+            try:
+                hist_a, hist_b = read_histogram(path_a, key), read_histogram(path_b, key)
+            except RootBudgetError as exc:
+                raise NotComparableError(f"{exc.message}: checksum and size only") from None
+            except HistogramError:
+                continue
+            out.append(histogram_diff(key, hist_a, hist_b))
     return NumericDiff(
         "root", only_a=len(keys_a - keys_b), only_b=len(keys_b - keys_a), histograms=out
     )

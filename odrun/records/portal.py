@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     import httpx
 
 
+#: the largest record document read from a portal (a record listing a million files
+#: inline is ~300 MB); larger answers are refused while they arrive
+MAX_RECORD_BYTES = 1024 * 1024 * 1024
+#: the largest answer to a DOI search (one hit is asked for)
+MAX_SEARCH_BYTES = 16 * 1024 * 1024
+
+
 class Portal(Protocol):
     url: str
     #: True for local mirrors: no network, file:// URIs allowed in records
@@ -51,10 +58,11 @@ class HttpPortal:
 
     def get_record(self, recid: str) -> bytes:
         try:
-            response = http.get(
+            return http.get_bytes(
                 self.client,
                 f"{self.url}/api/records/{recid}",
                 self.settings,
+                max_bytes=MAX_RECORD_BYTES,
                 headers={"Accept": "application/json"},
                 what=f"record {recid}",
             )
@@ -63,13 +71,13 @@ class HttpPortal:
                 f"record {recid} does not exist on {self.url}",
                 hint="check the recid, or the portal (--portal / ODRUN_PORTAL_URL)",
             ) from None
-        return response.content
 
     def find_doi(self, doi: str) -> str:
-        response = http.get(
+        content = http.get_bytes(
             self.client,
             f"{self.url}/api/records",
             self.settings,
+            max_bytes=MAX_SEARCH_BYTES,
             params={"page": "1", "size": "1", "q": f'doi:"{doi}"'},
             headers={"Accept": "application/json"},
             what=f"search for DOI {doi}",
@@ -79,7 +87,7 @@ class HttpPortal:
         )
         found_doi, recid = doi, None
         try:
-            body: Any = untrusted.load_json(response.content)
+            body: Any = untrusted.load_json(content)
             hits = body["hits"]
             total = hits["total"]
             total = total["value"] if isinstance(total, dict) else total

@@ -25,6 +25,7 @@ from odrun.errors import (
     NotFoundError,
     OdrunError,
     OfflineError,
+    TooLargeError,
     TransportError,
 )
 from odrun.settings import Settings
@@ -37,6 +38,9 @@ from .parse import parse_record
 from .portal import MirrorPortal, Portal, open_portal
 from .refs import RecordRef, is_recid, parse_reference
 from .stream import load_record_document
+
+#: the largest file index read (the record's declared size, when smaller, is the limit)
+MAX_INDEX_BYTES = 1024 * 1024 * 1024
 
 if TYPE_CHECKING:
     import httpx
@@ -208,10 +212,21 @@ class Resolver:
                 hint="set ODRUN_PROTOCOL_MAP to map its root:// prefix",
             )
         self._raise_remembered_failure(url)
+        size = entry.get("size")
+        sized = isinstance(size, int) and type(size) is int and 0 <= size <= MAX_INDEX_BYTES
+        limit = size if sized and isinstance(size, int) else MAX_INDEX_BYTES
         try:
             if self._index_outage is not None:
                 raise self._index_outage
-            data = http.get(self.client, url, self.settings, what=f"index {name}").content
+            data = http.get_bytes(
+                self.client, url, self.settings, max_bytes=limit, what=f"index {name}"
+            )
+        except TooLargeError:  # read no further than the record says: not an outage
+            if not sized:
+                raise
+            raise ChecksumError(
+                f"index {name}: the server sends more than the {size} bytes the record says"
+            ) from None
         except TransportError as exc:
             # one unreachable host: do not retry it for each of a record's indices
             self._index_outage = TransportError(f"storage unreachable: {exc.message}")
@@ -220,7 +235,6 @@ class Resolver:
         except NotFoundError as exc:
             self._remember_failure(url, exc)
             raise
-        size = entry.get("size")
         if isinstance(size, int) and size != len(data):
             raise ChecksumError(f"index {name}: got {len(data)} bytes, record says {size}")
         if checksum:

@@ -30,6 +30,7 @@ from odrun.report.content import (
     shown,
 )
 from odrun.workflow.model import RUN_JSON, latest
+from odrun.workflow.record import ensure_newest_recorded
 
 #: the report's file name in a run folder
 REPORT_HTML = "report.html"
@@ -39,10 +40,12 @@ TEMPLATE = "report.html.j2"
 def find_run(target: Path) -> Path:
     """The run folder ``odrun report TARGET`` reports: TARGET itself when it holds a
     ``run.json``, else the newest recorded run of the analysis TARGET (a folder or its
-    spec file), failed runs included: their report says why. UsageError when none."""
+    spec file), failed runs included: their report says why. UsageError when none;
+    WorkflowError when the newest run folder has no run.json."""
     if (target / RUN_JSON).is_file():
         return target
     root = target.parent if target.is_file() else target
+    ensure_newest_recorded(root, "report")  # never an older run's report in its place
     newest = latest(root)
     if newest is None:
         raise UsageError(

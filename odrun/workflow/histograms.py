@@ -31,6 +31,7 @@ from odrun.errors import (
     ConfigError,
     HistogramError,
 )
+from odrun.workflow.rootfile import root_budget
 
 ROOT_HINT = "pip install 'odrun[root]' (uproot reads ROOT files)"
 
@@ -172,14 +173,19 @@ def _from_root(path: Path, key: str, where: str) -> Histogram:
     except ImportError:
         raise ConfigError(f"{where}: reading ROOT files needs uproot", hint=ROOT_HINT) from None
     try:
-        with uproot.open(path) as root_file:
+        with root_budget(where), uproot.open(path) as root_file:
             obj = root_file[key]
             values, edges = obj.to_numpy(flow=False)
             variances = obj.variances(flow=False)
+    except HistogramError:
+        raise  # a RootBudgetError: the file asked for more than the budget
     except KeyError:
         raise HistogramError(f"{where}: no object {key!r} in the file") from None
-    except (AttributeError, ValueError, OSError) as exc:
-        raise HistogramError(f"{where} is not a readable 1-D ROOT histogram: {exc}") from None
+    except Exception as exc:  # uproot on a corrupt file: zlib.error, struct.error, ...
+        raise HistogramError(
+            f"{where} is not a readable 1-D ROOT histogram: "
+            f"{untrusted.printable(str(exc))[:300] or type(exc).__name__}"
+        ) from None
     if getattr(values, "ndim", 1) != 1:
         raise HistogramError(f"{where} is not a 1-D histogram")
     errors = (

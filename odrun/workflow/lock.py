@@ -10,6 +10,13 @@ snapshot with ``CVMFS_ROOT_HASH``), the HEPData tables the expectations compare 
 runtime the steps ran in (with the ``runtime_fallback`` when ``--runtime auto`` fell back
 to the host) and the tool versions. It is sorted JSON, so it diffs well under version control.
 
+A lock belongs to the spec it pins (``spec``: the workflow spec file, and the odrun.yaml
+variant when it is not ``odrun.yaml``): reana.yaml (or odrun.yaml alone) pins to
+``odrun.lock``, another spec in the same folder to its own ``odrun-<spec stem>.lock``
+(:func:`path_for`), so twins such as ``reana.yaml`` and ``reana-serial.yaml`` never
+overwrite each other's pins, and ``--locked`` refuses a lock that pins another spec (a
+lock without ``spec``, written before locks named theirs, is taken as odrun.lock's).
+
 ``--locked`` refuses a run whose records, files, runtime kind or image digests differ
 from the lock. A missing (``null``) digest counts as a difference unless both the lock
 and the run chose the host on purpose (``--runtime host`` ignores the images): a lock
@@ -19,6 +26,7 @@ written by a fallback pins nothing about its images, so it never passes.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +43,29 @@ if TYPE_CHECKING:
 
 NAME = "odrun.lock"
 LOCK_FORMAT_VERSION = 1
+#: the specs whose lock is NAME (an analysis run as a folder)
+DEFAULT_SPECS = ("reana.yaml", "odrun.yaml")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def spec_of(analysis: Analysis) -> str:
+    """The spec a lock of ``analysis`` pins: ``reana.yaml``, ``reana-serial.yaml``,
+    ``odrun.yaml`` (no workflow), ``reana.yaml + odrun-alt.yaml`` (file names)."""
+    names = [analysis.reana_path.name] if analysis.reana_path is not None else []
+    manifest = analysis.manifest_path
+    if manifest is not None and (not names or manifest.name != "odrun.yaml"):
+        names.append(manifest.name)
+    return " + ".join(names) or "reana.yaml"
+
+
+def path_for(analysis: Analysis) -> Path:
+    """Where the lock of ``analysis``'s spec lives: ``odrun.lock`` for the folder's default
+    spec, ``odrun-<stems>.lock`` for any other (``odrun-reana-serial.lock``)."""
+    spec = spec_of(analysis)
+    if spec in DEFAULT_SPECS:
+        return analysis.root / NAME
+    stems = "-".join(Path(name).stem for name in spec.split(" + "))
+    return analysis.root / f"odrun-{_UNSAFE.sub('_', stems)[:100]}.lock"
 
 
 def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
@@ -57,6 +88,7 @@ def build(result: RunResult, analysis: Analysis) -> dict[str, Any]:
     lock: dict[str, Any] = {
         "format_version": LOCK_FORMAT_VERSION,
         "analysis": analysis.name,
+        "spec": spec_of(analysis),
         "records": records,
         "images": [
             {"name": name, "digest": result.image_digests.get(name) or _named_digest(name)}
@@ -103,13 +135,14 @@ def check(path: Path, current: dict[str, Any], *, records: bool = True) -> None:
     """Raise LockError naming what differs between ``path`` and the inputs about to be used;
     ``records=False``: only the runtime and the images (the preflight, before fetching)."""
     try:
-        pinned = untrusted.load_json(path.read_text(encoding="utf-8"))
+        pinned = untrusted.load_json(untrusted.read_text(path))  # bounded, regular only
     except FileNotFoundError:
         raise LockError(
             f"--locked but there is no {path}", hint="run once without --locked to write it"
         ) from None
     except ValueError as exc:
         raise LockError(f"{path} is not valid JSON: {exc}") from None
+    _check_spec(path, pinned, current)
     try:
         drift = _runtime_differences(pinned, current)
         if records:
@@ -124,6 +157,25 @@ def check(path: Path, current: dict[str, Any], *, records: bool = True) -> None:
         raise LockError(
             f"inputs drifted from {path.name}: {'; '.join(drift[:3])}{more}",
             hint="review the change, then run without --locked to update the lock",
+        )
+
+
+def _check_spec(path: Path, pinned: Any, current: dict[str, Any]) -> None:
+    """A lock pins one spec: another spec's lock (or, for a spec that is not the folder's
+    default, a lock that does not say) is refused before anything is compared."""
+    if not isinstance(pinned, dict):
+        return  # not a lock at all: said below
+    was, now = pinned.get("spec"), current.get("spec")
+    if was is None and now not in (None, *DEFAULT_SPECS):
+        raise LockError(
+            f"{path} does not say which spec it pins; --locked runs {now}",
+            hint="run once without --locked to write this spec's lock",
+        )
+    if was is not None and now is not None and was != now:
+        shown = untrusted.printable(str(was))[:200]
+        raise LockError(
+            f"{path} pins spec {shown}, not {now}: it is another workflow's lock",
+            hint="run once without --locked to write this spec's own lock",
         )
 
 

@@ -14,25 +14,37 @@ from odrun.errors import UsageError, WorkflowError
 from odrun.workflow.model import RUN_JSON, RUNS, RunRecord, Say, latest, run_folders
 
 
+def ensure_newest_recorded(target: Path, command: str) -> None:
+    """Raise :class:`WorkflowError` (exit 7) when the newest run folder of the analysis
+    ``target`` has no run.json (killed, still running, its record removed): a verdict
+    (``odrun verify``, ``odrun report``) is about the newest run, never an older one's
+    in its place. ``command`` names the command for the hint."""
+    folders = run_folders(target)
+    if not folders or (folders[-1] / RUN_JSON).is_file():
+        return
+    older = latest(target, finished_only=True)
+    named = f"; for an older run, name it: odrun {command} {older.run_dir}" if older else ""
+    raise WorkflowError(
+        f"run {folders[-1].name}, the newest run of {target}, has no run.json (still "
+        "running, or killed): no verdict of an older run in its place",
+        hint=f"wait for it to end, or run again: odrun run {target}{named}",
+    )
+
+
 def run_to_verify(target: Path, say: Say = lambda _: None) -> RunRecord:
     """The run ``odrun verify TARGET`` judges: TARGET itself if it is a run folder, else the
     analysis's latest run, which must be complete.
 
     Raises :class:`WorkflowError` (exit 7) when that run failed or is partial (naming the
-    failed step and the error, and the newest complete run if there is one), and
+    failed step and the error, and the newest complete run if there is one) or when the
+    newest run folder has no run.json (never passed over for an older run), and
     :class:`UsageError` when TARGET has never run.
     """
     if (target / RUN_JSON).is_file():
         return RunRecord.load(target).ensure_complete()
+    ensure_newest_recorded(target, "verify")
     newest = latest(target, say=say)
     if newest is None:
-        unrecorded = run_folders(target)
-        if unrecorded:
-            raise WorkflowError(
-                f"{target} has no finished run: run {unrecorded[-1].name} has no run.json "
-                "(still running, or killed)",
-                hint=f"wait for it to end, or run again: odrun run {target}",
-            )
         raise UsageError(
             f"{target} is neither a run folder nor an analysis that has run",
             hint=f"run it first: odrun run {target}",
@@ -52,4 +64,12 @@ def run_to_verify(target: Path, say: Say = lambda _: None) -> RunRecord:
     return newest.ensure_complete(hint=hint)  # raises: the newest run failed
 
 
-__all__ = ["RUNS", "RUN_JSON", "RunRecord", "latest", "run_folders", "run_to_verify"]
+__all__ = [
+    "RUNS",
+    "RUN_JSON",
+    "RunRecord",
+    "ensure_newest_recorded",
+    "latest",
+    "run_folders",
+    "run_to_verify",
+]

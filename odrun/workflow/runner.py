@@ -125,7 +125,7 @@ def run_analysis(
     result.started = now()
     (result.run_dir / "logs").mkdir(exist_ok=True)
     failure: BaseException | None = None
-    lock_path = analysis.root / lockfile.NAME
+    lock_path = lockfile.path_for(analysis)  # this spec's lock, never a twin's
     try:
         # preflight: runtime, images, executor, Snakemake, and the lock's runtime and images,
         # all before a single input is staged or fetched

@@ -9,11 +9,12 @@ from typing import Any
 
 from odrun import untrusted
 from odrun._fs import confine
-from odrun.errors import OdrunError, UsageError, VerificationError
+from odrun.errors import OdrunError, UsageError, VerificationError, WorkflowError
 from odrun.hepdata import TablePin
 from odrun.settings import Settings
 from odrun.workflow.expect import Check, evaluate
 from odrun.workflow.lock import NAME as LOCK_NAME
+from odrun.workflow.lock import spec_of
 from odrun.workflow.model import MAX_RUN_JSON_BYTES, RUN_JSON, RunRecord, Say
 from odrun.workflow.record import run_to_verify
 from odrun.workflow.references import pinned_versions
@@ -80,6 +81,8 @@ def verify_run(
     if spec is not None:
         ensure_valid(replace(spec, root=base), staging=False)
     record = run_to_verify(target if is_run else base, say)
+    if not is_run and spec is not None:
+        _same_spec(record.run_dir, spec_of(spec), target)
     expectations = spec.manifest.get("expect") if spec else None
     if not expectations:
         raise UsageError(f"{record.run_dir} has no expectations to verify (odrun.yaml 'expect')")
@@ -91,15 +94,37 @@ def verify_run(
     return Verification(record, checks, name, time.monotonic() - started)
 
 
-def _run_pins(run_dir: Path) -> dict[str, TablePin]:
-    """The HEPData tables (version, sha256) the run pinned in its lock copy (none if
-    unreadable: a regular file in the run folder only, never a link out or a FIFO)."""
+def _run_lock(run_dir: Path) -> dict[str, Any]:
+    """The run's lock copy ({} if unreadable: a regular file in the run folder only, never
+    a link out or a FIFO)."""
     try:
         path = confine(run_dir, LOCK_NAME, "lock")
         lock = untrusted.load_json(untrusted.read_text(path, MAX_RUN_JSON_BYTES))
     except (OdrunError, OSError, ValueError):
         return {}
-    pins = lock.get("hepdata") if isinstance(lock, dict) else None
+    return lock if isinstance(lock, dict) else {}
+
+
+def _same_spec(run_dir: Path, spec: str, target: Path) -> None:
+    """The newest run of an analysis must have run the spec verified (its lock copy says
+    which): a twin spec's run (reana-serial.yaml beside reana.yaml) is not this spec's
+    verdict. A run from before locks named their spec is taken as the folder's default."""
+    ran = _run_lock(run_dir).get("spec")
+    if ran is None or ran == spec:
+        return
+    shown = untrusted.printable(str(ran))[:200]
+    folder = target if target.is_dir() else target.parent
+    raise WorkflowError(
+        f"the newest run of {folder}, {run_dir.name}, ran spec {shown}, not {spec}: not "
+        f"judged as {spec}'s",
+        hint=f"run this spec again (odrun run {target}), or name that run: odrun verify {run_dir}",
+    )
+
+
+def _run_pins(run_dir: Path) -> dict[str, TablePin]:
+    """The HEPData tables (version, sha256) the run pinned in its lock copy."""
+    lock = _run_lock(run_dir)
+    pins = lock.get("hepdata")
     return pinned_versions(pins if isinstance(pins, list) else [])
 
 
