@@ -200,7 +200,8 @@ def test_the_cli_process_does_not_import_trio() -> None:
 
 # --- the fixed cost of a fetch (issue 14): rich only when something is drawn on a terminal
 
-RICH_FREE = ("rich", "httpx", "jsonschema", "yaml", "odrun.mirror", "odrun.workflow")
+#: "tomllib": the config file's parser, needed only when there is a config file
+RICH_FREE = ("rich", "httpx", "jsonschema", "yaml", "odrun.mirror", "odrun.workflow", "tomllib")
 
 
 def _mirror(tmp_path: Path) -> Path:
@@ -230,6 +231,7 @@ def modules_of_run(tmp_path: Path, *args: str, env: dict[str, str] | None = None
     mirror = _mirror(tmp_path) if not (tmp_path / "mirror").exists() else tmp_path / "mirror"
     base = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE")}
     base |= {"PYTHONPATH": str(REPO), "ODRUN_CACHE_DIR": str(tmp_path / "cache")}
+    base |= {"XDG_CONFIG_HOME": str(tmp_path / "config")}  # no config file but ODRUN_CONFIG
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, "--portal", f"file://{mirror}", *args],
         capture_output=True,
@@ -273,6 +275,14 @@ def test_a_forced_terminal_still_gets_rich(tmp_path: Path, variable: str) -> Non
     """Negative control: rich's own switches still make a terminal, and then rich draws."""
     assert "rich" in modules_of_run(tmp_path, "fetch", "990014", "--dest", "o", env={variable: "1"})
     assert "rich" in modules_of_run(tmp_path, "info", "990014", env={variable: "1"})
+
+
+def test_a_config_file_is_still_read(tmp_path: Path) -> None:
+    """Negative control of the tomllib guard: with a config file, its parser loads."""
+    config = tmp_path / "config.toml"
+    config.write_text("timeout = 12.5\n")
+    names = modules_of_run(tmp_path, "info", "990014", "--json", env={"ODRUN_CONFIG": str(config)})
+    assert "tomllib" in names
 
 
 def _rich_lines(record: object) -> str:
