@@ -380,3 +380,30 @@ def test_the_cli_called_in_a_process_freezes_nothing() -> None:
     with pytest.raises(SystemExit):
         cli_module.main(["--help"])
     assert gc.get_freeze_count() == before
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level modules a file imports when it is loaded (not in functions, not TYPE_CHECKING)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *sorted((REPO / "odrun" / "cli").glob("*.py")),
+        *(REPO / "odrun" / n for n in ("render.py", "progress.py")),
+    ],
+    ids=lambda p: p.name,
+)
+def test_no_cli_module_imports_rich_when_loaded(path: Path) -> None:
+    """rich is imported where something is drawn for a terminal, never by loading a module
+    (every command's ``--json`` and its output into a pipe would pay 0.1 s for it)."""
+    assert "rich" not in _module_level_imports(path)
