@@ -17,6 +17,12 @@ what every ``odrun fetch`` process pays before and after its transfers. ``--comp
 DIR`` runs the same commands with another checkout first on PYTHONPATH (e.g. the
 main branch) for a before/after on the same, possibly loaded, machine.
 
+Bytecode: an installed odrun has its ``.pyc`` files (pip compiles them); a source tree run
+with ``PYTHONDONTWRITEBYTECODE=1`` (as this project's sandbox sets it) compiles every odrun
+module from source in every process (~70 modules, 0.1-0.3 s). So each tree gets a
+bytecode cache of its own (``PYTHONPYCACHEPREFIX`` in the temporary folder), filled by one
+untimed run of each command; ``--no-pyc`` measures without it.
+
 Run: python benchmarks/startup.py [--repeat 7] [--compare /path/to/other/checkout]
 """
 
@@ -107,6 +113,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--files", type=int, default=5178)
     parser.add_argument("--compare", type=Path, help="another checkout to measure too")
+    parser.add_argument("--no-pyc", action="store_true", help="keep the environment's bytecode")
     args = parser.parse_args()
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,9 +140,19 @@ def main() -> None:
         if args.compare:
             trees[f"{args.compare}"] = args.compare.resolve()
         times: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        envs = {}
+        for t, (tree_name, tree) in enumerate(trees.items()):
+            env = dict(os.environ, PYTHONPATH=str(tree), ODRUN_CACHE_DIR=f"{tmp}/cache{t}")
+            if not args.no_pyc:
+                env.pop("PYTHONDONTWRITEBYTECODE", None)
+                env["PYTHONPYCACHEPREFIX"] = f"{tmp}/pyc{t}"
+                for label, base in cases.items():  # untimed: fills the bytecode cache
+                    warm = [f"{tmp}/fetched-{t}-warm"] if label == FETCH_LABEL else []
+                    run_once([*base, *warm], env, tree)
+            envs[tree_name] = env
         for i in range(args.repeat):
             for t, (tree_name, tree) in enumerate(trees.items()):
-                env = dict(os.environ, PYTHONPATH=str(tree), ODRUN_CACHE_DIR=f"{tmp}/cache{t}")
+                env = envs[tree_name]
                 for label, base in cases.items():
                     new_folder = [f"{tmp}/fetched-{t}-{i}"] if label == FETCH_LABEL else []
                     cmd = [*base, *new_folder]
