@@ -15,7 +15,7 @@ characters itself.
 
 rich costs about 0.1 s to import, in every process that loads it: it is imported only
 when something is drawn for a terminal (:func:`on_terminal`). Output into a pipe or a
-file (``--json``, plain lines, :func:`record_info` and :func:`warning` off a terminal)
+file (``--json``, plain lines, :func:`show_record` and :func:`warning` off a terminal)
 is written without it, the same text rich would write there.
 """
 
