@@ -7,13 +7,17 @@ it arrives (an untrusted server's huge answer is refused, never held in memory),
 every client :func:`make_client` makes refuses to follow a redirect from https to anything
 but https (a downgrade) or to a scheme other than http(s), before the new location is asked
 (``make_client(..., no_downgrade=True)`` also refuses plain http on a host that is not
-loopback for every request). Nothing here prints.
+loopback for every request). A client builds its TLS context (the CA bundle: 20-150 ms) at its
+first https request, not when it is made (:class:`_LazyTLS`): a process that only speaks
+http:// or root:// never pays for it. Nothing here prints.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import untrusted
 from ._retry import MAX_BACKOFF, RetryPolicy, backoff_delay
@@ -79,6 +83,46 @@ def _refuse_redirect_downgrade(response: httpx.Response) -> None:
     )
 
 
+@functools.cache
+def _lazy_tls_class() -> Callable[..., httpx.BaseTransport]:
+    """:class:`_LazyTLS`, defined when httpx is imported (lazily, as everything here)."""
+    import ssl  # noqa: PLC0415
+
+    import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
+
+    class _LazyTLS(httpx.BaseTransport):
+        """httpx's default transport, as two pools: http:// requests go to one whose TLS
+        context is bare (no CA bundle loaded; it never makes a TLS connection: were it
+        asked to, it would verify against no CA and refuse), https:// requests to one
+        made at the first of them with httpx's own verifying context (``verify=True``,
+        ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` honoured with ``trust_env``)."""
+
+        def __init__(self, **options: Any) -> None:
+            self._options = options
+            self._lock = threading.Lock()
+            plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no CA: refuses
+            self._plain = httpx.HTTPTransport(verify=plain, **options)
+            self._tls: httpx.HTTPTransport | None = None
+
+        def _secure(self) -> httpx.HTTPTransport:
+            with self._lock:  # the fetch threads share one client: one context, one pool
+                if self._tls is None:
+                    self._tls = httpx.HTTPTransport(verify=True, **self._options)
+                return self._tls
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            pool = self._plain if request.url.scheme == "http" else self._secure()
+            return pool.handle_request(request)
+
+        def close(self) -> None:
+            self._plain.close()
+            with self._lock:
+                if self._tls is not None:
+                    self._tls.close()
+
+    return _LazyTLS
+
+
 def make_client(
     settings: Settings, *, follow_redirects: bool = True, no_downgrade: bool = False
 ) -> httpx.Client:
@@ -87,10 +131,16 @@ def make_client(
     follows never go from https to plain http, nor to another scheme.
     ``no_downgrade``: every request, redirects included, must be https or loopback http
     (a TransportError before anything is sent otherwise)."""
+    from urllib.request import getproxies  # noqa: PLC0415 - httpx imports it anyway
+
     import httpx  # noqa: PLC0415 - lazy: import costs ~0.1 s
 
     timeout = httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0))
+    # httpx mounts the environment's proxies only for its own default transport: with a
+    # proxy configured, that transport (and its TLS context at once) it is
+    proxied = any(scheme in ("http", "https", "all") for scheme in getproxies())
     return httpx.Client(
+        transport=None if proxied else _lazy_tls_class()(trust_env=True),
         timeout=timeout,
         follow_redirects=follow_redirects,
         headers={"User-Agent": USER_AGENT},

@@ -1,30 +1,35 @@
-"""Progress displays for fetches: rich bars on a terminal, plain lines otherwise."""
+"""Progress displays for fetches: rich bars on a terminal, plain lines otherwise.
+
+rich is imported when a :class:`RichProgress` is made, never for plain lines (start-up).
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import TextIO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING, TextIO
 
 from odrun.records.model import RecordFile
 from odrun.render import clean, human_size, markup
 from odrun.transfer.fetch import FileResult, State
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import TaskID
 
 
 class RichProgress:
     """Overall bytes (rate, ETA) plus one bar per file in flight."""
 
     def __init__(self, console: Console, total_files: int, total_bytes: int) -> None:
+        from rich.progress import (  # noqa: PLC0415 - rich only when bars are drawn
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),

@@ -12,10 +12,16 @@ are escaped (:func:`markup`) or given as :class:`rich.text.Text`, so a file name
 ``[red]x[/red]`` or ``[link=...]`` is shown as it is. ``--json`` output
 (:func:`print_json`) is written as it is, but for tokens: JSON escapes control
 characters itself.
+
+rich costs about 0.1 s to import, in every process that loads it: it is imported only
+when something is drawn for a terminal (:func:`on_terminal`). Output into a pipe or a
+file (``--json``, plain lines, :func:`show_record` and :func:`warning` off a terminal)
+is written without it, the same text rich would write there.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,16 +30,14 @@ from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.segment import Segment
-from rich.table import Table
-from rich.text import Text
 
-from .records.model import Record
 from .redact import redact
+from .settings import environment_value
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .records.model import Record
     from .workflow.expect import Check
 
 
@@ -56,6 +60,8 @@ def clean(text: str, *, lines: bool = False) -> str:
 
 def markup(value: object) -> str:
     """``value`` for an f-string of rich markup: cleaned, its ``[`` markup escaped."""
+    from rich.markup import escape  # noqa: PLC0415 - rich only when markup is drawn
+
     return escape(clean(str(value)))
 
 
@@ -84,28 +90,65 @@ def reader_gone(stream: IO[str]) -> None:
         pass
 
 
-class SafeConsole(Console):
-    """A rich Console that cleans every text segment before writing it.
+@functools.cache
+def _safe_console_class() -> type[Console]:
+    """:class:`SafeConsole`, made on first use: rich is imported only then."""
+    from rich.console import Console  # noqa: PLC0415 - rich only when a console is made
+    from rich.segment import Segment  # noqa: PLC0415
 
-    rich's own control codes (styles, cursor moves of live progress bars) are not
-    text segments and pass unchanged; control characters inside texts never do.
-    """
+    class SafeConsole(Console):
+        """A rich Console that cleans every text segment before writing it.
 
-    def on_broken_pipe(self) -> None:
-        """The reader went away: rich would exit 1 (a bug's code); drop the rest instead."""
-        self.quiet = True
-        reader_gone(self.file)
+        rich's own control codes (styles, cursor moves of live progress bars) are not
+        text segments and pass unchanged; control characters inside texts never do.
+        """
 
-    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
-        text = super()._render_buffer(
-            segment
-            if segment.control
-            else Segment(clean(redact(segment.text), lines=True), *segment[1:])
-            for segment in buffer
-        )
-        if not self.is_terminal:  # a pipe or file: no table padding at line ends
-            text = _TRAILING_SPACES.sub("", text)
-        return text
+        def on_broken_pipe(self) -> None:
+            """The reader went away: rich would exit 1 (a bug's code); drop the rest instead."""
+            self.quiet = True
+            reader_gone(self.file)
+
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            text = super()._render_buffer(
+                segment
+                if segment.control
+                else Segment(clean(redact(segment.text), lines=True), *segment[1:])
+                for segment in buffer
+            )
+            if not self.is_terminal:  # a pipe or file: no table padding at line ends
+                text = _TRAILING_SPACES.sub("", text)
+            return text
+
+    return SafeConsole
+
+
+def __getattr__(name: str) -> Any:
+    """``render.SafeConsole``: the class, made (and rich imported) when first asked for."""
+    if name == "SafeConsole":
+        return _safe_console_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def on_terminal(stream: TextIO) -> bool:
+    """Would a console on ``stream`` draw for a terminal? rich's own answer, without
+    importing rich when it cannot be yes: ``stream`` is no tty and neither of rich's
+    switches (``FORCE_COLOR``, ``TTY_COMPATIBLE``) is set."""
+    try:
+        tty = stream.isatty()
+    except (ValueError, AttributeError, OSError):  # closed, or not a real stream
+        tty = False
+    if not tty and environment_value("TTY_COMPATIBLE", "FORCE_COLOR") is None:
+        return False
+    return bool(_console(stderr=stream is sys.stderr, file=stream).is_terminal)
+
+
+def warning(text: str, *, err: bool = True) -> None:
+    """``warning: TEXT``, yellow on a terminal; ``text`` is shown as it is (no markup)."""
+    stream = sys.stderr if err else sys.stdout
+    if on_terminal(stream):
+        _console(stderr=err).print(f"[yellow]warning:[/] {markup(text)}", emoji=False)
+    else:
+        echo(f"warning: {text}", err=err)
 
 
 _TRAILING_SPACES = re.compile(r"[ ]+(?=\n|\Z)")
@@ -113,13 +156,13 @@ _TRAILING_SPACES = re.compile(r"[ ]+(?=\n|\Z)")
 PIPE_WIDTH = 1 << 20
 
 
-def _console(*, stderr: bool) -> Console:
+def _console(*, stderr: bool, file: IO[str] | None = None) -> Console:
     """A SafeConsole; through a pipe or into a file as wide as its longest line.
 
     rich wraps at 80 columns (or $COLUMNS) when not on a terminal; a script
     reading ``odrun info X | grep Title`` wants each value on its own line, whole.
     """
-    console = SafeConsole(stderr=stderr, highlight=False, soft_wrap=True)
+    console = _safe_console_class()(stderr=stderr, file=file, highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = PIPE_WIDTH
     return console
@@ -154,14 +197,13 @@ def stderr_console() -> Console:
     return _console(stderr=True)
 
 
-def record_info(console: Console, record: Record) -> None:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")
+def record_rows(record: Record) -> list[tuple[str, str]]:
+    """(label, value) of each line :func:`record_info` shows; values cleaned, empty ones out."""
+    rows: list[tuple[str, str]] = []
 
     def row(label: str, value: object) -> None:
         if value not in (None, "", ()):
-            table.add_row(label, Text(clean(str(value))))  # Text: never read as markup
+            rows.append((label, clean(str(value))))
 
     row("Title", record.title)
     row("Record", f"{record.recid}  {record.record_url}")
@@ -193,14 +235,51 @@ def record_info(console: Console, record: Record) -> None:
         if env.recid:
             row("Environment", f"see record {env.recid}")
     row("Source code", record.source_code_url)
+    return rows
+
+
+def record_notes(record: Record) -> list[tuple[str, str]]:
+    """(kind, text) of the warnings and notes shown under a record's table."""
+    notes = [
+        ("warning", f"file list incomplete: index {index.name} could not be read ({index.reason})")
+        for index in record.missing_indices
+    ]
+    return notes + [("note", note) for note in record.notes]
+
+
+def record_info(console: Console, record: Record) -> None:
+    """A record as a table on ``console`` (rich), its warnings and notes under it."""
+    from rich.table import Table  # noqa: PLC0415 - rich only when drawn
+    from rich.text import Text  # noqa: PLC0415
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in record_rows(record):
+        table.add_row(label, Text(value))  # Text: never read as markup
     console.print(table)
-    for index in record.missing_indices:
-        console.print(
-            f"[yellow]warning:[/] file list incomplete: index {markup(index.name)} "
-            f"could not be read ({markup(index.reason)})"
-        )
-    for note in record.notes:
-        console.print(f"[yellow]note:[/] {markup(note)}")
+    for kind, text in record_notes(record):
+        console.print(f"[yellow]{kind}:[/] {markup(text)}", emoji=False)
+
+
+def show_record(record: Record) -> None:
+    """:func:`record_info` on stdout; into a pipe or a file the same lines, without rich."""
+    rows = record_rows(record)
+    notes = [(kind, clean(text)) for kind, text in record_notes(record)]
+    texts = [text for _, text in rows + notes]
+    # rich expands tabs by terminal cells (a wide character is two) and folds lines at
+    # PIPE_WIDTH: for such rare texts rich itself draws them
+    if on_terminal(sys.stdout) or any("\t" in t or len(t) > PIPE_WIDTH // 2 for t in texts):
+        record_info(stdout_console(), record)
+        return
+    width = max((len(label) for label, _ in rows), default=0)
+    lines = [f"{label:<{width}}  {value}".rstrip(" ") for label, value in rows]
+    lines += [f"{kind}: {text}".rstrip(" ") for kind, text in notes]
+    try:
+        sys.stdout.write(redact("".join(line + "\n" for line in lines)))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        reader_gone(sys.stdout)
 
 
 def file_lines(uris: Iterable[str], stream: TextIO | None = None) -> None:

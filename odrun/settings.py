@@ -34,11 +34,6 @@ from .errors import ConfigError
 from .untrusted import MAX_COUNT
 from .urls import DEFAULT_PROTOCOL_MAP, ProtocolMap
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
-
 DEFAULT_PORTAL = "https://opendata.cern.ch"
 DEFAULT_HEPDATA = "https://www.hepdata.net"
 ENV_PREFIX = "ODRUN_"
@@ -178,6 +173,11 @@ def _read_config_file(env: Mapping[str, str]) -> dict[str, Any]:
                 hint="create it or unset ODRUN_CONFIG",
             )
         return {}
+    # the parser only when there is a file to parse (start-up: most processes have none)
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
     try:
         data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # TOMLDecodeError, UnicodeDecodeError: ValueErrors

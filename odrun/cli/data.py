@@ -20,7 +20,6 @@ from odrun.cli._common import (
     settings_of,
 )
 from odrun.errors import ChecksumError, NotFoundError, PartialError, UsageError
-from odrun.mirror import write_mirror
 from odrun.progress import PlainProgress, RichProgress
 from odrun.records import FileFilter, Resolver
 from odrun.records.model import RecordFile
@@ -90,20 +89,19 @@ def fetch(
         record = resolver.resolve(target)
     files = chosen.apply(record.files)
     if not record.files_complete:
-        render.stderr_console().print(
-            f"[yellow]warning:[/] record {render.markup(record.recid)}: file list incomplete "
+        render.warning(
+            f"record {record.recid}: file list incomplete "
             f"({len(record.missing_indices)} index files unreadable); fetching the known files"
         )
     dest = dest or Path(record.recid)
     total = sum(f.size or 0 for f in files)
-    err_console = render.stderr_console()
     with Fetcher(settings, protocol) as fetcher:  # type: ignore[arg-type]
         if dry_run or as_json or not files:
             report = fetcher.fetch_files(
                 files, dest, jobs=jobs, dry_run=dry_run, recid=record.recid
             )
-        elif err_console.is_terminal:
-            with RichProgress(err_console, len(files), total) as bar:
+        elif render.on_terminal(sys.stderr):
+            with RichProgress(render.stderr_console(), len(files), total) as bar:
                 report = fetcher.fetch_files(
                     files, dest, jobs=jobs, progress=bar, recid=record.recid
                 )
@@ -141,9 +139,8 @@ def make_progress(
     """Bars on a terminal, one line per file otherwise, nothing for --json / --dry-run."""
     if quiet or not files:
         return None
-    console = render.stderr_console()
-    if console.is_terminal:
-        return RichProgress(console, len(files), sum(f.size or 0 for f in files))
+    if render.on_terminal(sys.stderr):
+        return RichProgress(render.stderr_console(), len(files), sum(f.size or 0 for f in files))
     return PlainProgress(sys.stderr)
 
 
@@ -200,6 +197,8 @@ def mirror(
             "no record given: expected TARGET..., --recid N or --doi DOI",
             hint="e.g. odrun mirror 1 5500 --to ./mirror",
         )
+    from odrun.mirror import write_mirror  # noqa: PLC0415 - only this command writes mirrors
+
     settings = settings_of(ctx)
     entries = []
     failed = 0

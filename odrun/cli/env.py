@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from odrun import render
 from odrun.cli._common import global_options, json_option, record_target, settings_of
@@ -62,6 +61,8 @@ def env(ctx: click.Context, target: str, catalog_path: Path | None, as_json: boo
 
 
 def _render(plan: EnvironmentPlan) -> None:
+    from rich.table import Table  # noqa: PLC0415 - rich only when a table is drawn
+
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")

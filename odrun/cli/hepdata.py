@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.table import Table as RichTable
 
 from odrun import render
 from odrun._fs import atomic_write
@@ -95,6 +94,8 @@ def hepdata_cmd(
 def _render(
     name: str, description: str, meta: dict[str, Any], head: list[str], body: list[list[str]]
 ) -> None:
+    from rich.table import Table as RichTable  # noqa: PLC0415 - rich only when drawn
+
     title = name + (f" (version {meta['version']}, sha256 {meta['sha256'][:12]})" if meta else "")
     grid = RichTable(title=render.markup(title), caption=render.markup(description[:300]) or None)
     for column in head:

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from odrun import render
 from odrun.api import report_hook
@@ -25,6 +25,9 @@ from odrun.reana.spec import IMAGE_ENV, IMAGE_HOWTO
 from odrun.reana.submit import Submission, SubmitOptions, find_record, outcome_error, submit
 from odrun.reana.workspace import download
 from odrun.workflow import load_analysis
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 SERVER_ENV = "REANA_SERVER_URL"
 TOKEN_ENV = "REANA_ACCESS_TOKEN"
@@ -101,6 +104,13 @@ class _Progress:
         if not self.rich:
             yield self
             return
+        from rich.progress import (  # noqa: PLC0415 - rich only when a bar is drawn
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+        )
+
         with Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),

@@ -37,7 +37,7 @@ def info(ctx: click.Context, target: str, as_json: bool) -> None:
     if as_json:
         render.print_json(record.to_dict())
     else:
-        render.record_info(render.stdout_console(), record)
+        render.show_record(record)
 
 
 @click.command()
@@ -93,10 +93,7 @@ def files(
     else:
         render.file_lines(uris)
         for index in record.missing_indices:
-            render.stderr_console().print(
-                f"[yellow]warning:[/] list incomplete: index {render.markup(index.name)} "
-                f"unavailable ({render.markup(index.reason)})"
-            )
+            render.warning(f"list incomplete: index {index.name} unavailable ({index.reason})")
     missing = record.missing_indices
     if missing:
         raise PartialError(
