@@ -262,16 +262,19 @@ def fetch_ranges(
             todo.put(index)
 
         def worker() -> None:
-            while not run.draining.is_set():
-                try:
-                    index = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    _fetch_piece(reader, uri, fd, ledger, index, run, cancelled)
-                except BaseException as exc:  # handed to the caller once all streams stop
-                    run.fail(exc)
-                    return
+            try:
+                while not run.draining.is_set():
+                    try:
+                        index = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    try:
+                        _fetch_piece(reader, uri, fd, ledger, index, run, cancelled)
+                    except BaseException as exc:  # handed to the caller once all streams stop
+                        run.fail(exc)
+                        return
+            finally:
+                _release(reader, uri)
 
         threads = [
             threading.Thread(target=worker, name=f"odrun-range-{n}", daemon=True)
@@ -294,6 +297,16 @@ def fetch_ranges(
         return Ranged(os.fstat(fd), checksum, run.received, resumed_from)
     finally:
         os.close(fd)
+
+
+def _release(reader: RangeReader, uri: str) -> None:
+    """A stream ends: let the reader close what it kept open for its ranges (optional hook)."""
+    release = getattr(reader, "release", None)
+    if release is not None:
+        try:
+            release(uri)
+        except Exception:  # noqa: BLE001 - closing after the bytes are in: nothing to lose
+            return
 
 
 def _fetch_piece(
