@@ -5,7 +5,9 @@ threads each take the next missing piece, ask the transport for exactly that
 range (:meth:`RangeReader.read_range`: over HTTP a ``206`` whose Content-Range
 names that range and the declared total, over XRootD reads at offsets) and
 ``pwrite`` its bytes at their offset in the part file, hashing them with
-adler32 as they arrive. The whole file's adler32 is then combined in order from
+adler32 as they arrive. A stream keeps what it reads through between its ranges
+(XRootD: the open file, as an open and a close are a round trip each); a reader
+with a ``release(uri)`` method is told when a stream ends. The whole file's adler32 is then combined in order from
 the pieces' (:func:`odrun.checksum.adler32_combine`); other algorithms hash the
 part from disk, in order, once every piece is there.
 
@@ -303,10 +305,7 @@ def _release(reader: RangeReader, uri: str) -> None:
     """A stream ends: let the reader close what it kept open for its ranges (optional hook)."""
     release = getattr(reader, "release", None)
     if release is not None:
-        try:
-            release(uri)
-        except Exception:  # noqa: BLE001 - closing after the bytes are in: nothing to lose
-            return
+        release(uri)
 
 
 def _fetch_piece(
