@@ -105,3 +105,47 @@ def test_a_stream_opens_the_file_once_for_all_its_ranges(tmp_path: Path, monkeyp
     assert done.checksum.value == f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
     assert log["opens"] <= 2  # one per stream, not one per range (25 ranges)
     assert log["closes"] == log["opens"]
+
+
+def test_a_failed_range_closes_its_file_and_the_retry_resumes(tmp_path: Path, monkeypatch) -> None:
+    """A read failing mid-range stops the streams; every file they kept open is closed
+    (none left for the next attempt, whose threads are new) and that attempt resumes."""
+    import pytest
+
+    from odrun.errors import TransientError
+
+    data = os.urandom(3 * MIB + 1)
+    log = new_log()
+    failures = [2 * MIB + 512 * 1024]  # one read at this offset fails, once
+
+    class Flaky(FakeFile):
+        def _serve(self) -> None:
+            while True:
+                with self.changed:
+                    self.changed.wait_for(self._answerable)
+                    callback, offset, length = self.asked.pop(0)
+                if offset in failures:
+                    failures.remove(offset)
+                    callback(SimpleNamespace(ok=False, errno=3005, message="boom"), None, None)
+                else:
+                    callback(OK, self.data[offset : offset + length], None)
+
+    transport = xrootd.XRootDTransport(Settings.load({}))
+    transport.client = SimpleNamespace(File=lambda: Flaky(data, log))
+    monkeypatch.setattr(multistream, "MIN_PIECE", 512 * 1024)
+    monkeypatch.setattr(multistream, "MAX_PIECE", 512 * 1024)
+    part = tmp_path / "f.part"
+
+    def attempt() -> Any:
+        never = threading.Event()
+        return fetch_ranges(transport, "root://h//f", part, len(data), "adler32", 3, never, len)
+
+    with pytest.raises(TransientError, match="boom"):
+        attempt()
+    assert log["closes"] == log["opens"]
+    assert not [h for h in xrootd._OPEN if h.is_open()]
+    done = attempt()
+    assert part.read_bytes() == data
+    assert done.checksum.value == f"{zlib.adler32(data) & 0xFFFFFFFF:08x}"
+    assert 0 < done.resumed_from < len(data)
+    assert log["closes"] == log["opens"]
