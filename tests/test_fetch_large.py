@@ -137,8 +137,8 @@ def test_a_failed_range_closes_its_file_and_the_retry_resumes(tmp_path: Path, mo
     part = tmp_path / "f.part"
 
     def attempt() -> Any:
-        never = threading.Event()
-        return fetch_ranges(transport, "root://h//f", part, len(data), "adler32", 3, never, len)
+        never, quiet = threading.Event(), lambda _: None
+        return fetch_ranges(transport, "root://h//f", part, len(data), "adler32", 3, never, quiet)
 
     with pytest.raises(TransientError, match="boom"):
         attempt()
