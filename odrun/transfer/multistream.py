@@ -7,9 +7,10 @@ names that range and the declared total, over XRootD reads at offsets) and
 ``pwrite`` its bytes at their offset in the part file, hashing them with
 adler32 as they arrive. A stream keeps what it reads through between its ranges
 (XRootD: the open file, as an open and a close are a round trip each); a reader
-with a ``release(uri)`` method is told when a stream ends. The whole file's adler32 is then combined in order from
-the pieces' (:func:`odrun.checksum.adler32_combine`); other algorithms hash the
-part from disk, in order, once every piece is there.
+with a ``release(uri)`` method is told when a stream ends. The whole file's
+adler32 is then combined in order from the pieces'
+(:func:`odrun.checksum.adler32_combine`); other algorithms hash the part from
+disk, in order, once every piece is there.
 
 Which pieces are complete (and their adler32) is kept next to the part in
 ``<key>.part.ranges`` (JSON, replaced atomically after every piece), so an
