@@ -5,9 +5,12 @@ threads each take the next missing piece, ask the transport for exactly that
 range (:meth:`RangeReader.read_range`: over HTTP a ``206`` whose Content-Range
 names that range and the declared total, over XRootD reads at offsets) and
 ``pwrite`` its bytes at their offset in the part file, hashing them with
-adler32 as they arrive. The whole file's adler32 is then combined in order from
-the pieces' (:func:`odrun.checksum.adler32_combine`); other algorithms hash the
-part from disk, in order, once every piece is there.
+adler32 as they arrive. A stream keeps what it reads through between its ranges
+(XRootD: the open file, as an open and a close are a round trip each); a reader
+with a ``release(uri)`` method is told when a stream ends. The whole file's
+adler32 is then combined in order from the pieces'
+(:func:`odrun.checksum.adler32_combine`); other algorithms hash the part from
+disk, in order, once every piece is there.
 
 Which pieces are complete (and their adler32) is kept next to the part in
 ``<key>.part.ranges`` (JSON, replaced atomically after every piece), so an
@@ -262,16 +265,19 @@ def fetch_ranges(
             todo.put(index)
 
         def worker() -> None:
-            while not run.draining.is_set():
-                try:
-                    index = todo.get_nowait()
-                except queue.Empty:
-                    return
-                try:
-                    _fetch_piece(reader, uri, fd, ledger, index, run, cancelled)
-                except BaseException as exc:  # handed to the caller once all streams stop
-                    run.fail(exc)
-                    return
+            try:
+                while not run.draining.is_set():
+                    try:
+                        index = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    try:
+                        _fetch_piece(reader, uri, fd, ledger, index, run, cancelled)
+                    except BaseException as exc:  # handed to the caller once all streams stop
+                        run.fail(exc)
+                        return
+            finally:
+                _release(reader, uri)
 
         threads = [
             threading.Thread(target=worker, name=f"odrun-range-{n}", daemon=True)
@@ -294,6 +300,13 @@ def fetch_ranges(
         return Ranged(os.fstat(fd), checksum, run.received, resumed_from)
     finally:
         os.close(fd)
+
+
+def _release(reader: RangeReader, uri: str) -> None:
+    """A stream ends: let the reader close what it kept open for its ranges (optional hook)."""
+    release = getattr(reader, "release", None)
+    if release is not None:
+        release(uri)
 
 
 def _fetch_piece(
