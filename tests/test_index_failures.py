@@ -81,6 +81,23 @@ def test_files_exits_6_when_the_list_is_incomplete(odrun, portal) -> None:
     assert info.json()["files_complete"] is False
 
 
+@pytest.mark.parametrize("extra", [(), ("--json",), ("--dry-run", "--json")])
+def test_fetch_exits_6_when_the_list_is_incomplete(odrun, portal, tmp_path, extra) -> None:
+    """A fetch of what a record lists is not the record when indices are missing: a
+    script running ``odrun fetch R && analyse`` must not go on as if it had everything."""
+    result = odrun("--portal", portal.url, "fetch", RECID, "--dest", str(tmp_path / "d"), *extra)
+    assert result.code == 6, result.err
+    assert "file list is incomplete" in result.err
+    assert result.err.strip().splitlines()[-1].startswith("odrun: partial")
+    if "--json" in extra:
+        assert result.json()["files_complete"] is False
+    # negative control: a whole record (its files are on EOS: a dry run)
+    whole = odrun("--portal", portal.url, "fetch", "1", "--dry-run", "--json", "--dest",
+                  str(tmp_path / "w"), "--filter-range", "1-3")  # fmt: skip
+    assert whole.code == 0, whole.err
+    assert whole.json()["files_complete"] is True
+
+
 def test_files_exits_0_when_the_list_is_complete(odrun, portal) -> None:
     """Negative control: a whole list is not partial, with or without filters."""
     assert odrun("--portal", portal.url, "files", "1").code == 0

@@ -111,7 +111,9 @@ def fetch(
                     files, dest, jobs=jobs, progress=lines, recid=record.recid
                 )
     if as_json:
-        render.print_json(dict(report.to_dict(), recid=record.recid))
+        render.print_json(
+            dict(report.to_dict(), recid=record.recid, files_complete=record.files_complete)
+        )
     else:
         rate = report.bytes_transferred / report.seconds if report.seconds else 0.0
         verb = "would fetch" if dry_run else "fetched"
@@ -131,6 +133,13 @@ def fetch(
     error = fetch_error(report)
     if error is not None:
         raise error
+    if not record.files_complete:  # a script must not take it for the whole record
+        raise PartialError(
+            f"record {record.recid}: {len(record.missing_indices)} file index(es) could not be "
+            f"read, so its file list is incomplete: {'would fetch' if dry_run else 'fetched'} "
+            f"the {len(report.results)} files it lists, not the others",
+            hint="run the same command again later (--refresh asks the indices again)",
+        )
 
 
 def make_progress(
