@@ -245,7 +245,7 @@ def _columns(items: list[Any], batched: bool) -> tuple[Any, ...] | None:
         return None
     return (
         list(columns.uris), columns.sizes, columns.sums, columns.algs, columns.other,
-        columns.names, columns.index_of, columns.hashes,
+        columns.names, columns.index_of, columns.hashes, list(columns.placeholder),
     )  # fmt: skip
 
 

@@ -6,7 +6,8 @@ puts each file entry straight into columns, never holding a dict per file, so a
 the plain, common shape: every entry an object with a string ``root://`` or
 ``http(s)://`` URI whose last part is a plain ASCII name (or a plain ``filename``),
 no duplicates, names distinct even ignoring case, an integer size, a canonical
-checksum (``adler32:<8 hex>``, ``sha1:<40 hex>``...), no raw index files to load.
+checksum (``adler32:<8 hex>``, ``sha1:<40 hex>``...), and raw index files
+(``index.json``/``index.txt`` in ``metadata.files``) only next to their expanded form.
 For anything else it raises :class:`NeedsGeneralParserError` and the caller uses the general parser
 (:func:`odrun.records.parse.parse_record`), which has the last word on every
 irregularity and every error message: the fast path never decides an error.
@@ -27,7 +28,7 @@ from odrun.urls import REMOTE_SCHEMES
 
 from .model import FileList, PackedStrings, Record
 from .parse import INDEX_TYPES, IndexLoader, parse_record
-from .stream import load_record_document
+from .stream import FILE_KEYS, load_record_document
 
 _CHECKSUM = re.compile(r"(adler32|sha1|sha256|md5):([0-9a-f]+)")
 #: bytes a plain URI or name never holds (all but "\n", which joins a batch of them):
@@ -97,6 +98,8 @@ class _Columns:
         self.hashes: array[int] = array("q")
         #: (where, first entry) of each file list, in document order
         self.groups: list[tuple[tuple[str | int, ...], int]] = []
+        self.placeholder = _Placeholder(-1)
+        self.raw_indices = False
 
     def begin(self, where: tuple[str | int, ...]) -> list[Any] | None:
         if where != ("metadata", "files") and not (
@@ -104,7 +107,10 @@ class _Columns:
         ):
             return None
         self.groups.append((where, len(self.uris)))
-        return _Placeholder(len(self.groups) - 1)
+        self.placeholder = _Placeholder(len(self.groups) - 1)
+        #: raw index files go in the document (for the general parser to see)
+        self.raw_indices = where == ("metadata", "files")
+        return self.placeholder
 
     def add_many(self, items: list[Any]) -> None:
         """Entries of the plainest shape are checked a batch at a time (C-level joins and
@@ -179,8 +185,15 @@ class _Columns:
         return True
 
     def add(self, item: Any) -> None:
-        if type(item) is not dict or item.get("type") in INDEX_TYPES:
+        if type(item) is not dict:
             raise NeedsGeneralParserError
+        if item.get("type") in INDEX_TYPES:
+            if not self.raw_indices:
+                raise NeedsGeneralParserError  # in an index: a file to parse_record
+            # the raw form of an index (expanded in _file_indices, else parse_streamed
+            # steps aside when parse_record asks to load it)
+            self.placeholder.append({k: item[k] for k in FILE_KEYS if k in item})
+            return
         uri = item.get("uri")
         if type(uri) is not str or not uri.isascii() or uri != uri.strip():
             raise NeedsGeneralParserError
@@ -282,7 +295,8 @@ def parse_streamed(
     local_root: Path | None = None,
 ) -> Record:
     """The record in ``fh`` with a compact file list; raise NeedsGeneralParserError when it
-    needs the general parser (see the module docstring)."""
+    needs the general parser (see the module docstring). ``load_index`` is never called:
+    a raw index that must be read is the general parser's (it loads it once)."""
     columns = _Columns()
     doc = load_record_document(fh, sink=columns)
     meta = doc.get("metadata") if isinstance(doc, dict) else None
@@ -294,7 +308,7 @@ def parse_streamed(
     if not columns.names_distinct():
         raise NeedsGeneralParserError
     # the general parser reads the rest (the file lists are empty placeholders there)
-    record = parse_record(doc, portal_url=portal_url, load_index=load_index, local_root=local_root)
+    record = parse_record(doc, portal_url=portal_url, load_index=_decline, local_root=local_root)
     if record.files or any(not index.available for index in record.indices):
         raise NeedsGeneralParserError  # a file it read itself, or an index it could not
     files = _ordered(columns, meta, record)
@@ -303,6 +317,12 @@ def parse_streamed(
     if declared is not None and declared != len(files):
         notes.insert(0, f"record declares {declared} files but lists {len(files)}")
     return _with_files(record, files, tuple(notes))
+
+
+def _decline(entry: Any) -> bytes:
+    """A raw index that is not also expanded: the general parser loads it (not an
+    OdrunError, so parse_record does not record it as unreadable)."""
+    raise NeedsGeneralParserError
 
 
 def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileList:
