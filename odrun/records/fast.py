@@ -31,9 +31,9 @@ from .parse import INDEX_TYPES, IndexLoader, parse_record
 from .stream import FILE_KEYS, load_record_document
 
 _CHECKSUM = re.compile(r"(adler32|sha1|sha256|md5):([0-9a-f]+)")
-#: bytes a plain URI or name never holds (all but "\n", which joins a batch of them):
-#: controls, space, non-URI characters, percent escapes, query, fragment, brackets
-_UNPLAIN = bytes(range(10)) + bytes(range(11, 33)) + b'"%<>?#[]\\^`{|}\x7f'
+#: bytes a plain URI never holds: controls (a batch of them is joined by "\n"), space,
+#: non-URI characters, percent escapes, query, fragment, brackets
+_UNPLAIN = bytes(range(33)) + b'"%<>?#[]\\^`{|}\x7f'
 _SCHEMES = tuple(f"{scheme}://" for scheme in sorted(REMOTE_SCHEMES))
 _ADLERS = re.compile(r"adler32:[0-9a-f]{8}(?:\nadler32:[0-9a-f]{8})*+")
 _MAX_SIZE = 2**63 - 1
@@ -59,16 +59,23 @@ def _values(items: list[Any], key: str) -> list[Any]:
 
 
 def _plain_lines(lines: str, n: int) -> bool:
-    """``n`` lines of URI-safe ASCII, none of them ending in "/", "/." or "/.."."""
-    if lines.count("\n") != n - 1 or not lines.isascii():
+    """``n`` lines of URI-safe ASCII (no newline, control, space, quote, percent, query,
+    fragment, bracket or backslash inside a line)."""
+    if not lines.isascii():
         return False
     data = lines.encode("ascii")
-    return (
-        len(data.translate(None, _UNPLAIN)) == len(data)
-        and "/\n" not in lines
-        and "/.\n" not in lines
-        and "/..\n" not in lines
-        and not lines.endswith(("/", "/.", "/.."))
+    return len(data.translate(None, _UNPLAIN)) == len(data) - (n - 1)
+
+
+def _plain_tails(lines: str) -> bool:
+    """No line of ``lines`` is "", "." or ".." (the last parts of URIs, one a line)."""
+    return not (
+        "\n\n" in lines
+        or "\n.\n" in lines
+        or "\n..\n" in lines
+        or lines.startswith(("\n", ".\n", "..\n"))
+        or lines.endswith(("\n", "\n.", "\n.."))
+        or lines in ("", ".", "..")
     )
 
 
@@ -153,6 +160,8 @@ class _Columns:
                 return False
         else:
             lines = "\n".join([uri[uri.rfind("/") + 1 :] for uri in uris])
+        if not _plain_tails(lines):
+            return False
         keys = lines.lower().split("\n")
         sizes = _values(items, "size")
         if set(map(type, sizes)) != {int}:
