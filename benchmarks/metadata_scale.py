@@ -11,6 +11,7 @@ Targets: N = 1,000,000: <= 5 s and <= 300 MB peak RSS.
 target for N = 100,000: <= 150 MB).
 
 Run: python benchmarks/metadata_scale.py [--files N] [--repeat 5] [--fetch]
+[--compare /path/to/other/checkout] (the other checkout's runs interleaved with these)
 """
 
 from __future__ import annotations
@@ -90,28 +91,37 @@ def main() -> None:
     parser.add_argument(
         "--tree", type=Path, default=REPO, help="the odrun checkout to run (default: this one)"
     )
+    parser.add_argument(
+        "--compare", type=Path, help="another checkout (e.g. the main branch), run interleaved"
+    )
     args = parser.parse_args()
+    trees = [args.tree.resolve()] + ([args.compare.resolve()] if args.compare else [])
     with tempfile.TemporaryDirectory() as tmp:
         mirror = Path(tmp) / "mirror"
         mirror.mkdir()
         size = write_record(mirror, args.files)
-        tree = args.tree.resolve()
-        env = dict(os.environ, ODRUN_CACHE_DIR=str(Path(tmp) / "cache"), PYTHONPATH=str(tree))
         odrun = [sys.executable, "-m", "odrun", "--portal", f"file://{mirror}"]
         runs = {"info": [*odrun, "info", RECID]}
         if args.fetch:
             dest = str(Path(tmp) / "dest")
             runs["fetch --dry-run"] = [*odrun, "fetch", RECID, "--dry-run", "--dest", dest]
-        print(f"{tree}: record with {args.files:,} files, {size / 1e6:.0f} MB (file:// mirror)")
-        for label, cmd in runs.items():
-            results = [measure(cmd, env, tree) for _ in range(args.repeat)]
-            codes = {r[2] for r in results}
-            secs = statistics.median(r[0] for r in results)
-            cpu = statistics.median(r[3] for r in results)
-            peak = max(r[1] for r in results)
+        print(f"record with {args.files:,} files, {size / 1e6:.0f} MB (file:// mirror)")
+        results: dict[tuple[Path, str], list[tuple[float, float, int, float]]] = {}
+        for _ in range(args.repeat):  # round-robin: each tree sees the same load
+            for tree in trees:
+                env = dict(os.environ, ODRUN_CACHE_DIR=f"{tmp}/cache-{trees.index(tree)}",
+                           PYTHONPATH=str(tree))  # fmt: skip
+                for label, cmd in runs.items():
+                    results.setdefault((tree, label), []).append(measure(cmd, env, tree))
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        for (tree, label), got in results.items():
+            codes = {r[2] for r in got}
+            secs = statistics.median(r[0] for r in got)
+            cpu = statistics.median(r[3] for r in got)
+            peak = max(r[1] for r in got)
             print(
-                f"  odrun {label:<16}: median {secs:6.2f} s wall, {cpu:6.2f} s CPU of "
-                f"{len(results)}, peak RSS {peak:6.0f} MB, exit {sorted(codes)}"
+                f"  {tree}: odrun {label:<16}: median {secs:6.2f} s wall, {cpu:6.2f} s CPU "
+                f"of {len(got)}, peak RSS {peak:6.0f} MB, exit {sorted(codes)}"
             )
 
 

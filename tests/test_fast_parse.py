@@ -228,3 +228,29 @@ def test_file_list_behaves_like_the_tuple() -> None:
         files[3]
     with pytest.raises(IndexError):
         files[-4]
+
+
+def _with_raw_indices(expanded: bool) -> dict[str, Any]:
+    """The portal's shape: the index files listed raw in 'files' and expanded alongside."""
+    raw = [
+        {"uri": "root://h//e/file-indexes/CMS_x_file_index.json", "type": "index.json", "size": 9},
+        {"uri": "root://h//e/file-indexes/CMS_x_file_index.txt", "type": "index.txt", "size": 5},
+    ]
+    entries = [{"uri": f"root://h//e/F{n}.root", "size": n, "checksum": f"adler32:{n:08x}"}
+               for n in range(5)]  # fmt: skip
+    meta: dict[str, Any] = {
+        "_file_indices": [{"key": "CMS_x_file_index" if expanded else "other", "files": entries}],
+        "files": [raw[0], {"uri": "root://h//e/README.txt", "size": 1}, raw[1]],
+        "recid": "12",
+    }
+    return {"id": "12", "metadata": meta}
+
+
+def test_raw_index_files_next_to_their_expanded_form_take_the_fast_path() -> None:
+    assert same(_with_raw_indices(expanded=True))
+    record = fast(_with_raw_indices(expanded=True))
+    assert isinstance(record, Record)
+    assert [f.filename for f in record.files] == ["README.txt"] + [f"F{n}.root" for n in range(5)]
+    assert [f.index for f in record.files][:2] == [None, "CMS_x_file_index"]
+    # not expanded: the index must be read, and the general parser reads it
+    assert fast(_with_raw_indices(expanded=False)) is None

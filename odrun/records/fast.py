@@ -6,7 +6,8 @@ puts each file entry straight into columns, never holding a dict per file, so a
 the plain, common shape: every entry an object with a string ``root://`` or
 ``http(s)://`` URI whose last part is a plain ASCII name (or a plain ``filename``),
 no duplicates, names distinct even ignoring case, an integer size, a canonical
-checksum (``adler32:<8 hex>``, ``sha1:<40 hex>``...), no raw index files to load.
+checksum (``adler32:<8 hex>``, ``sha1:<40 hex>``...), and raw index files
+(``index.json``/``index.txt`` in ``metadata.files``) only next to their expanded form.
 For anything else it raises :class:`NeedsGeneralParserError` and the caller uses the general parser
 (:func:`odrun.records.parse.parse_record`), which has the last word on every
 irregularity and every error message: the fast path never decides an error.
@@ -15,19 +16,26 @@ irregularity and every error message: the fast path never decides an error.
 from __future__ import annotations
 
 import re
+import sys
 from array import array
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
 from odrun.checksum import ALGORITHMS, Checksum
 from odrun.urls import REMOTE_SCHEMES
 
-from .model import FileList, Record
+from .model import FileList, PackedStrings, Record
 from .parse import INDEX_TYPES, IndexLoader, parse_record
-from .stream import load_record_document
+from .stream import FILE_KEYS, load_record_document
 
 _CHECKSUM = re.compile(r"(adler32|sha1|sha256|md5):([0-9a-f]+)")
+#: bytes a plain URI never holds: controls (a batch of them is joined by "\n"), space,
+#: non-URI characters, percent escapes, query, fragment, brackets
+_UNPLAIN = bytes(range(33)) + b'"%<>?#[]\\^`{|}\x7f'
+_SCHEMES = tuple(f"{scheme}://" for scheme in sorted(REMOTE_SCHEMES))
+_ADLERS = re.compile(r"adler32:[0-9a-f]{8}(?:\nadler32:[0-9a-f]{8})*+")
 _MAX_SIZE = 2**63 - 1
 #: bits of the name-hash bitmap (a power of two)
 _BITMAP = 1 << 26
@@ -45,6 +53,32 @@ class _Placeholder(list[Any]):
         self.group = group
 
 
+def _values(items: list[Any], key: str) -> list[Any]:
+    """``item.get(key)`` of every item (dicts), in one C-level loop."""
+    return list(map(dict.get, items, repeat(key)))
+
+
+def _plain_lines(lines: str, n: int) -> bool:
+    """``n`` lines of URI-safe ASCII (no newline, control, space, quote, percent, query,
+    fragment, bracket or backslash inside a line)."""
+    if not lines.isascii():
+        return False
+    data = lines.encode("ascii")
+    return len(data.translate(None, _UNPLAIN)) == len(data) - (n - 1)
+
+
+def _plain_tails(lines: str) -> bool:
+    """No line of ``lines`` is "", "." or ".." (the last parts of URIs, one a line)."""
+    return not (
+        "\n\n" in lines
+        or "\n.\n" in lines
+        or "\n..\n" in lines
+        or lines.startswith(("\n", ".\n", "..\n"))
+        or lines.endswith(("\n", "\n.", "\n.."))
+        or lines in ("", ".", "..")
+    )
+
+
 def _plain(name: str) -> bool:
     return (
         name.isascii()
@@ -60,15 +94,19 @@ class _Columns:
     """A FileSink building the columns of a FileList; NeedsGeneralParserError if unusual."""
 
     def __init__(self) -> None:
-        self.uris: list[str] = []
+        self.uris = PackedStrings()
         self.sizes: array[int] = array("q")
-        self.sums: array[int] = array("L")
+        self.sums: array[int] = array("I")
         self.algs = bytearray()
         self.other: dict[int, Checksum] = {}
         self.names: dict[int, str] = {}
-        self.index_of: array[int] = array("L")
+        self.index_of: array[int] = array("I")
+        #: hash of each name ignoring case
+        self.hashes: array[int] = array("q")
         #: (where, first entry) of each file list, in document order
         self.groups: list[tuple[tuple[str | int, ...], int]] = []
+        self.placeholder = _Placeholder(-1)
+        self.raw_indices = False
 
     def begin(self, where: tuple[str | int, ...]) -> list[Any] | None:
         if where != ("metadata", "files") and not (
@@ -76,11 +114,95 @@ class _Columns:
         ):
             return None
         self.groups.append((where, len(self.uris)))
-        return _Placeholder(len(self.groups) - 1)
+        self.placeholder = _Placeholder(len(self.groups) - 1)
+        #: raw index files go in the document (for the general parser to see)
+        self.raw_indices = where == ("metadata", "files")
+        return self.placeholder
+
+    def add_many(self, items: list[Any]) -> None:
+        """Entries of the plainest shape are checked a batch at a time (C-level joins and
+        regular expressions); a batch with anything else goes entry by entry (:meth:`add`).
+        """
+        if not items:
+            return
+        n = len(items)
+        if not self._add_plain(items, n):
+            for item in items:
+                self.add(item)
+
+    def _add_plain(self, items: list[Any], n: int) -> bool:
+        """Add ``items`` if every one is of the plainest shape (what :meth:`add` would
+        store the same way); False, and nothing added, if not."""
+        if set(map(type, items)) != {dict}:
+            return False
+        types = _values(items, "type")
+        if types.count(None) != n and any(map(INDEX_TYPES.__contains__, types)):
+            return False
+        uris = _values(items, "uri")
+        names = _values(items, "filename")
+        try:
+            joined = "\n".join(uris)
+            named = names.count(None) != n
+            # every name given, and (tested below) the last part of its URI
+            lines = "\n".join(names) if named else joined
+        except TypeError:
+            return False  # a URI or name that is not a string, or names not all given
+        if (
+            not _plain_lines(joined, n)
+            or not all(map(str.startswith, uris, repeat(_SCHEMES)))
+            # a "/" after "scheme://" (add wants one; "://" holds two)
+            or min(map(str.count, uris, repeat("/"))) < 3
+        ):
+            return False
+        if named:
+            # the last part of its URI: no "/" in it, and the URI ends with "/" and it
+            if "/" in lines or not all(map(str.endswith, uris, map("/".__add__, names))):
+                return False
+        else:
+            lines = "\n".join([uri[uri.rfind("/") + 1 :] for uri in uris])
+        if not _plain_tails(lines):
+            return False
+        keys = lines.lower().split("\n")
+        sizes = _values(items, "size")
+        if set(map(type, sizes)) != {int}:
+            return False  # an unknown size (None) too: add stores it as -1
+        try:
+            column = array("q", sizes)
+        except OverflowError:
+            return False
+        if min(column) < 0:
+            return False
+        sums = _values(items, "checksum")
+        kinds = set(map(type, sums))
+        if kinds == {type(None)}:
+            algs, values = bytes(n), array("I", bytes(4 * n))
+        else:
+            if kinds != {str}:
+                return False
+            hexes = "\n".join(sums)
+            if len(hexes) != 17 * n - 1 or _ADLERS.fullmatch(hexes) is None:
+                return False
+            algs, values = b"\x01" * n, array("I", bytes.fromhex(hexes.replace("adler32:", "")))
+            if sys.byteorder == "little":
+                values.byteswap()
+        self.uris.extend_lines(joined, map(len, uris))
+        self.sizes += column
+        self.sums += values
+        self.algs += algs
+        self.index_of += array("I", [len(self.groups) - 1]) * n
+        self.hashes.extend(map(hash, keys))
+        return True
 
     def add(self, item: Any) -> None:
-        if type(item) is not dict or item.get("type") in INDEX_TYPES:
+        if type(item) is not dict:
             raise NeedsGeneralParserError
+        if item.get("type") in INDEX_TYPES:
+            if not self.raw_indices:
+                raise NeedsGeneralParserError  # in an index: a file to parse_record
+            # the raw form of an index (expanded in _file_indices, else parse_streamed
+            # steps aside when parse_record asks to load it)
+            self.placeholder.append({k: item[k] for k in FILE_KEYS if k in item})
+            return
         uri = item.get("uri")
         if type(uri) is not str or not uri.isascii() or uri != uri.strip():
             raise NeedsGeneralParserError
@@ -133,14 +255,23 @@ class _Columns:
         self.uris.append(uri)
         self.sizes.append(size)
         self.index_of.append(len(self.groups) - 1)
+        self.hashes.append(hash((self.names.get(i) or tail).lower()))
 
     def names_distinct(self) -> bool:
         """Names distinct ignoring case (so also URIs, when every name is its URI's last part).
 
-        Two passes over a bitmap of name hashes (8 MB, not a set of a million): the
-        names whose bit was hit twice are then compared exactly.
+        Distinct hashes are distinct names; if two are alike, the names are compared
+        exactly (:meth:`_exactly_distinct`).
         """
         uris, names = self.uris, self.names
+        hashes = self.hashes
+        if len(set(hashes)) != len(hashes) and not self._exactly_distinct():
+            return False
+        return not names or len(set(uris)) == len(uris)
+
+    def _exactly_distinct(self) -> bool:
+        """Two passes over a bitmap of name hashes (8 MB, not a set of a million): the
+        names whose bit was hit twice are then compared exactly."""
         bits = bytearray(_BITMAP // 8)
         twice = bytearray(_BITMAP // 8)
         for key in self._name_keys():
@@ -157,7 +288,7 @@ class _Columns:
                 if key in seen:
                     return False
                 seen.add(key)
-        return not names or len(set(uris)) == len(uris)
+        return True
 
     def _name_keys(self) -> Iterator[str]:
         names = self.names
@@ -173,7 +304,8 @@ def parse_streamed(
     local_root: Path | None = None,
 ) -> Record:
     """The record in ``fh`` with a compact file list; raise NeedsGeneralParserError when it
-    needs the general parser (see the module docstring)."""
+    needs the general parser (see the module docstring). ``load_index`` is never called:
+    a raw index that must be read is the general parser's (it loads it once)."""
     columns = _Columns()
     doc = load_record_document(fh, sink=columns)
     meta = doc.get("metadata") if isinstance(doc, dict) else None
@@ -185,7 +317,7 @@ def parse_streamed(
     if not columns.names_distinct():
         raise NeedsGeneralParserError
     # the general parser reads the rest (the file lists are empty placeholders there)
-    record = parse_record(doc, portal_url=portal_url, load_index=load_index, local_root=local_root)
+    record = parse_record(doc, portal_url=portal_url, load_index=_decline, local_root=local_root)
     if record.files or any(not index.available for index in record.indices):
         raise NeedsGeneralParserError  # a file it read itself, or an index it could not
     files = _ordered(columns, meta, record)
@@ -194,6 +326,12 @@ def parse_streamed(
     if declared is not None and declared != len(files):
         notes.insert(0, f"record declares {declared} files but lists {len(files)}")
     return _with_files(record, files, tuple(notes))
+
+
+def _decline(entry: Any) -> bytes:
+    """A raw index that is not also expanded: the general parser loads it (not an
+    OdrunError, so parse_record does not record it as unreadable)."""
+    raise NeedsGeneralParserError
 
 
 def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileList:
@@ -212,15 +350,20 @@ def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileLis
             index_names.append(record.indices[n].name)
     if sorted(groups) != list(range(len(columns.groups))):
         raise NeedsGeneralParserError  # a file list read but not used (a key given twice)
-    if groups == sorted(groups):
-        return FileList(columns.uris, columns.sizes, columns.sums, columns.algs, columns.other,
-                        columns.names, columns.index_of, index_names)  # fmt: skip
     bounds = [start for _, start in columns.groups] + [len(columns.uris)]
+    listed = [group for group in groups if bounds[group] < bounds[group + 1]]
+    if listed == sorted(listed):
+        # the files are in order already (empty lists aside): name each group's index
+        by_group: list[str | None] = [None] * len(groups)
+        for group, name in zip(groups, index_names, strict=True):
+            by_group[group] = name
+        return FileList(columns.uris, columns.sizes, columns.sums, columns.algs, columns.other,
+                        columns.names, columns.index_of, by_group)  # fmt: skip
     uris: list[str] = []
     sizes: array[int] = array("q")
-    sums: array[int] = array("L")
+    sums: array[int] = array("I")
     algs = bytearray()
-    index_of: array[int] = array("L")
+    index_of: array[int] = array("I")
     other: dict[int, Checksum] = {}
     names: dict[int, str] = {}
     for k, group in enumerate(groups):
@@ -230,7 +373,7 @@ def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileLis
         sizes += columns.sizes[a:b]
         sums += columns.sums[a:b]
         algs += columns.algs[a:b]
-        index_of += array("L", [k]) * (b - a)
+        index_of += array("I", [k]) * (b - a)
         other.update((i + shift, c) for i, c in columns.other.items() if a <= i < b)
         names.update((i + shift, v) for i, v in columns.names.items() if a <= i < b)
     return FileList(uris, sizes, sums, algs, other, names, index_of, index_names)
