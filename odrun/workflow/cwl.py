@@ -40,7 +40,8 @@ from typing import Any
 
 from odrun._fs import atomic_write, confine
 from odrun.errors import ConfigError, SpecError, UsageError, WorkflowError
-from odrun.settings import process_environment
+from odrun.settings import Settings, process_environment
+from odrun.workflow import cwl_js
 from odrun.workflow.cwl_log import CwlLog, failure_cause, parse_jobs
 from odrun.workflow.cwl_refs import check_documents, check_job, rebase_job
 from odrun.workflow.model import RunResult, Say, StepRun, now
@@ -78,6 +79,9 @@ class CwlPlan:
     host_tools: list[str] = field(default_factory=list)
     #: odrun.yaml ``network: true``: jobs may use the network as their NetworkAccess says
     network: bool = False
+    #: how cwltool's ``node`` runs a record's JavaScript expressions (:mod:`cwl_js`):
+    #: in a container; None: cwltool's own choice (a node on the host)
+    node: list[str] | None = None
 
     @property
     def readonly(self) -> bool:
@@ -289,7 +293,12 @@ def for_host(packed: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_cwl(
-    analysis: Analysis, result: RunResult, partial: bool, untrusted: bool, say: Say
+    analysis: Analysis,
+    result: RunResult,
+    partial: bool,
+    untrusted: bool,
+    say: Say,
+    settings: Settings | None = None,
 ) -> CwlPlan:
     """Preflight: cwltool is installed, the workflow packs (is valid CWL), the job reads,
     and the runtime has the images its tools name."""
@@ -301,6 +310,7 @@ def plan_cwl(
     logs = result.run_dir / "logs"
     logs.mkdir(exist_ok=True)
     cwltool_command()  # installed, before anything else is said
+    settings = settings or Settings.load()
     check_documents(analysis.root, workflow_file(analysis), untrusted)
     check_job(_job(analysis), result.workspace, untrusted)
     packed = pack(analysis, logs / "00-cwltool-pack.log")
@@ -331,32 +341,15 @@ def plan_cwl(
             f"{', '.join(host_tools)} have no DockerRequirement",
             hint="review them, then allow it with --runtime host",
         )
-    if untrusted and uses_javascript(packed, _job(analysis)):
-        if wanted == "auto":
-            raise ConfigError(
-                "this analysis comes from a record and its CWL JavaScript expressions "
-                "(InlineJavascriptRequirement) would run on the host: cwltool evaluates them "
-                "with node there, in a context that does not confine them",
-                hint="review its expressions, then allow it by naming the runtime "
-                "(--runtime podman)",
-            )
-        say(
-            "warning: the record's CWL JavaScript expressions (InlineJavascriptRequirement) "
-            "are evaluated by cwltool with node on the host, not in the tools' containers"
-        )
     plan.runtime = choose_runtime(analysis, result, images, untrusted, say)
+    if untrusted and cwl_js.uses_javascript(packed, _job(analysis)):
+        plan.node = cwl_js.prepare(plan.runtime, settings.cwl_node_image, say)
     if host_tools and result.runtime != "host":
         say(
             f"warning: CWL tools {', '.join(host_tools)} run on the host, not in a container "
             "(no DockerRequirement)"
         )
     return plan
-
-
-def uses_javascript(packed: dict[str, Any], job: dict[str, Any]) -> bool:
-    """Whether any process, step or the job (``cwl:requirements``) asks for
-    InlineJavascriptRequirement: anywhere in them, so no nesting hides it."""
-    return "InlineJavascriptRequirement" in json.dumps([packed, job], default=str)
 
 
 def _job(analysis: Analysis) -> dict[str, Any]:
@@ -389,6 +382,9 @@ def cwltool_args(
         cmd.append("--custom-net=none")
     if isinstance(plan.runtime, OciRuntime):
         env["PATH"] = f"{_shim(result, plan.runtime, plan.network)}:{env.get('PATH', '')}"
+    if plan.node is not None:
+        cwl_js.write_node_shims(result.run_dir / "bin", plan.node)
+        env["PATH"] = f"{result.run_dir / 'bin'}:{env.get('PATH', '')}"
     return [*cmd, str(workflow), "-"], env
 
 

@@ -131,7 +131,7 @@ def run_analysis(
         # all before a single input is staged or fetched
         plan = _plan(analysis, result, from_step, target_step, untrusted, say, settings)
         if analysis.workflow_type == "cwl":
-            plan.cwl = plan_cwl(analysis, result, options.partial, untrusted, say)
+            plan.cwl = plan_cwl(analysis, result, options.partial, untrusted, say, settings)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
         _stage_inputs(analysis, result, untrusted)
