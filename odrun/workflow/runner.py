@@ -39,6 +39,7 @@ from odrun.workflow import lock as lockfile
 from odrun.workflow.cwl import CwlPlan, plan_cwl, run_cwl
 from odrun.workflow.expect import evaluate
 from odrun.workflow.failure import job_cause, job_failed, one_line, read_tail
+from odrun.workflow.fromrecord import record_origin
 from odrun.workflow.model import (
     RUN_FORMAT_VERSION,
     RUN_JSON,
@@ -101,6 +102,8 @@ def run_analysis(
     options = options or RunOptions()
     workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
     untrusted, locked, verify = options.untrusted, options.locked, options.verify
+    # a record's analysis named by its folder (odrun run record-N/) is still the record's
+    untrusted = untrusted or record_origin(analysis.root) is not None
     ensure_valid(analysis)  # the checks `odrun validate` makes: refused before anything runs
     if verify and not analysis.manifest.get("expect"):
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
