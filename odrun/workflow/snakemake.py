@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import json
 import os
 import re
 import shlex
@@ -32,9 +33,10 @@ from typing import Any
 import yaml
 
 from odrun import untrusted
-from odrun._fs import confine
+from odrun._fs import atomic_write, confine
 from odrun.errors import ConfigError, OdrunError, SpecError, UsageError
 from odrun.settings import process_environment
+from odrun.workflow.apptainer_shim import RECORD_FILES
 from odrun.workflow.failure import job_failed, read_tail
 from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
 from odrun.workflow.preflight import choose_runtime, host_without_images
@@ -219,6 +221,11 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
     record = result.run_dir / "containers" / "used.txt"
     if isinstance(plan.runtime, (OciRuntime, ApptainerRuntime)):
         readonly = record_files(result)
+        for path in readonly:
+            readonly_bind(path)  # ':' or ',' refused before anything runs
+        if isinstance(plan.runtime, OciRuntime):  # the shim binds them per job, wherever
+            _record_listing(result, readonly, record.parent)
+            readonly = []
         cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network, readonly)
     shown = cmd[cmd.index("--snakefile") :]
     say(f"[snakemake] snakemake {shlex.join(shown)}")
@@ -260,6 +267,19 @@ def _snakemake_command() -> list[str]:
             hint="pip install 'odrun[snakemake]'",
         )
     return [exe]
+
+
+def _record_listing(result: RunResult, paths: list[Path], folder: Path) -> None:
+    """``record-files.json`` for the apptainer shim, which binds every record file read-only
+    wherever it is when each job starts (:func:`apptainer_shim.record_binds`)."""
+    inodes = result.record_inodes or {(p.lstat().st_dev, p.lstat().st_ino) for p in paths}
+    doc = {
+        "workspace": str(result.workspace.resolve()),
+        "paths": [str(p) for p in paths],
+        "inodes": sorted(inodes),
+    }
+    folder.mkdir(exist_ok=True)
+    atomic_write(folder / RECORD_FILES, json.dumps(doc).encode())
 
 
 def _container_args(
