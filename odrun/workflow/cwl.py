@@ -44,14 +44,16 @@ from odrun.settings import Settings, process_environment
 from odrun.workflow import cwl_js
 from odrun.workflow.cwl_log import CwlLog, failure_cause, parse_jobs
 from odrun.workflow.cwl_refs import check_documents, check_job, rebase_job
-from odrun.workflow.model import RunResult, Say, StepRun, now
-from odrun.workflow.preflight import choose_runtime, host_without_images
+from odrun.workflow.model import RunResult, Say, StepRun
+from odrun.workflow.preflight import choose_runtime, host_without_images, whole_network
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     HostRuntime,
     OciRuntime,
     Runtime,
     cvmfs_binds,
+    now,
+    run_logged,
 )
 from odrun.workflow.spec import Analysis, relative, workflow_parameters
 
@@ -318,14 +320,7 @@ def plan_cwl(
     _write_packed(result.run_dir / PACKED, packed)
     images, host_tools = inspect(packed)
     plan = CwlPlan(packed=packed, images=images, host_tools=host_tools)
-    allowed = analysis.manifest.get("network", False)
-    plan.network = allowed is True
-    if isinstance(allowed, list) and allowed:
-        say(
-            "warning: odrun.yaml network names steps; CWL jobs cannot be told apart by the "
-            "container runtime, so only 'network: true' applies to them: they run with "
-            "--network=none"
-        )
+    plan.network = whole_network(analysis, say, "CWL jobs")
     wanted = result.runtime
     result.images = list(images)
     if not images:
@@ -418,31 +413,24 @@ def run_cwl(analysis: Analysis, result: RunResult, plan: CwlPlan, say: Say) -> N
     cmd, env = cwltool_args(result, plan, workflow)
     log = result.run_dir / "logs" / "01-cwltool.log"
     say(f"[cwltool] cwltool {shlex.join(cmd[cmd.index('--outdir') :])} < cwl/job.json")
-    started = now()
     try:
-        with log.open("wb") as err, (tmp / "outputs.json").open("wb") as out:
-            proc = subprocess.run(
-                cmd,
-                input=job.encode(),
-                stdout=out,
-                stderr=err,
-                cwd=result.workspace,
-                env=env,
-                check=False,
-            )
-    except OSError as exc:
-        raise WorkflowError(f"cwltool: cannot start {cmd[0]}: {exc}") from None
+        proc = run_logged(
+            cmd, log, result.workspace, env,
+            what="cwltool", stdin=job.encode(), stdout=tmp / "outputs.json",
+        )  # fmt: skip
     finally:
         if isinstance(plan.runtime, OciRuntime):
             _used_images(plan.runtime, result)
     parsed = parse_jobs(log.read_text(encoding="utf-8", errors="replace"))
-    ok = proc.returncode == 0 and parsed.final == "success"
+    ok = proc.code == 0 and parsed.final == "success"
     result.steps += _steps(parsed, log)
     if not ok and not parsed.failed_job:  # cwltool itself failed: the run is its step
-        code = proc.returncode or 1
-        result.steps.append(StepRun("cwltool", shlex.join(cmd), code, started, now(), str(log)))
+        code, log_name = proc.code or 1, str(log)
+        result.steps.append(
+            StepRun("cwltool", shlex.join(cmd), code, proc.started, proc.ended, log_name)
+        )
     if not ok:
-        raise _failure(parsed, proc.returncode, log, workflow.parent)
+        raise _failure(parsed, proc.code, log, workflow.parent)
 
 
 def _steps(parsed: CwlLog, log: Path) -> list[StepRun]:

@@ -4,7 +4,6 @@ runner, the lock, the provenance crate, Snakemake and REANA without importing ea
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import os
@@ -197,10 +196,6 @@ class RunOptions:
     def partial(self) -> bool:
         """--from or --target: not necessarily every step runs."""
         return self.from_step is not None or self.target_step is not None
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def record_files(result: RunResult) -> list[Path]:

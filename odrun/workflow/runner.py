@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,6 @@ from odrun.workflow.model import (
     RunResult,
     Say,
     StepRun,
-    now,
     record_files,
     remember_record_inodes,
     run_tools,
@@ -57,7 +55,7 @@ from odrun.workflow.model import (
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.provenance import write_crate
 from odrun.workflow.references import hepdata_pins, pinned_versions
-from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
+from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, now, run_logged
 from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
 from odrun.workflow.spec import (
     Analysis,
@@ -373,31 +371,17 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     for n, (name, image, command) in enumerate(plan.commands, 1):
         log = result.run_dir / "logs" / f"{n:02d}-{_slug(name)}.log"
         say(f"[{name}] {command}")
-        started = now()
-        try:
-            with log.open("wb") as out:
-                proc = subprocess.run(
-                    plan.runtime.argv(
-                        image,
-                        result.workspace,
-                        command,
-                        analysis.network(name),
-                        readonly=record_files(result),
-                    ),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=result.workspace,
-                    env=process_environment(),
-                    check=False,
-                )
-        except OSError as exc:
-            where = f"step {one_line(name, 100)}: cannot start {plan.runtime.name}"
-            raise WorkflowError(f"{where}: {exc}") from None
-        result.steps.append(StepRun(name, command, proc.returncode, started, now(), str(log)))
-        if proc.returncode != 0:
+        argv = plan.runtime.argv(
+            image, result.workspace, command, analysis.network(name), readonly=record_files(result)
+        )
+        proc = run_logged(
+            argv, log, result.workspace, process_environment(),
+            what=f"step {one_line(name, 100)}", program=plan.runtime.name,
+        )  # fmt: skip
+        result.steps.append(StepRun(name, command, proc.code, proc.started, proc.ended, str(log)))
+        if proc.code != 0:
             cause = job_cause(read_tail(log))
-            raise job_failed(f"step {name}", proc.returncode, cause, command=command, log=log)
+            raise job_failed(f"step {name}", proc.code, cause, command=command, log=log)
 
 
 def _output_stamps(analysis: Analysis, workspace: Path) -> dict[str, tuple[int, int, int]]:

@@ -23,7 +23,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,14 +37,15 @@ from odrun.errors import ConfigError, OdrunError, SpecError, UsageError
 from odrun.settings import process_environment
 from odrun.workflow.apptainer_shim import RECORD_FILES
 from odrun.workflow.failure import job_failed, read_tail
-from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
-from odrun.workflow.preflight import choose_runtime, host_without_images
+from odrun.workflow.model import RunResult, Say, StepRun, record_files
+from odrun.workflow.preflight import choose_runtime, host_without_images, whole_network
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     OciRuntime,
     Runtime,
     cvmfs_binds,
     readonly_bind,
+    run_logged,
 )
 from odrun.workflow.snakemake_log import failure_cause
 from odrun.workflow.spec import Analysis, relative, snakemake_config
@@ -153,13 +153,7 @@ def plan_snakemake(
         images=declared_images(analysis.root, str(snakefile)), command=_snakemake_command()
     )
     executor = result.executor
-    allowed = analysis.manifest.get("network", False)
-    plan.network = allowed is True
-    if isinstance(allowed, list) and allowed:
-        say(
-            "warning: odrun.yaml network names steps; Snakemake rules' containers cannot be "
-            "told apart, so only 'network: true' applies to them: they run with --network=none"
-        )
+    plan.network = whole_network(analysis, say, "Snakemake rules' containers")
     if executor != "local":
         plan.executor = executor
         merged = {str(k): _text(v) for k, v in _file_options(analysis, executor).items()}
@@ -229,27 +223,17 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
         cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network, readonly)
     shown = cmd[cmd.index("--snakefile") :]
     say(f"[snakemake] snakemake {shlex.join(shown)}")
-    started = now()
     try:
-        with log.open("wb") as out:
-            proc = subprocess.run(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=result.workspace,
-                env=env,
-                check=False,
-            )
+        proc = run_logged(cmd, log, result.workspace, env, what="snakemake")
     finally:
         if isinstance(plan.runtime, OciRuntime):
             _used_images(plan.runtime, record, result)
     result.steps.append(
-        StepRun("snakemake", shlex.join(cmd), proc.returncode, started, now(), str(log))
+        StepRun("snakemake", shlex.join(cmd), proc.code, proc.started, proc.ended, str(log))
     )
-    if proc.returncode != 0:
+    if proc.code != 0:
         cause = failure_cause(read_tail(log), result.workspace)
-        raise job_failed("snakemake", proc.returncode, cause, log=log)
+        raise job_failed("snakemake", proc.code, cause, log=log)
 
 
 def _snakefile(analysis: Analysis) -> str:
