@@ -256,3 +256,32 @@ def test_submit_never_runs_a_records_snakefile_on_the_host_unless_trusted(
     res = odrun("submit", str(folder), "--trust-snakefile", "--json")
     assert res.code == 0, res.err
     assert ran.exists()
+
+
+@pytest.mark.parametrize("how", ["absolute", "climbing"])
+def test_submit_never_packs_a_cwl_document_from_outside_the_analysis(
+    odrun: Any, reana: reana_server.ReanaServer, tmp_path: Path, how: str
+) -> None:
+    """``cwltool --pack`` reads every document a workflow names; submit sends what it packed
+    to the server. A document outside the analysis folder (a host file) is refused before
+    anything is packed or created, as ``odrun run`` refuses it."""
+    outside = tmp_path / "host" / "secret.cwl"
+    outside.parent.mkdir()
+    outside.write_text(
+        "cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [echo, HOSTSECRET]\n"
+        "inputs: []\noutputs: []\n"
+    )
+    folder = tmp_path / "a"
+    folder.mkdir()
+    run = str(outside) if how == "absolute" else "../host/secret.cwl"
+    (folder / "wf.cwl").write_text(
+        "cwlVersion: v1.2\nclass: Workflow\ninputs: []\noutputs: []\n"
+        f"steps:\n  s:\n    run: {run}\n    in: {{}}\n    out: []\n"
+    )
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  files: [wf.cwl]\nworkflow:\n  type: cwl\n  file: wf.cwl\n"
+    )
+    res = odrun("submit", str(folder), "--json")
+    assert res.code == 2, res.err
+    assert "secret.cwl" in res.err
+    assert reana.workflows == {}

@@ -44,7 +44,7 @@ from odrun.settings import Settings, process_environment
 from odrun.workflow import cwl_js
 from odrun.workflow.cwl_log import CwlLog, failure_cause, parse_jobs
 from odrun.workflow.cwl_refs import check_documents, check_job, rebase_job
-from odrun.workflow.model import RunResult, Say, StepRun
+from odrun.workflow.model import RunResult, Say, StepRun, add_used_images
 from odrun.workflow.preflight import choose_runtime, host_without_images, whole_network
 from odrun.workflow.runtime import (
     ApptainerRuntime,
@@ -420,7 +420,7 @@ def run_cwl(analysis: Analysis, result: RunResult, plan: CwlPlan, say: Say) -> N
         )  # fmt: skip
     finally:
         if isinstance(plan.runtime, OciRuntime):
-            _used_images(plan.runtime, result)
+            add_used_images(plan.runtime, result.run_dir / "containers" / "used.txt", result)
     parsed = parse_jobs(log.read_text(encoding="utf-8", errors="replace"))
     ok = proc.code == 0 and parsed.final == "success"
     result.steps += _steps(parsed, log)
@@ -452,21 +452,6 @@ def _failure(parsed: CwlLog, code: int, log: Path, folder: Path) -> WorkflowErro
         status = parsed.final or (f"exit code {code}" if code else "it gave no final status")
         what = f"cwltool failed ({status})"
     return WorkflowError(f"{what}: {cause}" if cause else what, hint=f"log: {log}")
-
-
-def _used_images(runtime: OciRuntime, result: RunResult) -> None:
-    """Digests of the images the jobs really ran in (the shim's record)."""
-    try:
-        text = (result.run_dir / "containers" / "used.txt").read_text(encoding="utf-8")
-    except OSError:
-        return
-    used = sorted(set(text.split()))
-    result.images = sorted(set(result.images) | set(used))
-    for image in used:
-        if image not in result.image_digests:
-            digest = runtime.digest(image)
-            if digest:
-                result.image_digests[image] = digest
 
 
 __all__ = ["OUTDIR", "PACKED", "CwlPlan", "plan_cwl", "run_cwl"]

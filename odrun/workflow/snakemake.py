@@ -37,7 +37,7 @@ from odrun.errors import ConfigError, OdrunError, SpecError, UsageError
 from odrun.settings import process_environment
 from odrun.workflow.apptainer_shim import RECORD_FILES
 from odrun.workflow.failure import job_failed, read_tail
-from odrun.workflow.model import RunResult, Say, StepRun, record_files
+from odrun.workflow.model import RunResult, Say, StepRun, add_used_images, record_files
 from odrun.workflow.preflight import choose_runtime, host_without_images, whole_network
 from odrun.workflow.runtime import (
     ApptainerRuntime,
@@ -227,7 +227,7 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
         proc = run_logged(cmd, log, result.workspace, env, what="snakemake")
     finally:
         if isinstance(plan.runtime, OciRuntime):
-            _used_images(plan.runtime, record, result)
+            add_used_images(plan.runtime, record, result)
     result.steps.append(
         StepRun("snakemake", shlex.join(cmd), proc.code, proc.started, proc.ended, str(log))
     )
@@ -296,20 +296,6 @@ def _container_args(
     if binds:
         args += [f"--apptainer-args={' '.join(binds)}"]
     return args
-
-
-def _used_images(runtime: OciRuntime, record: Path, result: RunResult) -> None:
-    """Digests of the images the jobs really ran in (also those no directive names literally)."""
-    try:
-        used = sorted(set(record.read_text(encoding="utf-8").split()))
-    except OSError:
-        return
-    result.images = sorted(set(result.images) | set(used))
-    for image in used:
-        if image not in result.image_digests:
-            digest = runtime.digest(image)
-            if digest:
-                result.image_digests[image] = digest
 
 
 #: the commands an executor plugin starts to submit jobs (checked before anything is fetched)
