@@ -97,6 +97,9 @@ class Settings:
     #: the Python that runs yadage for workflow.type yadage (ODRUN_YADAGE_PYTHON): a venv
     #: with yadage and packtivity (their pins conflict with odrun's); None: odrun's own
     yadage_python: Path | None = None
+    #: the image in which a record's CWL JavaScript expressions are evaluated by node
+    #: (ODRUN_CWL_NODE_IMAGE), never a node on the host (odrun.workflow.cwl_js)
+    cwl_node_image: str = "docker.io/library/node:alpine"
 
     @property
     def metadata_cache_dir(self) -> Path:
@@ -243,6 +246,11 @@ def _coerce(name: str, value: Any) -> Any:
             return value if isinstance(value, ProtocolMap) else ProtocolMap.parse(str(value))
         if name in ("portal_url", "hepdata_url"):
             return str(value).strip()
+        if name == "cwl_node_image":
+            image = str(value).strip()
+            if not image or image.startswith("-") or len(image.split()) != 1:
+                raise ValueError("must be one image name (docker.io/library/node:alpine)")
+            return image
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where} has bad value {value!r}: {exc}") from None
     raise ConfigError(f"unknown setting {name!r}")  # pragma: no cover - guarded by _KNOWN

@@ -103,6 +103,17 @@ def podman_ready() -> str:
 
 
 @pytest.fixture(scope="session")
+def podman_node_ready(podman_ready: str) -> str:
+    """The local test image with node in it (a CWL expression engine), no registry."""
+    import podman_image
+
+    reason = podman_image.ensure_node_image()
+    if reason:
+        pytest.skip(reason)
+    return podman_image.NODE_IMAGE
+
+
+@pytest.fixture(scope="session")
 def dockerd() -> Iterator[Any]:
     """A private Docker daemon (tests/docker_daemon.py) for the session, or a clear skip."""
     import docker_daemon

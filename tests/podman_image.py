@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 
 IMAGE = "localhost/odrun-test/debian-python:bookworm"
+#: the same with this machine's node (a CWL expression engine, as docker.io/library/node is)
+NODE_IMAGE = "localhost/odrun-test/debian-node:bookworm"
 MIRROR = "http://deb.debian.org/debian"
 
 
@@ -54,4 +56,34 @@ def ensure_image() -> str | None:
     probe = _run("podman", "run", "--rm", "--network=none", IMAGE, "python3", "-c", "print(42)")
     if probe.returncode != 0 or probe.stdout.strip() != "42":
         return f"podman cannot run containers here: {probe.stderr.strip()[-300:]}"
+    return None
+
+
+def ensure_node_image() -> str | None:
+    """:data:`NODE_IMAGE` (:data:`IMAGE` with the host's ``node`` copied in, no registry);
+    None when ready, else why it cannot be."""
+    reason = ensure_image()
+    if reason:
+        return reason
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        return "node is not installed (tests/run installs nodejs)"
+    if _run("podman", "image", "exists", NODE_IMAGE).returncode != 0:
+        made = _run("podman", "create", "--network=none", IMAGE, "true")
+        if made.returncode != 0:
+            return f"podman create failed: {made.stderr.strip()[-300:]}"
+        box = made.stdout.strip()
+        try:
+            for argv in (
+                ("podman", "cp", str(Path(node).resolve()), f"{box}:/usr/local/bin/node"),
+                ("podman", "commit", "-q", box, NODE_IMAGE),
+            ):
+                step = _run(*argv)
+                if step.returncode != 0:
+                    return f"{' '.join(argv[:2])} failed: {step.stderr.strip()[-300:]}"
+        finally:
+            _run("podman", "rm", "-f", box)
+    probe = _run("podman", "run", "--rm", "--network=none", NODE_IMAGE, "node", "-e", "1")
+    if probe.returncode != 0:
+        return f"node does not run in {NODE_IMAGE}: {probe.stderr.strip()[-300:]}"
     return None

@@ -341,6 +341,45 @@ def test_podman_step_cannot_move_a_record_file_out_from_under_its_read_only_bind
     assert len(cache_holds(isolated_env, b"original\n")) == 1
 
 
+SMK_HIDE = """\
+rule all:
+    input: "out/result.txt"
+
+rule hide:
+    output: "hidden.done"
+    container: "docker://IMAGE"
+    shell: "mv data/918 data/m && mkdir data/918 && echo x > data/918/events.txt && touch {output}"
+
+rule write:
+    input: "hidden.done"
+    output: "out/result.txt"
+    container: "docker://IMAGE"
+    shell: "(echo EVIL > data/m/events.txt && echo wrote || echo refused) > {output}"
+"""
+
+
+def test_a_snakemake_job_cannot_move_a_record_file_out_from_under_the_next_jobs_binds(
+    odrun: Any, podman_ready: str, publish: Any, tmp_path: Path, isolated_env: Path
+) -> None:
+    """Failed before: Snakemake's read-only binds were fixed when it started (one list for
+    every job); job 1 renamed the folder holding a record file and left a decoy at its
+    path, so job 2 got the decoy bound read-only and wrote through the moved hard link into
+    the shared cache. Now every job binds each link to a fetched record inode wherever it
+    is when the job starts."""
+    rec = publish("918", {"events.txt": b"original\n"})
+    ana = tmp_path / "ana"
+    write(ana / "Snakefile", SMK_HIDE.replace("IMAGE", podman_ready))
+    write(ana / "reana.yaml", "workflow:\n  type: snakemake\n  file: Snakefile\n"
+          "inputs:\n  files: [Snakefile]\noutputs:\n  files: [out/result.txt]\n")  # fmt: skip
+    with_records(ana, rec)
+    result = odrun("run", str(ana), "--runtime", "podman", "--json")
+    assert result.code == 0, result.err
+    out = Path(result.json()["run_dir"]) / "workspace" / "out" / "result.txt"
+    assert out.read_text() == "refused\n"
+    assert cache_holds(isolated_env, b"EVIL") == []
+    assert len(cache_holds(isolated_env, b"original\n")) == 1
+
+
 def test_podman_step_cannot_get_a_host_file_bound_in_place_of_a_record_file(
     odrun: Any, podman_ready: str, publish: Any, tmp_path: Path, isolated_env: Path
 ) -> None:

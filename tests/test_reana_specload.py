@@ -198,3 +198,90 @@ def test_an_analysis_never_sees_the_reana_token(
     assert res.code == 0, res.err
     assert seen.read_text().split() in (["-"], ["-", "-"])
     assert reana.token not in seen.read_text()
+
+
+SMK_REANA = b"version: 0.9.0\nworkflow:\n  type: snakemake\n  file: Snakefile\n"
+
+
+@pytest.mark.parametrize("how", ["spec files", "code archive"])
+def test_submit_never_runs_a_records_snakefile_on_the_host_unless_trusted(
+    odrun: Any,
+    reana: reana_server.ReanaServer,
+    fresh_portal: Any,
+    faults: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    how: str,
+) -> None:
+    """``odrun submit`` builds the Snakemake job graph by running the Snakefile's Python on
+    the host. For an analysis fetched from a record (``odrun run DOI`` left it in
+    ``record-<recid>/``) that is refused (exit 8, nothing created on the server) until the
+    user says ``--trust-snakefile``; re-running the folder by its path stays untrusted."""
+    import io
+    import tarfile
+
+    from conftest import api_doc
+
+    ran = tmp_path / "snakefile-ran.txt"
+    snakefile = (
+        f"open({str(ran)!r}, 'a').write('ran\\n')\n"
+        'rule all:\n    output: "out.txt"\n    shell: "echo ok > {output}"\n'
+    ).encode()
+    files = {"reana.yaml": SMK_REANA, "Snakefile": snakefile}
+    recid = "904" if how == "spec files" else "905"
+    if how == "code archive":
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+            for name, data in files.items():
+                info = tarfile.TarInfo(f"ana/{name}")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+        files = {"ana.tar.gz": buf.getvalue()}
+    uris = [(faults.add(f"/eos/{recid}/{name}", data), data) for name, data in files.items()]
+    fresh_portal.overrides[recid] = api_doc(recid, uris)
+    monkeypatch.setenv("ODRUN_PORTAL_URL", fresh_portal.url)
+    monkeypatch.chdir(tmp_path)
+    fetched = odrun("run", recid)  # fetched, then refused: a record's Snakefile under auto
+    assert fetched.code == 8, fetched.err
+    assert not ran.exists()
+    folder = tmp_path / f"record-{recid}" / ("ana" if how == "code archive" else "")
+    res = odrun("submit", str(folder))
+    assert res.code == 8, res.err
+    assert "--trust-snakefile" in res.err
+    assert not ran.exists()
+    assert reana.workflows == {}
+    again = odrun("run", str(folder))  # by its path: still the record's analysis
+    assert again.code == 8, again.err
+    assert not ran.exists()
+    res = odrun("submit", str(folder), "--trust-snakefile", "--json")
+    assert res.code == 0, res.err
+    assert ran.exists()
+
+
+@pytest.mark.parametrize("how", ["absolute", "climbing"])
+def test_submit_never_packs_a_cwl_document_from_outside_the_analysis(
+    odrun: Any, reana: reana_server.ReanaServer, tmp_path: Path, how: str
+) -> None:
+    """``cwltool --pack`` reads every document a workflow names; submit sends what it packed
+    to the server. A document outside the analysis folder (a host file) is refused before
+    anything is packed or created, as ``odrun run`` refuses it."""
+    outside = tmp_path / "host" / "secret.cwl"
+    outside.parent.mkdir()
+    outside.write_text(
+        "cwlVersion: v1.2\nclass: CommandLineTool\nbaseCommand: [echo, HOSTSECRET]\n"
+        "inputs: []\noutputs: []\n"
+    )
+    folder = tmp_path / "a"
+    folder.mkdir()
+    run = str(outside) if how == "absolute" else "../host/secret.cwl"
+    (folder / "wf.cwl").write_text(
+        "cwlVersion: v1.2\nclass: Workflow\ninputs: []\noutputs: []\n"
+        f"steps:\n  s:\n    run: {run}\n    in: {{}}\n    out: []\n"
+    )
+    (folder / "reana.yaml").write_text(
+        "version: 0.9.0\ninputs:\n  files: [wf.cwl]\nworkflow:\n  type: cwl\n  file: wf.cwl\n"
+    )
+    res = odrun("submit", str(folder), "--json")
+    assert res.code == 2, res.err
+    assert "secret.cwl" in res.err
+    assert reana.workflows == {}

@@ -767,3 +767,69 @@ def test_the_shim_runs_only_the_options_cwltool_gives(
     args = ["run", "-i", "--rm", "--workdir=/w", option, "img", "sh"]
     assert oci_shim.main(["/usr/bin/podman", "", "0", "--", *args]) == 125
     assert started == []
+
+
+HOST_NODE = """\
+#!/bin/sh
+echo "$0" >> MARK
+exec REAL "$@"
+"""
+
+
+@pytest.mark.parametrize("runtime", ["podman", "docker"])
+@pytest.mark.parametrize("expression", ["leak", "sum"])
+def test_a_records_javascript_runs_in_a_container_not_on_the_host(
+    podman_node_ready: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: str,
+    expression: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """With a named container runtime, a record's CWL expressions are evaluated by node in a
+    container with no network and no host folder (ODRUN_CWL_NODE_IMAGE), never by a node on
+    the host: one reaching node's process cannot read a host file, and a plain one still
+    works."""
+    from odrun.errors import WorkflowError
+    from odrun.settings import Settings
+    from odrun.workflow import RunOptions, load_analysis, run_analysis
+
+    if runtime == "docker":
+        request.getfixturevalue("docker_ready")
+        import docker_daemon
+
+        dockerd = request.getfixturevalue("dockerd")
+        assert docker_daemon.load_image(dockerd, podman_node_ready) is None
+    secret = tmp_path / "secret.txt"
+    write(secret, "HOSTSECRET\n")
+    host_bin = tmp_path / "host-bin"
+    for name in ("node", "nodejs"):
+        real = shutil.which(name) or shutil.which("node")
+        assert real is not None
+        script = HOST_NODE.replace("MARK", str(tmp_path / "host-node-ran")).replace("REAL", real)
+        write(host_bin / name, script)
+        (host_bin / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{host_bin}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("ODRUN_CWL_NODE_IMAGE", podman_node_ready)
+    tool = JS_TOOL.replace("IMAGE", podman_node_ready).replace("SECRET", str(secret))
+    tool = tool.replace("  REQS\n", "  InlineJavascriptRequirement: {}\n")
+    if expression == "sum":
+        tool = tool.replace(tool[tool.index("  - valueFrom") : tool.index("stdout:")],
+                            "  - valueFrom: $(20 + 22)\n")  # fmt: skip
+    folder = tmp_path / "a"
+    write(folder / "t.cwl", tool)
+    write(
+        folder / "reana.yaml",
+        "inputs:\n  files: [t.cwl]\nworkflow:\n  type: cwl\n  file: t.cwl\n"
+        "outputs:\n  files: [outputs/out.txt]\n",
+    )
+    options = RunOptions(runtime=runtime, untrusted=True, workdir=tmp_path / "r")
+    if expression == "leak":
+        with pytest.raises(WorkflowError):
+            run_analysis(load_analysis(folder), Settings.load(), options)
+    else:
+        run_analysis(load_analysis(folder), Settings.load(), options)
+        assert (tmp_path / "r" / "workspace" / "outputs" / "out.txt").read_text() == "42\n"
+    files = [p for p in (tmp_path / "r").rglob("*") if p.is_file()]
+    assert [p for p in files if "HOSTSECRET" in p.read_text("latin-1")] == []
+    assert not (tmp_path / "host-node-ran").exists()

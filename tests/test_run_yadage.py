@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from odrun.workflow import docker_shim
-from odrun.workflow.yadage import failure_cause
+from odrun.workflow.failure import TELLING, job_cause
+from odrun.workflow.yadage import YADAGE_CAUSE_CHARS
 
 from conftest import api_doc
 
@@ -295,7 +296,7 @@ def test_shim_on_the_host_records_the_job_and_refuses_moved_binds(tmp_path: Path
     ],
 )  # fmt: skip
 def test_failure_cause_picks_the_telling_line(lines: list[str], cause: str | None) -> None:
-    assert failure_cause(lines) == cause
+    assert job_cause(lines, prefer=TELLING, lines=1, limit=YADAGE_CAUSE_CHARS) == cause
 
 
 def test_doctor_names_yadage_python(

@@ -188,6 +188,12 @@ def _finish(sub: Submission, as_json: bool) -> None:
 @click.option("--follow", is_flag=True, help="Show live progress until the workflow ends.")
 @click.option("--download", is_flag=True, help="Download the declared outputs at the end.")
 @click.option(
+    "--trust-snakefile",
+    is_flag=True,
+    help="Let the Snakefile of an analysis fetched from a record (odrun run DOI) run on this "
+    "host to build the job graph reana-client sends (refused without it).",
+)
+@click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Where --download puts the outputs [the analysis folder].",
@@ -215,6 +221,7 @@ def submit_cmd(
     do_verify: bool,
     poll_interval: float,
     as_json: bool,
+    trust_snakefile: bool = False,
 ) -> None:
     """Run an analysis on a REANA cluster: validate, create, upload, start (and follow).
 
@@ -243,6 +250,7 @@ def submit_cmd(
         verify=do_verify,
         output_dir=output_dir,
         poll_interval=poll_interval,
+        trust_snakefile=trust_snakefile,
     )
     progress = _Progress(quiet=as_json)
     try:

@@ -62,9 +62,12 @@ def expand(
     analysis: Analysis,
     settings: Settings | None = None,
     say: Callable[[str], None] = lambda _: None,
+    *,
+    untrusted: bool = False,
 ) -> dict[str, Any]:
-    """The spec to send, as reana-client 0.9.6 builds it (:func:`specload.build_spec`)."""
-    return specload.build_spec(analysis, settings or Settings(), say)
+    """The spec to send, as reana-client 0.9.6 builds it (:func:`specload.build_spec`);
+    ``untrusted``: no code of the analysis may run here (a record's Snakefile)."""
+    return specload.build_spec(analysis, settings or Settings(), say, untrusted=untrusted)
 
 
 def workspace_files(analysis: Analysis) -> list[tuple[str, Path]]:

@@ -73,9 +73,15 @@ print("ok")
 
 
 def build_spec(
-    analysis: Analysis, settings: Settings, say: Callable[[str], None] = lambda _: None
+    analysis: Analysis,
+    settings: Settings,
+    say: Callable[[str], None] = lambda _: None,
+    *,
+    untrusted: bool = False,
 ) -> dict[str, Any]:
-    """The body of ``POST /api/workflows``, as reana-client 0.9.6 builds it (module doc)."""
+    """The body of ``POST /api/workflows``, as reana-client 0.9.6 builds it (module doc).
+    ``untrusted`` (an analysis from a record, not trusted with --trust-snakefile): a
+    Snakefile, which is Python run on this host to build the job graph, is refused."""
     if analysis.reana is None:
         raise SpecError(
             f"{analysis.root} has no reana.yaml: REANA runs reana.yaml workflows",
@@ -90,7 +96,7 @@ def build_spec(
         check_yadage(analysis.root, _workflow_file(analysis), settings)
         workflow["specification"] = None
     elif wtype == "snakemake":
-        graph = snakemake_graph(analysis, say)
+        graph = snakemake_graph(analysis, say, untrusted=untrusted)
         if graph is not None:
             workflow["specification"] = graph
     if wtype in ("cwl", "snakemake"):
@@ -126,12 +132,22 @@ def input_parameters(analysis: Analysis) -> Any:
     return loaded
 
 
-def snakemake_graph(analysis: Analysis, say: Callable[[str], None]) -> dict[str, Any] | None:
+def snakemake_graph(
+    analysis: Analysis, say: Callable[[str], None], *, untrusted: bool = False
+) -> dict[str, Any] | None:
     """The job graph reana-client sends for a Snakemake workflow (:mod:`.smkgraph`, run with
     the installed Snakemake), or None (said) when it cannot be built: without Snakemake, or
-    when the Snakefile needs files that are not there yet (records fetched later)."""
+    when the Snakefile needs files that are not there yet (records fetched later).
+    ``untrusted``: ConfigError (exit 8) before any of the Snakefile runs."""
     wfile = (analysis.reana or {}).get("workflow", {}).get("file") or "Snakefile"
     rel = relative(str(wfile), "workflow.file").as_posix()
+    if untrusted:
+        raise ConfigError(
+            f"this analysis comes from a record: building the Snakemake job graph that "
+            f"reana-client sends would run the Python of its {rel} on this host (top-level "
+            "code, input functions), outside any container",
+            hint="review it, then submit with --trust-snakefile",
+        )
     if importlib.util.find_spec("snakemake") is None:
         say("note: Snakemake is not installed: the job graph reana-client would send as "
             "workflow.specification is left out (REANA's engine builds its own)")  # fmt: skip

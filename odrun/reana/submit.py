@@ -39,6 +39,7 @@ from odrun.redact import redact
 from odrun.settings import Settings
 from odrun.transfer.fetch import Fetcher, fetch_error
 from odrun.workflow.expect import evaluate
+from odrun.workflow.fromrecord import record_origin
 from odrun.workflow.model import RunRecord, RunResult
 from odrun.workflow.provenance import write_crate
 from odrun.workflow.spec import Analysis, ensure_valid, record_settings
@@ -68,6 +69,9 @@ class SubmitOptions:
     poll_interval: float = 10.0
     #: the image of the injected fetch step (--inputs remote needs one; no default exists)
     odrun_image: str | None = None
+    #: --trust-snakefile: the Snakefile of an analysis from a record may run on this host to
+    #: build the job graph reana-client sends (it is Python: top-level code, input functions)
+    trust_snakefile: bool = False
 
 
 def choose_inputs(
@@ -184,7 +188,8 @@ class _Payload:
 
 
 def _payload(analysis: Analysis, settings: Settings, options: SubmitOptions, say: Say) -> _Payload:
-    body = reana_spec.expand(analysis, settings, say)
+    untrusted = record_origin(analysis.root) is not None and not options.trust_snakefile
+    body = reana_spec.expand(analysis, settings, say, untrusted=untrusted)
     uploads = reana_spec.workspace_files(analysis)
     records = reana_spec.resolve_records(analysis, settings)
     portal = reana_spec.remote_portal(analysis, settings)

@@ -13,7 +13,11 @@ understands the three commands Snakemake uses:
   (``--network=host`` when odrun.yaml says ``network: true``)
   with the working directory bind-mounted at the same path (apptainer's
   ``--home``), every ``--bind``, ``--pwd``, ``--env K=V``, and the
-  ``APPTAINERENV_*`` / ``SINGULARITYENV_*`` variables, then the command.
+  ``APPTAINERENV_*`` / ``SINGULARITYENV_*`` variables, then the command;
+  every record file (``record-files.json`` beside RECORD: paths and inodes as fetched) is
+  bound read-only **wherever it is when this job starts** (:func:`record_binds`): an
+  earlier job may have renamed the folder holding one (its hard link to the shared cache
+  moves along), and Snakemake's own bind list was fixed when it started.
 
 Anything else (other subcommands, non-``docker://`` images such as ``.sif``
 files or ``oras://``) fails with a message saying to use real apptainer.
@@ -22,7 +26,9 @@ Standard library only: it runs once per job, so it starts fast.
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -33,6 +39,10 @@ VERSION = "apptainer version 1.0.0+odrun.{runtime}"
 VALUE_OPTIONS = {"--home", "--bind", "-B", "--pwd", "--network", "--env", "--mount"}
 FLAG_OPTIONS = {"--containall", "--contain", "--cleanenv", "--net", "--no-home", "-C", "-c", "-e"}
 GLOBAL_FLAGS = {"--quiet", "--silent", "-q", "-s", "--debug", "-d", "--verbose", "-v"}
+
+
+#: beside RECORD: the record files every job binds read-only (written by odrun.workflow.snakemake)
+RECORD_FILES = "record-files.json"
 
 
 class ShimError(Exception):
@@ -126,6 +136,8 @@ class Shim:
         net = "--network=host" if self.network else "--network=none"
         argv = [self.runtime, "run", "--rm", net, "--security-opt", "label=disable"]
         argv += ["-v", f"{home}:{home}", "-e", f"HOME={home}"]
+        if self.record:
+            binds += record_binds(os.path.join(os.path.dirname(self.record), RECORD_FILES))
         for bind in binds:
             argv += ["-v", volume(bind)]
         for key, value in sorted(self.env.items()):
@@ -136,6 +148,44 @@ class Shim:
             argv += ["-e", pair]
         argv += ["-w", pwd or os.getcwd(), image, *args[1:]]
         return subprocess.run(argv, stdin=subprocess.DEVNULL, check=False).returncode
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a regular file that is not a link, else None."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def record_binds(listing: str) -> list[str]:
+    """``PATH:PATH:ro`` for every record file of ``listing`` (JSON: ``workspace``, ``paths``,
+    ``inodes`` as fetched) wherever it is now: at its path when that is still the fetched
+    inode and no link leads there, else found again in the workspace (never into a linked
+    folder). None when there is no listing (a run without record files)."""
+    try:
+        with open(listing, encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        raise ShimError(f"cannot read the record files to bind ({listing}): {exc}") from None
+    wanted = {(int(d), int(i)) for d, i in doc.get("inodes", [])}
+    found = [
+        p for p in doc.get("paths", [])
+        if _inode(p) in wanted and os.path.realpath(p) == os.path.abspath(p)
+    ]  # fmt: skip
+    if {_inode(p) for p in found} < wanted:
+        for here, _dirs, files in os.walk(doc["workspace"]):  # never into a linked folder
+            for name in files:
+                path = os.path.join(here, name)
+                if _inode(path) in wanted and path not in found:
+                    found.append(path)
+    for path in found:
+        if ":" in path or "," in path:
+            raise ShimError(f"record file {path} cannot be bound read-only (':' or ',' in it)")
+    return [f"{p}:{p}:ro" for p in found]
 
 
 def oci_image(url: str) -> str:

@@ -40,17 +40,20 @@ from typing import Any
 
 from odrun._fs import atomic_write, confine
 from odrun.errors import ConfigError, SpecError, UsageError, WorkflowError
-from odrun.settings import process_environment
+from odrun.settings import Settings, process_environment
+from odrun.workflow import cwl_js
 from odrun.workflow.cwl_log import CwlLog, failure_cause, parse_jobs
 from odrun.workflow.cwl_refs import check_documents, check_job, rebase_job
-from odrun.workflow.model import RunResult, Say, StepRun, now
-from odrun.workflow.preflight import choose_runtime, host_without_images
+from odrun.workflow.model import RunResult, Say, StepRun, add_used_images
+from odrun.workflow.preflight import choose_runtime, host_without_images, whole_network
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     HostRuntime,
     OciRuntime,
     Runtime,
     cvmfs_binds,
+    now,
+    run_logged,
 )
 from odrun.workflow.spec import Analysis, relative, workflow_parameters
 
@@ -78,6 +81,9 @@ class CwlPlan:
     host_tools: list[str] = field(default_factory=list)
     #: odrun.yaml ``network: true``: jobs may use the network as their NetworkAccess says
     network: bool = False
+    #: how cwltool's ``node`` runs a record's JavaScript expressions (:mod:`cwl_js`):
+    #: in a container; None: cwltool's own choice (a node on the host)
+    node: list[str] | None = None
 
     @property
     def readonly(self) -> bool:
@@ -289,7 +295,12 @@ def for_host(packed: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_cwl(
-    analysis: Analysis, result: RunResult, partial: bool, untrusted: bool, say: Say
+    analysis: Analysis,
+    result: RunResult,
+    partial: bool,
+    untrusted: bool,
+    say: Say,
+    settings: Settings | None = None,
 ) -> CwlPlan:
     """Preflight: cwltool is installed, the workflow packs (is valid CWL), the job reads,
     and the runtime has the images its tools name."""
@@ -301,6 +312,7 @@ def plan_cwl(
     logs = result.run_dir / "logs"
     logs.mkdir(exist_ok=True)
     cwltool_command()  # installed, before anything else is said
+    settings = settings or Settings.load()
     check_documents(analysis.root, workflow_file(analysis), untrusted)
     check_job(_job(analysis), result.workspace, untrusted)
     packed = pack(analysis, logs / "00-cwltool-pack.log")
@@ -308,14 +320,7 @@ def plan_cwl(
     _write_packed(result.run_dir / PACKED, packed)
     images, host_tools = inspect(packed)
     plan = CwlPlan(packed=packed, images=images, host_tools=host_tools)
-    allowed = analysis.manifest.get("network", False)
-    plan.network = allowed is True
-    if isinstance(allowed, list) and allowed:
-        say(
-            "warning: odrun.yaml network names steps; CWL jobs cannot be told apart by the "
-            "container runtime, so only 'network: true' applies to them: they run with "
-            "--network=none"
-        )
+    plan.network = whole_network(analysis, say, "CWL jobs")
     wanted = result.runtime
     result.images = list(images)
     if not images:
@@ -331,32 +336,15 @@ def plan_cwl(
             f"{', '.join(host_tools)} have no DockerRequirement",
             hint="review them, then allow it with --runtime host",
         )
-    if untrusted and uses_javascript(packed, _job(analysis)):
-        if wanted == "auto":
-            raise ConfigError(
-                "this analysis comes from a record and its CWL JavaScript expressions "
-                "(InlineJavascriptRequirement) would run on the host: cwltool evaluates them "
-                "with node there, in a context that does not confine them",
-                hint="review its expressions, then allow it by naming the runtime "
-                "(--runtime podman)",
-            )
-        say(
-            "warning: the record's CWL JavaScript expressions (InlineJavascriptRequirement) "
-            "are evaluated by cwltool with node on the host, not in the tools' containers"
-        )
     plan.runtime = choose_runtime(analysis, result, images, untrusted, say)
+    if untrusted and cwl_js.uses_javascript(packed, _job(analysis)):
+        plan.node = cwl_js.prepare(plan.runtime, settings.cwl_node_image, say)
     if host_tools and result.runtime != "host":
         say(
             f"warning: CWL tools {', '.join(host_tools)} run on the host, not in a container "
             "(no DockerRequirement)"
         )
     return plan
-
-
-def uses_javascript(packed: dict[str, Any], job: dict[str, Any]) -> bool:
-    """Whether any process, step or the job (``cwl:requirements``) asks for
-    InlineJavascriptRequirement: anywhere in them, so no nesting hides it."""
-    return "InlineJavascriptRequirement" in json.dumps([packed, job], default=str)
 
 
 def _job(analysis: Analysis) -> dict[str, Any]:
@@ -389,6 +377,9 @@ def cwltool_args(
         cmd.append("--custom-net=none")
     if isinstance(plan.runtime, OciRuntime):
         env["PATH"] = f"{_shim(result, plan.runtime, plan.network)}:{env.get('PATH', '')}"
+    if plan.node is not None:
+        cwl_js.write_node_shims(result.run_dir / "bin", plan.node)
+        env["PATH"] = f"{result.run_dir / 'bin'}:{env.get('PATH', '')}"
     return [*cmd, str(workflow), "-"], env
 
 
@@ -422,31 +413,24 @@ def run_cwl(analysis: Analysis, result: RunResult, plan: CwlPlan, say: Say) -> N
     cmd, env = cwltool_args(result, plan, workflow)
     log = result.run_dir / "logs" / "01-cwltool.log"
     say(f"[cwltool] cwltool {shlex.join(cmd[cmd.index('--outdir') :])} < cwl/job.json")
-    started = now()
     try:
-        with log.open("wb") as err, (tmp / "outputs.json").open("wb") as out:
-            proc = subprocess.run(
-                cmd,
-                input=job.encode(),
-                stdout=out,
-                stderr=err,
-                cwd=result.workspace,
-                env=env,
-                check=False,
-            )
-    except OSError as exc:
-        raise WorkflowError(f"cwltool: cannot start {cmd[0]}: {exc}") from None
+        proc = run_logged(
+            cmd, log, result.workspace, env,
+            what="cwltool", stdin=job.encode(), stdout=tmp / "outputs.json",
+        )  # fmt: skip
     finally:
         if isinstance(plan.runtime, OciRuntime):
-            _used_images(plan.runtime, result)
+            add_used_images(plan.runtime, result.run_dir / "containers" / "used.txt", result)
     parsed = parse_jobs(log.read_text(encoding="utf-8", errors="replace"))
-    ok = proc.returncode == 0 and parsed.final == "success"
+    ok = proc.code == 0 and parsed.final == "success"
     result.steps += _steps(parsed, log)
     if not ok and not parsed.failed_job:  # cwltool itself failed: the run is its step
-        code = proc.returncode or 1
-        result.steps.append(StepRun("cwltool", shlex.join(cmd), code, started, now(), str(log)))
+        code, log_name = proc.code or 1, str(log)
+        result.steps.append(
+            StepRun("cwltool", shlex.join(cmd), code, proc.started, proc.ended, log_name)
+        )
     if not ok:
-        raise _failure(parsed, proc.returncode, log, workflow.parent)
+        raise _failure(parsed, proc.code, log, workflow.parent)
 
 
 def _steps(parsed: CwlLog, log: Path) -> list[StepRun]:
@@ -468,21 +452,6 @@ def _failure(parsed: CwlLog, code: int, log: Path, folder: Path) -> WorkflowErro
         status = parsed.final or (f"exit code {code}" if code else "it gave no final status")
         what = f"cwltool failed ({status})"
     return WorkflowError(f"{what}: {cause}" if cause else what, hint=f"log: {log}")
-
-
-def _used_images(runtime: OciRuntime, result: RunResult) -> None:
-    """Digests of the images the jobs really ran in (the shim's record)."""
-    try:
-        text = (result.run_dir / "containers" / "used.txt").read_text(encoding="utf-8")
-    except OSError:
-        return
-    used = sorted(set(text.split()))
-    result.images = sorted(set(result.images) | set(used))
-    for image in used:
-        if image not in result.image_digests:
-            digest = runtime.digest(image)
-            if digest:
-                result.image_digests[image] = digest
 
 
 __all__ = ["OUTDIR", "PACKED", "CwlPlan", "plan_cwl", "run_cwl"]

@@ -18,19 +18,12 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from odrun.workflow.failure import CWL_NOISE, job_cause
+
 _LINE = re.compile(r"^\[(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] (?P<level>[A-Z]+) (?P<msg>.*)$")
 _HEADER = re.compile(r"^\[job (?P<job>[^\]]+)\] (?P<dir>\S*)\$ (?P<rest>.*)$")
 _EXITED = re.compile(r"^\[job (?P<job>[^\]]+)\] exited with status: (?P<code>-?\d+)")
 _DONE = re.compile(r"^\[job (?P<job>[^\]]+)\] completed (?P<status>\w+)")
-#: cwltool's own words around an error, which never say what went wrong
-_BOILERPLATE = (
-    "Workflow cannot make any more progress",
-    "Final process status is",
-    "Exception on step",
-    "completed permanentFail",
-    "Job error:",
-    "Ignored error cleaning up",
-)
 #: at most this many of a failing job's last output lines go into the one-line message
 CAUSE_LINES = 3
 CAUSE_CHARS = 300
@@ -165,12 +158,14 @@ def _innermost(error: str) -> str:
 
 
 def failure_cause(log: CwlLog) -> str:
-    """Why the run failed, in one line: the failing job's last output lines, else the
-    first error cwltool reported that is not boilerplate; "" when the log says nothing."""
+    """Why the run failed, in one line (:func:`~odrun.workflow.failure.job_cause`): the
+    failing job's last output lines, else the first error cwltool reported that is not its
+    boilerplate (:data:`~odrun.workflow.failure.CWL_NOISE`); "" when the log says nothing."""
     job = log.failed_job
     if job is not None and job.output:
-        return _one_line(job.output[-CAUSE_LINES:])
-    errors = [e for e in log.errors if not any(b in e for b in _BOILERPLATE)]
-    if not errors and job is not None:  # "Job error:" and the message after it
-        errors = [e.split("Job error:", 1)[1] for e in log.errors if "Job error:" in e]
-    return _one_line([_innermost(errors[0])]) if errors else ""
+        return job_cause(job.output, lines=CAUSE_LINES, limit=CAUSE_CHARS) or ""
+    first = job_cause(reversed(log.errors), noise=CWL_NOISE, lines=1, limit=1 << 20)
+    if first is None and job is not None:  # "Job error:" and the message after it
+        told = [e.split("Job error:", 1)[1] for e in log.errors if "Job error:" in e]
+        first = job_cause(reversed(told), lines=1, limit=1 << 20)
+    return _one_line([_innermost(first)]) if first else ""

@@ -24,6 +24,26 @@ CAUSE_CHARS = 300
 #: how much of a command a message shows
 COMMAND_CHARS = 200
 
+#: cwltool's own words around an error, which never say what went wrong
+CWL_NOISE = tuple(
+    re.compile(re.escape(words))
+    for words in (
+        "Workflow cannot make any more progress",
+        "Final process status is",
+        "Exception on step",
+        "completed permanentFail",
+        "Job error:",
+        "Ignored error cleaning up",
+    )
+)
+#: a line of a job's output that reads like its error (``ValueError: x``, ``No such file``),
+#: not a traceback's header: preferred as the cause over the lines after it (yadage jobs)
+TELLING = re.compile(
+    r"^(?!Traceback)"
+    r".*(?:error|exception|fatal|failed|no such file|not found|denied|cannot|abort)",
+    re.I,
+)
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 
 
@@ -52,6 +72,7 @@ def job_cause(
     output: str | Iterable[str],
     *,
     noise: Sequence[re.Pattern[str]] = (),
+    prefer: re.Pattern[str] | None = None,
     lines: int = CAUSE_LINES,
     limit: int = CAUSE_CHARS,
 ) -> str | None:
@@ -59,17 +80,23 @@ def job_cause(
     ``lines`` meaningful lines joined by `` | ``, one line of at most about ``limit``
     characters (the end kept: the cause is last). Terminal colour codes are removed; blank
     lines and lines any ``noise`` pattern matches (``re.search``: the engine's boilerplate,
-    e.g. Snakemake's "Exiting because a job execution failed") are skipped. None if nothing
-    meaningful is left."""
+    e.g. Snakemake's "Exiting because a job execution failed", :data:`CWL_NOISE`) are
+    skipped. With ``prefer`` (e.g. :data:`TELLING`), only the meaningful lines it matches
+    count when there are any. None if nothing meaningful is left."""
     all_lines = output.splitlines() if isinstance(output, str) else list(output)
-    picked: list[str] = []
+    last: list[str] = []  # the last meaningful lines, newest first
+    preferred: list[str] = []  # the last of them ``prefer`` matches
     for raw in reversed(all_lines):
+        if len(last) >= lines and (prefer is None or len(preferred) >= lines):
+            break
         line = " ".join(_ANSI.sub("", raw).split())
         if not line or any(p.search(line) for p in noise):
             continue
-        picked.append(line)
-        if len(picked) >= lines:
-            break
+        if len(last) < lines:
+            last.append(line)
+        if prefer is not None and len(preferred) < lines and prefer.search(line):
+            preferred.append(line)
+    picked = preferred or last
     if not picked:
         return None
     cause = " | ".join(reversed(picked))

@@ -9,10 +9,11 @@ never through an existing file, within size/ratio/member limits). Both are untru
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
-from odrun._fs import confine, detach
+from odrun._fs import atomic_write, confine, detach
 from odrun.errors import NotFoundError
 from odrun.records import Resolver
 from odrun.records.model import RecordFile
@@ -25,6 +26,9 @@ SPEC_NAMES = ("reana.yaml", "reana.yml", "odrun.yaml")
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 #: where code archives are fetched (private copies), out of their members' reach
 ARCHIVE_DIR = ".odrun"
+#: in ``record-<recid>/.odrun/``: this folder holds a record's analysis (untrusted), written
+#: before anything of the record, which can add files but never remove one
+ORIGIN = "from-record.json"
 
 
 def fetch_analysis(
@@ -49,6 +53,9 @@ def fetch_analysis(
         )
     folder = dest_root / f"record-{record.recid}"
     private = folder / ARCHIVE_DIR  # the archives, apart from what they unpack to
+    private.mkdir(parents=True, exist_ok=True)
+    origin = {"recid": record.recid, "target": target}
+    atomic_write(private / ORIGIN, (json.dumps(origin, sort_keys=True) + "\n").encode())
     with Fetcher(settings) as fetcher:
 
         def get(files: list[RecordFile], dest: Path = folder) -> None:
@@ -85,6 +92,19 @@ def fetch_analysis(
     if not found:
         raise NotFoundError(f"record {record.recid}: its archive holds no reana.yaml or odrun.yaml")
     return min(found, key=lambda p: len(p.parts))
+
+
+def record_origin(path: Path) -> str | None:
+    """The record an analysis folder (or a spec file in it) was fetched from by
+    :func:`fetch_analysis` (``record-<recid>/.odrun/from-record.json`` in it or a folder
+    above it), or None: an analysis from a record stays untrusted when it is named by its
+    folder (``odrun run record-N/``, ``odrun submit record-N/``)."""
+    start = path.resolve()
+    for folder in ([start] if start.is_dir() else []) + list(start.parents):
+        marker = folder / ARCHIVE_DIR / ORIGIN
+        if marker.is_file():
+            return folder.name
+    return None
 
 
 def _named_inputs(folder: Path) -> set[str]:

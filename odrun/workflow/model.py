@@ -4,7 +4,6 @@ runner, the lock, the provenance crate, Snakemake and REANA without importing ea
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import os
@@ -23,7 +22,7 @@ from odrun._version import __version__
 from odrun.errors import UnsafeMetadataError, UsageError, WorkflowError
 from odrun.records.model import Record, RecordFile
 from odrun.workflow.expect import Check
-from odrun.workflow.runtime import Fallback, describe
+from odrun.workflow.runtime import Fallback, OciRuntime, describe
 
 if TYPE_CHECKING:
     from odrun.workflow.spec import Analysis
@@ -199,10 +198,6 @@ class RunOptions:
         return self.from_step is not None or self.target_step is not None
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def record_files(result: RunResult) -> list[Path]:
     """The record files in the workspace (read-only for container steps): at their paths,
     and, when one is no longer there (a step renamed its folder: the hard link to the
@@ -231,6 +226,21 @@ def _inode(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def add_used_images(runtime: OciRuntime, record: Path, result: RunResult) -> None:
+    """The images an engine's jobs really ran in (``record``: one per line, as a shim wrote
+    them; also those no spec names literally) added to ``result``, with their digests."""
+    try:
+        used = sorted(set(record.read_text(encoding="utf-8").split()))
+    except OSError:
+        return
+    result.images = sorted(set(result.images) | set(used))
+    for image in used:
+        if image not in result.image_digests:
+            digest = runtime.digest(image)
+            if digest:
+                result.image_digests[image] = digest
 
 
 def remember_record_inodes(result: RunResult) -> None:

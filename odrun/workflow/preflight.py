@@ -80,6 +80,20 @@ def choose_runtime(
     return runtime
 
 
+def whole_network(analysis: Analysis, say: Say, jobs: str) -> bool:
+    """Whether an engine's jobs (``jobs``: "CWL jobs") get the network: odrun.yaml
+    ``network: true`` only. A list of step names cannot apply to jobs the container runtime
+    cannot tell apart: said in a warning, and they run with ``--network=none``."""
+    allowed = analysis.manifest.get("network", False)
+    if isinstance(allowed, list) and allowed:
+        say(
+            f"warning: odrun.yaml network names steps; {jobs} cannot be told apart by the "
+            "container runtime, so only 'network: true' applies to them: they run with "
+            "--network=none"
+        )
+    return allowed is True
+
+
 def host_without_images(
     result: RunResult, untrusted: bool, say: Say, *, source: str, declare: str, parts: str
 ) -> None:

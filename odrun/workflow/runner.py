@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from odrun.workflow import lock as lockfile
 from odrun.workflow.cwl import CwlPlan, plan_cwl, run_cwl
 from odrun.workflow.expect import evaluate
 from odrun.workflow.failure import job_cause, job_failed, one_line, read_tail
+from odrun.workflow.fromrecord import record_origin
 from odrun.workflow.model import (
     RUN_FORMAT_VERSION,
     RUN_JSON,
@@ -47,7 +47,6 @@ from odrun.workflow.model import (
     RunResult,
     Say,
     StepRun,
-    now,
     record_files,
     remember_record_inodes,
     run_tools,
@@ -56,7 +55,7 @@ from odrun.workflow.model import (
 from odrun.workflow.preflight import choose_runtime
 from odrun.workflow.provenance import write_crate
 from odrun.workflow.references import hepdata_pins, pinned_versions
-from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime
+from odrun.workflow.runtime import ApptainerRuntime, OciRuntime, Runtime, now, run_logged
 from odrun.workflow.snakemake import SnakemakePlan, plan_snakemake, run_snakemake
 from odrun.workflow.spec import (
     Analysis,
@@ -101,6 +100,8 @@ def run_analysis(
     options = options or RunOptions()
     workdir, from_step, target_step = options.workdir, options.from_step, options.target_step
     untrusted, locked, verify = options.untrusted, options.locked, options.verify
+    # a record's analysis named by its folder (odrun run record-N/) is still the record's
+    untrusted = untrusted or record_origin(analysis.root) is not None
     ensure_valid(analysis)  # the checks `odrun validate` makes: refused before anything runs
     if verify and not analysis.manifest.get("expect"):
         say("warning: --verify: odrun.yaml declares no expect: entries, nothing to verify")
@@ -131,7 +132,7 @@ def run_analysis(
         # all before a single input is staged or fetched
         plan = _plan(analysis, result, from_step, target_step, untrusted, say, settings)
         if analysis.workflow_type == "cwl":
-            plan.cwl = plan_cwl(analysis, result, options.partial, untrusted, say)
+            plan.cwl = plan_cwl(analysis, result, options.partial, untrusted, say, settings)
         if locked:
             lockfile.check(lock_path, lockfile.build(result, analysis), records=False)
         _stage_inputs(analysis, result, untrusted)
@@ -370,31 +371,17 @@ def _run_workflow(analysis: Analysis, result: RunResult, plan: Plan, say: Say) -
     for n, (name, image, command) in enumerate(plan.commands, 1):
         log = result.run_dir / "logs" / f"{n:02d}-{_slug(name)}.log"
         say(f"[{name}] {command}")
-        started = now()
-        try:
-            with log.open("wb") as out:
-                proc = subprocess.run(
-                    plan.runtime.argv(
-                        image,
-                        result.workspace,
-                        command,
-                        analysis.network(name),
-                        readonly=record_files(result),
-                    ),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    cwd=result.workspace,
-                    env=process_environment(),
-                    check=False,
-                )
-        except OSError as exc:
-            where = f"step {one_line(name, 100)}: cannot start {plan.runtime.name}"
-            raise WorkflowError(f"{where}: {exc}") from None
-        result.steps.append(StepRun(name, command, proc.returncode, started, now(), str(log)))
-        if proc.returncode != 0:
+        argv = plan.runtime.argv(
+            image, result.workspace, command, analysis.network(name), readonly=record_files(result)
+        )
+        proc = run_logged(
+            argv, log, result.workspace, process_environment(),
+            what=f"step {one_line(name, 100)}", program=plan.runtime.name,
+        )  # fmt: skip
+        result.steps.append(StepRun(name, command, proc.code, proc.started, proc.ended, str(log)))
+        if proc.code != 0:
             cause = job_cause(read_tail(log))
-            raise job_failed(f"step {name}", proc.returncode, cause, command=command, log=log)
+            raise job_failed(f"step {name}", proc.code, cause, command=command, log=log)
 
 
 def _output_stamps(analysis: Analysis, workspace: Path) -> dict[str, tuple[int, int, int]]:

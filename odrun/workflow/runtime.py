@@ -9,15 +9,17 @@ REANA), and ``/cvmfs/<repo>`` read-only for each repository the spec lists in
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from odrun import cvmfs as cvmfs_repos
-from odrun.errors import ConfigError, UsageError
+from odrun.errors import ConfigError, UsageError, WorkflowError
 
 CONTAINER_RUNTIMES = ("podman", "docker", "apptainer")
 CVMFS_ROOT = Path("/cvmfs")
@@ -244,6 +246,62 @@ def installed_container_runtimes() -> list[str]:
 
 def installed_container_runtime() -> str | None:
     return next(iter(installed_container_runtimes()), None)
+
+
+def now() -> str:
+    """The time now, UTC, to the second (ISO 8601): when a step started or ended."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How an engine's process ended (:func:`run_logged`)."""
+
+    code: int
+    started: str
+    ended: str
+
+
+def run_logged(
+    argv: Sequence[str],
+    log: Path,
+    cwd: Path,
+    env: Mapping[str, str],
+    *,
+    what: str,
+    program: str | None = None,
+    stdin: bytes | None = None,
+    stdout: Path | None = None,
+    timeout: float | None = None,
+) -> Finished:
+    """Run an engine's process (a step's command, Snakemake, cwltool, yadage) to its end in
+    ``cwd`` with ``env``: its output goes to ``log`` (stdout and stderr, or stderr only when
+    ``stdout`` names a file of its own), its stdin is ``stdin`` or nothing. WorkflowError
+    ``<what>: cannot start <program>: ...`` when it cannot start (``program``: ``argv[0]``
+    unless given), ``<what>: still running after N s`` (killed) past ``timeout``."""
+    started = now()
+    try:
+        with contextlib.ExitStack() as files:
+            err = files.enter_context(log.open("wb"))
+            out = files.enter_context(stdout.open("wb")) if stdout is not None else err
+            proc = subprocess.run(
+                list(argv),
+                input=stdin,
+                stdin=subprocess.DEVNULL if stdin is None else None,
+                stdout=out,
+                stderr=err if stdout is not None else subprocess.STDOUT,
+                cwd=cwd,
+                env=dict(env),
+                timeout=timeout,
+                check=False,
+            )
+    except OSError as exc:
+        raise WorkflowError(f"{what}: cannot start {program or argv[0]}: {exc}") from None
+    except subprocess.TimeoutExpired:
+        raise WorkflowError(
+            f"{what}: still running after {timeout:g} s; stopped", hint=f"log: {log}"
+        ) from None
+    return Finished(proc.returncode, started, now())
 
 
 def make_runtime(name: str, cvmfs: tuple[str, ...] = (), pull: bool = True) -> Runtime:

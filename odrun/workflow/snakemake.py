@@ -18,11 +18,11 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.util
+import json
 import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,18 +32,20 @@ from typing import Any
 import yaml
 
 from odrun import untrusted
-from odrun._fs import confine
+from odrun._fs import atomic_write, confine
 from odrun.errors import ConfigError, OdrunError, SpecError, UsageError
 from odrun.settings import process_environment
+from odrun.workflow.apptainer_shim import RECORD_FILES
 from odrun.workflow.failure import job_failed, read_tail
-from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
-from odrun.workflow.preflight import choose_runtime, host_without_images
+from odrun.workflow.model import RunResult, Say, StepRun, add_used_images, record_files
+from odrun.workflow.preflight import choose_runtime, host_without_images, whole_network
 from odrun.workflow.runtime import (
     ApptainerRuntime,
     OciRuntime,
     Runtime,
     cvmfs_binds,
     readonly_bind,
+    run_logged,
 )
 from odrun.workflow.snakemake_log import failure_cause
 from odrun.workflow.spec import Analysis, relative, snakemake_config
@@ -151,13 +153,7 @@ def plan_snakemake(
         images=declared_images(analysis.root, str(snakefile)), command=_snakemake_command()
     )
     executor = result.executor
-    allowed = analysis.manifest.get("network", False)
-    plan.network = allowed is True
-    if isinstance(allowed, list) and allowed:
-        say(
-            "warning: odrun.yaml network names steps; Snakemake rules' containers cannot be "
-            "told apart, so only 'network: true' applies to them: they run with --network=none"
-        )
+    plan.network = whole_network(analysis, say, "Snakemake rules' containers")
     if executor != "local":
         plan.executor = executor
         merged = {str(k): _text(v) for k, v in _file_options(analysis, executor).items()}
@@ -219,30 +215,25 @@ def run_snakemake(analysis: Analysis, result: RunResult, plan: SnakemakePlan, sa
     record = result.run_dir / "containers" / "used.txt"
     if isinstance(plan.runtime, (OciRuntime, ApptainerRuntime)):
         readonly = record_files(result)
+        for path in readonly:
+            readonly_bind(path)  # ':' or ',' refused before anything runs
+        if isinstance(plan.runtime, OciRuntime):  # the shim binds them per job, wherever
+            _record_listing(result, readonly, record.parent)
+            readonly = []
         cmd += _container_args(plan.runtime, result.run_dir, record, env, plan.network, readonly)
     shown = cmd[cmd.index("--snakefile") :]
     say(f"[snakemake] snakemake {shlex.join(shown)}")
-    started = now()
     try:
-        with log.open("wb") as out:
-            proc = subprocess.run(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=result.workspace,
-                env=env,
-                check=False,
-            )
+        proc = run_logged(cmd, log, result.workspace, env, what="snakemake")
     finally:
         if isinstance(plan.runtime, OciRuntime):
-            _used_images(plan.runtime, record, result)
+            add_used_images(plan.runtime, record, result)
     result.steps.append(
-        StepRun("snakemake", shlex.join(cmd), proc.returncode, started, now(), str(log))
+        StepRun("snakemake", shlex.join(cmd), proc.code, proc.started, proc.ended, str(log))
     )
-    if proc.returncode != 0:
+    if proc.code != 0:
         cause = failure_cause(read_tail(log), result.workspace)
-        raise job_failed("snakemake", proc.returncode, cause, log=log)
+        raise job_failed("snakemake", proc.code, cause, log=log)
 
 
 def _snakefile(analysis: Analysis) -> str:
@@ -260,6 +251,19 @@ def _snakemake_command() -> list[str]:
             hint="pip install 'odrun[snakemake]'",
         )
     return [exe]
+
+
+def _record_listing(result: RunResult, paths: list[Path], folder: Path) -> None:
+    """``record-files.json`` for the apptainer shim, which binds every record file read-only
+    wherever it is when each job starts (:func:`apptainer_shim.record_binds`)."""
+    inodes = result.record_inodes or {(p.lstat().st_dev, p.lstat().st_ino) for p in paths}
+    doc = {
+        "workspace": str(result.workspace.resolve()),
+        "paths": [str(p) for p in paths],
+        "inodes": sorted(inodes),
+    }
+    folder.mkdir(exist_ok=True)
+    atomic_write(folder / RECORD_FILES, json.dumps(doc).encode())
 
 
 def _container_args(
@@ -292,20 +296,6 @@ def _container_args(
     if binds:
         args += [f"--apptainer-args={' '.join(binds)}"]
     return args
-
-
-def _used_images(runtime: OciRuntime, record: Path, result: RunResult) -> None:
-    """Digests of the images the jobs really ran in (also those no directive names literally)."""
-    try:
-        used = sorted(set(record.read_text(encoding="utf-8").split()))
-    except OSError:
-        return
-    result.images = sorted(set(result.images) | set(used))
-    for image in used:
-        if image not in result.image_digests:
-            digest = runtime.digest(image)
-            if digest:
-                result.image_digests[image] = digest
 
 
 #: the commands an executor plugin starts to submit jobs (checked before anything is fetched)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -34,9 +33,10 @@ from typing import Any
 from odrun._fs import confine
 from odrun.errors import ConfigError, SpecError, UnsafeMetadataError, UsageError, WorkflowError
 from odrun.settings import Settings, process_environment
-from odrun.workflow.model import RunResult, Say, StepRun, now, record_files
-from odrun.workflow.preflight import choose_runtime
-from odrun.workflow.runtime import OciRuntime, Runtime
+from odrun.workflow.failure import TELLING, job_cause
+from odrun.workflow.model import RunResult, Say, StepRun, record_files
+from odrun.workflow.preflight import choose_runtime, whole_network
+from odrun.workflow.runtime import OciRuntime, Runtime, run_logged
 from odrun.workflow.spec import Analysis, relative
 
 DRIVER = Path(__file__).with_name("yadage_driver.py")
@@ -52,9 +52,8 @@ INSTALL_HINT = (
 #: seconds the driver may take to load and validate a workflow
 PLAN_TIMEOUT = 300
 #: a line of a job's output that says what went wrong
-_CAUSE_RE = re.compile(
-    r"error|exception|fatal|failed|no such file|not found|denied|cannot|abort", re.I
-)
+#: how long the cause of a failed yadage job may be
+YADAGE_CAUSE_CHARS = 203
 
 
 @dataclass
@@ -182,12 +181,7 @@ def plan_yadage(
             hint="fix the workflow; `yadage-validate` in yadage's Python checks it too",
         )
     images = [str(i) for i in doc.get("images") or []]
-    allowed = analysis.manifest.get("network", False)
-    if isinstance(allowed, list) and allowed:
-        say(
-            "warning: odrun.yaml network names steps; yadage jobs cannot be told apart, so "
-            "only 'network: true' applies to them: they run with --network=none"
-        )
+    network = whole_network(analysis, say, "yadage jobs")
     on_host = [str(e) for e in doc.get("host_environments") or []]
     if on_host and untrusted and result.runtime == "auto":
         raise ConfigError(
@@ -204,7 +198,7 @@ def plan_yadage(
     result.images = images
     versions = {str(k): str(v) for k, v in (doc.get("versions") or {}).items()}
     result.engine_versions = versions
-    return YadagePlan(python, plan_file, runtime, images, versions, allowed is True)
+    return YadagePlan(python, plan_file, runtime, images, versions, network)
 
 
 def run_yadage(analysis: Analysis, result: RunResult, plan: YadagePlan, say: Say) -> None:
@@ -231,37 +225,20 @@ def run_yadage(analysis: Analysis, result: RunResult, plan: YadagePlan, say: Say
     argv += [str(params), str(outcome_file)]
     _, name = workflow_location(analysis)
     say(f"[yadage] {name} in {result.runtime} (jobs: {logdir})")
-    started = now()
-    try:
-        with engine_log.open("wb") as out:
-            proc = subprocess.run(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=result.workspace,
-                env=env,
-                check=False,
-            )
-    except OSError as exc:
-        raise WorkflowError(f"yadage: cannot start {plan.python}: {exc}") from None
+    proc = run_logged(
+        argv, engine_log, result.workspace, env, what="yadage", program=str(plan.python)
+    )
     jobs = read_jobs(record)
     result.steps += [
         StepRun(j.name, j.command, j.exit_code, j.started, j.ended, j.log) for j in jobs
     ]
     _digests(plan.runtime, jobs, result)
     outcome = _read_json(outcome_file) or {}
-    if proc.returncode != 0 or not outcome.get("ok"):
+    if proc.code != 0 or not outcome.get("ok"):
         if not jobs or all(j.exit_code == 0 for j in jobs):  # nothing failed in a job
+            code, log = proc.code or 1, str(engine_log)
             result.steps.append(
-                StepRun(
-                    "yadage",
-                    shlex.join(argv),
-                    proc.returncode or 1,
-                    started,
-                    now(),
-                    str(engine_log),
-                )
+                StepRun("yadage", shlex.join(argv), code, proc.started, proc.ended, log)
             )
         raise failure_error(jobs, outcome, engine_log)
     idle = stages_not_run(result.workspace)
@@ -348,24 +325,14 @@ def tail(path: Path | str, count: int = 5) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()][-count:]
 
 
-def failure_cause(lines: list[str]) -> str | None:
-    """The line of a failed job's output that says why: the last one that reads like an
-    error (``ValueError: ...``, ``No such file``), else the last line; one line, short.
-    (A yadage-local helper; Snakemake's run gets its own.)"""
-    if not lines:
-        return None
-    telling = [ln for ln in lines if _CAUSE_RE.search(ln) and not ln.startswith("Traceback")]
-    cause = " ".join((telling or lines)[-1].split())
-    return cause[:200] + ("..." if len(cause) > 200 else "")
-
-
 def failure_error(jobs: list[Job], outcome: dict[str, Any], engine_log: Path) -> WorkflowError:
     """One line naming the failing job, its exit code and its cause (the command and the
     log in the hint); without a failed job, yadage's own error."""
     failed = [j for j in jobs if j.exit_code != 0]
     if failed:
         job = failed[0]
-        cause = failure_cause(tail(job.log)) or "no output"
+        cause = job_cause(tail(job.log), prefer=TELLING, lines=1, limit=YADAGE_CAUSE_CHARS)
+        cause = cause or "no output"
         command = " ".join(job.command.split())
         more = f"; {len(failed) - 1} more job(s) failed" if len(failed) > 1 else ""
         return WorkflowError(
