@@ -269,6 +269,7 @@ class PlainHttp:
         skip = 0
         received: list[bytes] = []
         error: OdrunError | None = None
+        response: http.client.HTTPResponse | None = None
         try:
             response = _send(conn, path, headers)
             head = _Head.of(response)
@@ -291,7 +292,6 @@ class PlainHttp:
                     raise http.client.IncompleteRead(b"", length - got)
                 # the whole answer read: the connection carries the next request
                 kept = got == length or response.isclosed()
-                response.close()
         except TimeoutError:
             error = TransientError(
                 f"{uri}: timed out after {self.settings.timeout:g} s without data",
@@ -302,6 +302,8 @@ class PlainHttp:
         except (OSError, http.client.HTTPException) as exc:
             error = TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched)
         finally:
+            if response is not None:
+                response.close()  # it may hold the socket (an answer that closes it)
             if not kept:
                 conn.close()
         if received:  # even before an error: what arrived goes to the part
