@@ -233,7 +233,8 @@ def test_entry_metadata_is_never_written_through_a_link_at_its_temp_name(
     (part.parent / "abcdef01-5.json.part").parent.mkdir(exist_ok=True)
     os.symlink(victim, part.parent / ".abcdef01-5.json.part")
     with store.lock(key):
-        store.commit(part, key, {"uri": "x"}, os.stat(part))
+        store.commit(part, key, {"uri": "x"}, os.stat(part))  # a new entry's: made in place
+        store.touch(key)  # a rewrite: by rename from the temp name
     assert victim.read_text() == "mine\n"
     meta = json.loads((part.parent / "abcdef01-5.json").read_text())
     assert meta["uri"] == "x"
@@ -262,3 +263,20 @@ def test_confine_gives_what_resolve_gives_and_refuses_links_out(tmp_path: Path, 
     assert confine(root, rel, "record file") == (root.resolve() / rel).resolve()
     with pytest.raises(UnsafeMetadataError):
         confine(root, "a/out/" + (rel or "f"), "record file")
+
+
+def test_a_link_at_the_metadata_path_is_replaced_never_written_through(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "cache")
+    key = "adler32/cd/cdef0123-3"
+    part = store.part(key)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"abc")
+    victim = tmp_path / "victim.json"
+    victim.write_text("mine\n")
+    os.symlink(victim, part.parent / "cdef0123-3.json")
+    with store.lock(key):
+        store.commit(part, key, {"uri": "y"}, os.stat(part))
+    assert victim.read_text() == "mine\n"
+    assert not (part.parent / "cdef0123-3.json").is_symlink()
+    assert json.loads((part.parent / "cdef0123-3.json").read_text())["size"] == 3
+    assert store.intact(key)

@@ -193,9 +193,8 @@ class FileStore:
                 raise
         else:
             stat = entry.stat()
-        self._write_meta(
-            key, dict(meta, last_used=time.time(), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-        )
+        meta = dict(meta, last_used=time.time(), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        self._write_meta(key, meta, new=True)
         return entry
 
     def intact(self, key: str) -> bool:
@@ -220,10 +219,12 @@ class FileStore:
             self.remove(key)
         return ok
 
-    def _write_meta(self, key: str, meta: dict[str, Any]) -> bool:
-        """Write an entry's bookkeeping; on a full disk skip it (False): it is advisory."""
+    def _write_meta(self, key: str, meta: dict[str, Any], *, new: bool = False) -> bool:
+        """Write an entry's bookkeeping (``new``: a just published entry's, likely the first);
+        on a full disk skip it (False): it is advisory."""
+        write = _create_locked if new else _replace_locked
         try:
-            _replace_locked(self.root / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+            write(self.root / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
         except OSError as exc:
             if is_disk_full(exc):
                 return False
@@ -387,24 +388,51 @@ def _replace_locked(path: Path, data: bytes) -> None:
     leftover (or a link planted there) is removed first.
     """
     tmp = path.with_name(f".{path.name}.part")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(tmp, flags, 0o644)
+        fd = os.open(tmp, _CREATE, 0o644)
     except FileExistsError:
         tmp.unlink()
-        fd = os.open(tmp, flags, 0o644)
+        fd = os.open(tmp, _CREATE, 0o644)
     try:
-        try:
-            os.fchmod(fd, 0o644)  # whatever the umask: cache metadata is shareable
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+        _write_all(fd, data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_locked(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` when there is no such file yet (a new entry's metadata):
+    created in place, one file less than :func:`_replace_locked`. A reader without the
+    lock may find it part-written, which reads as no metadata (``cache ls`` then shows
+    the entry's mtime; a fetch checks the entry's bytes again and rewrites it): as after
+    a crash here. An existing file (or link) at ``path`` is replaced by rename instead.
+    """
+    try:
+        fd = os.open(path, _CREATE, 0o644)
+    except FileExistsError:
+        _replace_locked(path, data)
+        return
+    try:
+        _write_all(fd, data)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+#: a new file, never opened through an existing one or a link
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` through ``fd``, shareable whatever the umask, and close it."""
+    try:
+        os.fchmod(fd, 0o644)  # cache metadata is shareable
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def _stale_size(path: Path, cutoff: float) -> int | None:
