@@ -12,6 +12,7 @@ import gzip
 import json
 import os
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class Site:
     #: send only this many bytes of a body, then close (its Content-Length unchanged)
     cut_at: int | None = None
     connections: set[tuple[str, int]] = field(default_factory=set)
+    #: connections open now (from the server's side)
+    live: int = 0
     requests: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -50,6 +53,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.site.lock:
+            self.server.site.live += 1
+
+    def finish(self) -> None:
+        with self.server.site.lock:
+            self.server.site.live -= 1
+        super().finish()
 
     def do_GET(self) -> None:
         site = self.server.site
@@ -280,3 +293,27 @@ def test_a_link_at_the_metadata_path_is_replaced_never_written_through(tmp_path:
     assert not (part.parent / "cdef0123-3.json").is_symlink()
     assert json.loads((part.parent / "cdef0123-3.json").read_text())["size"] == 3
     assert store.intact(key)
+
+
+def test_connections_of_finished_fetch_threads_are_closed(site: tuple[Site, str]) -> None:
+    """A Fetcher lives on across fetches; each fetch's threads end with it: their kept
+    connections must not pile up (one open socket per thread ever started)."""
+    state, base = site
+    data = blob(90, 10_000)
+    state.files["/t"] = data
+    transport = _transport()
+
+    def fetch() -> None:
+        assert b"".join(transport.stream(f"{base}/t", 0, len(data))) == data
+
+    try:
+        for _ in range(5):
+            thread = threading.Thread(target=fetch)
+            thread.start()
+            thread.join()
+        deadline = time.monotonic() + 10
+        while state.live > 1 and time.monotonic() < deadline:  # the server sees the closes
+            threading.Event().wait(0.05)
+        assert state.live <= 1
+    finally:
+        transport.close()

@@ -201,7 +201,8 @@ class PlainHttp:
         self.settings = settings
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[http.client.HTTPConnection] = []
+        #: every connection made, with the thread it is kept for
+        self._opened: list[tuple[threading.Thread, http.client.HTTPConnection]] = []
         self._proxies: dict[str, str] | None = None
 
     def target(self, uri: str) -> tuple[str, int, str] | None:
@@ -239,7 +240,11 @@ class PlainHttp:
             conn = http.client.HTTPConnection(host, port, timeout=self.settings.timeout)
             connections[(host, port)] = conn
             with self._lock:
-                self._opened.append(conn)
+                ended = [c for t, c in self._opened if not t.is_alive()]
+                self._opened = [(t, c) for t, c in self._opened if t.is_alive()]
+                self._opened.append((threading.current_thread(), conn))
+            for gone in ended:  # kept for a fetch thread that has ended: nobody will use it
+                gone.close()
         elif conn.sock is not None and not _idle(conn.sock):
             conn.close()  # the server closed it (or sent what nobody asked for): a new one
         return conn
@@ -247,7 +252,7 @@ class PlainHttp:
     def close(self) -> None:
         with self._lock:
             opened, self._opened = self._opened, []
-        for conn in opened:
+        for _, conn in opened:
             conn.close()
 
     def get(
