@@ -24,6 +24,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from pathlib import Path, PurePosixPath
@@ -53,6 +54,9 @@ def confine(
             hint="use a path relative to that folder, without '..'",
         )
     inside = root.resolve()
+    target = _below(inside, Path(text).parts)
+    if target is not None:
+        return target
     try:
         target = (inside / text).resolve()
     except (OSError, RuntimeError) as exc:  # a link loop
@@ -63,6 +67,26 @@ def confine(
             hint="nothing was read or written there; remove the link, or copy the file in",
         )
     return target
+
+
+def _below(inside: Path, parts: tuple[str, ...]) -> Path | None:
+    """``inside`` joined with ``parts`` when no existing one of them is a link, else None.
+
+    What ``resolve()`` gives for such a path, with one ``lstat`` per part below an
+    already resolved root (``resolve()`` walks the root's parts again, in Python, for
+    every file of a fetch). Once a part is missing the rest cannot exist.
+    """
+    current = inside
+    for part in parts:
+        current = current / part
+        try:
+            if stat.S_ISLNK(os.lstat(current).st_mode):
+                return None  # the full resolution decides
+        except FileNotFoundError:
+            return current.joinpath(*parts[len(current.parts) - len(inside.parts) :])
+        except OSError:
+            return None
+    return current
 
 
 def atomic_write(path: Path, data: bytes) -> None:

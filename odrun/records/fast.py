@@ -15,19 +15,26 @@ irregularity and every error message: the fast path never decides an error.
 from __future__ import annotations
 
 import re
+import sys
 from array import array
 from collections.abc import Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
 from odrun.checksum import ALGORITHMS, Checksum
 from odrun.urls import REMOTE_SCHEMES
 
-from .model import FileList, Record
+from .model import FileList, PackedStrings, Record
 from .parse import INDEX_TYPES, IndexLoader, parse_record
 from .stream import load_record_document
 
 _CHECKSUM = re.compile(r"(adler32|sha1|sha256|md5):([0-9a-f]+)")
+#: bytes a plain URI or name never holds (all but "\n", which joins a batch of them):
+#: controls, space, non-URI characters, percent escapes, query, fragment, brackets
+_UNPLAIN = bytes(range(10)) + bytes(range(11, 33)) + b'"%<>?#[]\\^`{|}\x7f'
+_SCHEMES = tuple(f"{scheme}://" for scheme in sorted(REMOTE_SCHEMES))
+_ADLERS = re.compile(r"adler32:[0-9a-f]{8}(?:\nadler32:[0-9a-f]{8})*+")
 _MAX_SIZE = 2**63 - 1
 #: bits of the name-hash bitmap (a power of two)
 _BITMAP = 1 << 26
@@ -45,6 +52,25 @@ class _Placeholder(list[Any]):
         self.group = group
 
 
+def _values(items: list[Any], key: str) -> list[Any]:
+    """``item.get(key)`` of every item (dicts), in one C-level loop."""
+    return list(map(dict.get, items, repeat(key)))
+
+
+def _plain_lines(lines: str, n: int) -> bool:
+    """``n`` lines of URI-safe ASCII, none of them ending in "/", "/." or "/.."."""
+    if lines.count("\n") != n - 1 or not lines.isascii():
+        return False
+    data = lines.encode("ascii")
+    return (
+        len(data.translate(None, _UNPLAIN)) == len(data)
+        and "/\n" not in lines
+        and "/.\n" not in lines
+        and "/..\n" not in lines
+        and not lines.endswith(("/", "/.", "/.."))
+    )
+
+
 def _plain(name: str) -> bool:
     return (
         name.isascii()
@@ -60,13 +86,15 @@ class _Columns:
     """A FileSink building the columns of a FileList; NeedsGeneralParserError if unusual."""
 
     def __init__(self) -> None:
-        self.uris: list[str] = []
+        self.uris = PackedStrings()
         self.sizes: array[int] = array("q")
-        self.sums: array[int] = array("L")
+        self.sums: array[int] = array("I")
         self.algs = bytearray()
         self.other: dict[int, Checksum] = {}
         self.names: dict[int, str] = {}
-        self.index_of: array[int] = array("L")
+        self.index_of: array[int] = array("I")
+        #: hash of each name ignoring case
+        self.hashes: array[int] = array("q")
         #: (where, first entry) of each file list, in document order
         self.groups: list[tuple[tuple[str | int, ...], int]] = []
 
@@ -77,6 +105,78 @@ class _Columns:
             return None
         self.groups.append((where, len(self.uris)))
         return _Placeholder(len(self.groups) - 1)
+
+    def add_many(self, items: list[Any]) -> None:
+        """Entries of the plainest shape are checked a batch at a time (C-level joins and
+        regular expressions); a batch with anything else goes entry by entry (:meth:`add`).
+        """
+        if not items:
+            return
+        n = len(items)
+        if not self._add_plain(items, n):
+            for item in items:
+                self.add(item)
+
+    def _add_plain(self, items: list[Any], n: int) -> bool:
+        """Add ``items`` if every one is of the plainest shape (what :meth:`add` would
+        store the same way); False, and nothing added, if not."""
+        if set(map(type, items)) != {dict}:
+            return False
+        types = _values(items, "type")
+        if types.count(None) != n and any(map(INDEX_TYPES.__contains__, types)):
+            return False
+        uris = _values(items, "uri")
+        names = _values(items, "filename")
+        try:
+            joined = "\n".join(uris)
+            named = names.count(None) != n
+            # every name given, and (tested below) the last part of its URI
+            lines = "\n".join(names) if named else joined
+        except TypeError:
+            return False  # a URI or name that is not a string, or names not all given
+        if (
+            not _plain_lines(joined, n)
+            or not all(map(str.startswith, uris, repeat(_SCHEMES)))
+            # a "/" after "scheme://" (add wants one; "://" holds two)
+            or min(map(str.count, uris, repeat("/"))) < 3
+        ):
+            return False
+        if named:
+            # the last part of its URI: no "/" in it, and the URI ends with "/" and it
+            if "/" in lines or not all(map(str.endswith, uris, map("/".__add__, names))):
+                return False
+        else:
+            lines = "\n".join([uri[uri.rfind("/") + 1 :] for uri in uris])
+        keys = lines.lower().split("\n")
+        sizes = _values(items, "size")
+        if set(map(type, sizes)) != {int}:
+            return False  # an unknown size (None) too: add stores it as -1
+        try:
+            column = array("q", sizes)
+        except OverflowError:
+            return False
+        if min(column) < 0:
+            return False
+        sums = _values(items, "checksum")
+        kinds = set(map(type, sums))
+        if kinds == {type(None)}:
+            algs, values = bytes(n), array("I", bytes(4 * n))
+        else:
+            if kinds != {str}:
+                return False
+            hexes = "\n".join(sums)
+            if len(hexes) != 17 * n - 1 or _ADLERS.fullmatch(hexes) is None:
+                return False
+            algs, values = b"\x01" * n, array("I", bytes.fromhex(hexes.replace("adler32:", "")))
+            if sys.byteorder == "little":
+                values.byteswap()
+        self.uris.extend_lines(joined, map(len, uris))
+        self.sizes += column
+        self.sums += values
+        self.algs += algs
+        self.index_of += array("I", [len(self.groups) - 1]) * n
+        self.hashes.extend(map(hash, keys))
+        return True
 
     def add(self, item: Any) -> None:
         if type(item) is not dict or item.get("type") in INDEX_TYPES:
@@ -133,14 +233,23 @@ class _Columns:
         self.uris.append(uri)
         self.sizes.append(size)
         self.index_of.append(len(self.groups) - 1)
+        self.hashes.append(hash((self.names.get(i) or tail).lower()))
 
     def names_distinct(self) -> bool:
         """Names distinct ignoring case (so also URIs, when every name is its URI's last part).
 
-        Two passes over a bitmap of name hashes (8 MB, not a set of a million): the
-        names whose bit was hit twice are then compared exactly.
+        Distinct hashes are distinct names; if two are alike, the names are compared
+        exactly (:meth:`_exactly_distinct`).
         """
         uris, names = self.uris, self.names
+        hashes = self.hashes
+        if len(set(hashes)) != len(hashes) and not self._exactly_distinct():
+            return False
+        return not names or len(set(uris)) == len(uris)
+
+    def _exactly_distinct(self) -> bool:
+        """Two passes over a bitmap of name hashes (8 MB, not a set of a million): the
+        names whose bit was hit twice are then compared exactly."""
         bits = bytearray(_BITMAP // 8)
         twice = bytearray(_BITMAP // 8)
         for key in self._name_keys():
@@ -157,7 +266,7 @@ class _Columns:
                 if key in seen:
                     return False
                 seen.add(key)
-        return not names or len(set(uris)) == len(uris)
+        return True
 
     def _name_keys(self) -> Iterator[str]:
         names = self.names
@@ -212,15 +321,20 @@ def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileLis
             index_names.append(record.indices[n].name)
     if sorted(groups) != list(range(len(columns.groups))):
         raise NeedsGeneralParserError  # a file list read but not used (a key given twice)
-    if groups == sorted(groups):
-        return FileList(columns.uris, columns.sizes, columns.sums, columns.algs, columns.other,
-                        columns.names, columns.index_of, index_names)  # fmt: skip
     bounds = [start for _, start in columns.groups] + [len(columns.uris)]
+    listed = [group for group in groups if bounds[group] < bounds[group + 1]]
+    if listed == sorted(listed):
+        # the files are in order already (empty lists aside): name each group's index
+        by_group: list[str | None] = [None] * len(groups)
+        for group, name in zip(groups, index_names, strict=True):
+            by_group[group] = name
+        return FileList(columns.uris, columns.sizes, columns.sums, columns.algs, columns.other,
+                        columns.names, columns.index_of, by_group)  # fmt: skip
     uris: list[str] = []
     sizes: array[int] = array("q")
-    sums: array[int] = array("L")
+    sums: array[int] = array("I")
     algs = bytearray()
-    index_of: array[int] = array("L")
+    index_of: array[int] = array("I")
     other: dict[int, Checksum] = {}
     names: dict[int, str] = {}
     for k, group in enumerate(groups):
@@ -230,7 +344,7 @@ def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileLis
         sizes += columns.sizes[a:b]
         sums += columns.sums[a:b]
         algs += columns.algs[a:b]
-        index_of += array("L", [k]) * (b - a)
+        index_of += array("I", [k]) * (b - a)
         other.update((i + shift, c) for i, c in columns.other.items() if a <= i < b)
         names.update((i + shift, v) for i, v in columns.names.items() if a <= i < b)
     return FileList(uris, sizes, sums, algs, other, names, index_of, index_names)

@@ -25,12 +25,15 @@ class FileSink(Protocol):
         """A file list starts at ``where`` (keys from the root): the list to put in the
         document in its place, its entries then given to :meth:`add`; or None to keep it."""
 
-    def add(self, item: Any) -> None: ...
+    def add_many(self, items: list[Any]) -> None:
+        """The next entries of the list begun last, in order."""
 
 
 #: the keys of a file entry that parse_record reads
 FILE_KEYS = ("uri", "filename", "size", "checksum", "type")
 CHUNK = 1 << 20
+#: the window is refilled for a batch when less than this is left in it
+BATCH = CHUNK // 2
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -47,6 +50,8 @@ class _Reader:
         self.buf = ""
         self.pos = 0
         self.eof = False
+        #: how often the window moved (positions in an older window are stale)
+        self.refills = 0
 
     def more(self) -> bool:
         """Append the next chunk (dropping what was consumed); False at the end of the data."""
@@ -56,6 +61,7 @@ class _Reader:
         self.eof = not data
         self.buf = self.buf[self.pos :] + self._decoder.decode(data, final=self.eof)
         self.pos = 0
+        self.refills += 1
         return True
 
     def peek(self) -> str:
@@ -126,41 +132,92 @@ def _items(reader: _Reader) -> Any:
 
 
 def _file_list(reader: _Reader, where: tuple[str | int, ...], sink: FileSink | None) -> Any:
-    """A file list, each entry slimmed to FILE_KEYS as it is read (the hot loop)."""
+    """A file list, each entry slimmed to FILE_KEYS as it is read (the hot loop).
+
+    Runs of whole entries in the window are parsed by one C-level decode each
+    (:func:`_batch`); where that fails (a cut inside a string, malformed JSON, an
+    odd last entry) the entries up to the cut are read one at a time as before,
+    so errors and values are those of the entry-by-entry reader.
+    """
     if reader.peek() != "[":
         return reader.value()
     reader.pos += 1
     placeholder = sink.begin(where) if sink is not None else None
     out: list[Any] = []
-    keep = out.append if placeholder is None else sink.add  # type: ignore[union-attr]
     keys = FILE_KEYS
+
+    def keep(items: list[Any]) -> None:
+        if placeholder is None:
+            out.extend(
+                {k: item[k] for k in keys if k in item} if type(item) is dict else item
+                for item in items
+            )
+        else:
+            sink.add_many(items)  # type: ignore[union-attr]
+
     decode = _DECODER.raw_decode
     if reader.peek() == "]":
         reader.pos += 1
         return out if placeholder is None else placeholder
+    slow_end, refills = -1, reader.refills  # entries before slow_end are read one at a time
     while True:
-        buf, pos = reader.buf, reader.pos
-        try:
-            item, end = decode(buf, pos)
-        except json.JSONDecodeError:
-            item, end = None, -1
-        # a value running to the end of the window may be cut: read more and parse again
-        if end < 0 or end >= len(buf) or buf[end] not in _AFTER:
-            item = reader.value()
-            end = reader.pos
-        if placeholder is None and isinstance(item, dict):
-            item = {k: item[k] for k in keys if k in item}
-        keep(item)
-        reader.pos = end
-        sep = reader.buf[end] if end < len(reader.buf) else reader.peek()
-        if sep not in ",]":
-            sep = reader.peek()
+        if refills != reader.refills:
+            slow_end, refills = -1, reader.refills  # the window moved: positions changed
+        items = None
+        if reader.pos >= slow_end:
+            if len(reader.buf) - reader.pos < BATCH and not reader.eof:
+                reader.more()
+                slow_end, refills = -1, reader.refills
+            items, cut = _batch(reader.buf, reader.pos)
+            if items is None:
+                slow_end = cut
+            else:
+                keep(items)
+                reader.pos = cut
+        if items is None:
+            buf, pos = reader.buf, reader.pos
+            try:
+                item, end = decode(buf, pos)
+            except json.JSONDecodeError:
+                item, end = None, -1
+            # a value running to the end of the window may be cut: read more and parse again
+            if end < 0 or end >= len(buf) or buf[end] not in _AFTER:
+                item = reader.value()
+                end = reader.pos
+            keep([item])
+            reader.pos = end
+        sep = reader.peek()
         if sep == ",":
             reader.pos += 1
             reader.peek()
             continue
         reader.expect("]")
         return out if placeholder is None else placeholder
+
+
+def _batch(buf: str, pos: int) -> tuple[list[Any] | None, int]:
+    """The whole entries of ``buf`` from ``pos`` (where an entry starts) and the end of the
+    last one; or None and where to try again (entries before it are read one by one).
+
+    The cut is after a ``}`` followed by ``,`` or ``]``. A wrong cut (inside a string or a
+    nested value) leaves ``[<text>]`` unbalanced, so it never parses: what parses is
+    exactly the entries the entry-by-entry reader reads there, with the same values.
+    """
+    cut, tries = len(buf), 2
+    for _ in range(8):
+        cut = buf.rfind("}", pos, cut)
+        if cut < 0:
+            return None, len(buf)  # no object ends in this window
+        after = _WS.match(buf, cut + 1).end()  # type: ignore[union-attr]
+        if after >= len(buf) or buf[after] not in ",]":
+            continue
+        try:
+            return _DECODER.decode("[" + buf[pos : cut + 1] + "]"), cut + 1
+        except (ValueError, RecursionError):
+            tries -= 1  # e.g. the "}" that closes the index after its list: try once more
+            if not tries:
+                return None, cut + 1
+    return None, max(cut, pos) + 1
 
 
 def _object(reader: _Reader, where: tuple[str | int, ...], sink: FileSink | None) -> Any:

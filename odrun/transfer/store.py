@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from odrun import untrusted
-from odrun._fs import LinkMode, atomic_write, place
+from odrun._fs import LinkMode, place
 from odrun.checksum import checksum_file
 from odrun.errors import CancelledError, TransientError
 from odrun.records.model import RecordFile
@@ -187,11 +187,12 @@ class FileStore:
         os.replace(part, entry)
         if written is not None:
             try:
-                _same_inode(entry, written, "while publishing")
+                stat = _same_inode(entry, written, "while publishing")
             except TransientError:
                 entry.unlink(missing_ok=True)
                 raise
-        stat = entry.stat()
+        else:
+            stat = entry.stat()
         self._write_meta(
             key, dict(meta, last_used=time.time(), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         )
@@ -222,7 +223,7 @@ class FileStore:
     def _write_meta(self, key: str, meta: dict[str, Any]) -> bool:
         """Write an entry's bookkeeping; on a full disk skip it (False): it is advisory."""
         try:
-            atomic_write(self.root / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+            _replace_locked(self.root / f"{key}.json", json.dumps(meta, sort_keys=True).encode())
         except OSError as exc:
             if is_disk_full(exc):
                 return False
@@ -341,7 +342,7 @@ class FileStore:
         parts = sorted(self.root.glob("*/*/*.part")) if self.root.is_dir() else []
         for part in parts:
             cutoff = now - parts_older_than
-            if part.name.startswith("."):  # a crashed atomic_write's temp file: no key
+            if part.name.startswith("."):  # a crashed metadata write's temp file: no key
                 if _stale_size(part, cutoff) is not None:
                     part.unlink(missing_ok=True)
                     report.removed.append(str(part))
@@ -376,6 +377,36 @@ class FileStore:
         return report
 
 
+def _replace_locked(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` by rename, readers see the old or the new file: the
+    cheap form of :func:`odrun._fs.atomic_write` for a file of one key, whose lock the
+    caller holds (a fetch writes one per file).
+
+    The temporary name is fixed (``.<name>.part``: no other writer can hold the lock;
+    ``cache gc`` removes one a crash left). It is created, never opened through: a
+    leftover (or a link planted there) is removed first.
+    """
+    tmp = path.with_name(f".{path.name}.part")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o644)
+    except FileExistsError:
+        tmp.unlink()
+        fd = os.open(tmp, flags, 0o644)
+    try:
+        try:
+            os.fchmod(fd, 0o644)  # whatever the umask: cache metadata is shareable
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _stale_size(path: Path, cutoff: float) -> int | None:
     """The file's size when it was last modified before ``cutoff``; None if newer or gone."""
     try:
@@ -385,8 +416,9 @@ def _stale_size(path: Path, cutoff: float) -> int | None:
     return stat.st_size if stat.st_mtime < cutoff else None
 
 
-def _same_inode(path: Path, written: os.stat_result, when: str) -> None:
-    """Raise unless ``path`` is the inode of ``written`` with its size (the bytes hashed)."""
+def _same_inode(path: Path, written: os.stat_result, when: str) -> os.stat_result:
+    """``path``'s stat; raise unless it is the inode of ``written`` with its size (the bytes
+    hashed)."""
     try:
         now = path.stat()
     except FileNotFoundError:
@@ -401,3 +433,4 @@ def _same_inode(path: Path, written: os.stat_result, when: str) -> None:
             "ignoring the cache lock?); starting this file again",
             resumable=False,
         )
+    return now
