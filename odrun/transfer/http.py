@@ -278,16 +278,13 @@ class PlainHttp:
                 _check_status(head, uri, offset)
                 skip, vouched = _check_length(head, uri, offset, size)
                 length = count(head.headers.get("content-length"))
-                # without a length, one byte more than expected shows a longer file
-                left = length if length is not None else size - offset + skip + 1
-                got = 0
-                while got < left:
-                    data = response.read1(left - got)
-                    if not data:
-                        break
-                    received.append(data)
-                    got += len(data)
-                if length is not None and got < length:
+                # never more than the file's bytes from the offset and one more (which
+                # shows a longer file), whatever the server declares or sends; the
+                # bytes before the offset (a 200 to a resume) are dropped as they come
+                limit = skip + size - offset + 1
+                left = min(length, limit) if length is not None else limit
+                got = _read_body(response, left, skip, received)
+                if length is not None and got < left:
                     raise http.client.IncompleteRead(b"", length - got)
                 # the whole answer read: the connection carries the next request
                 kept = got == length or response.isclosed()
@@ -305,11 +302,30 @@ class PlainHttp:
             if not kept:
                 conn.close()
         if received:  # even before an error: what arrived goes to the part
-            yield from skip_prefix([b"".join(received)], skip)
+            yield b"".join(received)
         if error is not None:
             raise error
         if handed:
             yield from fallback(uri, offset, size)
+
+
+def _read_body(response: http.client.HTTPResponse, left: int, skip: int, into: list[bytes]) -> int:
+    """Read at most ``left`` bytes of ``response``, a read of at most :data:`CHUNK_READ` at
+    a time; drop the first ``skip``, append the others to ``into`` as they arrive (an error
+    midway keeps them). The count read, dropped bytes included."""
+    got = 0
+    while got < left:
+        data = response.read1(min(left - got, CHUNK_READ))
+        if not data:
+            break
+        got += len(data)
+        if skip:
+            drop = min(skip, len(data))
+            skip -= drop
+            data = data[drop:]
+        if data:
+            into.append(data)
+    return got
 
 
 def _send(
@@ -361,7 +377,8 @@ def _check_length(response: _Answer, uri: str, offset: int, size: int | None) ->
     """Check a 200/206 against the declared size: (leading bytes to drop, vouched)."""
     length = _content_length(response)
     if response.status_code == 206:
-        _content_range(response, uri, offset, None, size)
+        last = _content_range(response, uri, offset, None, size)
+        _range_length(uri, length, last + 1 - offset)
         return 0, True
     if length is not None and size is not None and length != size:
         raise length_mismatch(uri, length, size)
@@ -376,34 +393,47 @@ def _check_length(response: _Answer, uri: str, offset: int, size: int | None) ->
 
 def _content_range(
     response: _Answer, uri: str, start: int, last: int | None, size: int | None
-) -> None:
-    """A 206 must say ``bytes start-last/size`` (``last`` None: any end; ``size`` None: any
-    total but a number): the bytes asked for, of a file of the declared length."""
+) -> int:
+    """A 206 must say ``bytes start-last/size`` (``last`` None: any end inside the file;
+    ``size`` None: any total but a number): the bytes asked for, of a file of the declared
+    length. Returns the range's last byte."""
     header = response.headers.get("content-range", "").strip()
     match = _CONTENT_RANGE.fullmatch(header)
-    wrong_end = last is not None and match is not None and count(match.group(2)) != last
+    end = count(match.group(2)) if match is not None else None
+    total = count(match.group(3)) if match is not None else None
+    wrong_end = (
+        end is None
+        or (last is not None and end != last)
+        or end < start
+        or (total is not None and end >= total)  # past the file's end: not a range of it
+    )
     if not match or count(match.group(1)) != start or wrong_end:
         asked = f"bytes {start}-{last}" if last is not None else f"bytes from {start}"
         raise TransientError(
             f"{uri}: server answered a different byte range ({header!r} for {asked})",
             resumable=False,
         )
-    total = count(match.group(3))
     if total is None:
         raise TransientError(
             f"{uri}: server's Content-Range does not say the file's length", resumable=False
         )
     if size is not None and total != size:
         raise length_mismatch(uri, total, size)
+    assert end is not None  # checked with the range
+    return end
 
 
 def _check_range(response: _Answer, uri: str, start: int, stop: int, size: int) -> None:
     """A 206 to ``bytes=start-(stop-1)`` must say exactly that range of a ``size``-byte file."""
     _content_range(response, uri, start, stop - 1, size)
-    length = _content_length(response)
-    if length is not None and length != stop - start:
+    _range_length(uri, _content_length(response), stop - start)
+
+
+def _range_length(uri: str, length: int | None, expected: int) -> None:
+    """A 206's Content-Length, when given, is the length of the range it names."""
+    if length is not None and length != expected:
         raise TransientError(
-            f"{uri}: Content-Length {length} for a range of {stop - start} bytes",
+            f"{uri}: Content-Length {length} for a range of {expected} bytes",
             resumable=False,
         )
 

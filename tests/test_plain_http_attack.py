@@ -1,0 +1,178 @@
+"""A hostile or broken server against plain http:// (:class:`odrun.transfer.http.PlainHttp`).
+
+Raw sockets on 127.0.0.1 answer with exactly the bytes each test scripts: lengths that
+lie, informational answers, framing that two parsers read differently, silence. The
+rules: a small file's answer is read no further than the bytes the file can have (never
+held whole in memory when the server sends more), a kept connection never carries what
+an earlier answer left behind to the next file, and every failure is a typed error.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from odrun.errors import ChecksumError, OdrunError, TransientError
+from odrun.settings import Settings
+from odrun.transfer.http import HttpTransport
+
+from conftest import blob
+
+
+@dataclass
+class Peer:
+    """One accepted connection: read requests off it, write raw bytes to it."""
+
+    sock: socket.socket
+    number: int
+    buffer: bytes = b""
+
+    def request(self) -> str | None:
+        """The path of the next request on this connection; None once the client closed it."""
+        while b"\r\n\r\n" not in self.buffer:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return None
+            if not data:
+                return None
+            self.buffer += data
+        head, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0].split(b" ")[1].decode()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+
+#: answers one request: (peer, path); False closes the connection
+Script = Callable[[Peer, str], bool]
+
+
+@dataclass
+class RawServer:
+    script: Script
+    sock: socket.socket = field(default_factory=socket.socket)
+    #: (connection number, path) of every request, in order
+    requests: list[tuple[int, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    connections: int = 0
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                number = self.connections
+            threading.Thread(target=self._talk, args=(conn, number), daemon=True).start()
+
+    def _talk(self, conn: socket.socket, number: int) -> None:
+        conn.settimeout(20)
+        peer = Peer(conn, number)
+        with conn:
+            while (path := peer.request()) is not None:
+                with self.lock:
+                    self.requests.append((number, path))
+                try:
+                    if not self.script(peer, path):
+                        return
+                except OSError:
+                    return
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[[Script], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(script: Script) -> RawServer:
+        server = RawServer(script)
+        server.sock.bind(("127.0.0.1", 0))
+        server.sock.listen(16)
+        threading.Thread(target=server.serve, daemon=True).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.sock.close()
+
+
+def _transport(timeout: float = 5) -> HttpTransport:
+    return HttpTransport(Settings.load({"timeout": timeout}))
+
+
+def _ok(body: bytes, *extra: str) -> bytes:
+    head = ["HTTP/1.1 200 OK", f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+# -- never read (or hold) more than the file can have ------------------------------------
+
+BIG = 32 * 1024 * 1024
+TAIL = 1000
+
+
+@pytest.mark.parametrize("lie", ["200-ignores-range", "206-long-length", "206-past-the-end"])
+def test_a_resumed_small_tail_is_never_read_whole_into_memory(
+    raw: Callable[[Script], RawServer], lie: str
+) -> None:
+    """The last 1000 bytes of a 32 MiB file are asked for (a resume): a server that sends
+    the whole file (200, as a server that ignores Range does), or a 206 claiming a longer
+    body, is read at most one read's worth at a time; a 206 that disagrees with its own
+    Content-Range is a typed error, its bytes never yielded."""
+    data = memoryview(blob(7, 1 << 20) * (BIG >> 20))
+    offset = BIG - TAIL
+
+    def script(peer: Peer, path: str) -> bool:
+        if lie == "200-ignores-range":
+            peer.send(f"HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n".encode())
+        elif lie == "206-long-length":
+            peer.send(
+                f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {offset}-{BIG - 1}/{BIG}"
+                f"\r\nContent-Length: {BIG}\r\n\r\n".encode()
+            )
+        else:
+            peer.send(
+                f"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes {offset}-"
+                f"{offset + BIG - 1}/{BIG}\r\nContent-Length: {BIG}\r\n\r\n".encode()
+            )
+        for start in range(0, BIG, 1 << 20):
+            peer.send(data[start : start + (1 << 20)])
+        return False
+
+    server = raw(script)
+    transport = _transport()
+    received = bytearray()
+    failure: OdrunError | None = None
+    tracemalloc.start()
+    try:
+        try:
+            for chunk in transport.stream(f"{server.base}/big", offset, BIG):
+                received += chunk
+                if len(received) > TAIL:
+                    break
+        except OdrunError as exc:
+            failure = exc
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        transport.close()
+    if lie == "200-ignores-range":
+        assert failure is None
+        assert bytes(received) == data[offset:]
+    else:  # a 206 at odds with itself: none of it is the file, nothing kept
+        assert isinstance(failure, (TransientError, ChecksumError)), failure
+        assert not (isinstance(failure, TransientError) and failure.resumable)
+        assert not received
+    assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held for a {TAIL}-byte tail"
