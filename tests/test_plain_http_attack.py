@@ -176,3 +176,80 @@ def test_a_resumed_small_tail_is_never_read_whole_into_memory(
         assert not (isinstance(failure, TransientError) and failure.resumable)
         assert not received
     assert peak < 16 * 1024 * 1024, f"{peak / 2**20:.0f} MiB held for a {TAIL}-byte tail"
+
+
+# -- what one answer leaves on a kept connection never reaches the next file ------------
+
+SMUGGLED = _ok(b"EVIL!")
+
+#: answers whose end two HTTP parsers read differently (httpx refuses or reads them apart)
+AMBIGUOUS = {
+    "conflicting-lengths": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 44\r\n\r\nAAAAA"
+    ),
+    "chunked-and-length": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n5\r\nAAAAA\r\n"
+    ),
+    "unknown-transfer-coding": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-odd\r\nContent-Length: 5\r\n\r\nAAAAA"
+    ),
+    "two-transfer-codings": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+        b"Content-Length: 5\r\n\r\n5\r\nAAAAA\r\n"
+    ),
+    "length-not-a-number": b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nAAAAA",
+}
+
+
+@pytest.mark.parametrize("answer", sorted(AMBIGUOUS))
+def test_the_next_file_never_gets_what_an_answer_left_on_its_connection(
+    raw: Callable[[Script], RawServer], answer: str
+) -> None:
+    """A's answer frames its body ambiguously; the server then answers the next request
+    on that connection with a response of its choice (what a desynchronised connection
+    reads as the answer to B). B must come from a connection of its own."""
+
+    def script(peer: Peer, path: str) -> bool:
+        if path == "/a":
+            peer.send(AMBIGUOUS[answer])
+            if peer.request() is not None:  # B on A's connection: smuggle
+                peer.send(SMUGGLED)
+            return False
+        peer.send(_ok(b"BBBBB"))
+        return True
+
+    server = raw(script)
+    transport = _transport()
+    try:
+        first: bytes | TransientError
+        try:
+            first = b"".join(transport.stream(f"{server.base}/a", 0, 5))
+        except TransientError as exc:
+            first = exc
+        # the file, or a typed error that keeps nothing
+        assert first == b"AAAAA" or (isinstance(first, TransientError) and not first.resumable)
+        assert b"".join(transport.stream(f"{server.base}/b", 0, 5)) == b"BBBBB"
+    finally:
+        transport.close()
+    assert server.requests[-1][0] != server.requests[0][0]  # B on another connection
+
+
+@pytest.mark.parametrize("status", ["102 Processing", "103 Early Hints", "199 Odd"])
+def test_an_informational_answer_before_the_file_is_skipped(
+    raw: Callable[[Script], RawServer], status: str
+) -> None:
+    """1xx answers come before the real one (httpx skips them): not an error, and never
+    taken for the file's answer."""
+    data = blob(3, 10_000)
+
+    def script(peer: Peer, path: str) -> bool:
+        peer.send(f"HTTP/1.1 {status}\r\nLink: </x>; rel=preload\r\n\r\n".encode() + _ok(data))
+        return True
+
+    server = raw(script)
+    transport = _transport()
+    try:
+        assert b"".join(transport.stream(f"{server.base}/f", 0, len(data))) == data
+        assert b"".join(transport.stream(f"{server.base}/g", 0, len(data))) == data
+    finally:
+        transport.close()

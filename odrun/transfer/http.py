@@ -175,6 +175,31 @@ class _Head:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         return cls(response.status, headers)
 
+    def framing(self, uri: str) -> bool:
+        """Raise for a body whose end two HTTP parsers could read differently (httpx's
+        h11 refuses these too): Content-Lengths that disagree or are no number, a
+        transfer coding other than one ``chunked``. Return whether the connection may
+        carry another request after this answer: not after ``chunked`` with a
+        Content-Length (a sign of a smuggled answer, RFC 9112 6.3). Same-valued
+        Content-Lengths are made one, as h11 does."""
+        declared = self.headers.get("content-length")
+        coding = self.headers.get("transfer-encoding")
+        if declared is not None:
+            values = {value.strip() for value in declared.split(",")}
+            value = values.pop()
+            if values or count(value) is None:
+                raise TransientError(
+                    f"{uri}: Content-Length {declared[:100]!r} is not one length",
+                    resumable=False,
+                )
+            self.headers["content-length"] = value
+        if coding is not None and coding.strip().lower() != "chunked":
+            raise TransientError(
+                f"{uri}: Transfer-Encoding {coding[:100]!r}: only one 'chunked' is understood",
+                resumable=False,
+            )
+        return declared is None or coding is None
+
 
 #: what the httpx path does for a request :class:`PlainHttp` leaves to it
 Fallback = Callable[[str, int, "int | None"], Iterator[bytes]]
@@ -273,8 +298,10 @@ class PlainHttp:
             response = _send(conn, path, headers)
             head = _Head.of(response)
             encoded = head.headers.get("content-encoding", "identity") != "identity"
-            handed = 300 <= head.status_code < 400 or encoded
+            # 1xx before the answer (http.client skips only 100): httpx skips them all
+            handed = head.status_code < 200 or 300 <= head.status_code < 400 or encoded
             if not handed:
+                reusable = head.framing(uri)
                 _check_status(head, uri, offset)
                 skip, vouched = _check_length(head, uri, offset, size)
                 length = count(head.headers.get("content-length"))
@@ -286,8 +313,9 @@ class PlainHttp:
                 got = _read_body(response, left, skip, received)
                 if length is not None and got < left:
                     raise http.client.IncompleteRead(b"", length - got)
-                # the whole answer read: the connection carries the next request
-                kept = got == length or response.isclosed()
+                # the whole answer read as http.client frames it (the length it counts
+                # down, or the chunked body's end): the connection carries the next request
+                kept = reusable and (response.length == 0 or response.isclosed())
                 response.close()
         except TimeoutError:
             error = TransientError(
