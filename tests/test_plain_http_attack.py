@@ -253,3 +253,33 @@ def test_an_informational_answer_before_the_file_is_skipped(
         assert b"".join(transport.stream(f"{server.base}/g", 0, len(data))) == data
     finally:
         transport.close()
+
+
+# -- proxies: a small file goes where a big one goes ------------------------------------
+
+
+@pytest.mark.parametrize("no_proxy", ["", ".127.0.0.1", "127.0.0.1", "*", "127.0.0.1:1"])
+def test_a_small_file_goes_where_a_big_one_goes_whatever_the_proxy_settings(
+    raw: Callable[[Script], RawServer], monkeypatch: pytest.MonkeyPatch, no_proxy: str
+) -> None:
+    """With http_proxy and no_proxy set, a file of one read (the plain path) and a bigger
+    one (httpx) reach the same server: one reading of no_proxy decides for both."""
+    big = 5 * 1024 * 1024  # more than one read: httpx's path
+
+    def serving(tag: bytes) -> Script:
+        def script(peer: Peer, path: str) -> bool:
+            peer.send(_ok(tag * (big // 5) if path.endswith("/big") else tag))
+            return True
+
+        return script
+
+    origin, proxy = raw(serving(b"ORIGN")), raw(serving(b"PROXY"))
+    monkeypatch.setenv("http_proxy", proxy.base)
+    monkeypatch.setenv("no_proxy", no_proxy)
+    transport = _transport()
+    try:
+        small = b"".join(transport.stream(f"{origin.base}/small", 0, 5))
+        large = b"".join(transport.stream(f"{origin.base}/big", 0, big))
+    finally:
+        transport.close()
+    assert small == large[:5]

@@ -219,7 +219,8 @@ class PlainHttp:
     raises the same errors; bytes are yielded once the body is complete, or, when it
     fails midway, what arrived is yielded before the error (the part keeps it for a
     resume). A redirect or an encoded body is handed to httpx (``fallback``), and so
-    is any URI with a login, ``https://``, or a host an ``http`` proxy is set for.
+    is any URI with a login, ``https://``, or any URI while an ``http`` proxy is set
+    (httpx then decides which hosts bypass it, for every file alike).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -238,21 +239,22 @@ class PlainHttp:
             host, port = parts.hostname, parts.port or 80
         except ValueError:  # a port that is no number: httpx says so
             return None
-        if not host or "@" in parts.netloc or self._proxied(host):
+        if not host or "@" in parts.netloc or self._proxied():
             return None
         path = quote(parts.path or "/", safe=_PATH_SAFE)
         if parts.query:
             path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
         return host, port, path
 
-    def _proxied(self, host: str) -> bool:
+    def _proxied(self) -> bool:
         import urllib.request  # noqa: PLC0415 - only when fetching over http://
 
         if self._proxies is None:
             self._proxies = urllib.request.getproxies()
-        if not ({"http", "all"} & set(self._proxies)):
-            return False
-        return not urllib.request.proxy_bypass(host)
+        # with an http proxy set, httpx alone reads no_proxy: urllib's proxy_bypass reads
+        # it otherwise (".cern.ch" matches cern.ch there, not in httpx), and a small file
+        # must go where a big one goes
+        return bool({"http", "all"} & set(self._proxies))
 
     def _connection(self, host: str, port: int) -> http.client.HTTPConnection:
         import http.client  # noqa: PLC0415 - only when fetching over http://
