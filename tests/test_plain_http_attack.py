@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -283,3 +284,60 @@ def test_a_small_file_goes_where_a_big_one_goes_whatever_the_proxy_settings(
     finally:
         transport.close()
     assert small == large[:5]
+
+
+# -- malformed, silent and endless answers: typed errors, nothing taken for the file ----
+
+BODY = b"AAAAAAAAAA\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # a negative chunk size: http.client reads the framing after it as the body
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n" + BODY,
+        BODY,  # HTTP/0.9: no status line, the bytes alone
+        b"HTTP/1.1 200 OK\r\nX: " + b"a" * 100_000 + b"\r\n\r\n" + BODY,
+        b"HTTP/1.1 200 OK\r\n" + b"X: a\r\n" * 200 + b"\r\n" + BODY,
+        b"HTTP/2 200 OK\r\nContent-Length: 17\r\n\r\n" + BODY,
+    ],
+    ids=["negative-chunk", "http-0.9", "long-header", "many-headers", "h2"],
+)
+def test_a_malformed_answer_is_a_typed_error_never_the_file(
+    raw: Callable[[Script], RawServer], answer: bytes
+) -> None:
+    """Each answer's raw bytes (framing included) are exactly as long as the file: none of
+    them may come out as the file's bytes."""
+
+    def script(peer: Peer, path: str) -> bool:
+        peer.send(answer)
+        return False
+
+    server = raw(script)
+    transport = _transport()
+    try:
+        with pytest.raises(TransientError) as caught:
+            b"".join(transport.stream(f"{server.base}/f", 0, len(BODY)))
+    finally:
+        transport.close()
+    assert not caught.value.resumable
+
+
+def test_a_silent_server_times_out(raw: Callable[[Script], RawServer]) -> None:
+    """No byte of an answer: the timeout holds (a TransientError, retried by the engine)."""
+    release = threading.Event()
+
+    def script(peer: Peer, path: str) -> bool:
+        release.wait(20)
+        return False
+
+    server = raw(script)
+    transport = _transport(timeout=0.5)
+    start = time.monotonic()
+    try:
+        with pytest.raises(TransientError, match="timed out"):
+            b"".join(transport.stream(f"{server.base}/f", 0, 5))
+    finally:
+        release.set()
+        transport.close()
+    assert time.monotonic() - start < 10
