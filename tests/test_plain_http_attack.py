@@ -341,3 +341,35 @@ def test_a_silent_server_times_out(raw: Callable[[Script], RawServer]) -> None:
         release.set()
         transport.close()
     assert time.monotonic() - start < 10
+
+
+# -- connections do not outlive their use ------------------------------------------------
+
+
+def test_fetches_from_one_short_lived_thread_after_another_share_connections(
+    raw: Callable[[Script], RawServer],
+) -> None:
+    """A fetch's threads end with it (one thread pool per fetch_files call): a transport
+    that lives on must not keep a connection open for every thread that ever used it."""
+    data = blob(9, 20_000)
+
+    def script(peer: Peer, path: str) -> bool:
+        peer.send(_ok(data))
+        return True
+
+    server = raw(script)
+    transport = _transport()
+    got: list[bytes] = []
+    try:
+        for i in range(30):
+            thread = threading.Thread(
+                target=lambda i=i: got.append(
+                    b"".join(transport.stream(f"{server.base}/f{i}", 0, len(data)))
+                )
+            )
+            thread.start()
+            thread.join()
+    finally:
+        transport.close()
+    assert got == [data] * 30
+    assert server.connections <= 2, f"{server.connections} connections for 30 sequential files"

@@ -201,6 +201,8 @@ class _Head:
         return declared is None or coding is None
 
 
+#: idle kept connections :class:`PlainHttp` holds per server (more are closed)
+MAX_IDLE = 32
 #: what the httpx path does for a request :class:`PlainHttp` leaves to it
 Fallback = Callable[[str, int, "int | None"], Iterator[bytes]]
 #: characters a request path keeps as they are (httpx's set): others are %-encoded
@@ -209,8 +211,10 @@ _PATH_SAFE = "/%!$&'()*+,;=:@~"
 
 class PlainHttp:
     """GET a file of at most one read (:data:`~odrun.transfer.base.CHUNK`) from a plain
-    ``http://`` server through ``http.client``, on one keep-alive connection per fetch
-    thread and server.
+    ``http://`` server through ``http.client``, on kept-alive connections the fetch
+    threads share: a request takes an idle one (or opens one), gives it back once its
+    answer was read whole, at most :data:`MAX_IDLE` idle per server (a connection
+    never outlives its use with the thread that made it).
 
     For many small files httpx's request path (its pool and its lock, shared by the
     fetch threads, and its objects per request) cost more CPU than the bytes: 300 x
@@ -225,9 +229,9 @@ class PlainHttp:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._opened: list[http.client.HTTPConnection] = []
+        #: idle kept connections per (host, port), the last given back on top
+        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
         self._proxies: dict[str, str] | None = None
 
     def target(self, uri: str) -> tuple[str, int, str] | None:
@@ -256,26 +260,33 @@ class PlainHttp:
         # must go where a big one goes
         return bool({"http", "all"} & set(self._proxies))
 
-    def _connection(self, host: str, port: int) -> http.client.HTTPConnection:
+    def _take(self, host: str, port: int) -> http.client.HTTPConnection:
+        """An idle kept connection to ``host:port`` that can carry a request, or a new one."""
         import http.client  # noqa: PLC0415 - only when fetching over http://
 
-        connections: dict[tuple[str, int], http.client.HTTPConnection]
-        connections = self._local.__dict__.setdefault("connections", {})
-        conn = connections.get((host, port))
+        with self._lock:
+            idle = self._idle.get((host, port))
+            conn = idle.pop() if idle else None
         if conn is None:
-            conn = http.client.HTTPConnection(host, port, timeout=self.settings.timeout)
-            connections[(host, port)] = conn
-            with self._lock:
-                self._opened.append(conn)
-        elif conn.sock is not None and not _idle(conn.sock):
+            return http.client.HTTPConnection(host, port, timeout=self.settings.timeout)
+        if conn.sock is not None and not _idle(conn.sock):
             conn.close()  # the server closed it (or sent what nobody asked for): a new one
         return conn
 
+    def _give_back(self, host: str, port: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault((host, port), [])
+            if len(idle) < MAX_IDLE:
+                idle.append(conn)
+                return
+        conn.close()
+
     def close(self) -> None:
         with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            conn.close()
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
     def get(
         self, target: tuple[str, int, str], uri: str, offset: int, size: int, fallback: Fallback
@@ -291,11 +302,12 @@ class PlainHttp:
         }
         if offset:
             headers["Range"] = f"bytes={offset}-{size - 1}"
-        conn = self._connection(host, port)
+        conn = self._take(host, port)
         vouched = kept = handed = False
         skip = 0
         received: list[bytes] = []
         error: OdrunError | None = None
+        response: http.client.HTTPResponse | None = None
         try:
             response = _send(conn, path, headers)
             head = _Head.of(response)
@@ -318,7 +330,6 @@ class PlainHttp:
                 # the whole answer read as http.client frames it (the length it counts
                 # down, or the chunked body's end): the connection carries the next request
                 kept = reusable and (response.length == 0 or response.isclosed())
-                response.close()
         except TimeoutError:
             error = TransientError(
                 f"{uri}: timed out after {self.settings.timeout:g} s without data",
@@ -329,7 +340,11 @@ class PlainHttp:
         except (OSError, http.client.HTTPException) as exc:
             error = TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched)
         finally:
-            if not kept:
+            if response is not None:
+                response.close()  # its file object holds the socket open otherwise
+            if kept:
+                self._give_back(host, port, conn)
+            else:
                 conn.close()
         if received:  # even before an error: what arrived goes to the part
             yield b"".join(received)
