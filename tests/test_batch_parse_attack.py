@@ -12,12 +12,14 @@ import io
 import json
 from typing import Any
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from odrun.errors import OdrunError
 from odrun.records.fast import NeedsGeneralParserError, parse_streamed
 from odrun.records.parse import parse_record
+from odrun.records.stream import load_record_document
 
 import fuzzing  # noqa: F401  (the hypothesis profiles)
 
@@ -87,3 +89,18 @@ def test_a_key_given_twice_counts_once_as_json_reads_it(document: Any) -> None:
     fast = _files(data, fast=True)
     if fast is not None:
         assert fast == _files(data, fast=False), data
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-32-be"])
+def test_a_document_json_loads_reads_is_read_alike_whatever_its_encoding(encoding: str) -> None:
+    """json.loads reads bytes with a BOM, or in UTF-16/32 (RFC 8259 8.1 readers may): the
+    streamed reader reads the same document, the same files (else resolve and
+    resolve_full disagreed: one 'not valid JSON', the other the record)."""
+    doc = {"id": "7", "metadata": {"recid": "7", "files": [_entry(i) for i in range(3)]}}
+    data = json.dumps(doc).encode(encoding)
+    assert load_record_document(io.BytesIO(data)) == json.loads(data)
+    assert (
+        _files(data, fast=True)
+        == _files(data, fast=False)
+        == _files(json.dumps(doc).encode(), fast=True)
+    )
