@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from odrun.errors import ChecksumError, OdrunError, TransientError
+from odrun.errors import ChecksumError, OdrunError, TransientError, TransportError
 from odrun.settings import Settings
 from odrun.transfer.http import HttpTransport
 
@@ -373,3 +373,29 @@ def test_fetches_from_one_short_lived_thread_after_another_share_connections(
         transport.close()
     assert got == [data] * 30
     assert server.connections <= 2, f"{server.connections} connections for 30 sequential files"
+
+
+# -- redirects --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "gopher://127.0.0.1/x", "ftp://x/y"])
+def test_a_redirect_to_a_scheme_no_transport_reads_is_not_retried(
+    raw: Callable[[Script], RawServer], location: str
+) -> None:
+    """A redirect away from http(s) never gets better: a TransportError (exit 5 at once),
+    not a TransientError retried with backoff."""
+
+    def script(peer: Peer, path: str) -> bool:
+        peer.send(
+            f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        return True
+
+    server = raw(script)
+    transport = _transport()
+    try:
+        with pytest.raises(TransportError) as caught:
+            b"".join(transport.stream(f"{server.base}/f", 0, 5))
+    finally:
+        transport.close()
+    assert not isinstance(caught.value, TransientError), caught.value

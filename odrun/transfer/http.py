@@ -108,6 +108,8 @@ class HttpTransport:
                 f"{uri}: timed out after {self.settings.timeout:g} s without data",
                 resumable=vouched,
             ) from None
+        except httpx.UnsupportedProtocol as exc:  # a redirect to file:, ftp: ...: never better
+            raise TransportError(f"{uri}: {type(exc).__name__}: {exc}") from None
         except httpx.TransportError as exc:
             raise TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -136,6 +138,8 @@ class HttpTransport:
                 f"{uri}: timed out after {self.settings.timeout:g} s without data",
                 resumable=vouched,
             ) from None
+        except httpx.UnsupportedProtocol as exc:  # a redirect to file:, ftp: ...: never better
+            raise TransportError(f"{uri}: {type(exc).__name__}: {exc}") from None
         except httpx.TransportError as exc:
             raise TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
