@@ -1,49 +1,35 @@
-"""``http(s)://`` transport through httpx, with Range requests for resume.
+"""``http(s)://`` transport through httpx, with Range requests for resume; files of one
+read over plain ``http://`` through ``http.client`` (:class:`PlainHttp`).
 
-What a response must show before its bytes are used (``size`` is the declared size):
-
-- ``200``: a Content-Length equal to ``size``; without one, the body is used only
-  if it delivers exactly ``size`` bytes (on a failure or a short end it is dropped,
-  never resumed from: ``TransientError.resumable`` is False);
-- ``206`` (a resume): ``Content-Range: bytes <offset>-<last>/<size>``, the start
-  we asked for AND the declared total length;
-- a ``200`` to a Range request (the server ignores Range) must carry the full
-  declared Content-Length; its first ``offset`` bytes are dropped.
-
-Anything else (another length, another range, an unknown total) is not this file:
-a longer one is a ChecksumError, a shorter or unclear one a TransientError whose
-bytes are not kept.
+What an answer must show before its bytes are used: :mod:`odrun.transfer.answer`.
 """
 
 from __future__ import annotations
 
-import re
 import select
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from odrun import http as odrun_http
 from odrun.errors import (
-    NotFoundError,
     OdrunError,
     RangeUnsupportedError,
     TransientError,
     TransportError,
 )
 from odrun.settings import Settings
-from odrun.transfer.base import CHUNK, length_mismatch, skip_prefix
+from odrun.transfer.answer import check_length, check_range, check_status, content_length
+from odrun.transfer.base import CHUNK, skip_prefix
 from odrun.untrusted import count
 
 if TYPE_CHECKING:
     import http.client
 
     import httpx
-
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class HttpTransport:
@@ -96,9 +82,9 @@ class HttpTransport:
                     return
                 headers["Range"] = f"bytes={offset}-{size - 1}"
             with self.client.stream("GET", uri, headers=headers) as response:
-                _check_status(response, uri, offset)
+                check_status(response, uri, offset)
                 # a server that ignores Range sends everything: drop what we have
-                skip, vouched = _check_length(response, uri, offset, size)
+                skip, vouched = check_length(response, uri, offset, size)
                 # chunks as they arrive: a dropped connection loses nothing received
                 encoded = response.headers.get("content-encoding", "identity") != "identity"
                 chunks = response.iter_bytes() if encoded else response.iter_raw()
@@ -127,10 +113,10 @@ class HttpTransport:
         vouched = False
         try:
             with self.client.stream("GET", uri, headers=headers) as response:
-                _check_status(response, uri, start)
+                check_status(response, uri, start)
                 if response.status_code != 206:
                     raise RangeUnsupportedError(f"{uri}: server ignored a byte-range request")
-                _check_range(response, uri, start, stop, size)
+                check_range(response, uri, start, stop, size)
                 vouched = True
                 yield from response.iter_raw()
         except httpx.TimeoutException:
@@ -147,21 +133,11 @@ class HttpTransport:
 
     def _length(self, uri: str) -> int:
         response = self.client.head(uri)
-        _check_status(response, uri, 0)
-        length = _content_length(response)
+        check_status(response, uri, 0)
+        length = content_length(response)
         if length is None:
             raise TransientError(f"{uri}: server did not say the file's length")
         return length
-
-
-class _Answer(Protocol):
-    """What the checks below read of a response: httpx's, or :class:`_Head`."""
-
-    @property
-    def status_code(self) -> int: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -223,7 +199,7 @@ class PlainHttp:
     For many small files httpx's request path (its pool and its lock, shared by the
     fetch threads, and its objects per request) cost more CPU than the bytes: 300 x
     1 MiB over loopback took 3.5 CPU s, ``aria2c -j 8`` 1.3. The answer gets the same
-    checks as on the httpx path (:func:`_check_status`, :func:`_check_length`) and
+    checks as on the httpx path (:func:`check_status`, :func:`check_length`) and
     raises the same errors; bytes are yielded once the body is complete, or, when it
     fails midway, what arrived is yielded before the error (the part keeps it for a
     resume). A redirect or an encoded body is handed to httpx (``fallback``), and so
@@ -320,8 +296,8 @@ class PlainHttp:
             handed = head.status_code < 200 or 300 <= head.status_code < 400 or encoded
             if not handed:
                 reusable = head.framing(uri)
-                _check_status(head, uri, offset)
-                skip, vouched = _check_length(head, uri, offset, size)
+                check_status(head, uri, offset)
+                skip, vouched = check_length(head, uri, offset, size)
                 length = count(head.headers.get("content-length"))
                 # never more than the file's bytes from the offset and one more (which
                 # shows a longer file), whatever the server declares or sends; the
@@ -402,93 +378,6 @@ def _idle(sock: socket.socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return not poller.poll(0)
-
-
-def _check_status(response: _Answer, uri: str, offset: int) -> None:
-    """Raise for a status that is not a file's bytes."""
-    status = response.status_code
-    if status in (404, 410):
-        raise NotFoundError(f"{uri}: HTTP {status}, no such file")
-    if status in odrun_http.RETRY_STATUS:
-        raise TransientError(f"{uri}: HTTP {status}")
-    if status == 416 and offset:
-        raise TransientError(
-            f"{uri}: HTTP 416, nothing from byte {offset} on: the file there is shorter "
-            "than the record declares"
-        )
-    if status >= 400:
-        raise TransportError(f"{uri}: HTTP {status}", hint="check access rights and the URL")
-    if status not in (200, 206):
-        raise TransportError(f"{uri}: HTTP {status}, expected 200 or 206 with the file's bytes")
-
-
-def _check_length(response: _Answer, uri: str, offset: int, size: int | None) -> tuple[int, bool]:
-    """Check a 200/206 against the declared size: (leading bytes to drop, vouched)."""
-    length = _content_length(response)
-    if response.status_code == 206:
-        last = _content_range(response, uri, offset, None, size)
-        _range_length(uri, length, last + 1 - offset)
-        return 0, True
-    if length is not None and size is not None and length != size:
-        raise length_mismatch(uri, length, size)
-    vouched = length is not None
-    if offset and not vouched:
-        raise TransientError(
-            f"{uri}: server ignored the Range request and did not say the length",
-            resumable=False,
-        )
-    return offset, vouched
-
-
-def _content_range(
-    response: _Answer, uri: str, start: int, last: int | None, size: int | None
-) -> int:
-    """A 206 must say ``bytes start-last/size`` (``last`` None: any end inside the file;
-    ``size`` None: any total but a number): the bytes asked for, of a file of the declared
-    length. Returns the range's last byte."""
-    header = response.headers.get("content-range", "").strip()
-    match = _CONTENT_RANGE.fullmatch(header)
-    end = count(match.group(2)) if match is not None else None
-    total = count(match.group(3)) if match is not None else None
-    wrong_end = (
-        end is None
-        or (last is not None and end != last)
-        or end < start
-        or (total is not None and end >= total)  # past the file's end: not a range of it
-    )
-    if not match or count(match.group(1)) != start or wrong_end:
-        asked = f"bytes {start}-{last}" if last is not None else f"bytes from {start}"
-        raise TransientError(
-            f"{uri}: server answered a different byte range ({header!r} for {asked})",
-            resumable=False,
-        )
-    if total is None:
-        raise TransientError(
-            f"{uri}: server's Content-Range does not say the file's length", resumable=False
-        )
-    if size is not None and total != size:
-        raise length_mismatch(uri, total, size)
-    assert end is not None  # checked with the range
-    return end
-
-
-def _check_range(response: _Answer, uri: str, start: int, stop: int, size: int) -> None:
-    """A 206 to ``bytes=start-(stop-1)`` must say exactly that range of a ``size``-byte file."""
-    _content_range(response, uri, start, stop - 1, size)
-    _range_length(uri, _content_length(response), stop - start)
-
-
-def _range_length(uri: str, length: int | None, expected: int) -> None:
-    """A 206's Content-Length, when given, is the length of the range it names."""
-    if length is not None and length != expected:
-        raise TransientError(
-            f"{uri}: Content-Length {length} for a range of {expected} bytes",
-            resumable=False,
-        )
-
-
-def _content_length(response: _Answer) -> int | None:
-    return count(response.headers.get("content-length"))
 
 
 def _widen_reads() -> None:
