@@ -9,6 +9,7 @@ from __future__ import annotations
 import select
 import socket
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -86,8 +87,10 @@ class HttpTransport:
                 # a server that ignores Range sends everything: drop what we have
                 skip, vouched = check_length(response, uri, offset, size)
                 # chunks as they arrive: a dropped connection loses nothing received
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                chunks = response.iter_bytes() if encoded else response.iter_raw()
+                coding = response.headers.get("content-encoding", "identity")
+                chunks = response.iter_raw()
+                if coding.strip().lower() != "identity":
+                    chunks = _decoded(chunks, coding, uri)
                 yield from skip_prefix(chunks, skip)
         except httpx.TimeoutException:
             raise TransientError(
@@ -332,6 +335,34 @@ class PlainHttp:
             raise error
         if handed:
             yield from fallback(uri, offset, size)
+
+
+def _decoded(chunks: Iterator[bytes], coding: str, uri: str) -> Iterator[bytes]:
+    """The bytes of a body sent gzip- or deflate-encoded (though identity was asked),
+    inflated at most :data:`CHUNK_READ` at a time: a consumer that stops (the engine, one
+    byte past the declared size) stops the inflation (httpx inflates each chunk it reads
+    whole: a few hundred kB became 256 MiB at once). Other codings are refused."""
+    name = coding.strip().lower()
+    if name not in ("gzip", "x-gzip", "deflate"):
+        raise TransportError(
+            f"{uri}: body encoded as {coding[:60]!r} though identity was asked: not read",
+            hint="only gzip or deflate bodies are decoded; report it to the server's operators",
+        )
+    # gzip, or deflate with its zlib header (32: either, detected)
+    decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)
+    try:
+        for chunk in chunks:
+            data = chunk
+            while data:
+                out = decoder.decompress(data, CHUNK_READ)
+                data = decoder.unconsumed_tail
+                if out:
+                    yield out
+        yield decoder.flush()
+    except zlib.error as exc:
+        raise TransientError(
+            f"{uri}: {name} body cannot be decoded: {exc}", resumable=False
+        ) from None
 
 
 def _read_body(response: http.client.HTTPResponse, left: int, skip: int, into: list[bytes]) -> int:
