@@ -338,10 +338,12 @@ def _ordered(columns: _Columns, meta: dict[str, Any], record: Record) -> FileLis
     """The columns as a FileList: direct files first, then each index's, in index order."""
     groups: list[int] = []
     index_names: list[str | None] = []
-    for group, (where, _) in enumerate(columns.groups):
-        if where == ("metadata", "files"):
-            groups.append(group)
-            index_names.append(None)
+    # the lists the document holds once read as json.loads reads it (a key given twice:
+    # the last one), by their placeholders; a list read but not used declines below
+    direct = meta.get("files")
+    if isinstance(direct, _Placeholder):
+        groups.append(direct.group)
+        index_names.append(None)
     indices = meta.get("_file_indices")
     for n, idx in enumerate(indices if isinstance(indices, list) else []):
         files = idx.get("files") if isinstance(idx, dict) else None

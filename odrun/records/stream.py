@@ -42,11 +42,14 @@ _AFTER = frozenset(",]}: \t\n\r")
 
 
 class _Reader:
-    """A window on a UTF-8 text stream, refilled as values are consumed."""
+    """A window on a JSON text stream (decoded as json.loads decodes bytes), refilled as
+    values are consumed."""
 
     def __init__(self, fh: IO[bytes]) -> None:
         self._fh = fh
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        #: made for the first bytes: the encoding json.loads reads bytes in (UTF-8, with
+        #: or without a BOM, UTF-16 or UTF-32)
+        self._decoder: codecs.IncrementalDecoder | None = None
         self.buf = ""
         self.pos = 0
         self.eof = False
@@ -59,6 +62,8 @@ class _Reader:
             return False
         data = self._fh.read(CHUNK)
         self.eof = not data
+        if self._decoder is None:
+            self._decoder = codecs.getincrementaldecoder(json.detect_encoding(data))()
         self.buf = self.buf[self.pos :] + self._decoder.decode(data, final=self.eof)
         self.pos = 0
         self.refills += 1

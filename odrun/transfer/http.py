@@ -1,49 +1,36 @@
-"""``http(s)://`` transport through httpx, with Range requests for resume.
+"""``http(s)://`` transport through httpx, with Range requests for resume; files of one
+read over plain ``http://`` through ``http.client`` (:class:`PlainHttp`).
 
-What a response must show before its bytes are used (``size`` is the declared size):
-
-- ``200``: a Content-Length equal to ``size``; without one, the body is used only
-  if it delivers exactly ``size`` bytes (on a failure or a short end it is dropped,
-  never resumed from: ``TransientError.resumable`` is False);
-- ``206`` (a resume): ``Content-Range: bytes <offset>-<last>/<size>``, the start
-  we asked for AND the declared total length;
-- a ``200`` to a Range request (the server ignores Range) must carry the full
-  declared Content-Length; its first ``offset`` bytes are dropped.
-
-Anything else (another length, another range, an unknown total) is not this file:
-a longer one is a ChecksumError, a shorter or unclear one a TransientError whose
-bytes are not kept.
+What an answer must show before its bytes are used: :mod:`odrun.transfer.answer`.
 """
 
 from __future__ import annotations
 
-import re
 import select
 import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from odrun import http as odrun_http
 from odrun.errors import (
-    NotFoundError,
     OdrunError,
     RangeUnsupportedError,
     TransientError,
     TransportError,
 )
 from odrun.settings import Settings
-from odrun.transfer.base import CHUNK, length_mismatch, skip_prefix
+from odrun.transfer.answer import check_length, check_range, check_status, content_length
+from odrun.transfer.base import CHUNK, skip_prefix
 from odrun.untrusted import count
 
 if TYPE_CHECKING:
     import http.client
 
     import httpx
-
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
 
 class HttpTransport:
@@ -96,18 +83,22 @@ class HttpTransport:
                     return
                 headers["Range"] = f"bytes={offset}-{size - 1}"
             with self.client.stream("GET", uri, headers=headers) as response:
-                _check_status(response, uri, offset)
+                check_status(response, uri, offset)
                 # a server that ignores Range sends everything: drop what we have
-                skip, vouched = _check_length(response, uri, offset, size)
+                skip, vouched = check_length(response, uri, offset, size)
                 # chunks as they arrive: a dropped connection loses nothing received
-                encoded = response.headers.get("content-encoding", "identity") != "identity"
-                chunks = response.iter_bytes() if encoded else response.iter_raw()
+                coding = response.headers.get("content-encoding", "identity")
+                chunks = response.iter_raw()
+                if coding.strip().lower() != "identity":
+                    chunks = _decoded(chunks, coding, uri)
                 yield from skip_prefix(chunks, skip)
         except httpx.TimeoutException:
             raise TransientError(
                 f"{uri}: timed out after {self.settings.timeout:g} s without data",
                 resumable=vouched,
             ) from None
+        except httpx.UnsupportedProtocol as exc:  # a redirect to file:, ftp: ...: never better
+            raise TransportError(f"{uri}: {type(exc).__name__}: {exc}") from None
         except httpx.TransportError as exc:
             raise TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -125,10 +116,10 @@ class HttpTransport:
         vouched = False
         try:
             with self.client.stream("GET", uri, headers=headers) as response:
-                _check_status(response, uri, start)
+                check_status(response, uri, start)
                 if response.status_code != 206:
                     raise RangeUnsupportedError(f"{uri}: server ignored a byte-range request")
-                _check_range(response, uri, start, stop, size)
+                check_range(response, uri, start, stop, size)
                 vouched = True
                 yield from response.iter_raw()
         except httpx.TimeoutException:
@@ -136,6 +127,8 @@ class HttpTransport:
                 f"{uri}: timed out after {self.settings.timeout:g} s without data",
                 resumable=vouched,
             ) from None
+        except httpx.UnsupportedProtocol as exc:  # a redirect to file:, ftp: ...: never better
+            raise TransportError(f"{uri}: {type(exc).__name__}: {exc}") from None
         except httpx.TransportError as exc:
             raise TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
@@ -143,21 +136,11 @@ class HttpTransport:
 
     def _length(self, uri: str) -> int:
         response = self.client.head(uri)
-        _check_status(response, uri, 0)
-        length = _content_length(response)
+        check_status(response, uri, 0)
+        length = content_length(response)
         if length is None:
             raise TransientError(f"{uri}: server did not say the file's length")
         return length
-
-
-class _Answer(Protocol):
-    """What the checks below read of a response: httpx's, or :class:`_Head`."""
-
-    @property
-    def status_code(self) -> int: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)
@@ -175,7 +158,34 @@ class _Head:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         return cls(response.status, headers)
 
+    def framing(self, uri: str) -> bool:
+        """Raise for a body whose end two HTTP parsers could read differently (httpx's
+        h11 refuses these too): Content-Lengths that disagree or are no number, a
+        transfer coding other than one ``chunked``. Return whether the connection may
+        carry another request after this answer: not after ``chunked`` with a
+        Content-Length (a sign of a smuggled answer, RFC 9112 6.3). Same-valued
+        Content-Lengths are made one, as h11 does."""
+        declared = self.headers.get("content-length")
+        coding = self.headers.get("transfer-encoding")
+        if declared is not None:
+            values = {value.strip() for value in declared.split(",")}
+            value = values.pop()
+            if values or count(value) is None:
+                raise TransientError(
+                    f"{uri}: Content-Length {declared[:100]!r} is not one length",
+                    resumable=False,
+                )
+            self.headers["content-length"] = value
+        if coding is not None and coding.strip().lower() != "chunked":
+            raise TransientError(
+                f"{uri}: Transfer-Encoding {coding[:100]!r}: only one 'chunked' is understood",
+                resumable=False,
+            )
+        return declared is None or coding is None
 
+
+#: idle kept connections :class:`PlainHttp` holds per server (more are closed)
+MAX_IDLE = 32
 #: what the httpx path does for a request :class:`PlainHttp` leaves to it
 Fallback = Callable[[str, int, "int | None"], Iterator[bytes]]
 #: characters a request path keeps as they are (httpx's set): others are %-encoded
@@ -184,25 +194,27 @@ _PATH_SAFE = "/%!$&'()*+,;=:@~"
 
 class PlainHttp:
     """GET a file of at most one read (:data:`~odrun.transfer.base.CHUNK`) from a plain
-    ``http://`` server through ``http.client``, on one keep-alive connection per fetch
-    thread and server.
+    ``http://`` server through ``http.client``, on kept-alive connections the fetch
+    threads share: a request takes an idle one (or opens one), gives it back once its
+    answer was read whole, at most :data:`MAX_IDLE` idle per server (a connection
+    never outlives its use with the thread that made it).
 
     For many small files httpx's request path (its pool and its lock, shared by the
     fetch threads, and its objects per request) cost more CPU than the bytes: 300 x
     1 MiB over loopback took 3.5 CPU s, ``aria2c -j 8`` 1.3. The answer gets the same
-    checks as on the httpx path (:func:`_check_status`, :func:`_check_length`) and
+    checks as on the httpx path (:func:`check_status`, :func:`check_length`) and
     raises the same errors; bytes are yielded once the body is complete, or, when it
     fails midway, what arrived is yielded before the error (the part keeps it for a
     resume). A redirect or an encoded body is handed to httpx (``fallback``), and so
-    is any URI with a login, ``https://``, or a host an ``http`` proxy is set for.
+    is any URI with a login, ``https://``, or any URI while an ``http`` proxy is set
+    (httpx then decides which hosts bypass it, for every file alike).
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._local = threading.local()
         self._lock = threading.Lock()
-        #: every connection made, with the thread it is kept for
-        self._opened: list[tuple[threading.Thread, http.client.HTTPConnection]] = []
+        #: idle kept connections per (host, port), the last given back on top
+        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
         self._proxies: dict[str, str] | None = None
 
     def target(self, uri: str) -> tuple[str, int, str] | None:
@@ -214,46 +226,50 @@ class PlainHttp:
             host, port = parts.hostname, parts.port or 80
         except ValueError:  # a port that is no number: httpx says so
             return None
-        if not host or "@" in parts.netloc or self._proxied(host):
+        if not host or "@" in parts.netloc or self._proxied():
             return None
         path = quote(parts.path or "/", safe=_PATH_SAFE)
         if parts.query:
             path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
         return host, port, path
 
-    def _proxied(self, host: str) -> bool:
+    def _proxied(self) -> bool:
         import urllib.request  # noqa: PLC0415 - only when fetching over http://
 
         if self._proxies is None:
             self._proxies = urllib.request.getproxies()
-        if not ({"http", "all"} & set(self._proxies)):
-            return False
-        return not urllib.request.proxy_bypass(host)
+        # with an http proxy set, httpx alone reads no_proxy: urllib's proxy_bypass reads
+        # it otherwise (".cern.ch" matches cern.ch there, not in httpx), and a small file
+        # must go where a big one goes
+        return bool({"http", "all"} & set(self._proxies))
 
-    def _connection(self, host: str, port: int) -> http.client.HTTPConnection:
+    def _take(self, host: str, port: int) -> http.client.HTTPConnection:
+        """An idle kept connection to ``host:port`` that can carry a request, or a new one."""
         import http.client  # noqa: PLC0415 - only when fetching over http://
 
-        connections: dict[tuple[str, int], http.client.HTTPConnection]
-        connections = self._local.__dict__.setdefault("connections", {})
-        conn = connections.get((host, port))
+        with self._lock:
+            idle = self._idle.get((host, port))
+            conn = idle.pop() if idle else None
         if conn is None:
-            conn = http.client.HTTPConnection(host, port, timeout=self.settings.timeout)
-            connections[(host, port)] = conn
-            with self._lock:
-                ended = [c for t, c in self._opened if not t.is_alive()]
-                self._opened = [(t, c) for t, c in self._opened if t.is_alive()]
-                self._opened.append((threading.current_thread(), conn))
-            for gone in ended:  # kept for a fetch thread that has ended: nobody will use it
-                gone.close()
-        elif conn.sock is not None and not _idle(conn.sock):
+            return http.client.HTTPConnection(host, port, timeout=self.settings.timeout)
+        if conn.sock is not None and not _idle(conn.sock):
             conn.close()  # the server closed it (or sent what nobody asked for): a new one
         return conn
 
+    def _give_back(self, host: str, port: int, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault((host, port), [])
+            if len(idle) < MAX_IDLE:
+                idle.append(conn)
+                return
+        conn.close()
+
     def close(self) -> None:
         with self._lock:
-            opened, self._opened = self._opened, []
-        for _, conn in opened:
-            conn.close()
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
     def get(
         self, target: tuple[str, int, str], uri: str, offset: int, size: int, fallback: Fallback
@@ -269,7 +285,7 @@ class PlainHttp:
         }
         if offset:
             headers["Range"] = f"bytes={offset}-{size - 1}"
-        conn = self._connection(host, port)
+        conn = self._take(host, port)
         vouched = kept = handed = False
         skip = 0
         received: list[bytes] = []
@@ -279,24 +295,24 @@ class PlainHttp:
             response = _send(conn, path, headers)
             head = _Head.of(response)
             encoded = head.headers.get("content-encoding", "identity") != "identity"
-            handed = 300 <= head.status_code < 400 or encoded
+            # 1xx before the answer (http.client skips only 100): httpx skips them all
+            handed = head.status_code < 200 or 300 <= head.status_code < 400 or encoded
             if not handed:
-                _check_status(head, uri, offset)
-                skip, vouched = _check_length(head, uri, offset, size)
+                reusable = head.framing(uri)
+                check_status(head, uri, offset)
+                skip, vouched = check_length(head, uri, offset, size)
                 length = count(head.headers.get("content-length"))
-                # without a length, one byte more than expected shows a longer file
-                left = length if length is not None else size - offset + skip + 1
-                got = 0
-                while got < left:
-                    data = response.read1(left - got)
-                    if not data:
-                        break
-                    received.append(data)
-                    got += len(data)
-                if length is not None and got < length:
+                # never more than the file's bytes from the offset and one more (which
+                # shows a longer file), whatever the server declares or sends; the
+                # bytes before the offset (a 200 to a resume) are dropped as they come
+                limit = skip + size - offset + 1
+                left = min(length, limit) if length is not None else limit
+                got = _read_body(response, left, skip, received)
+                if length is not None and got < left:
                     raise http.client.IncompleteRead(b"", length - got)
-                # the whole answer read: the connection carries the next request
-                kept = got == length or response.isclosed()
+                # the whole answer read as http.client frames it (the length it counts
+                # down, or the chunked body's end): the connection carries the next request
+                kept = reusable and (response.length == 0 or response.isclosed())
         except TimeoutError:
             error = TransientError(
                 f"{uri}: timed out after {self.settings.timeout:g} s without data",
@@ -308,15 +324,64 @@ class PlainHttp:
             error = TransientError(f"{uri}: {type(exc).__name__}: {exc}", resumable=vouched)
         finally:
             if response is not None:
-                response.close()  # it may hold the socket (an answer that closes it)
-            if not kept:
+                response.close()  # its file object holds the socket open otherwise
+            if kept:
+                self._give_back(host, port, conn)
+            else:
                 conn.close()
         if received:  # even before an error: what arrived goes to the part
-            yield from skip_prefix([b"".join(received)], skip)
+            yield b"".join(received)
         if error is not None:
             raise error
         if handed:
             yield from fallback(uri, offset, size)
+
+
+def _decoded(chunks: Iterator[bytes], coding: str, uri: str) -> Iterator[bytes]:
+    """The bytes of a body sent gzip- or deflate-encoded (though identity was asked),
+    inflated at most :data:`CHUNK_READ` at a time: a consumer that stops (the engine, one
+    byte past the declared size) stops the inflation (httpx inflates each chunk it reads
+    whole: a few hundred kB became 256 MiB at once). Other codings are refused."""
+    name = coding.strip().lower()
+    if name not in ("gzip", "x-gzip", "deflate"):
+        raise TransportError(
+            f"{uri}: body encoded as {coding[:60]!r} though identity was asked: not read",
+            hint="only gzip or deflate bodies are decoded; report it to the server's operators",
+        )
+    # gzip, or deflate with its zlib header (32: either, detected)
+    decoder = zlib.decompressobj(32 + zlib.MAX_WBITS)
+    try:
+        for chunk in chunks:
+            data = chunk
+            while data:
+                out = decoder.decompress(data, CHUNK_READ)
+                data = decoder.unconsumed_tail
+                if out:
+                    yield out
+        yield decoder.flush()
+    except zlib.error as exc:
+        raise TransientError(
+            f"{uri}: {name} body cannot be decoded: {exc}", resumable=False
+        ) from None
+
+
+def _read_body(response: http.client.HTTPResponse, left: int, skip: int, into: list[bytes]) -> int:
+    """Read at most ``left`` bytes of ``response``, a read of at most :data:`CHUNK_READ` at
+    a time; drop the first ``skip``, append the others to ``into`` as they arrive (an error
+    midway keeps them). The count read, dropped bytes included."""
+    got = 0
+    while got < left:
+        data = response.read1(min(left - got, CHUNK_READ))
+        if not data:
+            break
+        got += len(data)
+        if skip:
+            drop = min(skip, len(data))
+            skip -= drop
+            data = data[drop:]
+        if data:
+            into.append(data)
+    return got
 
 
 def _send(
@@ -344,79 +409,6 @@ def _idle(sock: socket.socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return not poller.poll(0)
-
-
-def _check_status(response: _Answer, uri: str, offset: int) -> None:
-    """Raise for a status that is not a file's bytes."""
-    status = response.status_code
-    if status in (404, 410):
-        raise NotFoundError(f"{uri}: HTTP {status}, no such file")
-    if status in odrun_http.RETRY_STATUS:
-        raise TransientError(f"{uri}: HTTP {status}")
-    if status == 416 and offset:
-        raise TransientError(
-            f"{uri}: HTTP 416, nothing from byte {offset} on: the file there is shorter "
-            "than the record declares"
-        )
-    if status >= 400:
-        raise TransportError(f"{uri}: HTTP {status}", hint="check access rights and the URL")
-    if status not in (200, 206):
-        raise TransportError(f"{uri}: HTTP {status}, expected 200 or 206 with the file's bytes")
-
-
-def _check_length(response: _Answer, uri: str, offset: int, size: int | None) -> tuple[int, bool]:
-    """Check a 200/206 against the declared size: (leading bytes to drop, vouched)."""
-    length = _content_length(response)
-    if response.status_code == 206:
-        _content_range(response, uri, offset, None, size)
-        return 0, True
-    if length is not None and size is not None and length != size:
-        raise length_mismatch(uri, length, size)
-    vouched = length is not None
-    if offset and not vouched:
-        raise TransientError(
-            f"{uri}: server ignored the Range request and did not say the length",
-            resumable=False,
-        )
-    return offset, vouched
-
-
-def _content_range(
-    response: _Answer, uri: str, start: int, last: int | None, size: int | None
-) -> None:
-    """A 206 must say ``bytes start-last/size`` (``last`` None: any end; ``size`` None: any
-    total but a number): the bytes asked for, of a file of the declared length."""
-    header = response.headers.get("content-range", "").strip()
-    match = _CONTENT_RANGE.fullmatch(header)
-    wrong_end = last is not None and match is not None and count(match.group(2)) != last
-    if not match or count(match.group(1)) != start or wrong_end:
-        asked = f"bytes {start}-{last}" if last is not None else f"bytes from {start}"
-        raise TransientError(
-            f"{uri}: server answered a different byte range ({header!r} for {asked})",
-            resumable=False,
-        )
-    total = count(match.group(3))
-    if total is None:
-        raise TransientError(
-            f"{uri}: server's Content-Range does not say the file's length", resumable=False
-        )
-    if size is not None and total != size:
-        raise length_mismatch(uri, total, size)
-
-
-def _check_range(response: _Answer, uri: str, start: int, stop: int, size: int) -> None:
-    """A 206 to ``bytes=start-(stop-1)`` must say exactly that range of a ``size``-byte file."""
-    _content_range(response, uri, start, stop - 1, size)
-    length = _content_length(response)
-    if length is not None and length != stop - start:
-        raise TransientError(
-            f"{uri}: Content-Length {length} for a range of {stop - start} bytes",
-            resumable=False,
-        )
-
-
-def _content_length(response: _Answer) -> int | None:
-    return count(response.headers.get("content-length"))
 
 
 def _widen_reads() -> None:
