@@ -209,6 +209,18 @@ class Handler(BaseHTTPRequestHandler):
         self._json(200, {"hits": {"hits": hits[:1], "total": len(hits)}, "links": {}})
 
 
+def wrap_tls(server: HTTPServer, tls: tuple[Path, Path] | None) -> str:
+    """Serve HTTPS with ``tls`` = (cert, key) when given: the URL scheme to use."""
+    if tls is None:
+        return "http"
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(tls[0]), str(tls[1]))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    return "https"
+
+
 @contextmanager
 def in_thread(server: HTTPServer) -> Iterator[None]:
     """Serve ``server`` from a daemon thread; shut it down, close it and join on exit."""

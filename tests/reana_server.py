@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from reana_openapi import BUNDLE_SPEC, LEGACY_SPEC, SPECS, Spec, check_request, check_response
 
-from portal_server import in_thread
+from portal_server import in_thread, wrap_tls
 
 __all__ = ["BUNDLE_SPEC", "LEGACY_SPEC", "SPECS", "Spec", "check_request", "check_response"]
 
@@ -489,14 +489,7 @@ def serve(
     handler = type("BoundHandler", (Handler,), {"state": state})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    scheme = "http"
-    if tls is not None:
-        import ssl
-
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(tls[0]), str(tls[1]))
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-        scheme = "https"
+    scheme = wrap_tls(httpd, tls)
     state.url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     with in_thread(httpd):
         yield state

@@ -9,7 +9,6 @@ server against the CA bundle (``SSL_CERT_FILE`` honoured), as httpx's default do
 from __future__ import annotations
 
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,8 @@ import pytest
 from odrun import http
 from odrun.errors import TransportError
 from odrun.settings import Settings
+
+import reana_server
 
 
 class _Hello(BaseHTTPRequestHandler):
@@ -53,15 +54,7 @@ def plain_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1 (openssl)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return cert, key
+    return reana_server.self_signed(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

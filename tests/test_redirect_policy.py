@@ -7,7 +7,6 @@ redirect, raised before anything is asked of the new location.
 from __future__ import annotations
 
 import shutil
-import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from odrun.settings import Settings
 from odrun.transfer.http import HttpTransport
 
 import reana_server
-from portal_server import in_thread
+from portal_server import in_thread, wrap_tls
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 
@@ -66,12 +65,7 @@ def serve(tls: tuple[Path, Path] | None = None) -> Iterator[Server]:
     state = Server()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), type("H", (_Handler,), {"state": state}))
     httpd.daemon_threads = True
-    scheme = "http"
-    if tls is not None:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(tls[0]), str(tls[1]))
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-        scheme = "https"
+    scheme = wrap_tls(httpd, tls)
     state.url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}"
     with in_thread(httpd):
         yield state
