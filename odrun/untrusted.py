@@ -99,7 +99,11 @@ def read_text(path: Path, limit: int = MAX_READ_BYTES) -> str:
             raise ValueError(f"{path.name} is not a regular file")
         if info.st_size > limit:
             raise ValueError(f"{path.name} is larger than {limit} bytes ({info.st_size})")
-        data = handle.read(limit + 1)
+        # read() preallocates what it is asked for: ask for the file's size (and one more
+        # byte, which shows a file that grew), not for the limit
+        data = handle.read(info.st_size + 1)
+        if len(data) > info.st_size:  # it grew while being read: the rest, bounded
+            data += handle.read(limit + 1 - len(data))
     if len(data) > limit:
         raise ValueError(f"{path.name} is larger than {limit} bytes (it grew)")
     try:

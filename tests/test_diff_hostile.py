@@ -69,3 +69,38 @@ def test_a_json_within_the_budget_is_compared(tmp_path: Path) -> None:
     b.write_text('{"x": [1, 3, {"y": "a,b,c"}]}')
     found = compare_files(a, b)
     assert found.differing == 1
+
+
+@pytest.mark.parametrize(("limit", "grows_past"), [(50, True), (200, False)])
+def test_read_text_allocates_the_file_not_the_limit_and_sees_growth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int, grows_past: bool
+) -> None:
+    """A file that is longer than fstat said when it was opened (it grew) is read to its
+    end within the limit, and refused beyond it; a small file costs its size, not the
+    limit (read(limit) preallocated 16 MiB for every diff of a small CSV)."""
+    import os
+
+    from odrun import untrusted
+
+    path = tmp_path / "t.txt"
+    path.write_text("x" * 100)
+    real = os.fstat
+
+    class Shrunk:
+        def __init__(self, info: os.stat_result) -> None:
+            self.st_mode, self.st_size = info.st_mode, 10
+
+    monkeypatch.setattr(untrusted.os, "fstat", lambda fd: Shrunk(real(fd)))
+    if grows_past:
+        with pytest.raises(ValueError, match="it grew"):
+            untrusted.read_text(path, limit)
+    else:
+        assert untrusted.read_text(path, limit) == "x" * 100
+    monkeypatch.setattr(untrusted.os, "fstat", real)
+    tracemalloc.start()
+    try:
+        assert untrusted.read_text(path, 1 << 30) == "x" * 100
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20, peak
