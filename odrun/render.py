@@ -258,8 +258,8 @@ def record_info(console: Console, record: Record) -> None:
     for label, value in record_rows(record):
         table.add_row(label, Text(value))  # Text: never read as markup
     console.print(table)
-    for kind, text in record_notes(record):
-        console.print(f"[yellow]{kind}:[/] {markup(text)}", emoji=False)
+    for kind, text in record_notes(record):  # Text: a note is shown as it is, never markup
+        console.print(Text.assemble((f"{kind}:", "yellow"), " ", clean(text)), emoji=False)
 
 
 def show_record(record: Record) -> None:

@@ -320,6 +320,7 @@ def test_info_into_a_pipe_is_what_rich_draws(
 @settings(max_examples=60, deadline=None)
 @example(title="a\tb \u4e00\tc ", notes=["x\t\u4e00\ty", ":smile: [b]"], images=["i\t"])
 @example(title=" \u0301e\u200b:smile:  ", notes=[" "], images=["\u4e00\u4e00 "])
+@example(title="0", notes=["\\", "a\\", "\\[b]"], images=[])  # rich doubled a last backslash
 @given(
     title=st.text(min_size=1, max_size=40),
     notes=st.lists(st.text(max_size=30), max_size=2),
