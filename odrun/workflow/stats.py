@@ -139,14 +139,17 @@ def ks_min_p_value(n: int, m: int) -> float:
 def ecdf_points(
     sample: Sequence[float], reference: Sequence[float], points: int = 200
 ) -> tuple[list[float], list[float], list[float]]:
-    """Both empirical CDFs at no more than ``points`` values spread over the pooled
-    samples (their quantiles), for a plot: (x, F_sample(x), F_reference(x))."""
+    """Both empirical CDFs at no more than about ``points`` of the pooled samples'
+    distinct values (evenly spaced in rank, and the last), for a plot:
+    (x, F_sample(x), F_reference(x))."""
     a, b = sorted(sample), sorted(reference)
-    pooled = sorted(set(a) | set(b)) if len(a) + len(b) <= 4 * points else sorted(a + b)
+    pooled = sorted(set(a) | set(b))
     if not pooled:
         return [], [], []
     step = max(1, math.ceil(len(pooled) / points))
-    xs = sorted(set(pooled[::step]) | {pooled[-1]})
+    xs = pooled[::step]
+    if xs[-1] != pooled[-1]:  # the last value, where both CDFs reach 1
+        xs.append(pooled[-1])
     return (
         xs,
         [bisect_right(a, x) / len(a) if a else 0.0 for x in xs],
